@@ -1,0 +1,279 @@
+//! Actors, and the context through which they act.
+//!
+//! An actor is a sans-IO state machine: the engine calls [`Actor::on_start`],
+//! [`Actor::on_message`] and [`Actor::on_timer`], and the actor answers only by writing intents
+//! into its [`Ctx`] (send a message, set or cancel a timer, record a metric, draw a random
+//! number). It never sees the queue, the network or the wall clock, so it cannot break
+//! determinism by accident.
+//!
+//! **Crashes.** What an actor keeps in its own struct is *volatile*: a crash drops the struct,
+//! and a restart builds a fresh one from the actor's factory. What must survive a crash (a
+//! write-ahead log, a committed offset) lives in a [`Durable`] cell that the factory captures and
+//! hands to each new incarnation. The separation is therefore enforced by ownership, not by
+//! convention: state not reachable from a `Durable` is gone after a crash.
+
+use std::cell::{Ref, RefCell, RefMut};
+use std::fmt;
+use std::rc::Rc;
+
+use crate::dist::Sampler;
+use crate::engine::queue::EventKey;
+use crate::engine::rng::SimRng;
+use crate::engine::sim::{Core, Event};
+use crate::engine::time::{SimDuration, SimTime};
+use crate::metrics::{CounterId, GaugeId, HistogramId, Metrics};
+use crate::net::HostId;
+
+/// An actor's identity in one simulation: a dense index, stable for the whole run (a restarted
+/// actor keeps its id).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct ActorId(pub u32);
+
+impl ActorId {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl fmt::Display for ActorId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// A pending timer, as returned by [`Ctx::set_timer`]; cancelling it is O(1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TimerId(pub(crate) EventKey);
+
+/// What can travel between actors. `Clone` because the network may duplicate a message; `Debug`
+/// because the full trace prints it.
+pub trait Message: Clone + fmt::Debug + 'static {}
+impl<T: Clone + fmt::Debug + 'static> Message for T {}
+
+/// A state machine driven by the engine. Only `on_message` is required.
+pub trait Actor<M: Message>: std::any::Any {
+    /// Called when the actor starts, and again after every restart (on a fresh instance).
+    fn on_start(&mut self, ctx: &mut Ctx<'_, M>) {
+        let _ = ctx;
+    }
+
+    /// Called when a message from `from` arrives.
+    fn on_message(&mut self, ctx: &mut Ctx<'_, M>, from: ActorId, msg: M);
+
+    /// Called when a timer set with [`Ctx::set_timer`] fires, with the message it carried.
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, M>, msg: M) {
+        let _ = (ctx, msg);
+    }
+}
+
+/// Builds a fresh (volatile) instance of an actor: at the start and after every restart.
+pub type Factory<M> = Box<dyn FnMut() -> Box<dyn Actor<M>>>;
+
+/// State that survives a crash: the actor's "disk".
+///
+/// Create one, clone it into the actor's factory, and every incarnation sees the same value.
+/// Single-threaded by design (a simulation runs on one thread; many seeds run on many).
+pub struct Durable<T>(Rc<RefCell<T>>);
+
+impl<T> Durable<T> {
+    pub fn new(value: T) -> Self {
+        Durable(Rc::new(RefCell::new(value)))
+    }
+
+    pub fn borrow(&self) -> Ref<'_, T> {
+        self.0.borrow()
+    }
+
+    pub fn borrow_mut(&self) -> RefMut<'_, T> {
+        self.0.borrow_mut()
+    }
+}
+
+impl<T> Clone for Durable<T> {
+    fn clone(&self) -> Self {
+        Durable(Rc::clone(&self.0))
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Durable<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Durable").field(&*self.0.borrow()).finish()
+    }
+}
+
+/// The actor's window on the world during one handler call.
+pub struct Ctx<'a, M: Message> {
+    pub(crate) core: &'a mut Core<M>,
+    pub(crate) me: ActorId,
+}
+
+impl<'a, M: Message> Ctx<'a, M> {
+    /// This actor.
+    #[inline]
+    pub fn me(&self) -> ActorId {
+        self.me
+    }
+
+    /// This actor's name.
+    pub fn name(&self) -> &str {
+        &self.core.procs[self.me.index()].name
+    }
+
+    /// The host this actor runs on.
+    #[inline]
+    pub fn host(&self) -> HostId {
+        self.core.procs[self.me.index()].host
+    }
+
+    /// True simulated time. Use it for measurement (latency = now - sent); use
+    /// [`local_clock`](Self::local_clock) for anything the real system would read off its own
+    /// clock (lease expiry, TTLs, timestamps).
+    #[inline]
+    pub fn now(&self) -> SimTime {
+        self.core.now
+    }
+
+    /// What this host's clock reads now (offset, drift and steps applied).
+    pub fn local_clock(&self) -> SimTime {
+        self.core.net.clock(self.host()).local(self.core.now)
+    }
+
+    /// Sends `msg` to `to`. Same-host messages arrive at the current instant (after the events
+    /// already scheduled for it); others cross the network and may be delayed, lost, duplicated,
+    /// held or cut.
+    #[inline]
+    pub fn send(&mut self, to: ActorId, msg: M) {
+        self.core.send(self.me, to, msg);
+    }
+
+    /// Sets a timer that delivers `msg` back to this actor after `after`.
+    #[inline]
+    pub fn set_timer(&mut self, after: SimDuration, msg: M) -> TimerId {
+        let at = self.core.now.saturating_add(after);
+        self.set_timer_at(at, msg)
+    }
+
+    /// Sets a timer for the absolute true time `at` (clamped to now if it is in the past).
+    #[inline]
+    pub fn set_timer_at(&mut self, at: SimTime, msg: M) -> TimerId {
+        let at = at.max(self.core.now);
+        let p = &self.core.procs[self.me.index()];
+        let ev = Event::Timer {
+            to: self.me,
+            inc: p.inc,
+            msg,
+        };
+        TimerId(self.core.queue.push(at.as_nanos(), ev))
+    }
+
+    /// Cancels a timer; returns false if it had already fired or been cancelled. O(1).
+    #[inline]
+    pub fn cancel_timer(&mut self, timer: TimerId) -> bool {
+        self.core.queue.cancel(timer.0).is_some()
+    }
+
+    /// This actor's own random stream (derived from the run seed and the actor's name).
+    #[inline]
+    pub fn rng(&mut self) -> &mut SimRng {
+        self.core.rng_of(self.me)
+    }
+
+    /// A draw from `sampler` on this actor's stream.
+    #[inline]
+    pub fn sample(&mut self, sampler: &Sampler) -> f64 {
+        sampler.sample(self.rng())
+    }
+
+    /// A duration drawn from `sampler` on this actor's stream.
+    #[inline]
+    pub fn sample_duration(&mut self, sampler: &Sampler) -> SimDuration {
+        sampler.sample_duration(self.rng())
+    }
+
+    /// How long `work` takes on this actor now: `work` scaled by the slowdown a `Slow` fault
+    /// applies (gray failure). Components use it for CPU and I/O work, not for timeouts.
+    #[inline]
+    pub fn work(&self, work: SimDuration) -> SimDuration {
+        let factor = self.core.procs[self.me.index()].slow;
+        if factor == 1.0 {
+            work
+        } else {
+            SimDuration::from_nanos(
+                libm::round(work.as_nanos() as f64 * factor).min(u64::MAX as f64) as u64,
+            )
+        }
+    }
+
+    /// The current slowdown factor of this actor (1.0 when healthy).
+    pub fn slowdown(&self) -> f64 {
+        self.core.procs[self.me.index()].slow
+    }
+
+    /// Registers (or finds) a counter owned by this actor.
+    pub fn counter(&mut self, name: &str) -> CounterId {
+        let owner = &self.core.procs[self.me.index()].name;
+        self.core.metrics.counter(owner, name)
+    }
+
+    /// Registers (or finds) a gauge owned by this actor.
+    pub fn gauge(&mut self, name: &str) -> GaugeId {
+        let owner = &self.core.procs[self.me.index()].name;
+        self.core.metrics.gauge(owner, name)
+    }
+
+    /// Registers (or finds) a histogram owned by this actor.
+    pub fn histogram(&mut self, name: &str) -> HistogramId {
+        let owner = &self.core.procs[self.me.index()].name;
+        self.core.metrics.histogram(owner, name)
+    }
+
+    /// All metrics, for updates through handles.
+    #[inline]
+    pub fn metrics(&mut self) -> &mut Metrics {
+        &mut self.core.metrics
+    }
+
+    /// Adds a note to the trace; it is folded into the trace hash.
+    pub fn trace_note(&mut self, note: &str) {
+        self.core.trace.note(self.core.now, self.me, note);
+    }
+
+    /// The id of the actor called `name`, if any.
+    pub fn lookup(&self, name: &str) -> Option<ActorId> {
+        self.core.names.get(name).copied()
+    }
+
+    /// The name of another actor.
+    pub fn name_of(&self, id: ActorId) -> &str {
+        &self.core.procs[id.index()].name
+    }
+
+    /// The host called `name`, if any.
+    pub fn host_named(&self, name: &str) -> Option<HostId> {
+        self.core.net.host(name)
+    }
+
+    /// Starts a new actor on `host` (an autoscaler adding a replica). It receives `on_start`
+    /// after the current handler returns. Panics if the name is taken — pick unique names.
+    pub fn spawn<A: Actor<M>>(
+        &mut self,
+        host: HostId,
+        name: &str,
+        factory: impl FnMut() -> A + 'static,
+    ) -> ActorId {
+        match self.core.reserve(host, name) {
+            Ok(id) => {
+                self.core.spawns.push((id, boxed_factory(factory)));
+                id
+            }
+            Err(e) => panic!("spawn from {}: {e}", self.name()),
+        }
+    }
+}
+
+/// Wraps a typed factory into the engine's boxed form.
+pub(crate) fn boxed_factory<M: Message, A: Actor<M>>(
+    mut f: impl FnMut() -> A + 'static,
+) -> Factory<M> {
+    Box::new(move || Box::new(f()) as Box<dyn Actor<M>>)
+}

@@ -1,0 +1,378 @@
+//! The run loop: ordering, timers, limits, dynamic actors, durable state.
+
+use faultline::{
+    Actor, ActorId, Ctx, Durable, LimitKind, Limits, Sim, SimConfig, SimDuration, SimTime, Step,
+    TimerId, Verdict,
+};
+
+use crate::support::{Log, Recorder, Scripted, T, at_ms, ms, values};
+
+/// Sets `n` timers for the same instant, then records the order in which they fire.
+struct SameInstant {
+    n: u64,
+    fired: Vec<u64>,
+}
+
+impl Actor<T> for SameInstant {
+    fn on_start(&mut self, ctx: &mut Ctx<'_, T>) {
+        for i in 0..self.n {
+            ctx.set_timer(ms(5), T::Fire(i));
+        }
+    }
+    fn on_message(&mut self, _: &mut Ctx<'_, T>, _: ActorId, _: T) {}
+    fn on_timer(&mut self, _: &mut Ctx<'_, T>, msg: T) {
+        if let T::Fire(i) = msg {
+            self.fired.push(i);
+        }
+    }
+}
+
+#[test]
+fn equal_times_fire_in_insertion_order() {
+    let mut sim = Sim::new(1);
+    let h = sim.add_host("h").unwrap();
+    let id = sim
+        .spawn(h, "a", || SameInstant {
+            n: 1000,
+            fired: vec![],
+        })
+        .unwrap();
+    assert_eq!(sim.run(), Verdict::Drained);
+    let fired = &sim.inspect::<SameInstant>(id).unwrap().fired;
+    assert_eq!(fired.len(), 1000);
+    assert!(
+        fired.windows(2).all(|w| w[0] < w[1]),
+        "FIFO among equal times"
+    );
+}
+
+#[test]
+fn messages_and_timers_at_one_instant_interleave_in_send_order() {
+    // Two senders on the recorder's host send at the same instant; arrival follows the order of
+    // the sends, which follows the order of the timers that caused them.
+    let mut sim = Sim::new(1);
+    let h = sim.add_host("h").unwrap();
+    let log: Log = Durable::new(vec![]);
+    let l = log.clone();
+    let rec = sim
+        .spawn(h, "rec", move || Recorder { log: l.clone() })
+        .unwrap();
+    sim.spawn(h, "s1", move || Scripted {
+        to: rec,
+        script: vec![(ms(10), 1), (ms(10), 3)],
+    })
+    .unwrap();
+    sim.spawn(h, "s2", move || Scripted {
+        to: rec,
+        script: vec![(ms(10), 2)],
+    })
+    .unwrap();
+    sim.run();
+    assert_eq!(values(&log), vec![1, 3, 2]);
+    assert!(
+        log.borrow().iter().all(|e| e.0 == at_ms(10)),
+        "same-host messages arrive at once"
+    );
+}
+
+/// Sets a timer per step and cancels some of them.
+struct Canceller {
+    ids: Vec<TimerId>,
+    fired: Vec<u64>,
+    cancel_results: Vec<bool>,
+}
+
+impl Actor<T> for Canceller {
+    fn on_start(&mut self, ctx: &mut Ctx<'_, T>) {
+        for i in 0..10 {
+            self.ids.push(ctx.set_timer(ms(10 + i), T::Fire(i)));
+        }
+        // Cancel the odd ones now; cancelling twice fails the second time.
+        for i in (1..10).step_by(2) {
+            self.cancel_results.push(ctx.cancel_timer(self.ids[i]));
+        }
+        self.cancel_results.push(ctx.cancel_timer(self.ids[1]));
+        // And one that fires later than the cancel request: cancelled at 12 ms (see on_timer).
+        ctx.set_timer(ms(12), T::Msg(0));
+    }
+    fn on_message(&mut self, _: &mut Ctx<'_, T>, _: ActorId, _: T) {}
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, T>, msg: T) {
+        match msg {
+            T::Fire(i) => self.fired.push(i),
+            T::Msg(_) | T::Tick => {
+                // Timer 0 has fired already: cancelling it reports false. Timer 4 is pending.
+                self.cancel_results.push(ctx.cancel_timer(self.ids[0]));
+                self.cancel_results.push(ctx.cancel_timer(self.ids[4]));
+            }
+        }
+    }
+}
+
+#[test]
+fn cancelled_timers_never_fire() {
+    let mut sim = Sim::new(1);
+    let h = sim.add_host("h").unwrap();
+    let id = sim
+        .spawn(h, "c", || Canceller {
+            ids: vec![],
+            fired: vec![],
+            cancel_results: vec![],
+        })
+        .unwrap();
+    sim.run();
+    let c = sim.inspect::<Canceller>(id).unwrap();
+    assert_eq!(c.fired, vec![0, 2, 6, 8]);
+    assert_eq!(
+        c.cancel_results,
+        vec![true, true, true, true, true, false, false, true]
+    );
+}
+
+/// Sends itself a message forever at the same instant: only a limit stops it.
+struct Spinner;
+impl Actor<T> for Spinner {
+    fn on_start(&mut self, ctx: &mut Ctx<'_, T>) {
+        let me = ctx.me();
+        ctx.send(me, T::Msg(0));
+    }
+    fn on_message(&mut self, ctx: &mut Ctx<'_, T>, _: ActorId, msg: T) {
+        let me = ctx.me();
+        ctx.send(me, msg);
+    }
+}
+
+/// Doubles its pending timers every millisecond: a runaway.
+struct Doubler;
+impl Actor<T> for Doubler {
+    fn on_start(&mut self, ctx: &mut Ctx<'_, T>) {
+        ctx.set_timer(ms(1), T::Fire(0));
+    }
+    fn on_message(&mut self, _: &mut Ctx<'_, T>, _: ActorId, _: T) {}
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, T>, _: T) {
+        ctx.set_timer(ms(1), T::Fire(0));
+        ctx.set_timer(ms(1), T::Fire(0));
+    }
+}
+
+fn limited(limits: Limits) -> SimConfig {
+    let mut c = SimConfig::new(3);
+    c.limits = limits;
+    c
+}
+
+#[test]
+fn event_limit_ends_a_zero_time_loop() {
+    let mut sim = Sim::with_config(limited(Limits {
+        max_events: 10_000,
+        ..Limits::default()
+    }))
+    .unwrap();
+    let h = sim.add_host("h").unwrap();
+    sim.spawn(h, "spin", || Spinner).unwrap();
+    assert_eq!(sim.run(), Verdict::Limit(LimitKind::Events));
+    assert_eq!(sim.stats().events, 10_000);
+    assert_eq!(sim.now(), SimTime::ZERO, "the loop never advanced time");
+    // The limit is sticky: stepping again reports it instead of processing more.
+    assert_eq!(sim.step(), Step::Limit(LimitKind::Events));
+}
+
+#[test]
+fn queue_limit_catches_a_runaway() {
+    let mut sim = Sim::with_config(limited(Limits {
+        max_queue: 5_000,
+        ..Limits::default()
+    }))
+    .unwrap();
+    let h = sim.add_host("h").unwrap();
+    sim.spawn(h, "d", || Doubler).unwrap();
+    assert_eq!(sim.run(), Verdict::Limit(LimitKind::Queue));
+    assert!(sim.pending() > 5_000);
+    assert!(sim.stats().events < 20_000);
+}
+
+#[test]
+fn time_limit_stops_before_later_events() {
+    let max_time = at_ms(50);
+    let mut sim = Sim::with_config(limited(Limits {
+        max_time,
+        ..Limits::default()
+    }))
+    .unwrap();
+    let h = sim.add_host("h").unwrap();
+    let log: Log = Durable::new(vec![]);
+    let l = log.clone();
+    let rec = sim
+        .spawn(h, "rec", move || Recorder { log: l.clone() })
+        .unwrap();
+    sim.spawn(h, "s", move || Scripted {
+        to: rec,
+        script: vec![(ms(10), 1), (ms(50), 2), (ms(51), 3)],
+    })
+    .unwrap();
+    assert_eq!(sim.run(), Verdict::Limit(LimitKind::Time));
+    assert_eq!(values(&log), vec![1, 2]);
+    assert_eq!(sim.run_until(at_ms(100)), Verdict::Limit(LimitKind::Time));
+    assert_eq!(sim.now(), max_time);
+}
+
+#[test]
+fn run_until_processes_up_to_and_including_the_time() {
+    let mut sim: Sim<T> = Sim::new(1);
+    let h = sim.add_host("h").unwrap();
+    let log: Log = Durable::new(vec![]);
+    let l = log.clone();
+    let rec = sim
+        .spawn(h, "rec", move || Recorder { log: l.clone() })
+        .unwrap();
+    sim.spawn(h, "s", move || Scripted {
+        to: rec,
+        script: vec![(ms(10), 1), (ms(20), 2)],
+    })
+    .unwrap();
+    assert_eq!(sim.run_until(at_ms(10)), Verdict::Reached);
+    assert_eq!(values(&log), vec![1]);
+    assert_eq!(sim.now(), at_ms(10));
+    assert_eq!(sim.run_until(at_ms(15)), Verdict::Reached);
+    assert_eq!(
+        sim.now(),
+        at_ms(15),
+        "the clock moves to the requested time"
+    );
+    assert_eq!(sim.run_until(at_ms(100)), Verdict::Drained);
+    assert_eq!(values(&log), vec![1, 2]);
+    assert_eq!(sim.step(), Step::Idle);
+}
+
+/// Spawns a worker at start and sends it a message; the worker answers.
+struct Parent {
+    child: Option<ActorId>,
+    answers: u64,
+}
+struct Child;
+impl Actor<T> for Child {
+    fn on_message(&mut self, ctx: &mut Ctx<'_, T>, from: ActorId, msg: T) {
+        ctx.send(from, msg);
+    }
+}
+impl Actor<T> for Parent {
+    fn on_start(&mut self, ctx: &mut Ctx<'_, T>) {
+        let host = ctx.host();
+        let child = ctx.spawn(host, "child", || Child);
+        assert_eq!(ctx.lookup("child"), Some(child));
+        ctx.send(child, T::Msg(7));
+        self.child = Some(child);
+    }
+    fn on_message(&mut self, _: &mut Ctx<'_, T>, _: ActorId, msg: T) {
+        assert_eq!(msg, T::Msg(7));
+        self.answers += 1;
+    }
+}
+
+#[test]
+fn actors_can_spawn_actors_at_run_time() {
+    let mut sim = Sim::new(1);
+    let h = sim.add_host("h").unwrap();
+    let p = sim
+        .spawn(h, "parent", || Parent {
+            child: None,
+            answers: 0,
+        })
+        .unwrap();
+    sim.run();
+    assert_eq!(sim.inspect::<Parent>(p).unwrap().answers, 1);
+    assert_eq!(sim.actor_count(), 2);
+    assert_eq!(
+        sim.name_of(sim.inspect::<Parent>(p).unwrap().child.unwrap()),
+        "child"
+    );
+}
+
+/// Counts starts in durable state and messages in volatile state.
+struct Counting {
+    starts: Durable<u64>,
+    seen: u64,
+}
+impl Actor<T> for Counting {
+    fn on_start(&mut self, _: &mut Ctx<'_, T>) {
+        *self.starts.borrow_mut() += 1;
+    }
+    fn on_message(&mut self, _: &mut Ctx<'_, T>, _: ActorId, _: T) {
+        self.seen += 1;
+    }
+}
+
+#[test]
+fn restart_keeps_durable_state_and_loses_volatile_state() {
+    let mut sim = Sim::new(1);
+    let (a, b) = (sim.add_host("a").unwrap(), sim.add_host("b").unwrap());
+    let starts = Durable::new(0u64);
+    let s = starts.clone();
+    let c = sim
+        .spawn(b, "c", move || Counting {
+            starts: s.clone(),
+            seen: 0,
+        })
+        .unwrap();
+    sim.spawn(a, "s", move || Scripted {
+        to: c,
+        script: vec![(ms(1), 1), (ms(2), 2), (ms(30), 3)],
+    })
+    .unwrap();
+    sim.run_until(at_ms(10));
+    assert_eq!(sim.inspect::<Counting>(c).unwrap().seen, 2);
+    sim.restart(c);
+    sim.run();
+    assert_eq!(*starts.borrow(), 2, "on_start ran again");
+    assert_eq!(
+        sim.inspect::<Counting>(c).unwrap().seen,
+        1,
+        "the fresh instance saw only the later message"
+    );
+}
+
+#[test]
+fn names_are_unique_and_hosts_must_exist() {
+    let mut sim: Sim<T> = Sim::new(1);
+    let h = sim.add_host("h").unwrap();
+    sim.spawn(h, "x", || Spinner).unwrap();
+    assert!(matches!(
+        sim.spawn(h, "x", || Spinner),
+        Err(faultline::SimError::DuplicateActor(_))
+    ));
+    assert!(matches!(
+        sim.spawn(h, "", || Spinner),
+        Err(faultline::SimError::EmptyName)
+    ));
+    assert!(matches!(
+        sim.spawn(faultline::HostId(9), "y", || Spinner),
+        Err(faultline::SimError::NoSuchHost(_))
+    ));
+    assert!(sim.add_host("h").is_err());
+}
+
+#[test]
+fn time_moves_monotonically_and_durations_add_up() {
+    // A timer set at t for d fires at exactly t + d (integer time: no drift from rounding).
+    struct Ticker {
+        ticks: Vec<SimTime>,
+    }
+    impl Actor<T> for Ticker {
+        fn on_start(&mut self, ctx: &mut Ctx<'_, T>) {
+            ctx.set_timer(SimDuration::from_nanos(333_333_333), T::Fire(0));
+        }
+        fn on_message(&mut self, _: &mut Ctx<'_, T>, _: ActorId, _: T) {}
+        fn on_timer(&mut self, ctx: &mut Ctx<'_, T>, _: T) {
+            self.ticks.push(ctx.now());
+            if self.ticks.len() < 3000 {
+                ctx.set_timer(SimDuration::from_nanos(333_333_333), T::Fire(0));
+            }
+        }
+    }
+    let mut sim = Sim::new(1);
+    let h = sim.add_host("h").unwrap();
+    let id = sim.spawn(h, "t", || Ticker { ticks: vec![] }).unwrap();
+    sim.run();
+    let ticks = &sim.inspect::<Ticker>(id).unwrap().ticks;
+    assert_eq!(ticks.len(), 3000);
+    assert_eq!(ticks[2999].as_nanos(), 3000 * 333_333_333);
+}

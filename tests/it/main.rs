@@ -1,0 +1,23 @@
+//! faultline's one integration-test binary: each module drives a part of the public API the way
+//! a user would. Slow sweeps are gated by `FAULTLINE_SLOW=1`.
+
+mod bad_input;
+mod determinism;
+mod engine;
+mod faults;
+mod fidelity;
+mod support;
+mod workloads;
+
+#[path = "../../benches/workloads.rs"]
+mod bench_workloads;
+
+/// The examples assert their own outcomes; running them here keeps them honest.
+#[allow(dead_code)]
+#[path = "../../examples/quickstart.rs"]
+mod quickstart;
+
+#[test]
+fn quickstart_example_runs_and_holds() {
+    quickstart::main();
+}
