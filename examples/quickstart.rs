@@ -56,7 +56,7 @@ fn exp_ms(ms: u64) -> faultline::Sampler {
     .expect("valid")
 }
 
-fn main() {
+pub fn main() {
     let mut config = SimConfig::new(42);
     config.sample_interval = Some(SimDuration::from_secs(1));
     let mut sim: Sim<Msg> = Sim::with_config(config).expect("valid config");
