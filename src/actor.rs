@@ -116,7 +116,7 @@ impl<'a, M: Message> Ctx<'a, M> {
 
     /// This actor's name.
     pub fn name(&self) -> &str {
-        &self.core.procs[self.me.index()].name
+        &self.core.proc_names[self.me.index()]
     }
 
     /// The host this actor runs on.
@@ -211,19 +211,19 @@ impl<'a, M: Message> Ctx<'a, M> {
 
     /// Registers (or finds) a counter owned by this actor.
     pub fn counter(&mut self, name: &str) -> CounterId {
-        let owner = &self.core.procs[self.me.index()].name;
+        let owner = &self.core.proc_names[self.me.index()];
         self.core.metrics.counter(owner, name)
     }
 
     /// Registers (or finds) a gauge owned by this actor.
     pub fn gauge(&mut self, name: &str) -> GaugeId {
-        let owner = &self.core.procs[self.me.index()].name;
+        let owner = &self.core.proc_names[self.me.index()];
         self.core.metrics.gauge(owner, name)
     }
 
     /// Registers (or finds) a histogram owned by this actor.
     pub fn histogram(&mut self, name: &str) -> HistogramId {
-        let owner = &self.core.procs[self.me.index()].name;
+        let owner = &self.core.proc_names[self.me.index()];
         self.core.metrics.histogram(owner, name)
     }
 
@@ -245,7 +245,7 @@ impl<'a, M: Message> Ctx<'a, M> {
 
     /// The name of another actor.
     pub fn name_of(&self, id: ActorId) -> &str {
-        &self.core.procs[id.index()].name
+        &self.core.proc_names[id.index()]
     }
 
     /// The host called `name`, if any.

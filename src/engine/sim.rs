@@ -77,21 +77,20 @@ pub enum Status {
     Down,
 }
 
-/// Per-actor engine state (not the actor's own state).
-pub(crate) struct Proc<M> {
-    pub(crate) name: String,
-    pub(crate) host: HostId,
-    pub(crate) status: Status,
+/// Per-actor state the run loop touches on every event, kept small (one cache line) because a
+/// large model's actors do not fit in cache: names, factories and backlogs live elsewhere.
+pub(crate) struct Proc<M: Message> {
     /// Bumped on crash and on restart; events carry the value current when they were created.
     pub(crate) inc: u32,
+    pub(crate) status: Status,
+    pub(crate) host: HostId,
     /// Service-time multiplier from a `Slow` fault.
     pub(crate) slow: f64,
+    /// The running instance (volatile state); None while down, and while its handler runs.
+    instance: Option<Box<dyn Actor<M>>>,
     /// Created on first use: most actors in a large model never draw.
     rng: Option<Box<SimRng>>,
-    /// Events that arrived while paused, in arrival order.
-    backlog: Vec<Event<M>>,
 }
-
 /// A message buffered by a cut in hold mode.
 struct Held<M> {
     src: HostId,
@@ -218,7 +217,11 @@ pub struct Core<M: Message> {
     pub(crate) now: SimTime,
     pub(crate) queue: EventQueue<Event<M>>,
     pub(crate) procs: Vec<Proc<M>>,
+    /// Actor names by id.
+    pub(crate) proc_names: Vec<String>,
     pub(crate) names: BTreeMap<String, ActorId>,
+    /// Events that arrived while an actor was paused, in arrival order.
+    backlogs: BTreeMap<ActorId, Vec<Event<M>>>,
     pub(crate) net: Network,
     net_rng: SimRng,
     held: Vec<Held<M>>,
@@ -237,9 +240,10 @@ impl<M: Message> Core<M> {
     #[inline]
     pub(crate) fn rng_of(&mut self, id: ActorId) -> &mut SimRng {
         let streams = self.streams;
-        let p = &mut self.procs[id.index()];
-        p.rng
-            .get_or_insert_with(|| Box::new(streams.fork(&format!("actor/{}", p.name))))
+        let name = &self.proc_names[id.index()];
+        self.procs[id.index()]
+            .rng
+            .get_or_insert_with(|| Box::new(streams.fork(&format!("actor/{name}"))))
     }
 
     pub(crate) fn reserve(&mut self, host: HostId, name: &str) -> Result<ActorId, SimError> {
@@ -254,14 +258,14 @@ impl<M: Message> Core<M> {
         }
         let id = ActorId(self.procs.len() as u32);
         self.procs.push(Proc {
-            name: name.to_string(),
-            host,
-            status: Status::Down,
             inc: 0,
+            status: Status::Down,
+            host,
             slow: 1.0,
+            instance: None,
             rng: None,
-            backlog: Vec::new(),
         });
+        self.proc_names.push(name.to_string());
         self.names.insert(name.to_string(), id);
         Ok(id)
     }
@@ -324,12 +328,6 @@ impl<M: Message> Core<M> {
     }
 }
 
-/// A slot in the actor table.
-struct Slot<M: Message> {
-    instance: Option<Box<dyn Actor<M>>>,
-    factory: Factory<M>,
-}
-
 /// Configuration of a simulation.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
@@ -357,7 +355,8 @@ impl SimConfig {
 
 /// A simulation: assemble it (hosts, links, actors, faults), then run it.
 pub struct Sim<M: Message> {
-    actors: Vec<Slot<M>>,
+    /// Each actor's factory, by id: called at the start and at every restart.
+    factories: Vec<Factory<M>>,
     core: Core<M>,
 }
 
@@ -377,11 +376,13 @@ impl<M: Message> Sim<M> {
             metrics.counter("net", "duplicated_total"),
         ];
         Ok(Sim {
-            actors: Vec::new(),
+            factories: Vec::new(),
             core: Core {
                 now: SimTime::ZERO,
                 queue: EventQueue::new(),
                 procs: Vec::new(),
+                proc_names: Vec::new(),
+                backlogs: BTreeMap::new(),
                 names: BTreeMap::new(),
                 net: Network::new(config.default_link)?,
                 net_rng: streams.fork("net"),
@@ -435,15 +436,13 @@ impl<M: Message> Sim<M> {
     fn install(&mut self, id: ActorId, mut factory: Factory<M>) {
         debug_assert_eq!(
             id.index(),
-            self.actors.len(),
+            self.factories.len(),
             "actors are installed in id order"
         );
         let instance = factory();
-        self.actors.push(Slot {
-            instance: Some(instance),
-            factory,
-        });
+        self.factories.push(factory);
         let p = &mut self.core.procs[id.index()];
+        p.instance = Some(instance);
         p.status = Status::Up;
         let ev = Event::Start { to: id, inc: p.inc };
         self.core.queue.push(self.core.now.as_nanos(), ev);
@@ -631,17 +630,17 @@ impl<M: Message> Sim<M> {
         }
         p.status = Status::Down;
         p.inc = p.inc.wrapping_add(1);
-        p.backlog.clear();
-        self.actors[id.index()].instance = None;
+        p.instance = None;
+        self.core.backlogs.remove(&id);
     }
 
     /// Restarts an actor now (crashing it first if it is up): a fresh instance from its factory,
     /// then `on_start`.
     pub fn restart(&mut self, id: ActorId) {
         self.crash(id);
-        let instance = (self.actors[id.index()].factory)();
-        self.actors[id.index()].instance = Some(instance);
+        let instance = (self.factories[id.index()])();
         let p = &mut self.core.procs[id.index()];
+        p.instance = Some(instance);
         p.status = Status::Up;
         p.inc = p.inc.wrapping_add(1);
         let ev = Event::Start { to: id, inc: p.inc };
@@ -664,7 +663,7 @@ impl<M: Message> Sim<M> {
             return;
         }
         p.status = Status::Up;
-        for ev in std::mem::take(&mut p.backlog) {
+        for ev in self.core.backlogs.remove(&id).unwrap_or_default() {
             self.core.queue.push(now, ev);
         }
     }
@@ -788,21 +787,23 @@ impl<M: Message> Sim<M> {
                 Event::Deliver { msg, .. } | Event::Timer { msg, .. } => format!("{msg:?}"),
                 Event::Fault { .. } => unreachable!(),
             };
-            let name = |id: u32| core.procs[id as usize].name.clone();
+            let name = |id: u32| core.proc_names[id as usize].clone();
             let (actor, from_name) = (Some(name(to.0)), from.map(name));
             core.trace.push_record(now, kind, actor, from_name, detail);
         }
         match kind {
             TraceKind::Deferred => {
-                core.procs[to.index()].backlog.push(event);
+                core.backlogs.entry(to).or_default().push(event);
                 return;
             }
             TraceKind::Stale | TraceKind::Down => return,
             _ => {}
         }
-        let instance = self.actors[to.index()]
+        // Take the instance out while its handler runs, so the handler's Ctx can borrow the
+        // whole core; it goes back right after.
+        let mut instance = core.procs[to.index()]
             .instance
-            .as_mut()
+            .take()
             .expect("an actor that is up has an instance");
         let mut ctx = Ctx {
             core: &mut self.core,
@@ -820,6 +821,7 @@ impl<M: Message> Sim<M> {
             }
             Event::Fault { .. } => unreachable!(),
         }
+        self.core.procs[to.index()].instance = Some(instance);
         if !self.core.spawns.is_empty() {
             self.install_spawns();
         }
@@ -924,7 +926,7 @@ impl<M: Message> Sim<M> {
     }
 
     pub fn name_of(&self, id: ActorId) -> &str {
-        &self.core.procs[id.index()].name
+        &self.core.proc_names[id.index()]
     }
 
     pub fn host_of(&self, id: ActorId) -> HostId {
@@ -952,7 +954,7 @@ impl<M: Message> Sim<M> {
     /// The actor's current instance as its concrete type, for inspection in tests and tools
     /// (None while it is down or if `A` is not its type).
     pub fn inspect<A: Actor<M>>(&self, id: ActorId) -> Option<&A> {
-        let instance: &dyn std::any::Any = self.actors.get(id.index())?.instance.as_deref()?;
+        let instance: &dyn std::any::Any = self.core.procs.get(id.index())?.instance.as_deref()?;
         instance.downcast_ref::<A>()
     }
 }
