@@ -1,56 +1,72 @@
 //! The engine's pending-event queue: a min-priority queue on `(time, seq)`, where `seq` is a
-//! global insertion counter, with O(1) cancellation through an [`EventKey`].
+//! global insertion counter (so equal times pop in insertion order), with O(1) cancellation
+//! through an [`EventKey`]. The simulator's determinism rests on that order being exact, so it is
+//! the same whatever internal path an event takes.
 //!
-//! **Why not just a binary heap.** A plain heap is the fastest structure for the common case of a
-//! handful of pending events, but it degrades in exactly the workloads a failure simulator loves:
-//! thousands of actors, each re-arming timeouts that almost never fire. With lazy deletion the
-//! heap fills with cancelled entries (~8 stale per live one when a 45 s timeout is re-armed every
-//! 3 s), every operation pays `log n` cache misses on that bloated heap, and memory grows with the
-//! cancellation rate instead of with the live events. So the queue is two structures behind one
-//! ordering:
+//! **Why not just a binary heap.** A heap is the fastest structure for a handful of pending
+//! events, but it degrades in exactly the workloads a failure simulator loves: thousands of
+//! actors, each re-arming timeouts that almost never fire. With lazy deletion the heap fills with
+//! cancelled entries (~8 stale per live one when a 45 s timeout is re-armed every 3 s), every
+//! operation pays `log n` cache misses on that bloated heap, and memory grows with the
+//! cancellation rate instead of with the live events. So the queue is three parts:
 //!
-//! * a **slab** owns the payloads. An event's slot has a generation number (kept in its own dense
-//!   `gens` array, so the hot "is this reference still live?" check touches 4 bytes per slot and
-//!   stays in cache); an [`EventKey`] is `(slot, generation)`. Cancelling or firing bumps the
-//!   generation and puts the slot on a LIFO free list (a just-freed slot is reused while hot), so
-//!   every reference anywhere else goes stale at once, in O(1), and an old key can never match a
-//!   reused slot. A slot whose generation reaches `u32::MAX` is retired rather than wrapped, so
-//!   that guarantee holds for runs of any length.
-//! * the events themselves are ordered by compact 24-byte references `(time, seq, slot,
-//!   generation)` that live either in a **near heap** (a `std` binary heap, smallest first) or in
-//!   a **hierarchical timing wheel** (8 levels of 64 slots; level 0 slots are 2^20 ns ≈ 1 ms
-//!   wide, each level 64 times coarser, so the wheel spans all of `u64`). Stale references are
-//!   skipped when met and counted, so that they can be purged before they dominate.
+//! * A **slab** owns the payloads, with a LIFO free list (a just-freed slot is reused while it is
+//!   still in cache). Each slot has a generation, kept in a dense `gens` array of its own so that
+//!   the frequent "is this reference still live?" check reads 4 bytes per slot from an array
+//!   that stays in cache; an [`EventKey`] is `(slot, generation)`. Firing or cancelling bumps
+//!   the generation, which makes every other reference to the event stale at once, in O(1), and
+//!   keeps an old key from ever matching a reused slot. A slot whose generation reaches
+//!   `u32::MAX` is retired instead of wrapping, so that guarantee holds for runs of any length.
+//! * A **near heap** of 24-byte references `(time, seq, slot, generation)`: a hand-written 4-ary
+//!   min-heap (see `NearHeap` for why not `std`'s `BinaryHeap`).
+//! * A **hierarchical timing wheel** for later events: 8 levels of 64 slots, level-0 slots
+//!   2^20 ns (~1 ms) wide and each level 64 times coarser, so it spans all of `u64`. A reference
+//!   is filed, as in tokio's timer wheel, at the level of the highest 6-bit group in which its
+//!   tick differs from the wheel's current tick; each level has a 64-bit occupancy mask, so the
+//!   next occupied slot is one `trailing_zeros`.
 //!
-//! **The horizon.** One number separates the two: every reference in the heap has
-//! `time <= horizon` and every reference in the wheel has `time > horizon`. That makes the merge
-//! free (the heap's minimum, when it has a live one, is the global minimum), keeps equal times in
-//! one structure (so FIFO among equal times is the heap's `seq` order, whatever path an entry took)
-//! and tells `cancel` where a reference lives without storing it. The horizon is *inclusive*
-//! (the design this follows uses an exclusive one) so that an event at `u64::MAX` needs no special
-//! case: the end of the last 1 ms tick is representable, its successor is not.
+//! **The horizon.** One number separates heap and wheel: every heap reference has
+//! `time <= horizon`, every wheel reference `time > horizon`. So the heap's minimum, when it has
+//! a live one, is the global minimum; equal times always share a structure, so FIFO among them is
+//! just the heap's `seq` order, however the events got there; and `cancel` can tell where a
+//! reference lives from its event's time, with nothing stored.
 //!
-//! **Adaptive mode.** While the queue is small the wheel is empty and `horizon == u64::MAX`: every
-//! event goes to the heap and the wheel is never touched, which keeps the common "two or three
-//! pending events" case as cheap as a bare heap. When the heap grows past [`SPILL_AT`] references
-//! the queue *spills*: the wheel is placed at the current 1 ms tick, the horizon becomes that
-//! tick's end, and later events move into the wheel, where insertion is O(1). When the heap runs
-//! dry the wheel *advances* (as in tokio's timer wheel): it jumps to the first occupied slot of its
-//! lowest non-empty level and re-inserts that slot's entries, which fall one or more levels or
-//! into the heap; each entry is touched at most once per level. Once fewer than
-//! [`COLLAPSE_BELOW`] events remain at an advance the wheel is *collapsed* back into the heap; the
-//! gap between the two thresholds keeps the mode from flapping, and each switch costs O(n) only
-//! after Ω(n) operations.
+//! **Modes.** While the queue is small the wheel is empty and `horizon == u64::MAX`: every event
+//! goes to the heap and the wheel is never touched, so a queue of two or three events costs what a
+//! tiny heap costs. When the heap grows past `SPILL_AT` references it *spills*: the wheel is put
+//! at the current tick, the horizon at that tick's end, and later events go into the wheel, in
+//! O(1). When the heap runs dry the wheel *advances*: it empties the first occupied slot of its
+//! lowest non-empty level, moves its current tick to that slot's earliest tick, and re-files the
+//! slot's references lower down or into the heap (each reference moves at most once per level).
+//! When fewer than `COLLAPSE_BELOW` events are left at an advance, the wheel is folded back
+//! into the heap; the gap between the two thresholds keeps the mode from flapping, so each O(n)
+//! switch follows Ω(n) operations.
 //!
-//! **Bounded garbage.** Stale references are purged by a rebuild once they are more than half of a
-//! heap of more than [`HEAP_REBUILD_MIN`] references, and the wheel's slot vectors are compacted
-//! once their stale references outnumber the live ones by [`WHEEL_SLACK`]. Both costs are paid for
-//! by the cancellations that created the garbage, so storage stays O(live events) (plus the
-//! slab's high-water mark) and every operation is amortised O(1) apart from the heap's `log n` on
-//! a heap that only holds the current millisecond or a small queue.
+//! **Bounded garbage.** Stale references are skipped when met, and counted where they lie. The
+//! heap is rebuilt without them once they are more than half of it (if it has more than
+//! `HEAP_REBUILD_MIN` references); the wheel's slots are compacted once their stale references
+//! outnumber the live ones by more than `WHEEL_SLACK`. Each purge is paid for by the
+//! cancellations that made its garbage, so storage stays O(live events) (the slab: O(peak live
+//! events)) and every operation is amortised O(1) besides the heap's `log n`, on a heap that holds
+//! only a small queue or the current millisecond.
+//!
+//! **Where this departs from the first design, and why** (all measured with the scratch crate's
+//! criterion bench and A/B harness):
+//! * Wheel slots hold the full 24-byte reference, not just `(slot, generation)`, and references
+//!   moving between levels are not checked for liveness: re-filing then reads nothing but the
+//!   slot being emptied. Only a reference entering the heap is checked (and its payload's cache
+//!   line touched, since it will pop within the millisecond). Reading the slab at every level was
+//!   a cache miss per reference per level, and this halved the cost of the `timers` pattern.
+//! * An advance moves the wheel to the earliest tick in the slot it empties rather than to the
+//!   slot's first tick, so a sparse wheel gives the heap an event at every advance instead of
+//!   cascading empty level by level (2x on events ~1 h apart, neutral elsewhere).
+//! * The horizon is inclusive (the last nanosecond of the current tick), so that the end of the
+//!   last tick, at `u64::MAX`, is representable and needs no special case.
+//! * `SPILL_AT` is 512, below the 4,096-16,384 first suggested: that is where the wheel starts
+//!   to win once the heap is hand-written; see its documentation for the numbers.
+//! * A slot's buffer is kept for reuse when the slot empties only if it is small
+//!   (`KEEP_BUCKET_CAP`); keeping every buffer held ~250 MB on `timers` for 200k live events.
 
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
 use std::hint::black_box;
 use std::mem;
 
@@ -68,22 +84,28 @@ const SLOTS: usize = 1 << LEVEL_BITS;
 const LEVELS: usize = (64 - TICK_SHIFT as usize).div_ceil(LEVEL_BITS as usize);
 const _: () = assert!(LEVELS * LEVEL_BITS as usize >= 64 - TICK_SHIFT as usize);
 
+/// Largest (empty) slot buffer, in references, that the wheel keeps for reuse: so at most
+/// `LEVELS * SLOTS * KEEP_BUCKET_CAP` references' worth of idle capacity (~800 KB).
+const KEEP_BUCKET_CAP: usize = 64;
+
 /// The horizon in pure-heap mode: every time is `<=` it, so everything goes to the heap.
 const NO_HORIZON: u64 = u64::MAX;
 
-/// Heap size (in references) past which the queue spills into the wheel. Measured on the
-/// `many` pattern (events ~1 s ahead), pure heap and heap + wheel cost the same at about 4,000
-/// pending events; past that the heap's `log n` cache misses lose. The spill threshold sits
-/// above the crossover so that queues hovering around it stay in the simpler mode.
-pub const SPILL_AT: usize = 8_192;
+/// Heap size (in references) past which the queue spills into the wheel. Measured with events
+/// rescheduling themselves an exponential delay ahead (`examples/ab` in the scratch crate): with
+/// a 1 s mean the wheel is as fast as the heap from ~64 pending events and 1.5x faster at 16k;
+/// with a 1 h mean it catches up at ~150; with a 1 ms mean nearly every event sits in the
+/// current tick, so the wheel cannot help and costs up to ~10% until ~16k. 512 takes the wheel's
+/// large wins at the price of that small loss, and keeps small queues (`mm1`) in pure-heap mode.
+const SPILL_AT: usize = 512;
 /// Live-event count under which an advancing wheel is folded back into the heap: an eighth of
-/// [`SPILL_AT`], so that a spill and the next collapse are at least `7/16 * SPILL_AT` operations
-/// apart (a spill can happen with half of the heap stale).
-pub const COLLAPSE_BELOW: usize = SPILL_AT / 8;
+/// `SPILL_AT`, so that a spill and the next collapse are Ω(`SPILL_AT`) operations apart (a
+/// spill can happen with half of the heap stale, so with only `SPILL_AT / 2` live events).
+const COLLAPSE_BELOW: usize = SPILL_AT / 8;
 /// Heaps at most this big are never rebuilt for their stale references: they are cheap anyway.
-pub const HEAP_REBUILD_MIN: usize = 64;
+const HEAP_REBUILD_MIN: usize = 64;
 /// How far stale wheel references may outnumber live ones before the slot vectors are compacted.
-pub const WHEEL_SLACK: usize = 1_024;
+const WHEEL_SLACK: usize = 1_024;
 
 /// A handle to a pending event; cancelling through it is O(1).
 ///
@@ -107,8 +129,8 @@ struct Ref {
 }
 
 impl Ref {
-    /// `(time, seq)` as one integer, so a comparison is one 128-bit compare instead of two
-    /// branches. `seq` is unique, so this is a strict total order on references.
+    /// `(time, seq)` as one integer, so a comparison is one branch-free 128-bit compare. `seq` is
+    /// unique, so this is a strict total order on references.
     #[inline(always)]
     fn rank(&self) -> u128 {
         (u128::from(self.time) << 64) | u128::from(self.seq)
@@ -121,26 +143,194 @@ impl Ref {
     }
 }
 
-// `BinaryHeap` is a max-heap: the order is reversed so that the smallest `(time, seq)` is on top.
-impl Ord for Ref {
+/// Children per node of the near heap. A 4-ary heap is half as deep as a binary one and a node's
+/// children share a cache line or two, which pays on the heaps of a few dozen to a few thousand
+/// references that the queue keeps.
+const ARITY: usize = 4;
+
+/// The smallest of the `ARITY` references from `first` on, as a tournament of branch-free
+/// selections: the comparisons are data-dependent coin flips, so branches would mispredict half
+/// the time.
+#[inline(always)]
+fn min_child(refs: &[Ref], first: usize) -> usize {
+    let pick = |a: usize, b: usize| {
+        if refs[b].rank() < refs[a].rank() {
+            b
+        } else {
+            a
+        }
+    };
+    const _: () = assert!(ARITY == 4, "min_child is written for four children");
+    let low = pick(first, first + 1);
+    let high = pick(first + 2, first + 3);
+    pick(low, high)
+}
+
+/// The near heap: a min-heap of references on `(time, seq)`.
+///
+/// Hand-written rather than `std`'s `BinaryHeap` with a reversed `Ord`: that one moves the
+/// 24-byte element through a stack temporary written and read back in pieces of different
+/// widths, which defeats store-to-load forwarding; on the two-event `mm1` pattern that stall was
+/// most of the queue's cost. Here the element being sifted stays in registers.
+#[derive(Default)]
+struct NearHeap {
+    refs: Vec<Ref>,
+}
+
+impl NearHeap {
+    fn with_capacity(n: usize) -> Self {
+        NearHeap {
+            refs: Vec::with_capacity(n),
+        }
+    }
+
+    /// Heap-orders `refs` in O(n).
+    fn from_vec(refs: Vec<Ref>) -> Self {
+        let mut heap = NearHeap { refs };
+        heap.heapify();
+        heap
+    }
+
+    fn into_vec(self) -> Vec<Ref> {
+        self.refs
+    }
+
     #[inline(always)]
-    fn cmp(&self, other: &Self) -> Ordering {
-        other.rank().cmp(&self.rank())
+    fn len(&self) -> usize {
+        self.refs.len()
+    }
+
+    #[inline(always)]
+    fn is_empty(&self) -> bool {
+        self.refs.is_empty()
+    }
+
+    #[cfg(test)]
+    fn iter(&self) -> std::slice::Iter<'_, Ref> {
+        self.refs.iter()
+    }
+
+    /// The smallest reference.
+    #[inline(always)]
+    fn peek(&self) -> Option<&Ref> {
+        self.refs.first()
+    }
+
+    #[inline(always)]
+    fn push(&mut self, r: Ref) {
+        let hole = self.refs.len();
+        self.refs.push(r);
+        self.sift_up(hole, r);
+    }
+
+    /// Removes the smallest reference.
+    #[inline(always)]
+    fn pop(&mut self) -> Option<Ref> {
+        let last = self.refs.pop()?;
+        if self.refs.is_empty() {
+            return Some(last);
+        }
+        let top = self.refs[0];
+        debug_assert!(top.rank() < last.rank(), "the root is the minimum");
+        // As `std` does: move the hole all the way down along the smaller children, then sift
+        // `last` (which came from the bottom, so it usually belongs near there) back up. That
+        // saves the comparison with `last` at every level of a plain sift-down.
+        let hole = self.hole_to_bottom(0);
+        self.sift_up(hole, last);
+        Some(top)
+    }
+
+    /// Puts `r` into the hole at `hole`, moving larger parents down until it fits.
+    #[inline(always)]
+    fn sift_up(&mut self, mut hole: usize, r: Ref) {
+        let rank = r.rank();
+        while hole > 0 {
+            let parent = (hole - 1) / ARITY;
+            let p = self.refs[parent];
+            if p.rank() < rank {
+                break;
+            }
+            self.refs[hole] = p;
+            hole = parent;
+        }
+        self.refs[hole] = r;
+    }
+
+    /// Moves the hole at `hole` down to a leaf, pulling the smallest child up at each level;
+    /// returns where the hole ended.
+    #[inline(always)]
+    fn hole_to_bottom(&mut self, mut hole: usize) -> usize {
+        let refs = &mut self.refs[..];
+        let n = refs.len();
+        loop {
+            let first = ARITY * hole + 1;
+            let best = if first + ARITY <= n {
+                min_child(refs, first)
+            } else if first < n {
+                // The last, partial family.
+                (first + 1..n).fold(first, |b, c| {
+                    if refs[c].rank() < refs[b].rank() {
+                        c
+                    } else {
+                        b
+                    }
+                })
+            } else {
+                return hole;
+            };
+            refs[hole] = refs[best];
+            hole = best;
+        }
+    }
+
+    /// Puts `r` into the hole at `hole`, moving smaller children up until it fits.
+    fn sift_down(&mut self, mut hole: usize, r: Ref) {
+        let refs = &mut self.refs[..];
+        let rank = r.rank();
+        loop {
+            let first = ARITY * hole + 1;
+            if first >= refs.len() {
+                break;
+            }
+            let end = (first + ARITY).min(refs.len());
+            let best = (first + 1..end).fold(first, |b, c| {
+                if refs[c].rank() < refs[b].rank() {
+                    c
+                } else {
+                    b
+                }
+            });
+            // Ranks are unique (`seq` is), so this is the strict order.
+            if rank < refs[best].rank() {
+                break;
+            }
+            refs[hole] = refs[best];
+            hole = best;
+        }
+        refs[hole] = r;
+    }
+
+    fn heapify(&mut self) {
+        if self.refs.len() < 2 {
+            return;
+        }
+        for i in (0..=(self.refs.len() - 2) / ARITY).rev() {
+            let r = self.refs[i];
+            self.sift_down(i, r);
+        }
+        debug_assert!(self.is_heap());
+    }
+
+    /// Keeps only the references `keep` accepts. O(n).
+    fn retain(&mut self, keep: impl FnMut(&Ref) -> bool) {
+        self.refs.retain(keep);
+        self.heapify();
+    }
+
+    fn is_heap(&self) -> bool {
+        (1..self.refs.len()).all(|i| self.refs[(i - 1) / ARITY].rank() < self.refs[i].rank())
     }
 }
-impl PartialOrd for Ref {
-    #[inline(always)]
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl PartialEq for Ref {
-    #[inline(always)]
-    fn eq(&self, other: &Self) -> bool {
-        self.rank() == other.rank()
-    }
-}
-impl Eq for Ref {}
 
 /// A slab slot. `time` is kept (rather than where the reference lives) because comparing it with
 /// the horizon tells `cancel` whether the heap or the wheel holds the reference.
@@ -224,7 +414,7 @@ impl Wheel {
 /// See the module documentation for the structure.
 pub struct EventQueue<T> {
     /// References with `time <= horizon`, smallest `(time, seq)` on top; may hold stale ones.
-    heap: BinaryHeap<Ref>,
+    heap: NearHeap,
     /// Stale references in `heap`.
     heap_stale: usize,
     /// Inclusive boundary between heap and wheel; `NO_HORIZON` while the wheel is out of use.
@@ -268,7 +458,7 @@ impl<T> EventQueue<T> {
         );
         EventQueue {
             // Past `spill_at` references the heap spills, so reserving more would be waste.
-            heap: BinaryHeap::with_capacity(n.min(tuning.spill_at + 1)),
+            heap: NearHeap::with_capacity(n.min(tuning.spill_at + 1)),
             heap_stale: 0,
             horizon: NO_HORIZON,
             wheel: Wheel::new(),
@@ -328,7 +518,7 @@ impl<T> EventQueue<T> {
     #[inline(never)]
     fn grow_slab(&mut self, time: u64, payload: T) -> u32 {
         debug_assert_eq!(self.slab.len(), self.gens.len());
-        let index = u32::try_from(self.slab.len()).expect("more than 2^32 pending events");
+        let index = u32::try_from(self.slab.len()).expect("more than 2^32 slab slots");
         self.slab.push(Slot {
             time,
             payload: Some(payload),
@@ -477,7 +667,7 @@ impl<T> EventQueue<T> {
                 false
             }
         });
-        self.heap = BinaryHeap::from(refs);
+        self.heap = NearHeap::from_vec(refs);
         self.heap_stale = 0;
         debug_assert_eq!(self.heap.len() + self.wheel.live, self.len);
     }
@@ -507,16 +697,27 @@ impl<T> EventQueue<T> {
                 .position(|&o| o != 0)
                 .expect("events pending but the wheel is empty");
             let slot = self.wheel.occupied[level].trailing_zeros() as usize;
-            let shift = level as u32 * LEVEL_BITS;
-            // Keep the groups above `level`, take the slot's group, zero the ones below: the
-            // first tick the slot covers. Nothing lies between the old tick and it.
-            let above = (self.wheel.cur >> (shift + LEVEL_BITS)) << (shift + LEVEL_BITS);
-            let cur = above | ((slot as u64) << shift);
-            debug_assert!(cur > self.wheel.cur, "the wheel only moves forward");
-            self.wheel.cur = cur;
-            self.horizon = (cur << TICK_SHIFT) | TICK_MASK;
             self.wheel.occupied[level] &= !(1 << slot);
             let mut bucket = mem::take(&mut self.wheel.slots[level * SLOTS + slot]);
+            debug_assert!(!bucket.is_empty());
+            // Jump to the bucket's earliest tick rather than to the slot's first tick (as tokio
+            // does): every other reference is in a later slot of this level or in a higher level,
+            // whose placement only depends on the groups of `cur` above this level, which the
+            // jump keeps. So the wheel never stops at an empty tick, and a sparse wheel hands
+            // the heap an event at each advance instead of cascading level by level first.
+            let cur = if level == 0 {
+                (self.wheel.cur & !(SLOTS as u64 - 1)) | slot as u64
+            } else {
+                bucket
+                    .iter()
+                    .map(|r| r.time >> TICK_SHIFT)
+                    .min()
+                    .expect("occupied slots are not empty")
+            };
+            debug_assert!(cur > self.wheel.cur, "the wheel only moves forward");
+            debug_assert_eq!(Wheel::place(self.wheel.cur, cur), (level, slot));
+            self.wheel.cur = cur;
+            self.horizon = (cur << TICK_SHIFT) | TICK_MASK;
             for r in bucket.drain(..) {
                 if r.time > self.horizon {
                     // Re-filed strictly lower: `r` now agrees with `cur` down to `level`. Live or
@@ -528,7 +729,8 @@ impl<T> EventQueue<T> {
                 } else if r.is_live(&self.gens) {
                     // Touch the slot now: this event pops within the millisecond, and loading its
                     // payload line here overlaps with the rest of the drain instead of stalling
-                    // that pop.
+                    // that pop (2x on `timers`). `black_box` keeps the load from being optimised
+                    // away: a safe stand-in for a prefetch intrinsic, which would need `unsafe`.
                     black_box(self.slab[r.index as usize].time);
                     self.heap.push(r);
                     self.wheel.live -= 1;
@@ -536,8 +738,13 @@ impl<T> EventQueue<T> {
                     self.wheel.stale -= 1;
                 }
             }
-            // Keep the (now empty) buffer for the slot's next use: slots are reused every lap.
-            self.wheel.slots[level * SLOTS + slot] = bucket;
+            // A small buffer is kept for the slot's next lap, which saves the level-0 slots (the
+            // busiest) an allocation per tick. A large one is freed: a slot comes round again only
+            // after 64^(level+1) ticks, and keeping every big buffer would hold the wheel's peak
+            // size in every slot of a level (hundreds of MB on `timers`).
+            if bucket.capacity() <= KEEP_BUCKET_CAP {
+                self.wheel.slots[level * SLOTS + slot] = bucket;
+            }
         }
         // Moving live references to the heap can leave the stale ones in the majority; purge
         // here too, so `wheel.stale <= wheel.live + wheel_slack` holds at all times.
@@ -565,7 +772,7 @@ impl<T> EventQueue<T> {
         // Heap references that were stale are dropped too.
         let gens = &self.gens;
         refs.retain(|r| r.is_live(gens));
-        self.heap = BinaryHeap::from(refs);
+        self.heap = NearHeap::from_vec(refs);
         self.heap_stale = 0;
         debug_assert_eq!(self.heap.len(), self.len);
     }
@@ -635,6 +842,7 @@ impl<T> EventQueue<T> {
             }
             live
         };
+        assert!(self.heap.is_heap(), "heap order");
         let mut heap_stale = 0;
         for r in self.heap.iter() {
             assert!(r.time <= self.horizon, "heap reference beyond the horizon");
@@ -904,8 +1112,7 @@ mod tests {
                 .map(|i| (u64::MAX - (i % 3), i))
                 .chain((0..40).map(|i| (u64::MAX, 100 + i)))
                 .collect();
-            expected.sort_by_key(|&(t, p)| (t, p >= 100, p));
-            // Among equal times: pushes interleave, so order by push position.
+            // Among equal times, the order of the pushes, which alternate between the two series.
             let pos = |p: u64| if p >= 100 { 2 * (p - 100) + 1 } else { 2 * p };
             expected.sort_by_key(|&(t, p)| (t, pos(p)));
             assert_eq!(popped, expected);
