@@ -602,6 +602,28 @@ impl<T> EventQueue<T> {
         }
     }
 
+    /// Pops the next event if its time is at most `bound`; otherwise leaves it in place. One
+    /// traversal instead of [`peek_time`](Self::peek_time) then [`pop`](Self::pop): the run loop
+    /// calls this once per event.
+    #[inline]
+    pub fn pop_until(&mut self, bound: u64) -> Option<(u64, T)> {
+        let time = self.peek_time()?;
+        if time > bound {
+            return None;
+        }
+        let r = self
+            .heap
+            .pop()
+            .expect("peek_time left a live reference on top");
+        debug_assert!(r.is_live(&self.gens), "peek_time discards stale references");
+        debug_assert!(r.time >= self.now, "time went backwards");
+        self.now = r.time;
+        self.len -= 1;
+        let payload = self.slab[r.index as usize].payload.take();
+        self.release(r.index);
+        Some((r.time, payload.expect("a live reference's slot is full")))
+    }
+
     /// The time of the event [`pop`](Self::pop) would return next. Takes `&mut self` because
     /// finding it may discard stale references and advance the wheel.
     #[inline]
@@ -617,6 +639,19 @@ impl<T> EventQueue<T> {
                 None => self.advance(),
             }
         }
+    }
+
+    /// The payload of the next event to pop, with its time (the engine looks one event ahead to
+    /// warm the cache for it).
+    #[inline]
+    pub fn peek(&mut self) -> Option<(u64, &T)> {
+        let time = self.peek_time()?;
+        let r = self
+            .heap
+            .peek()
+            .expect("peek_time left a live reference on top");
+        let payload = self.slab[r.index as usize].payload.as_ref();
+        Some((time, payload.expect("a live reference's slot is full")))
     }
 
     /// Pending (neither fired nor cancelled) events.

@@ -142,6 +142,14 @@ pub enum Verdict {
     Limit(LimitKind),
 }
 
+/// What one turn of the run loop did (internal: also knows "the next event is past the bound").
+enum Progress {
+    Processed,
+    Idle,
+    Beyond,
+    Limit(LimitKind),
+}
+
 /// What one [`Sim::step`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
@@ -239,11 +247,10 @@ impl<M: Message> Core<M> {
     /// The stream of actor `id`, created on first use from `(seed, "actor/" + name)`.
     #[inline]
     pub(crate) fn rng_of(&mut self, id: ActorId) -> &mut SimRng {
-        let streams = self.streams;
-        let name = &self.proc_names[id.index()];
+        let (streams, names) = (self.streams, &self.proc_names);
         self.procs[id.index()]
             .rng
-            .get_or_insert_with(|| Box::new(streams.fork(&format!("actor/{name}"))))
+            .get_or_insert_with(|| Box::new(streams.fork(&format!("actor/{}", names[id.index()]))))
     }
 
     pub(crate) fn reserve(&mut self, host: HostId, name: &str) -> Result<ActorId, SimError> {
@@ -715,28 +722,51 @@ impl<M: Message> Sim<M> {
 
     /// Processes the next event, if a limit allows. Never fails.
     pub fn step(&mut self) -> Step {
+        match self.advance(u64::MAX) {
+            Progress::Processed => Step::Processed,
+            Progress::Idle => Step::Idle,
+            Progress::Limit(kind) => Step::Limit(kind),
+            Progress::Beyond => unreachable!("no event is beyond the end of time"),
+        }
+    }
+
+    /// Processes the next event if its time is at most `until` and no limit stops it: the one
+    /// body of the run loop, with a single queue traversal per event.
+    #[inline]
+    fn advance(&mut self, until: u64) -> Progress {
         let limits = self.core.limits;
         if self.core.stats.events >= limits.max_events {
-            return Step::Limit(LimitKind::Events);
+            return Progress::Limit(LimitKind::Events);
         }
-        let Some(t) = self.core.queue.peek_time() else {
-            return Step::Idle;
+        let bound = until.min(limits.max_time.as_nanos());
+        let Some((t, event)) = self.core.queue.pop_until(bound) else {
+            return match self.core.queue.peek_time() {
+                None => Progress::Idle,
+                // Past the time limit, and the caller wanted to go that far.
+                Some(t) if t > limits.max_time.as_nanos() && until > limits.max_time.as_nanos() => {
+                    Progress::Limit(LimitKind::Time)
+                }
+                Some(_) => Progress::Beyond,
+            };
         };
-        if t > limits.max_time.as_nanos() {
-            return Step::Limit(LimitKind::Time);
+        // Look one event ahead and start loading its actor's state while this one is handled:
+        // in a large model every actor's state is a cache miss, and this hides one of them
+        // (timers workload: 1.4x faster). Small models fit in cache and skip the look-ahead.
+        if self.core.procs.len() >= PREFETCH_ACTORS
+            && let Some((_, next)) = self.core.queue.peek()
+            && let Some((to, _)) = next.target()
+        {
+            prefetch(&self.core.procs[to.index()]);
         }
-        let Some((t, event)) = self.core.queue.pop() else {
-            unreachable!("peek_time saw an event that pop did not return");
-        };
         self.dispatch(SimTime::from_nanos(t), event);
         let pending = self.core.queue.len();
         if pending > self.core.stats.queue_peak {
             self.core.stats.queue_peak = pending;
             if pending > limits.max_queue {
-                return Step::Limit(LimitKind::Queue);
+                return Progress::Limit(LimitKind::Queue);
             }
         }
-        Step::Processed
+        Progress::Processed
     }
 
     fn dispatch(&mut self, now: SimTime, event: Event<M>) {
@@ -830,10 +860,10 @@ impl<M: Message> Sim<M> {
     /// Runs until the queue is empty or a limit is reached.
     pub fn run(&mut self) -> Verdict {
         let verdict = loop {
-            match self.step() {
-                Step::Processed => {}
-                Step::Idle => break Verdict::Drained,
-                Step::Limit(kind) => break Verdict::Limit(kind),
+            match self.advance(u64::MAX) {
+                Progress::Processed => {}
+                Progress::Idle | Progress::Beyond => break Verdict::Drained,
+                Progress::Limit(kind) => break Verdict::Limit(kind),
             }
         };
         self.core.metrics.finish(self.core.now);
@@ -844,21 +874,18 @@ impl<M: Message> Sim<M> {
     /// limit stopped the run first). Metrics are sampled up to `until`.
     pub fn run_until(&mut self, until: SimTime) -> Verdict {
         let verdict = loop {
-            match self.core.queue.peek_time() {
-                Some(t) if t <= until.as_nanos() => {}
-                Some(_) => break Verdict::Reached,
-                None => break Verdict::Drained,
-            }
-            match self.step() {
-                Step::Processed => {}
-                Step::Idle => break Verdict::Drained,
-                Step::Limit(kind) => return Verdict::Limit(kind),
+            match self.advance(until.as_nanos()) {
+                Progress::Processed => {}
+                Progress::Beyond => break Verdict::Reached,
+                Progress::Idle => break Verdict::Drained,
+                Progress::Limit(LimitKind::Time) => break Verdict::Limit(LimitKind::Time),
+                Progress::Limit(kind) => return Verdict::Limit(kind),
             }
         };
         if until > self.core.now {
             if until > self.core.limits.max_time {
                 self.core.now = self.core.limits.max_time.max(self.core.now);
-                self.core.metrics.advance_to(self.core.now);
+                self.core.metrics.finish(self.core.now);
                 return Verdict::Limit(LimitKind::Time);
             }
             self.core.now = until;
@@ -1017,4 +1044,25 @@ pub fn check_determinism<M: Message>(
         right: None,
     });
     Err(Box::new(divergence))
+}
+
+/// From this many actors on, the run loop prefetches the next event's actor state: below it,
+/// per-actor state (about 48 bytes each) fits in a core's L2 cache and the look-ahead costs more
+/// than it saves (measured with `benches/compare.sh`: mm1 loses 15% with it).
+const PREFETCH_ACTORS: usize = 4096;
+
+/// Asks the CPU to start loading `value`'s cache line. A hint only: it reads nothing and changes
+/// nothing, so it cannot affect results, only speed.
+#[inline(always)]
+fn prefetch<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHT0 never faults and has no architectural effect; the pointer comes from a
+    // live reference anyway. `_mm_prefetch` is unsafe only because it is a `target_feature`
+    // function, and SSE is part of the x86_64 baseline.
+    unsafe {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        _mm_prefetch::<_MM_HINT_T0>((value as *const T).cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
 }

@@ -209,6 +209,10 @@ fn time_limit_stops_before_later_events() {
         script: vec![(ms(10), 1), (ms(50), 2), (ms(51), 3)],
     })
     .unwrap();
+    // Short of the limit, run_until reaches its time as usual.
+    assert_eq!(sim.run_until(at_ms(20)), Verdict::Reached);
+    assert_eq!(sim.run_until(at_ms(50)), Verdict::Reached);
+    assert_eq!(values(&log), vec![1, 2]);
     assert_eq!(sim.run(), Verdict::Limit(LimitKind::Time));
     assert_eq!(values(&log), vec![1, 2]);
     assert_eq!(sim.run_until(at_ms(100)), Verdict::Limit(LimitKind::Time));
