@@ -31,3 +31,18 @@ for w in ["mm1", "many", "timers"]:
     fm = statistics.median(x["rss_kib"] for x in fl) / 1024
     print(f"{w:8} {r:15,.0f} {f:15,.0f} {f/r:7.2f} {rm:8.1f} {fm:8.1f}")
 PY
+# A million pending timers (no yardstick run: at this size it takes minutes): faultline alone,
+# to compare with its own 100,000-actor figure above.
+python3 - "$bench_bin" <<'PY'
+import json, subprocess, sys, statistics, os
+runs = []
+for _ in range(3):
+    out = subprocess.run(["/usr/bin/time", "-f", "%M", sys.argv[1]], capture_output=True, text=True,
+                         env={**os.environ, "FAULTLINE_ONESHOT": "timers1m"}, check=True)
+    rec = json.loads(out.stdout.strip().splitlines()[-1])
+    rec["rss_kib"] = int(out.stderr.strip().splitlines()[-1])
+    runs.append(rec)
+f = statistics.median(r["events_per_s"] for r in runs)
+m = statistics.median(r["rss_kib"] for r in runs) / 1024
+print(f"{'1M pend.':8} {'-':>15} {f:15,.0f} {'-':>7} {'-':>8} {m:8.1f}")
+PY

@@ -12,6 +12,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group};
+use faultline::SimDuration;
 
 #[path = "workloads.rs"]
 mod workloads;
@@ -19,6 +20,8 @@ mod workloads;
 const CUSTOMERS: u64 = 1_000_000;
 const QUEUES: usize = 10_000;
 const ACTORS: usize = 100_000;
+const MILLION_ACTORS: usize = 500_000;
+const MILLION_HORIZON: SimDuration = SimDuration::from_secs(60);
 
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("engine");
@@ -66,8 +69,12 @@ fn oneshot(workload: &str) {
             let (beats, expired) = workloads::run_timers(ACTORS, 42);
             (beats, format!("\"expired\":{expired}"))
         }
+        "timers1m" => {
+            let (beats, expired) = workloads::run_timers_for(MILLION_ACTORS, MILLION_HORIZON, 42);
+            (beats, format!("\"expired\":{expired}"))
+        }
         other => {
-            eprintln!("unknown workload {other}: use mm1, many or timers");
+            eprintln!("unknown workload {other}: use mm1, many, timers or timers1m");
             std::process::exit(2);
         }
     };

@@ -211,8 +211,13 @@ pub fn build_timers(actors: usize, seed: u64) -> (Sim<Beat>, Vec<ActorId>) {
 
 /// Runs the heartbeat model for 10 simulated minutes; returns (heartbeats, timeouts expired).
 pub fn run_timers(actors: usize, seed: u64) -> (u64, u64) {
+    run_timers_for(actors, SimDuration::from_secs(600), seed)
+}
+
+/// Runs the heartbeat model for `horizon`; returns (heartbeats, timeouts expired).
+pub fn run_timers_for(actors: usize, horizon: SimDuration, seed: u64) -> (u64, u64) {
     let (mut sim, ids) = build_timers(actors, seed);
-    sim.run_until(SimTime::from_nanos(600_000_000_000));
+    sim.run_until(SimTime::ZERO + horizon);
     let (mut beats, mut expired) = (0, 0);
     for id in ids {
         let m = sim.inspect::<Member>(id).expect("members never crash");

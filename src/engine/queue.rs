@@ -216,6 +216,14 @@ impl NearHeap {
         self.refs.first()
     }
 
+    /// The second smallest reference: the smallest of the root's children.
+    #[inline(always)]
+    fn peek_second(&self) -> Option<&Ref> {
+        self.refs
+            .get(1..(1 + ARITY).min(self.refs.len()))?
+            .iter()
+            .min_by_key(|r| r.rank())
+    }
     #[inline(always)]
     fn push(&mut self, r: Ref) {
         let hole = self.refs.len();
@@ -652,6 +660,15 @@ impl<T> EventQueue<T> {
             .expect("peek_time left a live reference on top");
         let payload = self.slab[r.index as usize].payload.as_ref();
         Some((time, payload.expect("a live reference's slot is full")))
+    }
+
+    /// A guess at the payload of the event after the next one, for cache warming only: it may
+    /// be a cancelled event's, or miss an event still in the wheel. Never use it for anything
+    /// that affects results.
+    #[inline]
+    pub fn peek_after_next(&self) -> Option<&T> {
+        let r = self.heap.peek_second()?;
+        self.slab.get(r.index as usize)?.payload.as_ref()
     }
 
     /// Pending (neither fired nor cancelled) events.
