@@ -5,7 +5,7 @@ use faultline::{
     TimerId, Verdict,
 };
 
-use crate::support::{Log, Recorder, Scripted, T, at_ms, ms, values};
+use crate::support::{T, at_ms, ms, recorder, scripted, values};
 
 /// Sets `n` timers for the same instant, then records the order in which they fire.
 struct SameInstant {
@@ -52,21 +52,9 @@ fn messages_and_timers_at_one_instant_interleave_in_send_order() {
     // the sends, which follows the order of the timers that caused them.
     let mut sim = Sim::new(1);
     let h = sim.add_host("h").unwrap();
-    let log: Log = Durable::new(vec![]);
-    let l = log.clone();
-    let rec = sim
-        .spawn(h, "rec", move || Recorder { log: l.clone() })
-        .unwrap();
-    sim.spawn(h, "s1", move || Scripted {
-        to: rec,
-        script: vec![(ms(10), 1), (ms(10), 3)],
-    })
-    .unwrap();
-    sim.spawn(h, "s2", move || Scripted {
-        to: rec,
-        script: vec![(ms(10), 2)],
-    })
-    .unwrap();
+    let (rec, log) = recorder(&mut sim, h, "rec");
+    scripted(&mut sim, h, "s1", rec, vec![(ms(10), 1), (ms(10), 3)]);
+    scripted(&mut sim, h, "s2", rec, vec![(ms(10), 2)]);
     sim.run();
     assert_eq!(values(&log), vec![1, 3, 2]);
     assert!(
@@ -199,16 +187,14 @@ fn time_limit_stops_before_later_events() {
     }))
     .unwrap();
     let h = sim.add_host("h").unwrap();
-    let log: Log = Durable::new(vec![]);
-    let l = log.clone();
-    let rec = sim
-        .spawn(h, "rec", move || Recorder { log: l.clone() })
-        .unwrap();
-    sim.spawn(h, "s", move || Scripted {
-        to: rec,
-        script: vec![(ms(10), 1), (ms(50), 2), (ms(51), 3)],
-    })
-    .unwrap();
+    let (rec, log) = recorder(&mut sim, h, "rec");
+    scripted(
+        &mut sim,
+        h,
+        "s",
+        rec,
+        vec![(ms(10), 1), (ms(50), 2), (ms(51), 3)],
+    );
     // Short of the limit, run_until reaches its time as usual.
     assert_eq!(sim.run_until(at_ms(20)), Verdict::Reached);
     assert_eq!(sim.run_until(at_ms(50)), Verdict::Reached);
@@ -223,16 +209,8 @@ fn time_limit_stops_before_later_events() {
 fn run_until_processes_up_to_and_including_the_time() {
     let mut sim: Sim<T> = Sim::new(1);
     let h = sim.add_host("h").unwrap();
-    let log: Log = Durable::new(vec![]);
-    let l = log.clone();
-    let rec = sim
-        .spawn(h, "rec", move || Recorder { log: l.clone() })
-        .unwrap();
-    sim.spawn(h, "s", move || Scripted {
-        to: rec,
-        script: vec![(ms(10), 1), (ms(20), 2)],
-    })
-    .unwrap();
+    let (rec, log) = recorder(&mut sim, h, "rec");
+    scripted(&mut sim, h, "s", rec, vec![(ms(10), 1), (ms(20), 2)]);
     assert_eq!(sim.run_until(at_ms(10)), Verdict::Reached);
     assert_eq!(values(&log), vec![1]);
     assert_eq!(sim.now(), at_ms(10));
@@ -317,11 +295,13 @@ fn restart_keeps_durable_state_and_loses_volatile_state() {
             seen: 0,
         })
         .unwrap();
-    sim.spawn(a, "s", move || Scripted {
-        to: c,
-        script: vec![(ms(1), 1), (ms(2), 2), (ms(30), 3)],
-    })
-    .unwrap();
+    scripted(
+        &mut sim,
+        a,
+        "s",
+        c,
+        vec![(ms(1), 1), (ms(2), 2), (ms(30), 3)],
+    );
     sim.run_until(at_ms(10));
     assert_eq!(sim.inspect::<Counting>(c).unwrap().seen, 2);
     sim.restart(c);

@@ -5,18 +5,14 @@ use faultline::{
     Skew,
 };
 
-use crate::support::{Log, Recorder, Scripted, T, at_ms, ms, values};
+use crate::support::{Log, Recorder, Scripted, T, at_ms, ms, recorder, scripted, values};
 
 /// A sender on host "a" messaging a recorder on host "b" every `every` ms for `n` messages;
 /// 1 ms latency on the default link. Returns (sim, log, sender, recorder).
 fn pair(every: u64, n: u64) -> (Sim<T>, Log, ActorId, ActorId) {
     let mut sim = Sim::new(9);
     let (a, b) = (sim.add_host("a").unwrap(), sim.add_host("b").unwrap());
-    let log: Log = Durable::new(vec![]);
-    let l = log.clone();
-    let rec = sim
-        .spawn(b, "rec", move || Recorder { log: l.clone() })
-        .unwrap();
+    let (rec, log) = recorder(&mut sim, b, "rec");
     let script: Vec<_> = (1..=n).map(|i| (ms(i * every), i)).collect();
     let snd = sim
         .spawn(a, "snd", move || Scripted {
@@ -336,11 +332,13 @@ fn slow_scales_work_for_its_window() {
     let w = sim
         .spawn(b, "w", move || Worker { took: t.clone() })
         .unwrap();
-    sim.spawn(a, "s", move || Scripted {
-        to: w,
-        script: vec![(ms(10), 1), (ms(30), 2), (ms(60), 3)],
-    })
-    .unwrap();
+    scripted(
+        &mut sim,
+        a,
+        "s",
+        w,
+        vec![(ms(10), 1), (ms(30), 2), (ms(60), 3)],
+    );
     sim.add_faults(&FaultPlan::new().window(
         at_ms(20),
         at_ms(50),

@@ -65,3 +65,32 @@ pub fn at_ms(n: u64) -> SimTime {
 pub fn values(log: &Log) -> Vec<u64> {
     log.borrow().iter().map(|e| e.3).collect()
 }
+
+/// Spawns a [`Recorder`] called `name` on `host`; returns its id and its log.
+pub fn recorder(
+    sim: &mut faultline::Sim<T>,
+    host: faultline::HostId,
+    name: &str,
+) -> (ActorId, Log) {
+    let log: Log = Durable::new(vec![]);
+    let l = log.clone();
+    let id = sim
+        .spawn(host, name, move || Recorder { log: l.clone() })
+        .unwrap();
+    (id, log)
+}
+
+/// Spawns a [`Scripted`] sender called `name` on `host`, sending `script` to `to`.
+pub fn scripted(
+    sim: &mut faultline::Sim<T>,
+    host: faultline::HostId,
+    name: &str,
+    to: ActorId,
+    script: Vec<(SimDuration, u64)>,
+) -> ActorId {
+    sim.spawn(host, name, move || Scripted {
+        to,
+        script: script.clone(),
+    })
+    .unwrap()
+}
