@@ -64,11 +64,9 @@ pub fn main() {
     let app = sim.add_host("app").expect("new host");
 
     // 4 servers, 100 ms mean service: capacity 40 jobs/s. Offered: 30 jobs/s (75% load).
-    let service = exp_ms(100);
+    let station = Station::new(4, exp_ms(100), None).expect("a valid station");
     let station = sim
-        .spawn(app, "station", move || {
-            Station::new(4, service.clone(), None)
-        })
+        .spawn(app, "station", move || station.clone())
         .expect("spawn");
     let gateway = sim
         .spawn(edge, "gateway", move || Gateway {

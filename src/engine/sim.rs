@@ -142,6 +142,27 @@ pub enum Verdict {
     Limit(LimitKind),
 }
 
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Verdict::Reached => write!(f, "reached the requested time"),
+            Verdict::Drained => write!(f, "no events left"),
+            Verdict::Limit(LimitKind::Events) => {
+                write!(f, "stopped: the event limit (max_events) was reached")
+            }
+            Verdict::Limit(LimitKind::Time) => {
+                write!(f, "stopped: the time limit (max_time) was reached")
+            }
+            Verdict::Limit(LimitKind::Queue) => {
+                write!(
+                    f,
+                    "stopped: the pending-event limit (max_queue) was reached: a runaway feedback loop?"
+                )
+            }
+        }
+    }
+}
+
 /// What one turn of the run loop did (internal: also knows "the next event is past the bound").
 enum Progress {
     Processed,

@@ -15,6 +15,16 @@ use crate::engine::time::SimTime;
 use crate::metrics::{CounterId, GaugeId, HistogramId};
 use crate::model::Carry;
 
+/// Errors in building a queueing component.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueueingError {
+    #[error("a station needs at least one server (servers = 0)")]
+    NoServers,
+    #[error("service times must be a distribution of durations (write \"5ms\", not 5)")]
+    ServiceNotDuration,
+}
+
 /// A unit of work.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Job {
@@ -95,6 +105,7 @@ struct StationMetrics {
 /// Metrics (owner = the station's name): `wait` and `sojourn` histograms (ns, measured from the
 /// job's arrival at this station), `completed_total`, `waited_total` (jobs that found every
 /// server busy), and the `in_system` gauge (queued + in service).
+#[derive(Clone)]
 pub struct Station<M> {
     service: Sampler,
     next: Option<ActorId>,
@@ -106,16 +117,27 @@ pub struct Station<M> {
 }
 
 impl<M> Station<M> {
-    pub fn new(servers: u32, service: Sampler, next: Option<ActorId>) -> Self {
-        assert!(servers > 0, "a station needs at least one server");
-        Station {
+    /// A station with `servers` servers (at least one) and the given service times, forwarding
+    /// finished jobs to `next`. Build it once and clone it into the actor's factory.
+    pub fn new(
+        servers: u32,
+        service: Sampler,
+        next: Option<ActorId>,
+    ) -> Result<Self, QueueingError> {
+        if servers == 0 {
+            return Err(QueueingError::NoServers);
+        }
+        if !service.dist().is_duration() {
+            return Err(QueueingError::ServiceNotDuration);
+        }
+        Ok(Station {
             service,
             next,
             busy: vec![None; servers as usize],
             queue: VecDeque::new(),
             metrics: None,
             _m: PhantomData,
-        }
+        })
     }
 
     pub fn queue_len(&self) -> usize {

@@ -210,3 +210,15 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn impossible_component_parameters_are_typed_errors() {
+    use faultline::model::queueing::{Job, QueueingError, Station};
+    let ms5 = Dist::Const(Scalar::duration(ms(5))).compile().unwrap();
+    let no_servers = Station::<Job>::new(0, ms5.clone(), None).err();
+    assert_eq!(no_servers, Some(QueueingError::NoServers));
+    let unitless = Dist::Const(Scalar::number(5.0)).compile().unwrap();
+    let err = Station::<Job>::new(1, unitless, None).err().unwrap();
+    assert!(err.to_string().contains("durations"), "{err}");
+    assert!(Station::<Job>::new(3, ms5, None).is_ok());
+}

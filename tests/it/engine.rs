@@ -173,7 +173,12 @@ fn queue_limit_catches_a_runaway() {
     .unwrap();
     let h = sim.add_host("h").unwrap();
     sim.spawn(h, "d", || Doubler).unwrap();
-    assert_eq!(sim.run(), Verdict::Limit(LimitKind::Queue));
+    let verdict = sim.run();
+    assert_eq!(verdict, Verdict::Limit(LimitKind::Queue));
+    assert!(
+        verdict.to_string().contains("max_queue"),
+        "the verdict names the limit: {verdict}"
+    );
     assert!(sim.pending() > 5_000);
     assert!(sim.stats().events < 20_000);
 }

@@ -50,10 +50,8 @@ fn exp(mean_s: f64) -> faultline::Sampler {
 fn mmc(lambda: f64, mu: f64, c: u32, customers: u64, seed: u64) -> Estimate {
     let mut sim: Sim<Job> = Sim::new(seed);
     let h = sim.add_host("h").unwrap();
-    let service = exp(1.0 / mu);
-    let station = sim
-        .spawn(h, "q", move || Station::new(c, service.clone(), None))
-        .unwrap();
+    let station = Station::new(c, exp(1.0 / mu), None).unwrap();
+    let station = sim.spawn(h, "q", move || station.clone()).unwrap();
     let gap = exp(1.0 / lambda);
     sim.spawn(h, "src", move || {
         Source::new(station, gap.clone(), Some(customers))

@@ -20,10 +20,8 @@ fn run() -> Sim<Job> {
     config.sample_interval = Some(SimDuration::from_secs(1));
     let mut sim = Sim::with_config(config).unwrap();
     let h = sim.add_host("h").unwrap();
-    let service = constant(5);
-    let q = sim
-        .spawn(h, "q", move || Station::new(1, service.clone(), None))
-        .unwrap();
+    let station = Station::new(1, constant(5), None).unwrap();
+    let q = sim.spawn(h, "q", move || station.clone()).unwrap();
     let gap = constant(10);
     sim.spawn(h, "src", move || Source::new(q, gap.clone(), None))
         .unwrap();
