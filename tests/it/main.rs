@@ -6,6 +6,7 @@ mod determinism;
 mod engine;
 mod faults;
 mod fidelity;
+mod rpc;
 mod support;
 mod workloads;
 
