@@ -212,10 +212,16 @@ struct ServiceMetrics {
     completed: CounterId,
     failed: CounterId,
     latency: HistogramId,
-    pool_in_use: GaugeId,
-    pool_waiting: GaugeId,
-    pool_timeouts: CounterId,
-    pool_wait: HistogramId,
+    /// Registered only for a service with a pool.
+    pool: Option<PoolMetrics>,
+}
+
+#[derive(Clone, Copy)]
+struct PoolMetrics {
+    in_use: GaugeId,
+    waiting: GaugeId,
+    timeouts: CounterId,
+    wait: HistogramId,
 }
 
 /// A service with a worker pool, a queue, downstream calls and an optional connection pool.
@@ -305,17 +311,23 @@ impl<M: Carry<Rpc>> Service<M> {
         self.metrics.expect("registered at start")
     }
 
+    fn pool_m(&self) -> PoolMetrics {
+        self.m()
+            .pool
+            .expect("a service with a pool registers its metrics")
+    }
+
     fn publish(&self, ctx: &mut Ctx<'_, M>) {
         let m = self.m();
         let (queue_len, busy) = (self.queue.len() as f64, self.busy_workers() as f64);
         ctx.metrics().set(m.queue_len, queue_len);
         ctx.metrics().set(m.busy_workers, busy);
-        if let Some(p) = &self.pool {
+        if let (Some(p), Some(pm)) = (&self.pool, m.pool) {
             debug_assert!(p.in_use <= p.size);
             debug_assert!(p.waiters.is_empty() || p.in_use == p.size);
             let (in_use, waiting) = (f64::from(p.in_use), p.waiters.len() as f64);
-            ctx.metrics().set(m.pool_in_use, in_use);
-            ctx.metrics().set(m.pool_waiting, waiting);
+            ctx.metrics().set(pm.in_use, in_use);
+            ctx.metrics().set(pm.waiting, waiting);
         }
     }
 
@@ -360,8 +372,8 @@ impl<M: Carry<Rpc>> Service<M> {
             .expect("validated: pooled calls have a pool");
         if pool.in_use < pool.size {
             pool.in_use += 1;
-            let m = self.m();
-            ctx.metrics().record(m.pool_wait, 0);
+            let pm = self.pool_m();
+            ctx.metrics().record(pm.wait, 0);
             self.send_call(ctx, w, call);
         } else {
             pool.waiters.push_back(w);
@@ -419,9 +431,9 @@ impl<M: Carry<Rpc>> Service<M> {
             panic!("waiter {w} is not acquiring: {:?}", job.phase);
         };
         ctx.cancel_timer(timer);
-        let m = self.m();
+        let pm = self.pool_m();
         let wait = (ctx.now() - since).as_nanos();
-        ctx.metrics().record(m.pool_wait, wait);
+        ctx.metrics().record(pm.wait, wait);
         let call = self.kinds[job.req.kind as usize].calls[job.call];
         debug_assert!(call.pooled);
         self.send_call(ctx, w, call);
@@ -534,10 +546,10 @@ impl<M: Carry<Rpc>> Service<M> {
                 let at = pool.waiters.iter().position(|&x| x == worker);
                 let at = at.expect("an acquiring worker is in the waiters");
                 pool.waiters.remove(at);
-                let m = self.m();
+                let pm = self.pool_m();
                 let wait = (ctx.now() - since).as_nanos();
-                ctx.metrics().record(m.pool_wait, wait);
-                ctx.metrics().inc(m.pool_timeouts);
+                ctx.metrics().record(pm.wait, wait);
+                ctx.metrics().inc(pm.timeouts);
                 self.finish(ctx, worker, Status::Err(ErrorKind::PoolTimeout));
             }
             _ => {}
@@ -560,10 +572,12 @@ impl<M: Carry<Rpc>> Actor<M> for Service<M> {
             completed: ctx.counter("completed_total"),
             failed: ctx.counter("failed_total"),
             latency: ctx.histogram("latency"),
-            pool_in_use: ctx.gauge("pool_in_use"),
-            pool_waiting: ctx.gauge("pool_waiting"),
-            pool_timeouts: ctx.counter("pool_timeouts_total"),
-            pool_wait: ctx.histogram("pool_wait"),
+            pool: self.pool.is_some().then(|| PoolMetrics {
+                in_use: ctx.gauge("pool_in_use"),
+                waiting: ctx.gauge("pool_waiting"),
+                timeouts: ctx.counter("pool_timeouts_total"),
+                wait: ctx.histogram("pool_wait"),
+            }),
         });
     }
 
