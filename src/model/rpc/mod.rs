@@ -6,7 +6,7 @@
 //! downstream calls, an optional client-side connection pool in front of a [`Database`] whose
 //! queries slow down with concurrency, and a [`LoadBalancer`]. Every component is an ordinary
 //! actor generic over `M: Carry<Rpc>` and built from a serde config (`deny_unknown_fields`,
-//! durations as `"250ms"`, rates as `"200/s"`, distributions as [`Dist`](crate::Dist)) whose
+//! durations as `"250ms"`, rates as `"200/s"`, distributions as [`Dist`]) whose
 //! `validate()` names the offending field.
 //!
 //! Configs name their peers by actor name, as scenario files do; a component resolves the names
