@@ -6,6 +6,7 @@
 //! enum and talk to each other.
 
 pub mod queueing;
+pub mod rpc;
 
 use crate::actor::Message;
 

@@ -7,6 +7,7 @@ mod engine;
 mod faults;
 mod fidelity;
 mod metrics;
+mod rpc;
 mod support;
 mod workloads;
 

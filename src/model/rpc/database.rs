@@ -1,0 +1,278 @@
+//! A database server: a hard cap on connections and queries that slow down with concurrency.
+//!
+//! Query time model: a query that starts while `active` queries run (itself included) takes
+//! `base * multiplier(active)`, with `base` drawn from its kind's distribution and scaled by
+//! `Slow` faults. The multiplier is either linear, `1 + contention * (active - 1)` (each
+//! concurrent query adds a fixed fraction: lock, buffer and CPU contention, to first order), or
+//! a table of `(active, multiplier)` points interpolated linearly and held flat beyond its ends
+//! (for a measured curve with a knee). The time is fixed when the query starts: queries that
+//! start later do not slow down ones already running. That keeps the model one timer per query;
+//! a processor-sharing model would be closer for CPU-bound queries and is left for later.
+//!
+//! Beyond `max_connections` a query is refused at once with `Unavailable`, as PostgreSQL refuses
+//! connections beyond `max_connections` ("FATAL: sorry, too many clients already").
+
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    ConfigError, ErrorKind, Request, Rpc, Status, Tick, Validate, check_kind_name, compile,
+    nonzero, reply,
+};
+use crate::actor::{Actor, ActorId, Ctx};
+use crate::dist::{Dist, Sampler};
+use crate::engine::time::SimTime;
+use crate::metrics::{CounterId, GaugeId, HistogramId};
+use crate::model::Carry;
+
+/// PostgreSQL's `max_connections` default: "The default is typically 100 connections"
+/// (PostgreSQL documentation, 19.3.1 Connection Settings).
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 100;
+
+/// How query time grows with the number of queries running.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum Contention {
+    /// `multiplier = 1 + c * (active - 1)`, c >= 0.
+    Linear(f64),
+    /// `(active, multiplier)` points with strictly increasing `active` (>= 1) and multipliers
+    /// > 0; linear between points, flat beyond the ends.
+    Table(Vec<(u32, f64)>),
+}
+
+impl Default for Contention {
+    fn default() -> Self {
+        Contention::Linear(0.0)
+    }
+}
+
+impl Contention {
+    /// The slowdown of a query that starts with `active` queries running (itself included).
+    pub fn multiplier(&self, active: u32) -> f64 {
+        debug_assert!(active >= 1, "the starting query is active");
+        match self {
+            Contention::Linear(c) => 1.0 + c * f64::from(active.saturating_sub(1)),
+            Contention::Table(points) => {
+                let a = f64::from(active);
+                let i = points.partition_point(|&(x, _)| x <= active);
+                match (i.checked_sub(1).map(|j| points[j]), points.get(i)) {
+                    (None, Some(&(_, y))) | (Some((_, y)), None) => y,
+                    (Some((x0, y0)), Some(&(x1, y1))) => {
+                        let t = (a - f64::from(x0)) / f64::from(x1 - x0);
+                        y0 + t * (y1 - y0)
+                    }
+                    (None, None) => 1.0,
+                }
+            }
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        match self {
+            Contention::Linear(c) if !(c.is_finite() && *c >= 0.0) => Err(ConfigError::Invalid {
+                field: "contention.Linear".into(),
+                reason: format!("{c} must be finite and >= 0"),
+            }),
+            Contention::Linear(_) => Ok(()),
+            Contention::Table(points) => {
+                if points.is_empty() {
+                    return Err(ConfigError::Empty {
+                        field: "contention.Table".into(),
+                    });
+                }
+                for (i, &(x, y)) in points.iter().enumerate() {
+                    let field = format!("contention.Table[{i}]");
+                    if x == 0 {
+                        return Err(ConfigError::Zero { field });
+                    }
+                    if !(y.is_finite() && y > 0.0) {
+                        let reason = format!("multiplier {y} must be finite and > 0");
+                        return Err(ConfigError::Invalid { field, reason });
+                    }
+                    if i > 0 && x <= points[i - 1].0 {
+                        let reason = "points must have strictly increasing `active`".into();
+                        return Err(ConfigError::Invalid { field, reason });
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// One query kind.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryConfig {
+    pub name: String,
+    /// Query time when running alone.
+    pub time: Dist,
+}
+
+/// A [`Database`]'s config.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    /// Indexed by `Request::kind`.
+    pub queries: Vec<QueryConfig>,
+    #[serde(default)]
+    pub contention: Contention,
+}
+
+fn default_max_connections() -> u32 {
+    DEFAULT_MAX_CONNECTIONS
+}
+
+impl Validate for DatabaseConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        nonzero("max_connections", u64::from(self.max_connections))?;
+        if self.queries.is_empty() {
+            return Err(ConfigError::Empty {
+                field: "queries".into(),
+            });
+        }
+        for (i, q) in self.queries.iter().enumerate() {
+            check_kind_name(format!("queries[{i}].name"), &q.name)?;
+            compile(format!("queries[{i}].time"), &q.time)?;
+        }
+        self.contention.validate()
+    }
+}
+
+#[derive(Clone, Copy)]
+struct DatabaseMetrics {
+    active: GaugeId,
+    queries: CounterId,
+    rejected: CounterId,
+    latency: HistogramId,
+}
+
+/// A database server.
+///
+/// Metrics (owner = the database's name): `active` gauge (queries running), `queries_total`
+/// (completed), `rejected_total` (beyond `max_connections`), `latency` histogram (ns, arrival to
+/// reply of completed queries).
+#[derive(Clone)]
+pub struct Database<M> {
+    config: DatabaseConfig,
+    times: Vec<Sampler>,
+    /// Running queries by the database's own number: (request, arrival).
+    active: BTreeMap<u64, (Request, SimTime)>,
+    next: u64,
+    metrics: Option<DatabaseMetrics>,
+    _m: PhantomData<M>,
+}
+
+impl<M> Database<M> {
+    /// Validates `config` and prepares the samplers.
+    pub fn new(config: DatabaseConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let times = config
+            .queries
+            .iter()
+            .enumerate()
+            .map(|(i, q)| compile(format!("queries[{i}].time"), &q.time))
+            .collect::<Result<_, _>>()?;
+        Ok(Database {
+            config,
+            times,
+            active: BTreeMap::new(),
+            next: 0,
+            metrics: None,
+            _m: PhantomData,
+        })
+    }
+
+    /// Queries running now.
+    pub fn active(&self) -> usize {
+        self.active.len()
+    }
+}
+
+impl<M: Carry<Rpc>> Actor<M> for Database<M> {
+    fn on_start(&mut self, ctx: &mut Ctx<'_, M>) {
+        self.metrics = Some(DatabaseMetrics {
+            active: ctx.gauge("active"),
+            queries: ctx.counter("queries_total"),
+            rejected: ctx.counter("rejected_total"),
+            latency: ctx.histogram("latency"),
+        });
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_, M>, _from: ActorId, msg: M) {
+        let Some(Rpc::Request(req)) = msg.unwrap() else {
+            return;
+        };
+        let m = self.metrics.expect("registered at start");
+        let full = self.active.len() >= self.config.max_connections as usize;
+        let Some(time) = self.times.get(req.kind as usize).filter(|_| !full) else {
+            ctx.metrics().inc(m.rejected);
+            reply(
+                ctx,
+                req.reply_to,
+                req.id,
+                Status::Err(ErrorKind::Unavailable),
+            );
+            return;
+        };
+        let base = ctx.sample_duration(time);
+        let active = self.active.len() as u32 + 1;
+        let factor = self.config.contention.multiplier(active);
+        debug_assert!(factor.is_finite() && factor > 0.0);
+        // Saturating float-to-int: an absurd product means "never finishes" rather than a panic.
+        let query = base.mul_f64(factor).unwrap_or(crate::SimDuration::MAX);
+        let query = ctx.work(query);
+        let id = self.next;
+        self.next += 1;
+        self.active.insert(id, (req, ctx.now()));
+        ctx.set_timer(query, M::wrap(Rpc::Tick(Tick::QueryDone(id))));
+        let n = self.active.len() as f64;
+        ctx.metrics().set(m.active, n);
+    }
+
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, M>, msg: M) {
+        let Some(Rpc::Tick(Tick::QueryDone(id))) = msg.unwrap() else {
+            return;
+        };
+        let (req, arrived) = self
+            .active
+            .remove(&id)
+            .expect("a finishing query is active");
+        let m = self.metrics.expect("registered at start");
+        reply(ctx, req.reply_to, req.id, Status::Ok);
+        ctx.metrics().inc(m.queries);
+        let latency = (ctx.now() - arrived).as_nanos();
+        ctx.metrics().record(m.latency, latency);
+        let n = self.active.len() as f64;
+        ctx.metrics().set(m.active, n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multipliers_follow_the_formula_and_the_table() {
+        let lin = Contention::Linear(0.5);
+        assert_eq!(lin.multiplier(1), 1.0);
+        assert_eq!(lin.multiplier(5), 3.0);
+        let table = Contention::Table(vec![(1, 1.0), (10, 2.0), (20, 10.0)]);
+        assert_eq!(table.multiplier(1), 1.0);
+        assert_eq!(table.multiplier(10), 2.0);
+        assert_eq!(table.multiplier(15), 6.0);
+        assert_eq!(table.multiplier(100), 10.0, "flat beyond the last point");
+        let late = Contention::Table(vec![(4, 2.0)]);
+        assert_eq!(late.multiplier(1), 2.0, "flat before the first point");
+        assert!(
+            Contention::Table(vec![(2, 1.0), (2, 3.0)])
+                .validate()
+                .is_err()
+        );
+        assert!(Contention::Linear(-0.1).validate().is_err());
+    }
+}

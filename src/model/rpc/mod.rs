@@ -1,0 +1,385 @@
+//! Services, databases and the calls between them: the `Rpc` message family and its components.
+//!
+//! Request/response calls with the mechanisms behind the service failure modes of the catalogue
+//! (cascading timeouts, connection-pool exhaustion, traffic spikes): a workload [`Client`], a
+//! [`Service`] with a bounded worker pool and queue that holds a worker for the whole of its
+//! downstream calls, an optional client-side connection pool in front of a [`Database`] whose
+//! queries slow down with concurrency, and a [`LoadBalancer`]. Every component is an ordinary
+//! actor generic over `M: Carry<Rpc>` and built from a serde config (`deny_unknown_fields`,
+//! durations as `"250ms"`, rates as `"200/s"`, distributions as [`Dist`]) whose
+//! `validate()` names the offending field.
+//!
+//! Configs name their peers by actor name, as scenario files do; a component resolves the names
+//! once in `on_start` (so actors can be spawned in any order and may call each other in cycles).
+//! A name that resolves to no actor is a wiring bug and panics with the field's path; check a
+//! config against a built `Sim` beforehand with its `targets()`.
+
+mod balancer;
+mod client;
+mod database;
+mod service;
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+pub use balancer::{LoadBalancer, LoadBalancerConfig, Policy};
+pub use client::{Arrivals, Client, ClientConfig, Mix};
+pub use database::{Contention, Database, DatabaseConfig, QueryConfig};
+pub use service::{CallConfig, KindConfig, PoolConfig, Service, ServiceConfig};
+
+use crate::actor::{ActorId, Ctx};
+use crate::dist::{Dist, DistError, Sampler};
+use crate::engine::time::{SimDuration, SimTime};
+use crate::model::Carry;
+
+/// The messages of the family. Requests and responses travel between actors; `Tick`s are the
+/// components' own timer payloads (they travel through `M::wrap` like the rest).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rpc {
+    Request(Request),
+    Response(Response),
+    Tick(Tick),
+}
+
+/// A call. `id` is chosen by the caller and unique among its outstanding calls; the callee
+/// answers to `reply_to` with the same id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Request {
+    pub id: u64,
+    /// The request type: an index into the callee's table of kinds.
+    pub kind: u32,
+    pub reply_to: ActorId,
+    /// When the original caller created the request (kept across hops for end-to-end latency).
+    pub created: SimTime,
+    /// When the caller will give up, if it will.
+    pub deadline: Option<SimTime>,
+}
+
+/// The answer to the request `id`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Response {
+    pub id: u64,
+    pub status: Status,
+}
+
+/// How a call ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    Err(ErrorKind),
+}
+
+/// Why a call failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ErrorKind {
+    /// No capacity: every worker busy and the queue full.
+    Rejected,
+    /// The caller (or a call the callee made) gave up waiting.
+    Timeout,
+    /// No database connection within the pool's `acquire_timeout`.
+    PoolTimeout,
+    /// The callee refused the call outright (beyond `max_connections`, unknown kind).
+    Unavailable,
+}
+
+/// Timer payloads of the family's components. Each names the slot it belongs to and, where a
+/// slot is reused, the sequence number of the job it was set for, so a timer that outlived its
+/// job is recognised and ignored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tick {
+    /// Client: the next open-loop arrival is due.
+    Arrive,
+    /// Client: the rate schedule moves to step `n`.
+    RateStep(u32),
+    /// Client: closed-loop user `n` has finished thinking.
+    UserWake(u32),
+    /// Client: request `id` has timed out.
+    ClientTimeout(u64),
+    /// Service: worker `worker` finished the CPU work of job `seq`.
+    WorkDone { worker: u32, seq: u64 },
+    /// Service: the downstream call of job `seq` timed out.
+    CallTimeout { worker: u32, seq: u64 },
+    /// Service: job `seq` waited `acquire_timeout` for a pooled connection.
+    PoolTimeout { worker: u32, seq: u64 },
+    /// Database: query `id` (the database's own number) is done.
+    QueryDone(u64),
+    /// Load balancer: forwarded call `id` passed its deadline; forget it.
+    Expire(u64),
+}
+
+/// Why a component config cannot be used. Every variant names the field, as a path from the
+/// config's root (`kinds[1].calls[0].timeout`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A count or duration that must be positive is zero.
+    #[error("{field} must be > 0")]
+    Zero { field: String },
+    /// A list that needs at least one entry is empty.
+    #[error("{field} must not be empty")]
+    Empty { field: String },
+    /// A distribution parameter is invalid.
+    #[error("{field}: {source}")]
+    Dist {
+        field: String,
+        #[source]
+        source: DistError,
+    },
+    /// Any other rule; `reason` says what to change.
+    #[error("{field}: {reason}")]
+    Invalid { field: String, reason: String },
+    /// A config names an actor that does not exist.
+    #[error("{field}: no actor is called `{name}`")]
+    UnknownTarget { field: String, name: String },
+    /// The RON text did not parse (unknown field, wrong type, bad rate or duration string).
+    #[error("{0}")]
+    Ron(#[from] ron::error::SpannedError),
+}
+
+impl ConfigError {
+    /// The path of the offending field, when the error is about one field.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            ConfigError::Zero { field }
+            | ConfigError::Empty { field }
+            | ConfigError::Dist { field, .. }
+            | ConfigError::Invalid { field, .. }
+            | ConfigError::UnknownTarget { field, .. } => Some(field),
+            ConfigError::Ron(_) => None,
+        }
+    }
+}
+
+/// A component config: checkable before the run.
+pub trait Validate {
+    fn validate(&self) -> Result<(), ConfigError>;
+}
+
+/// Parses and validates a config from RON: syntax, unknown fields and then the semantic rules.
+pub fn from_ron<T: DeserializeOwned + Validate>(text: &str) -> Result<T, ConfigError> {
+    let config: T = ron::from_str(text)?;
+    config.validate()?;
+    Ok(config)
+}
+
+/// Compiles a distribution, naming the field on error.
+pub(crate) fn compile(field: impl fmt::Display, dist: &Dist) -> Result<Sampler, ConfigError> {
+    dist.compile().map_err(|source| ConfigError::Dist {
+        field: field.to_string(),
+        source,
+    })
+}
+
+pub(crate) fn nonzero(field: impl fmt::Display, value: u64) -> Result<(), ConfigError> {
+    if value == 0 {
+        return Err(ConfigError::Zero {
+            field: field.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Resolves an actor name from inside a handler. A missing name is a wiring bug (configs can be
+/// checked before the run with `targets()`), so it panics naming the field.
+pub(crate) fn resolve<M: Carry<Rpc>>(ctx: &Ctx<'_, M>, field: &str, name: &str) -> ActorId {
+    match ctx.lookup(name) {
+        Some(id) => id,
+        None => panic!(
+            "{}: {field} names `{name}`, but no actor has that name",
+            ctx.name()
+        ),
+    }
+}
+
+/// Checks that every `(field, name)` resolves.
+pub fn check_targets<'a>(
+    targets: impl IntoIterator<Item = (String, &'a str)>,
+    known: impl Fn(&str) -> bool,
+) -> Result<(), ConfigError> {
+    for (field, name) in targets {
+        if !known(name) {
+            return Err(ConfigError::UnknownTarget {
+                field,
+                name: name.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Metric-name suffixes the metrics module derives from a histogram's name: a request kind may
+/// not be called one of these, or `latency.<kind>` would clash with `latency`'s own series.
+const RESERVED_KIND_NAMES: [&str; 4] = ["count", "max", "p50", "p99"];
+
+pub(crate) fn check_kind_name(field: impl fmt::Display, name: &str) -> Result<(), ConfigError> {
+    let valid = !name.is_empty() && !name.contains('.') && !RESERVED_KIND_NAMES.contains(&name);
+    if !valid {
+        return Err(ConfigError::Invalid {
+            field: field.to_string(),
+            reason: format!(
+                "`{name}` cannot name a request kind: it must be non-empty, contain no `.`, and \
+                 not be one of {RESERVED_KIND_NAMES:?}"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Sends `Response { id, status }` to `to`.
+pub(crate) fn reply<M: Carry<Rpc>>(ctx: &mut Ctx<'_, M>, to: ActorId, id: u64, status: Status) {
+    ctx.send(to, M::wrap(Rpc::Response(Response { id, status })));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rate
+// ---------------------------------------------------------------------------------------------
+
+/// Events per unit of time, written `"200/s"`, `"5/ms"`, `"1000/m"` (units `ns`, `us`, `ms`,
+/// `s`, `m`, `h`; the count may be fractional, `"0.5/s"`). Always finite and > 0.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rate {
+    /// As written: `count` events per `per`.
+    count: f64,
+    per: SimDuration,
+}
+
+/// Why a rate string or value is not a rate.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RateError {
+    #[error("invalid rate \"{input}\": expected <count>/<unit> such as \"200/s\" or \"5/ms\"")]
+    Syntax { input: String },
+    #[error("invalid rate \"{input}\": `{count}` is not a number")]
+    Count { input: String, count: String },
+    #[error("invalid rate \"{input}\": unknown unit `{unit}`; use ns, us, ms, s, m or h")]
+    Unit { input: String, unit: String },
+    #[error("invalid rate \"{input}\": the count must be finite and > 0")]
+    NotPositive { input: String },
+}
+
+impl Rate {
+    /// `per_sec` events a second.
+    pub fn per_sec(per_sec: f64) -> Result<Rate, RateError> {
+        if !(per_sec.is_finite() && per_sec > 0.0) {
+            return Err(RateError::NotPositive {
+                input: format!("{per_sec}/s"),
+            });
+        }
+        Ok(Rate {
+            count: per_sec,
+            per: SimDuration::from_secs(1),
+        })
+    }
+
+    /// Events per second.
+    pub fn as_per_sec(self) -> f64 {
+        self.count / self.per.as_secs_f64()
+    }
+
+    /// The mean gap between events, in nanoseconds (fractional: rounding happens once, when a
+    /// timer is set, so constant-rate arrivals do not drift).
+    pub fn gap_nanos(self) -> f64 {
+        let gap = self.per.as_nanos() as f64 / self.count;
+        debug_assert!(gap.is_finite() && gap > 0.0);
+        gap
+    }
+}
+
+impl FromStr for Rate {
+    type Err = RateError;
+
+    fn from_str(s: &str) -> Result<Rate, RateError> {
+        let input = s.to_string();
+        let Some((count, unit)) = s.trim().split_once('/') else {
+            return Err(RateError::Syntax { input });
+        };
+        let (count, unit) = (count.trim(), unit.trim());
+        let value: f64 = count.parse().map_err(|_| RateError::Count {
+            input: input.clone(),
+            count: count.to_string(),
+        })?;
+        let per = match unit {
+            "ns" => SimDuration::from_nanos(1),
+            "us" | "µs" => SimDuration::from_micros(1),
+            "ms" => SimDuration::from_millis(1),
+            "s" => SimDuration::from_secs(1),
+            "m" | "min" => SimDuration::from_mins(1),
+            "h" => SimDuration::from_hours(1),
+            _ => {
+                return Err(RateError::Unit {
+                    input,
+                    unit: unit.to_string(),
+                });
+            }
+        };
+        if !(value.is_finite() && value > 0.0) {
+            return Err(RateError::NotPositive { input });
+        }
+        Ok(Rate { count: value, per })
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let unit = match self.per.as_nanos() {
+            1 => "ns",
+            1_000 => "us",
+            1_000_000 => "ms",
+            1_000_000_000 => "s",
+            60_000_000_000 => "m",
+            _ => "h",
+        };
+        write!(f, "{}/{unit}", self.count)
+    }
+}
+
+impl Serialize for Rate {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Rate, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_parse_with_units_and_round_trip() {
+        let r: Rate = "200/s".parse().unwrap();
+        assert_eq!(r.as_per_sec(), 200.0);
+        assert_eq!(r.gap_nanos(), 5_000_000.0);
+        assert_eq!("5/ms".parse::<Rate>().unwrap().as_per_sec(), 5_000.0);
+        assert_eq!(
+            "1000/m".parse::<Rate>().unwrap().as_per_sec(),
+            1_000.0 / 60.0
+        );
+        assert_eq!("0.5 / s".parse::<Rate>().unwrap().as_per_sec(), 0.5);
+        assert_eq!(ron::to_string(&r).unwrap(), "\"200/s\"");
+        assert_eq!(ron::from_str::<Rate>("\"200/s\"").unwrap(), r);
+    }
+
+    #[test]
+    fn bad_rates_say_what_is_wrong() {
+        let err = |s: &str| s.parse::<Rate>().unwrap_err();
+        assert!(matches!(err("200"), RateError::Syntax { .. }));
+        assert!(matches!(err("x/s"), RateError::Count { .. }));
+        assert!(matches!(err("5/fortnight"), RateError::Unit { .. }));
+        assert!(matches!(err("0/s"), RateError::NotPositive { .. }));
+        assert!(matches!(err("-3/s"), RateError::NotPositive { .. }));
+        assert!(matches!(err("NaN/s"), RateError::NotPositive { .. }));
+        assert!(Rate::per_sec(0.0).is_err());
+        assert!(Rate::per_sec(f64::INFINITY).is_err());
+        let msg = ron::from_str::<Rate>("\"-1/s\"").unwrap_err().to_string();
+        assert!(msg.contains("> 0"), "{msg}");
+    }
+}

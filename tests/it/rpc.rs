@@ -1,0 +1,602 @@
+//! The rpc family composed into systems: queueing fidelity, rejection, workers held across
+//! downstream calls, pool exhaustion under a slow database, contention, load-balancer policies,
+//! rate schedules, config validation and determinism.
+//!
+//! Random outcomes are checked against bounds derived in each test (Poisson counts within a few
+//! standard deviations, replication means within t standard errors); structural outcomes
+//! (rejections, round robin) exactly.
+
+use faultline::model::rpc::{
+    Arrivals, CallConfig, Client, ClientConfig, ConfigError, Contention, Database, DatabaseConfig,
+    ErrorKind, KindConfig, LoadBalancer, LoadBalancerConfig, Mix, Policy, PoolConfig, QueryConfig,
+    Rate, Request, Rpc, Service, ServiceConfig, Status, from_ron,
+};
+use faultline::{
+    Actor, ActorId, Ctx, Dist, Durable, Fault, FaultPlan, HostId, Scalar, Sim, SimDuration, SimTime,
+};
+
+fn ms(n: u64) -> SimDuration {
+    SimDuration::from_millis(n)
+}
+
+fn secs(n: u64) -> SimTime {
+    SimTime::from_nanos(n * 1_000_000_000)
+}
+
+fn rate(s: &str) -> Rate {
+    s.parse().expect("a valid rate literal")
+}
+
+fn constant(d: SimDuration) -> Dist {
+    Dist::Const(Scalar::duration(d))
+}
+
+fn exp(mean: SimDuration) -> Dist {
+    Dist::Exp {
+        mean: Scalar::duration(mean),
+    }
+}
+
+fn kind(name: &str, service: Dist, calls: Vec<CallConfig>) -> KindConfig {
+    KindConfig {
+        name: name.into(),
+        service,
+        calls,
+    }
+}
+
+fn service(workers: u32, queue_capacity: Option<u32>, kinds: Vec<KindConfig>) -> ServiceConfig {
+    ServiceConfig {
+        workers,
+        queue_capacity,
+        kinds,
+        pool: None,
+    }
+}
+
+fn client(target: &str, arrivals: Arrivals) -> ClientConfig {
+    ClientConfig {
+        target: target.into(),
+        arrivals,
+        mix: Vec::new(),
+        timeout: None,
+        limit: None,
+    }
+}
+
+/// One host: messages between actors arrive at the instant they are sent, so latencies are
+/// the components' own.
+fn sim_one_host(seed: u64) -> (Sim<Rpc>, HostId) {
+    let mut sim = Sim::new(seed);
+    let h = sim.add_host("h").expect("fresh host");
+    (sim, h)
+}
+
+fn spawn_service(sim: &mut Sim<Rpc>, h: HostId, name: &str, cfg: ServiceConfig) -> ActorId {
+    let proto: Service<Rpc> = Service::new(cfg).expect("valid service");
+    sim.spawn(h, name, move || proto.clone()).expect("unique")
+}
+
+fn spawn_client(sim: &mut Sim<Rpc>, h: HostId, name: &str, cfg: ClientConfig) -> ActorId {
+    let proto: Client<Rpc> = Client::new(cfg).expect("valid client");
+    sim.spawn(h, name, move || proto.clone()).expect("unique")
+}
+
+fn spawn_db(sim: &mut Sim<Rpc>, h: HostId, name: &str, cfg: DatabaseConfig) -> ActorId {
+    let proto: Database<Rpc> = Database::new(cfg).expect("valid database");
+    sim.spawn(h, name, move || proto.clone()).expect("unique")
+}
+
+fn counter(sim: &Sim<Rpc>, name: &str) -> u64 {
+    sim.metrics()
+        .counter_value(name)
+        .unwrap_or_else(|| panic!("no counter {name}"))
+}
+
+/// Mean and standard error of the mean of independent replications.
+fn mean_se(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len() as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, (var / n).sqrt())
+}
+
+#[test]
+fn client_and_one_worker_service_match_mm1() {
+    // lambda 0.7/s, mu 1/s: W = 1 / (mu - lambda) = 3.33 s. Sixteen independent replications;
+    // t(0.9995, 15) = 4.07 standard errors of their mean (see fidelity.rs for the reasoning).
+    let (lambda, mu, customers) = (0.7, 1.0, 20_000);
+    let w: Vec<f64> = (1..=16)
+        .map(|seed| {
+            let (mut sim, h) = sim_one_host(seed);
+            let kinds = vec![kind("q", exp(SimDuration::from_secs(1)), vec![])];
+            spawn_service(&mut sim, h, "svc", service(1, None, kinds));
+            let mut c = client("svc", Arrivals::Poisson(rate("0.7/s")));
+            c.limit = Some(customers);
+            spawn_client(&mut sim, h, "load", c);
+            sim.run();
+            assert_eq!(counter(&sim, "load.ok_total"), customers);
+            assert_eq!(counter(&sim, "svc.completed_total"), customers);
+            let s = sim
+                .metrics()
+                .histogram_summary("load.latency")
+                .expect("latency");
+            s.mean / 1e9
+        })
+        .collect();
+    let (mean, se) = mean_se(&w);
+    let expected = 1.0 / (mu - lambda);
+    let z = (mean - expected).abs() / se;
+    assert!(
+        z < 4.07,
+        "mean sojourn {mean:.3} +- {se:.3} vs M/M/1 {expected:.3}: z = {z:.1}"
+    );
+}
+
+/// What a [`Burst`] saw: (time, status) per response.
+type Replies = Durable<Vec<(SimTime, Status)>>;
+
+/// Sends `n` requests at once at start and records the responses.
+struct Burst {
+    to: ActorId,
+    n: u64,
+    log: Replies,
+}
+
+impl Actor<Rpc> for Burst {
+    fn on_start(&mut self, ctx: &mut Ctx<'_, Rpc>) {
+        for id in 0..self.n {
+            let req = Request {
+                id,
+                kind: 0,
+                reply_to: ctx.me(),
+                created: ctx.now(),
+                deadline: None,
+            };
+            ctx.send(self.to, Rpc::Request(req));
+        }
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Rpc>, _from: ActorId, msg: Rpc) {
+        if let Rpc::Response(r) = msg {
+            self.log.borrow_mut().push((ctx.now(), r.status));
+        }
+    }
+}
+
+#[test]
+fn a_full_queue_rejects_at_once() {
+    let (mut sim, h) = sim_one_host(1);
+    let kinds = vec![kind("q", constant(SimDuration::from_secs(1)), vec![])];
+    let svc = spawn_service(&mut sim, h, "svc", service(2, Some(3), kinds));
+    let log = Replies::new(Vec::new());
+    let l = log.clone();
+    sim.spawn(h, "burst", move || Burst {
+        to: svc,
+        n: 10,
+        log: l.clone(),
+    })
+    .expect("unique");
+    sim.run();
+    let log = log.borrow();
+    let rejected: Vec<_> = log
+        .iter()
+        .filter(|(_, s)| *s == Status::Err(ErrorKind::Rejected))
+        .collect();
+    assert_eq!(rejected.len(), 5, "2 in service + 3 queued accepted");
+    assert!(rejected.iter().all(|(t, _)| *t == SimTime::ZERO), "at once");
+    let ok: Vec<SimTime> = log
+        .iter()
+        .filter(|(_, s)| *s == Status::Ok)
+        .map(|(t, _)| *t)
+        .collect();
+    assert_eq!(ok, [1, 1, 2, 2, 3].map(secs), "two workers, 1 s each");
+    assert_eq!(counter(&sim, "svc.rejected_total"), 5);
+    assert_eq!(counter(&sim, "svc.completed_total"), 5);
+}
+
+/// A front service with 4 workers: kind 0 calls a slow backend (1 s), kind 1 is fast and
+/// calls nothing. `load` sends kind 0 at 10/s when `loaded`; `probe` sends kind 1 at 1/s with
+/// a 2 s timeout. Returns the sim after 30 s.
+fn held_workers(loaded: bool) -> Sim<Rpc> {
+    let (mut sim, h) = sim_one_host(7);
+    let slow_kinds = vec![kind("slow", constant(SimDuration::from_secs(1)), vec![])];
+    spawn_service(&mut sim, h, "payment", service(100, None, slow_kinds));
+    let call = CallConfig {
+        target: "payment".into(),
+        kind: 0,
+        timeout: SimDuration::from_secs(10),
+        pooled: false,
+    };
+    let front_kinds = vec![
+        kind("pay", constant(ms(1)), vec![call]),
+        kind("browse", constant(ms(1)), vec![]),
+    ];
+    spawn_service(&mut sim, h, "order", service(4, None, front_kinds));
+    if loaded {
+        spawn_client(
+            &mut sim,
+            h,
+            "load",
+            client("order", Arrivals::Poisson(rate("10/s"))),
+        );
+    }
+    let mut probe = client("order", Arrivals::Constant(rate("1/s")));
+    probe.mix = vec![Mix {
+        name: "browse".into(),
+        kind: 1,
+        weight: 1.0,
+    }];
+    probe.timeout = Some(SimDuration::from_secs(2));
+    spawn_client(&mut sim, h, "probe", probe);
+    sim.run_until(secs(30));
+    sim
+}
+
+#[test]
+fn a_worker_is_held_for_the_whole_downstream_call() {
+    let sim = held_workers(true);
+    // Each worker finishes at most one paying request per 1.001 s: at most 4 * 30 / 1.001.
+    let paid = counter(&sim, "load.ok_total");
+    assert!(paid <= 119, "throughput capped at 4/s: {paid}");
+    assert!(paid >= 110, "and reached: {paid}");
+    assert!(counter(&sim, "load.sent_total") > 250, "offered 10/s");
+    // Requests that never touch payment queue behind the held workers: once the queue has
+    // grown (after a few seconds of 10/s in, 4/s out) every probe times out.
+    let probes = counter(&sim, "probe.sent_total");
+    let timeouts = counter(&sim, "probe.timeout_total");
+    // One a second at 1 s ..= 30 s (`run_until` includes events at its end).
+    assert_eq!(probes, 30);
+    assert!(timeouts >= 24, "probes timed out: {timeouts} of {probes}");
+
+    let calm = held_workers(false);
+    // The probe sent at 30 s is still in its 1 ms of work when the run stops.
+    assert_eq!(counter(&calm, "probe.ok_total"), 29);
+    assert_eq!(counter(&calm, "probe.timeout_total"), 0);
+    let p99 = calm
+        .metrics()
+        .histogram_summary("probe.latency")
+        .expect("latency")
+        .p99;
+    assert!(
+        p99 <= 1_001_000,
+        "alone, a probe takes its 1 ms of work: {p99} ns"
+    );
+}
+
+/// `api` (50 workers, pool of 10, 200 ms acquire timeout) calls `db` (10 ms queries) for every
+/// request, at 100/s. With `slow`, the database is 50x slower from 10 s to 20 s.
+fn pool_system(slow: bool) -> Sim<Rpc> {
+    let (mut sim, h) = sim_one_host(3);
+    let db = DatabaseConfig {
+        max_connections: 100,
+        queries: vec![QueryConfig {
+            name: "select".into(),
+            time: constant(ms(10)),
+        }],
+        contention: Contention::Linear(0.0),
+    };
+    spawn_db(&mut sim, h, "db", db);
+    let call = CallConfig {
+        target: "db".into(),
+        kind: 0,
+        timeout: SimDuration::from_secs(5),
+        pooled: true,
+    };
+    let mut api = service(
+        50,
+        Some(1_000),
+        vec![kind("q", constant(ms(1)), vec![call])],
+    );
+    api.pool = Some(PoolConfig {
+        pool_size: 10,
+        acquire_timeout: ms(200),
+    });
+    spawn_service(&mut sim, h, "api", api);
+    spawn_client(
+        &mut sim,
+        h,
+        "load",
+        client("api", Arrivals::Poisson(rate("100/s"))),
+    );
+    if slow {
+        let fault = Fault::Slow {
+            target: "db".into(),
+            factor: 50.0,
+        };
+        let plan = FaultPlan::new().window(secs(10), secs(20), fault);
+        sim.add_faults(&plan).expect("db exists");
+    }
+    sim.run_until(secs(30));
+    sim
+}
+
+#[test]
+fn pool_exhaustion_emerges_from_a_slow_database() {
+    let slow = pool_system(true);
+    let timeouts = counter(&slow, "api.pool_timeouts_total");
+    // 500 ms queries on 10 connections serve 20/s of the 100/s offered for 10 s: most of the
+    // excess waits out its 200 ms and fails.
+    assert!(timeouts > 300, "pool timeouts: {timeouts}");
+    let waiting = slow.metrics().gauge_time_weighted_mean("api.pool_waiting");
+    assert!(waiting.is_some_and(|w| w > 0.0), "{waiting:?}");
+    assert_eq!(counter(&slow, "load.error_total"), timeouts);
+    let in_use = slow.metrics().gauge_value("api.pool_in_use");
+    assert!(in_use.is_some_and(|n| n <= 10.0), "{in_use:?}");
+
+    let healthy = pool_system(false);
+    assert_eq!(counter(&healthy, "api.pool_timeouts_total"), 0);
+    assert_eq!(
+        healthy
+            .metrics()
+            .gauge_time_weighted_mean("api.pool_waiting"),
+        Some(0.0),
+        "100/s of 10 ms queries never need 11 connections at once (P ~ 1e-8 per 10 ms)"
+    );
+    assert_eq!(counter(&healthy, "load.error_total"), 0);
+}
+
+#[test]
+fn database_query_time_grows_with_concurrency() {
+    // N users with no think time keep exactly N queries running after the first round, so
+    // every later query takes base * (1 + c (N - 1)).
+    let (base_ms, c) = (10.0, 0.25);
+    for users in [1_u32, 4, 8] {
+        let (mut sim, h) = sim_one_host(5);
+        let db = DatabaseConfig {
+            max_connections: 100,
+            queries: vec![QueryConfig {
+                name: "select".into(),
+                time: constant(ms(10)),
+            }],
+            contention: Contention::Linear(c),
+        };
+        spawn_db(&mut sim, h, "db", db);
+        let think = constant(SimDuration::ZERO);
+        spawn_client(
+            &mut sim,
+            h,
+            "users",
+            client("db", Arrivals::Closed { users, think }),
+        );
+        sim.run_until(secs(20));
+        let s = sim
+            .metrics()
+            .histogram_summary("db.latency")
+            .expect("latency");
+        let want_ms = base_ms * (1.0 + c * f64::from(users - 1));
+        let got_ms = s.mean / 1e6;
+        assert!(
+            (got_ms - want_ms).abs() <= want_ms * 0.01,
+            "{users} users: mean {got_ms:.3} ms, formula {want_ms:.3} ms"
+        );
+        assert!(s.count > 500, "{}", s.count);
+    }
+}
+
+/// p99 client latency (ns) through a balancer with `policy` over four 1-worker backends, the
+/// last 5x slower, at 100/s for 2,000 requests.
+fn lb_p99(policy: Policy, seed: u64) -> u64 {
+    let (mut sim, h) = sim_one_host(seed);
+    let mut names = Vec::new();
+    for (i, mean) in [10, 10, 10, 50].into_iter().enumerate() {
+        let name = format!("b{i}");
+        let kinds = vec![kind("q", exp(ms(mean)), vec![])];
+        spawn_service(&mut sim, h, &name, service(1, None, kinds));
+        names.push(name);
+    }
+    let lb = LoadBalancerConfig {
+        backends: names,
+        policy,
+    };
+    let proto: LoadBalancer<Rpc> = LoadBalancer::new(lb).expect("valid");
+    sim.spawn(h, "lb", move || proto.clone()).expect("unique");
+    let mut c = client("lb", Arrivals::Poisson(rate("100/s")));
+    c.limit = Some(2_000);
+    spawn_client(&mut sim, h, "load", c);
+    sim.run();
+    assert_eq!(counter(&sim, "load.ok_total"), 2_000);
+    let s = sim
+        .metrics()
+        .histogram_summary("load.latency")
+        .expect("latency");
+    s.p99
+}
+
+#[test]
+fn round_robin_spreads_exactly_evenly() {
+    let (mut sim, h) = sim_one_host(9);
+    let names: Vec<String> = (0..4).map(|i| format!("b{i}")).collect();
+    for name in &names {
+        let kinds = vec![kind("q", exp(ms(5)), vec![])];
+        spawn_service(&mut sim, h, name, service(2, None, kinds));
+    }
+    let lb = LoadBalancerConfig {
+        backends: names.clone(),
+        policy: Policy::RoundRobin,
+    };
+    let proto: LoadBalancer<Rpc> = LoadBalancer::new(lb).expect("valid");
+    sim.spawn(h, "lb", move || proto.clone()).expect("unique");
+    let mut c = client("lb", Arrivals::Poisson(rate("200/s")));
+    c.limit = Some(400);
+    spawn_client(&mut sim, h, "load", c);
+    sim.run();
+    for name in &names {
+        assert_eq!(counter(&sim, &format!("lb.forwarded_total.{name}")), 100);
+        assert_eq!(counter(&sim, &format!("{name}.completed_total")), 100);
+    }
+    assert_eq!(counter(&sim, "load.ok_total"), 400);
+}
+
+#[test]
+fn p2c_and_least_outstanding_beat_random_on_a_slow_backend() {
+    // Random sends the slow backend 25/s, above its 20/s capacity: its queue grows for the
+    // whole run. The load-aware policies steer around it.
+    for seed in 1..=4 {
+        let random = lb_p99(Policy::Random, seed);
+        let p2c = lb_p99(Policy::PowerOfTwoChoices, seed);
+        let least = lb_p99(Policy::LeastOutstanding, seed);
+        assert!(p2c < random, "seed {seed}: p2c {p2c} vs random {random}");
+        assert!(
+            least < random,
+            "seed {seed}: least {least} vs random {random}"
+        );
+        assert!(
+            p2c * 2 < random,
+            "seed {seed}: a wide margin, p2c {p2c} random {random}"
+        );
+    }
+}
+
+#[test]
+fn a_rate_schedule_is_followed_step_by_step() {
+    let (mut sim, h) = sim_one_host(11);
+    let kinds = vec![kind("q", constant(ms(1)), vec![])];
+    spawn_service(&mut sim, h, "svc", service(64, None, kinds));
+    let steps = vec![
+        (secs(5), rate("100/s")),
+        (secs(15), rate("1000/s")),
+        (secs(25), rate("100/s")),
+    ];
+    spawn_client(
+        &mut sim,
+        h,
+        "load",
+        client("svc", Arrivals::Schedule(steps)),
+    );
+    let mut sent = Vec::new();
+    for t in [5, 15, 25, 35] {
+        sim.run_until(secs(t));
+        sent.push(counter(&sim, "load.sent_total"));
+    }
+    assert_eq!(sent[0], 0, "nothing before the first step");
+    // Each step's count is Poisson(rate * 10 s): within 5 standard deviations (sqrt of the
+    // mean), a bound a correct generator exceeds with probability ~6e-7.
+    for (i, per_sec) in [100.0, 1000.0, 100.0].into_iter().enumerate() {
+        let n = (sent[i + 1] - sent[i]) as f64;
+        let mean = per_sec * 10.0;
+        let sd = f64::sqrt(mean);
+        assert!(
+            (n - mean).abs() < 5.0 * sd,
+            "step {i}: {n} sent, expected {mean} +- {sd:.1}"
+        );
+    }
+}
+
+#[test]
+fn bad_configs_are_typed_errors_naming_the_field() {
+    let zero_workers = Service::<Rpc>::new(service(0, None, vec![]));
+    let err = zero_workers.err().expect("zero workers");
+    assert!(matches!(err, ConfigError::Zero { .. }));
+    assert_eq!(err.field(), Some("workers"));
+
+    let mut pooled = service(2, None, vec![kind("q", constant(ms(1)), vec![])]);
+    pooled.pool = Some(PoolConfig {
+        pool_size: 0,
+        acquire_timeout: ms(100),
+    });
+    let err = Service::<Rpc>::new(pooled).err().expect("pool_size 0");
+    assert_eq!(err.field(), Some("pool.pool_size"));
+
+    let bad_dist = service(1, None, vec![kind("q", exp(SimDuration::ZERO), vec![])]);
+    let err = Service::<Rpc>::new(bad_dist).err().expect("Exp mean 0");
+    assert!(matches!(err, ConfigError::Dist { .. }));
+    assert_eq!(err.field(), Some("kinds[0].service"));
+
+    let users = client(
+        "svc",
+        Arrivals::Closed {
+            users: 0,
+            think: constant(ms(1)),
+        },
+    );
+    let err = Client::<Rpc>::new(users).err().expect("zero users");
+    assert_eq!(err.field(), Some("arrivals.Closed.users"));
+
+    for bad in ["0/s", "-5/s"] {
+        let text = format!("(target: \"svc\", arrivals: Poisson(\"{bad}\"))");
+        let err = from_ron::<ClientConfig>(&text).expect_err("bad rate");
+        assert!(matches!(err, ConfigError::Ron(_)), "{err}");
+        assert!(err.to_string().contains("must be finite and > 0"), "{err}");
+    }
+
+    let unknown = "(workers: 2, worker_count: 3, kinds: [])";
+    let err = from_ron::<ServiceConfig>(unknown).expect_err("unknown field");
+    assert!(err.to_string().contains("worker_count"), "{err}");
+
+    let db = "(queries: [(name: \"q\", time: Const(\"1ms\"))], max_connections: 0)";
+    let err = from_ron::<DatabaseConfig>(db).expect_err("max_connections 0");
+    assert_eq!(err.field(), Some("max_connections"));
+
+    let text = r#"(
+        workers: 8,
+        queue_capacity: Some(100),
+        kinds: [(name: "checkout", service: Exp(mean: "5ms"),
+                 calls: [(target: "db", timeout: "1s", pooled: true)])],
+        pool: Some(()),
+    )"#;
+    let ok = from_ron::<ServiceConfig>(text).expect("a valid config with defaults");
+    let pool = ok.pool.expect("a pool");
+    assert_eq!(pool.pool_size, 10, "HikariCP's maximumPoolSize default");
+    assert_eq!(pool.acquire_timeout, SimDuration::from_secs(30));
+}
+
+/// Client -> P2C balancer -> two services that query a pooled database, with a slow window.
+fn composed(seed: u64) -> Sim<Rpc> {
+    let (mut sim, h) = sim_one_host(seed);
+    let db = DatabaseConfig {
+        max_connections: 20,
+        queries: vec![QueryConfig {
+            name: "select".into(),
+            time: Dist::LogNormal {
+                p50: Scalar::duration(ms(2)),
+                p99: Scalar::duration(ms(20)),
+            },
+        }],
+        contention: Contention::Linear(0.05),
+    };
+    spawn_db(&mut sim, h, "db", db);
+    for name in ["s0", "s1"] {
+        let call = CallConfig {
+            target: "db".into(),
+            kind: 0,
+            timeout: ms(100),
+            pooled: true,
+        };
+        let mut cfg = service(8, Some(20), vec![kind("q", exp(ms(2)), vec![call])]);
+        cfg.pool = Some(PoolConfig {
+            pool_size: 4,
+            acquire_timeout: ms(50),
+        });
+        spawn_service(&mut sim, h, name, cfg);
+    }
+    let lb = LoadBalancerConfig {
+        backends: vec!["s0".into(), "s1".into()],
+        policy: Policy::PowerOfTwoChoices,
+    };
+    let proto: LoadBalancer<Rpc> = LoadBalancer::new(lb).expect("valid");
+    sim.spawn(h, "lb", move || proto.clone()).expect("unique");
+    let mut c = client("lb", Arrivals::Poisson(rate("300/s")));
+    c.timeout = Some(ms(200));
+    spawn_client(&mut sim, h, "load", c);
+    let fault = Fault::Slow {
+        target: "db".into(),
+        factor: 10.0,
+    };
+    sim.add_faults(&FaultPlan::new().window(secs(2), secs(4), fault))
+        .expect("db exists");
+    sim.run_until(secs(6));
+    sim
+}
+
+#[test]
+fn a_composed_system_replays_exactly() {
+    let (a, b, other) = (composed(42), composed(42), composed(43));
+    assert_eq!(a.trace_hash(), b.trace_hash());
+    assert_ne!(a.trace_hash(), other.trace_hash());
+    assert!(counter(&a, "load.ok_total") > 1_000);
+    assert_eq!(
+        a.metrics().snapshot().counters,
+        b.metrics().snapshot().counters
+    );
+}
