@@ -6,7 +6,9 @@
 //! their tests exact.
 
 pub mod chart;
+pub mod table;
 mod unit;
 
 pub use chart::{ChartError, ChartLine, ChartSpec, FaultWindow, render_svg};
+pub use table::{Cell, Row, Table, TableError, Verdict};
 pub use unit::Unit;
