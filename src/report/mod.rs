@@ -6,9 +6,11 @@
 //! their tests exact.
 
 pub mod chart;
+pub mod csv;
 pub mod table;
 mod unit;
 
 pub use chart::{ChartError, ChartLine, ChartSpec, FaultWindow, render_svg};
+pub use csv::{series_csv, write_series_csv};
 pub use table::{Cell, Row, Table, TableError, Verdict};
 pub use unit::Unit;
