@@ -61,9 +61,10 @@ const LEGEND_TOP: i32 = 54;
 const LEGEND_ROW: i32 = 24;
 const LEGEND_SWATCH: i32 = 26;
 const WINDOW_LABEL_ROW: i32 = 17;
-/// Average glyph width as a fraction of the font size: generous for a sans-serif, so that an
-/// estimate errs towards more space rather than overlap.
-const GLYPH_WIDTH: f64 = 0.6;
+/// Average glyph width as a fraction of the font size: DejaVu Sans, among the widest common
+/// sans-serifs, averages about 0.51 on lower-case names; the margin makes an estimate err
+/// towards more space rather than overlap.
+const GLYPH_WIDTH: f64 = 0.56;
 /// Headroom above the highest value, as a fraction of the value range, so the highest line
 /// does not run into the fault-window labels along the top.
 const HEADROOM: f64 = 0.1;
@@ -296,6 +297,10 @@ impl ValueAxis {
         if lo < 0.0 && max <= 0.0 {
             lo -= (hi - lo) * HEADROOM;
         }
+        if spec.unit == Unit::Ratio && max <= 1.0 {
+            // A share never exceeds everything: stop the axis at 100% rather than 120%.
+            hi = hi.min(1.0 / divisor);
+        }
         let (step, decimals) = value_step(hi - lo);
         let first = libm::floor(lo / step);
         let last = libm::ceil(hi / step);
@@ -449,7 +454,7 @@ fn legend_layout(labels: &[&str]) -> (Vec<(i32, i32)>, i32) {
             row += 1;
         }
         spots.push((x, LEGEND_TOP + row * LEGEND_ROW));
-        x += width + 28;
+        x += width + 24;
     }
     (spots, if labels.is_empty() { 0 } else { row + 1 })
 }
@@ -525,6 +530,16 @@ fn draw(svg: &mut String, spec: &ChartSpec, x: &TimeAxis, y: &ValueAxis) -> Resu
         .draw()
         .map_err(err)?;
 
+    if y.lo < 0.0 {
+        // With negative values, zero is a reference line rather than the bottom edge.
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(x.from_ns as f64, 0.0), (x.until_ns as f64, 0.0)],
+                AXIS.stroke_width(1),
+            )))
+            .map_err(err)?;
+    }
+
     // Bands go under the lines, and are drawn in pixels so an instant fault is still visible.
     let (plot_x, plot_y) = chart.plotting_area().get_pixel_range();
     let to_px = |t: SimTime| chart.backend_coord(&(t.as_nanos() as f64, y.lo)).0;
@@ -567,7 +582,7 @@ fn draw(svg: &mut String, spec: &ChartSpec, x: &TimeAxis, y: &ValueAxis) -> Resu
         for run in finite_runs(&line.points, y.divisor) {
             if let [point] = run.as_slice() {
                 chart
-                    .draw_series(std::iter::once(Circle::new(*point, 3, colour.filled())))
+                    .draw_series(std::iter::once(Circle::new(*point, 4, colour.filled())))
                     .map_err(err)?;
             } else {
                 chart
@@ -825,6 +840,18 @@ mod tests {
             matches!(ratio, Err(ChartError::ValueRange { .. })),
             "{ratio:?}"
         );
+    }
+
+    #[test]
+    fn shares_stop_at_a_hundred_percent() {
+        let svg = render(&spec_with(
+            vec![line("baseline", &[(0, 0.999), (60, 0.75)])],
+            vec![],
+            Unit::Ratio,
+        ));
+        assert!(svg.contains(">\nvalue (%)\n</text>"));
+        assert!(svg.contains(">\n100\n</text>"), "{svg}");
+        assert!(!svg.contains(">\n120\n</text>"));
     }
 
     #[test]

@@ -122,7 +122,12 @@ impl Unit {
             }
             Unit::PerSecond => {
                 let (divisor, suffix) = pick(&METRIC);
-                (divisor, format!("{suffix}/s"))
+                let name = if suffix.is_empty() {
+                    "per second".to_owned()
+                } else {
+                    format!("{suffix}/s")
+                };
+                (divisor, name)
             }
             Unit::Ratio => (0.01, "%".to_owned()),
         }
@@ -267,6 +272,10 @@ mod tests {
         assert_eq!(Unit::Count.axis_scale(50.0), (1.0, String::new()));
         assert_eq!(Unit::Count.axis_scale(5e4), (1e3, "thousands".to_owned()));
         assert_eq!(Unit::PerSecond.axis_scale(5e4), (1e3, "k/s".to_owned()));
+        assert_eq!(
+            Unit::PerSecond.axis_scale(50.0),
+            (1.0, "per second".to_owned())
+        );
         assert_eq!(Unit::Ratio.axis_scale(1.0), (0.01, "%".to_owned()));
     }
 }
