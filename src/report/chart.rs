@@ -239,8 +239,9 @@ fn time_step(span_ns: u64) -> u64 {
         12 * 3_600 * SEC,
     ];
     let sub_second = (0..9).flat_map(|e| [1, 2, 5].map(|m| m * 10u64.pow(e)));
-    // Beyond a day: 1, 2, 5, 10, 20, 50... days, up to what a u64 of nanoseconds holds.
-    let days = (0..6).flat_map(|e| [1, 2, 5].map(|m| m * 10u64.pow(e) * 86_400 * SEC));
+    // Beyond a day: 1, 2, 5, 10, 20, 50... days, up to 50,000 (a u64 of nanoseconds holds
+    // about 213,500 days, which 50,000-day steps split into five intervals).
+    let days = (0..5).flat_map(|e| [1, 2, 5].map(|m| m * 10u64.pow(e) * 86_400 * SEC));
     sub_second
         .chain(CLOCK)
         .chain(days)
@@ -441,6 +442,17 @@ fn text_width(text: &str, size: f64) -> i32 {
     (text.chars().count() as f64 * size * GLYPH_WIDTH).ceil() as i32
 }
 
+/// `text` cut with an ellipsis to fit `width_px` at `size` (bold text passes a larger size).
+fn fit_text(text: &str, width_px: i32, size: f64) -> String {
+    let fits = (f64::from(width_px) / (size * GLYPH_WIDTH)).floor() as usize;
+    if text.chars().count() <= fits {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(fits.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
 /// Legend entries laid out left to right under the title, wrapping onto further rows: returns
 /// each entry's top-left corner and the number of rows.
 fn legend_layout(labels: &[&str]) -> (Vec<(i32, i32)>, i32) {
@@ -467,7 +479,8 @@ fn draw(svg: &mut String, spec: &ChartSpec, x: &TimeAxis, y: &ValueAxis) -> Resu
     let title_style = TextStyle::from(font(TITLE_SIZE).style(FontStyle::Bold))
         .color(&TEXT)
         .pos(Pos::new(HPos::Left, VPos::Top));
-    root.draw(&Text::new(spec.title.clone(), (MARGIN, 16), title_style))
+    let title = fit_text(&spec.title, WIDTH as i32 - 2 * MARGIN, TITLE_SIZE * 1.1);
+    root.draw(&Text::new(title, (MARGIN, 16), title_style))
         .map_err(err)?;
 
     let labels: Vec<&str> = spec.series.iter().map(|l| l.label.as_str()).collect();
@@ -577,8 +590,7 @@ fn draw(svg: &mut String, spec: &ChartSpec, x: &TimeAxis, y: &ValueAxis) -> Resu
         ));
     }
 
-    for ((line, colour), label) in spec.series.iter().zip(PALETTE.iter()).zip(&labels) {
-        debug_assert_eq!(line.label, *label);
+    for (line, colour) in spec.series.iter().zip(PALETTE.iter()) {
         for run in finite_runs(&line.points, y.divisor) {
             if let [point] = run.as_slice() {
                 chart
@@ -727,7 +739,14 @@ mod tests {
     #[test]
     fn the_same_spec_gives_the_same_bytes() {
         let spec = sample_spec();
-        assert_eq!(render(&spec), render(&spec.clone()));
+        let svg = render(&spec);
+        assert_eq!(svg, render(&spec.clone()));
+        // Pinned across processes and machines too: a change here means every report chart
+        // changed (a plotters upgrade, a style change); check a rendering, then update.
+        let fnv1a = svg.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        assert_eq!((svg.len(), fnv1a), (11_421, 2_361_665_004_812_879_994));
     }
 
     fn spec_with(series: Vec<ChartLine>, windows: Vec<FaultWindow>, unit: Unit) -> ChartSpec {
@@ -840,6 +859,18 @@ mod tests {
             matches!(ratio, Err(ChartError::ValueRange { .. })),
             "{ratio:?}"
         );
+    }
+
+    #[test]
+    fn a_long_title_is_cut_to_the_width() {
+        let mut spec = spec_with(vec![], vec![], Unit::Count);
+        spec.title = "very long title ".repeat(20);
+        let svg = render(&spec);
+        let title = fit_text(&spec.title, WIDTH as i32 - 2 * MARGIN, TITLE_SIZE * 1.1);
+        assert!(title.ends_with('…'));
+        assert!(title.chars().count() < 80, "{title}");
+        assert!(svg.contains(&title));
+        assert_eq!(fit_text("short", 500, 24.0), "short");
     }
 
     #[test]
