@@ -52,6 +52,7 @@ pub mod fault;
 pub mod metrics;
 pub mod model;
 pub mod net;
+pub mod report;
 
 pub use actor::{Actor, ActorId, Ctx, Durable, Message, TimerId};
 pub use dist::{Dist, Sampler, Scalar};
