@@ -46,6 +46,7 @@
 //! (faults as data and the seeded nemesis), [`dist`] (distributions), [`metrics`].
 
 pub mod actor;
+pub mod check;
 pub mod dist;
 pub mod engine;
 pub mod fault;
@@ -53,6 +54,7 @@ pub mod metrics;
 pub mod model;
 pub mod net;
 pub mod report;
+pub mod scenario;
 
 pub use actor::{Actor, ActorId, Ctx, Durable, Message, TimerId};
 pub use dist::{Dist, Sampler, Scalar};

@@ -1,0 +1,1 @@
+//! Checks on a finished run (placeholder; see the checks branch).
