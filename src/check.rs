@@ -153,6 +153,7 @@ const DURATION_WORDS: [&str; 5] = ["latency", "wait", "time", "duration", "sojou
 ///
 /// Parsed from a string ([`FromStr`], serde) and written back as the same text (trimmed of
 /// surrounding whitespace) by `Display` and serde, so a scenario round-trips unchanged.
+/// Two expressions are equal when they are written alike.
 #[derive(Clone, PartialEq)]
 pub struct Expr {
     text: String,
@@ -348,14 +349,13 @@ impl<'a> Parser<'a> {
             return Ok(Node::Metric(word.to_owned()));
         }
         let column = self.column(start);
-        let known = FUNCTIONS.contains(&word);
-        if !known {
+        let Some((function, arity)) = function(word) else {
             return Err(ExprError::UnknownFunction {
                 name: word.to_owned(),
                 column,
                 suggestion: self.suggest_function(word),
             });
-        }
+        };
         if depth + 1 > EXPR_MAX_DEPTH {
             return Err(ExprError::TooDeep {
                 max: EXPR_MAX_DEPTH,
@@ -410,24 +410,14 @@ impl<'a> Parser<'a> {
             ("min", Some((_, x)), None, _) => Node::Aggregate(Aggregate::Min, Box::new(x)),
             ("mean", Some((_, x)), None, _) => Node::Aggregate(Aggregate::Mean, Box::new(x)),
             ("last", Some((_, x)), None, _) => Node::Aggregate(Aggregate::Last, Box::new(x)),
-            (function, ..) => {
-                let (function, expected) = FUNCTIONS
-                    .iter()
-                    .find(|&&f| f == function)
-                    .map(|&f| {
-                        (
-                            f,
-                            if f == "ratio" {
-                                "2 arguments"
-                            } else {
-                                "1 argument"
-                            },
-                        )
-                    })
-                    .unwrap_or(("?", "?"));
+            _ => {
                 return Err(ExprError::Arity {
                     function,
-                    expected,
+                    expected: if arity == 1 {
+                        "1 argument"
+                    } else {
+                        "2 arguments"
+                    },
                     found,
                     column,
                 });
@@ -450,6 +440,12 @@ impl<'a> Parser<'a> {
         }
         suggest(word, FUNCTIONS)
     }
+}
+
+/// A function's name as a `'static` string, and how many arguments it takes.
+fn function(word: &str) -> Option<(&'static str, usize)> {
+    let name = FUNCTIONS.iter().copied().find(|&f| f == word)?;
+    Some((name, if name == "ratio" { 2 } else { 1 }))
 }
 
 fn check_name(word: &str, column: usize) -> Result<(), ExprError> {
@@ -892,10 +888,7 @@ impl Line {
 
 /// The per-interval increase of a counter (the first sample's increase counts from 0, where
 /// every counter starts) or a histogram's per-interval counts; `None` for anything else.
-fn increments(m: &Metrics, node: &Node) -> Option<Vec<(SimTime, f64)>> {
-    let (Node::Metric(name) | Node::Rate(name)) = node else {
-        return None;
-    };
+fn increments(m: &Metrics, name: &str) -> Option<Vec<(SimTime, f64)>> {
     match lookup(m, name).ok()? {
         Target::Counter => {
             let mut previous = 0.0;
@@ -907,6 +900,15 @@ fn increments(m: &Metrics, node: &Node) -> Option<Vec<(SimTime, f64)>> {
             Some(points.collect())
         }
         Target::Stat(hist, Stat::Count) => Some(m.series(&format!("{hist}.count"))?.points.clone()),
+        _ => None,
+    }
+}
+
+/// A name that counts events (a counter or a histogram's count), whose ratios are taken
+/// between increments.
+fn flow(m: &Metrics, node: &Node) -> Option<Vec<(SimTime, f64)>> {
+    match node {
+        Node::Metric(name) => increments(m, name),
         _ => None,
     }
 }
@@ -939,24 +941,51 @@ fn divide(x: f64, y: f64) -> f64 {
     if y == 0.0 { f64::NAN } else { x / y }
 }
 
-fn aggregate(agg: Aggregate, values: impl Iterator<Item = f64>) -> Option<f64> {
-    let mut acc: Option<(f64, u64)> = None;
-    for v in values.filter(|v| !v.is_nan()) {
-        acc = Some(match (agg, acc) {
-            (_, None) => (v, 1),
-            (Aggregate::Max, Some((a, n))) => (a.max(v), n + 1),
-            (Aggregate::Min, Some((a, n))) => (a.min(v), n + 1),
-            (Aggregate::Mean, Some((sum, n))) => (sum + v, n + 1),
-            (Aggregate::Last, Some((_, n))) => (v, n + 1),
-        });
-    }
-    acc.map(|(a, n)| {
-        if agg == Aggregate::Mean {
-            a / n as f64
-        } else {
-            a
+/// A running max, min, mean or last value.
+#[derive(Clone, Copy)]
+struct Running {
+    agg: Aggregate,
+    acc: f64,
+    n: u64,
+}
+
+impl Running {
+    fn new(agg: Aggregate) -> Running {
+        Running {
+            agg,
+            acc: 0.0,
+            n: 0,
         }
-    })
+    }
+
+    /// Folds in a value; NaN ("no value in this interval") is skipped.
+    fn push(&mut self, v: f64) {
+        if v.is_nan() {
+            return;
+        }
+        self.acc = match (self.agg, self.n) {
+            (_, 0) => v,
+            (Aggregate::Max, _) => self.acc.max(v),
+            (Aggregate::Min, _) => self.acc.min(v),
+            (Aggregate::Mean, _) => self.acc + v,
+            (Aggregate::Last, _) => v,
+        };
+        self.n += 1;
+    }
+
+    fn get(&self) -> Option<f64> {
+        match (self.agg, self.n) {
+            (_, 0) => None,
+            (Aggregate::Mean, n) => Some(self.acc / n as f64),
+            _ => Some(self.acc),
+        }
+    }
+}
+
+fn aggregate(agg: Aggregate, values: impl Iterator<Item = f64>) -> Option<f64> {
+    let mut running = Running::new(agg);
+    values.for_each(|v| running.push(v));
+    running.get()
 }
 
 fn line(node: &Node, m: &Metrics) -> Option<Line> {
@@ -975,16 +1004,26 @@ fn line(node: &Node, m: &Metrics) -> Option<Line> {
             }),
             Target::Stat(..) => None,
         },
-        Node::Rate(_) => {
+        Node::Rate(name) => {
             let secs = m.sample_interval()?.as_secs_f64();
-            let points = increments(m, node)?.into_iter().map(|(t, v)| (t, v / secs));
+            // The point at 0 covers no time, and a rate over no time has no value: 0/s
+            // there would fail every `Always(rate >= x)` over a whole run at its first sample.
+            let rate = |(t, v): (SimTime, f64)| {
+                let r = if t == SimTime::ZERO {
+                    f64::NAN
+                } else {
+                    v / secs
+                };
+                (t, r)
+            };
+            let points = increments(m, name)?.into_iter().map(rate);
             Some(Line {
                 points: points.collect(),
                 per_interval: true,
             })
         }
         Node::Ratio(a, b) => {
-            if let (Some(da), Some(db)) = (increments(m, a), increments(m, b)) {
+            if let (Some(da), Some(db)) = (flow(m, a), flow(m, b)) {
                 return Some(Line {
                     points: join(&da, &db, divide),
                     per_interval: true,
@@ -998,12 +1037,10 @@ fn line(node: &Node, m: &Metrics) -> Option<Line> {
         }
         Node::Aggregate(agg, x) => {
             let inner = line(x, m)?;
-            let mut seen = Vec::new();
+            let mut running = Running::new(*agg);
             let points = inner.points.iter().map(|&(t, v)| {
-                if !v.is_nan() {
-                    seen.push(v);
-                }
-                (t, aggregate(*agg, seen.iter().copied()).unwrap_or(f64::NAN))
+                running.push(v);
+                (t, running.get().unwrap_or(f64::NAN))
             });
             Some(Line {
                 points: points.collect(),
@@ -1219,7 +1256,8 @@ impl Expr {
     /// * A counter: its running total. A gauge: its values. A histogram statistic: its
     ///   per-interval series (`.p50`, `.p99`, `.max`, `.count`).
     /// * `rate(X)`: X's increase in each interval divided by the interval's seconds; the first
-    ///   point, having no previous sample, counts the increase since time 0.
+    ///   point of a metric registered mid-run, having no previous sample, counts the increase
+    ///   since time 0 (when it was 0). The point at time 0 itself is NaN: it covers no time.
     /// * `ratio(A, B)` of two counters or histogram counts: A's increase in each interval over
     ///   B's, NaN where B did not increase. Of anything else: pointwise A / B, NaN where B is 0.
     ///   Points are kept at the times both have.
@@ -1491,7 +1529,7 @@ impl Check {
         }
     }
 
-    /// The window that needs a windowed value, with its field name.
+    /// The window of a scalar check (`AtMost`, `AtLeast`, `Within`), if it has one.
     fn scalar_window(&self) -> Option<Window> {
         match self {
             Check::AtMost { during, .. }
