@@ -4,8 +4,9 @@
 //! meets (with their suggestions and fields).
 
 use faultline::check::{Check, CheckClass, CheckError, Expr, Outcome, Window};
+use faultline::model::queueing::{Job, Source, Station};
 use faultline::report::Unit;
-use faultline::{Metrics, Scalar, SimDuration, SimTime};
+use faultline::{Dist, Metrics, Scalar, Sim, SimConfig, SimDuration, SimTime};
 
 fn secs(s: u64) -> SimTime {
     SimTime::from_nanos(s * 1_000_000_000)
@@ -1355,4 +1356,101 @@ fn expressions_resolve_on_their_own() {
     assert_eq!(expr("users.nope").scalar(&m, None), None);
     assert_eq!(expr("rate(api.queue_len)").scalar(&m, None), None);
     assert_eq!(expr("users.latency").scalar(&m, None), None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// On a real run
+// ---------------------------------------------------------------------------------------------
+
+/// A job every 10 ms into one server that takes 5 ms, for ten seconds sampled every second.
+fn queue_run() -> Sim<Job> {
+    let constant = |ms: u64| {
+        Dist::Const(Scalar::duration(SimDuration::from_millis(ms)))
+            .compile()
+            .unwrap()
+    };
+    let mut config = SimConfig::new(7);
+    config.sample_interval = Some(SimDuration::from_secs(1));
+    let mut sim = Sim::with_config(config).unwrap();
+    let h = sim.add_host("h").unwrap();
+    let station = Station::new(1, constant(5), None).unwrap();
+    let q = sim.spawn(h, "q", move || station.clone()).unwrap();
+    let gap = constant(10);
+    sim.spawn(h, "src", move || Source::new(q, gap.clone(), None))
+        .unwrap();
+    sim.run_until(secs(10));
+    sim
+}
+
+#[test]
+fn checks_on_a_simulated_queue() {
+    let sim = queue_run();
+    let m = sim.metrics();
+    assert_eq!(
+        expr("q.sojourn.p99").unit(m),
+        Unit::Nanos,
+        "a sojourn is a time"
+    );
+    assert_eq!(
+        judge(
+            m,
+            r#"Within(name: "sojourn is the service time", value: "q.sojourn.mean", min: "5ms", max: "5ms")"#
+        ),
+        outcome(
+            true,
+            Some(5e6),
+            None,
+            "q.sojourn.mean = 5 ms in [5 ms, 5 ms]"
+        )
+    );
+    // 99 done at 1 s, 999 at 10 s.
+    assert_eq!(
+        judge(
+            m,
+            r#"AtLeast(name: "throughput", value: "rate(q.completed_total)", min: 100, during: ("1s", "10s"))"#
+        ),
+        outcome(
+            true,
+            Some(100.0),
+            None,
+            "rate(q.completed_total) in [1s, 10s] = 100/s >= 100/s"
+        )
+    );
+    let o = judge(
+        m,
+        r#"Always(name: "one at a time", value: "q.in_system", max: 1)"#,
+    );
+    assert!(o.holds, "{}", o.detail);
+    assert!(
+        o.detail
+            .starts_with("all 11 samples of q.in_system in [0s, 10s] are <= 1"),
+        "{}",
+        o.detail
+    );
+    let o = judge(
+        m,
+        r#"Sometimes(name: "a queue forms", value: "q.waited_total", min: 1)"#,
+    );
+    assert_eq!(
+        o,
+        outcome(
+            false,
+            Some(0.0),
+            Some(0),
+            "none of 11 samples of q.waited_total in [0s, 10s] is >= 1 (highest: 0 at 0s)"
+        )
+    );
+    // Per-interval points at 2..10 s: (1 s, 2 s] is the first interval inside the window.
+    assert_eq!(
+        judge(
+            m,
+            r#"Always(name: "p99 flat", value: "q.sojourn.p99", min: "5ms", max: "5ms", during: ("1s", "10s"))"#
+        ),
+        outcome(
+            true,
+            Some(5e6),
+            Some(2),
+            "all 9 samples of q.sojourn.p99 in [1s, 10s] are in [5 ms, 5 ms] (nearest a bound: 5 ms at 2s)"
+        )
+    );
 }
