@@ -14,6 +14,31 @@
 //! over the tree the way ron itself does, and every [`Error`] carries a position, a field path
 //! such as `kinds[1].calls[0].timeout` and, for a typo, the closest expected name.
 //!
+//! ```
+//! use faultline::model::rpc::PoolConfig;
+//! use faultline::scenario::tree::{SourceId, from_node, parse};
+//!
+//! // A model's defaults (source 0), a scenario's override (1), a variant's `set` (2).
+//! let mut pool = parse("(pool_size: 10, acquire_timeout: \"30s\")", SourceId(0)).unwrap();
+//! pool.merge(parse("(acquire_timeout: \"1s\")", SourceId(1)).unwrap());
+//! pool.set_path("pool_size", parse("30", SourceId(2)).unwrap()).unwrap();
+//! let config: PoolConfig = from_node(&pool).unwrap();
+//! assert_eq!(config.pool_size, 30);
+//! assert_eq!(config.acquire_timeout.to_string(), "1s");
+//!
+//! // A typo is reported where it was written, with the closest field name.
+//! pool.set_path("pool_sise", parse("\n  3", SourceId(2)).unwrap()).unwrap();
+//! let err = from_node::<PoolConfig>(&pool).unwrap_err();
+//! let at = err.span.unwrap();
+//! assert_eq!((at.source, at.line, at.col), (SourceId(2), 2, 3));
+//! assert_eq!(err.suggestion.as_deref(), Some("pool_size"));
+//! assert_eq!(
+//!     err.to_string(),
+//!     "2:3: pool_sise: unknown field `pool_sise`; expected one of `pool_size`, \
+//!      `acquire_timeout` (did you mean `pool_size`?)"
+//! );
+//! ```
+//!
 //! The reader accepts the RON that people write and that `ron::to_string` prints: comments
 //! (`//`, nestable `/* */`), leading `#![enable(..)]` attributes (accepted and ignored, because
 //! the deserializer is always as lenient as those extensions make ron: implicit `Some`,
@@ -3941,10 +3966,17 @@ mod tests {
         Empty,
         Wrapped(u32),
         Both(i8, bool),
-        Named { x: f64, label: String },
+        Named {
+            x: f64,
+            label: String,
+        },
         Inner(Meters),
         Nested(Box<Leaf>),
         Many(Vec<Leaf>),
+        /// A newtype variant around a struct: `Config(workers: ..)` with
+        /// `unwrap_variant_newtypes`.
+        Config(Spec),
+        Boxed(Point),
     }
 
     #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -3984,6 +4016,9 @@ mod tests {
             (any::<i8>(), any::<bool>()).prop_map(|(a, b)| Leaf::Both(a, b)),
             (float(), any::<String>()).prop_map(|(x, label)| Leaf::Named { x, label }),
             any::<u32>().prop_map(|m| Leaf::Inner(Meters(m))),
+            (any::<u32>(), any::<Option<u32>>())
+                .prop_map(|(workers, queue)| Leaf::Config(Spec { workers, queue })),
+            (any::<i32>(), any::<i32>()).prop_map(|(x, y)| Leaf::Boxed(Point(x, y))),
         ];
         simple.prop_recursive(3, 12, 3, |inner| {
             prop_oneof![
@@ -4071,21 +4106,34 @@ mod tests {
 
         #[test]
         fn reads_what_ron_writes(zoo in zoo()) {
-            let text = ron::to_string(&zoo).unwrap();
-            let by_ron: Zoo = ron::from_str(&text).unwrap();
-            prop_assert_eq!(&by_ron, &zoo);
-            let node = parse(&text, SRC).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
-            let ours: Zoo = from_node(&node).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
-            prop_assert_eq!(&ours, &by_ron);
-
-            // With struct names and pretty printing: the named forms and more whitespace.
-            let config = ron::ser::PrettyConfig::new().struct_names(true);
-            let pretty = ron::ser::to_string_pretty(&zoo, config).unwrap();
-            let by_ron: Zoo = ron::from_str(&pretty).unwrap();
-            prop_assert_eq!(&by_ron, &zoo);
-            let node = parse(&pretty, SRC).map_err(|e| TestCaseError::fail(format!("{e}\n{pretty}")))?;
-            let ours: Zoo = from_node(&node).map_err(|e| TestCaseError::fail(format!("{e}\n{pretty}")))?;
-            prop_assert_eq!(&ours, &zoo);
+            use ron::extensions::Extensions;
+            use ron::ser::PrettyConfig;
+            let configs = [
+                None,
+                // Named forms, comments (`/*[0]*/`) and more whitespace.
+                Some(PrettyConfig::new().struct_names(true).enumerate_arrays(true)),
+                // Raw strings, `#![enable(..)]`, and the forms the extensions leave out.
+                Some(
+                    PrettyConfig::new().escape_strings(false).extensions(
+                        Extensions::IMPLICIT_SOME
+                            | Extensions::UNWRAP_NEWTYPES
+                            | Extensions::UNWRAP_VARIANT_NEWTYPES,
+                    ),
+                ),
+            ];
+            for config in configs {
+                let text = match config {
+                    None => ron::to_string(&zoo).unwrap(),
+                    Some(config) => ron::ser::to_string_pretty(&zoo, config).unwrap(),
+                };
+                let by_ron: Zoo = ron::from_str(&text).unwrap();
+                prop_assert_eq!(&by_ron, &zoo);
+                let node = parse(&text, SRC)
+                    .map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+                let ours: Zoo = from_node(&node)
+                    .map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+                prop_assert_eq!(&ours, &zoo);
+            }
         }
     }
 }
