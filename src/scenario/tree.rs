@@ -2054,7 +2054,12 @@ impl<'a> De<'a> {
         self.items(items, visitor)
     }
 
-    fn strukt<V: Visitor<'a>>(&self, name: &str, visitor: V) -> Result<V::Value, Error> {
+    fn strukt<V: Visitor<'a>>(
+        &self,
+        name: &str,
+        expected: &[&str],
+        visitor: V,
+    ) -> Result<V::Value, Error> {
         match &self.node.value {
             Value::Struct { fields, .. } => match self.name() {
                 Some(found) if found != name => {
@@ -2066,7 +2071,8 @@ impl<'a> De<'a> {
             Value::Unit => self.fields(&[], Some(name), visitor),
             Value::Ident(n) if n == name => self.fields(&[], Some(name), visitor),
             Value::Tuple { .. } => Err(self.error(format!(
-                "expected `{name}(..)` with named fields such as `(field: ..)`, found {}",
+                "expected `{name}(..)` with named fields, as in `({}: ..)`, found {}",
+                expected.first().copied().unwrap_or("field"),
                 self.node.describe()
             ))),
             _ => Err(self.mismatch(format_args!("`{name}(..)`"))),
@@ -2303,10 +2309,10 @@ impl<'a> de::Deserializer<'a> for De<'a> {
     fn deserialize_struct<V: Visitor<'a>>(
         self,
         name: &'static str,
-        _fields: &'static [&'static str],
+        fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Error> {
-        located!(self, self.strukt(name, visitor))
+        located!(self, self.strukt(name, fields, visitor))
     }
 
     fn deserialize_enum<V: Visitor<'a>>(
@@ -2503,9 +2509,12 @@ impl<'a> de::VariantAccess<'a> for Enum<'a, '_> {
                 }
                 self.de.items(items, visitor)
             }
+            Value::Struct { .. } => Err(self.de.error(format!(
+                "`{}` takes {len} positional values, not named fields",
+                self.variant
+            ))),
             _ => Err(self.de.error(format!(
-                "`{v}` takes {len} positional values, as in `{v}(a, b)`; found {}",
-                self.de.node.describe(),
+                "`{v}` needs {len} values: write `{v}(..)`",
                 v = self.variant
             ))),
         }
@@ -2513,7 +2522,7 @@ impl<'a> de::VariantAccess<'a> for Enum<'a, '_> {
 
     fn struct_variant<V: Visitor<'a>>(
         self,
-        _fields: &'static [&'static str],
+        expected: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Error> {
         match &self.de.node.value {
@@ -2522,7 +2531,8 @@ impl<'a> de::VariantAccess<'a> for Enum<'a, '_> {
             // one is missing otherwise.
             Value::Ident(_) | Value::Str(_) => self.de.fields(&[], Some(self.variant), visitor),
             _ => Err(self.de.error(format!(
-                "`{v}` takes named fields, as in `{v}(name: ..)`; found positional values",
+                "`{v}` takes named fields, as in `{v}({}: ..)`, not positional values",
+                expected.first().copied().unwrap_or("field"),
                 v = self.variant
             ))),
         }
@@ -3161,12 +3171,15 @@ mod tests {
         let e = derr::<Shape>("Rect(a: 1)");
         assert_eq!(
             e.message,
-            "`Rect` takes 2 positional values, as in `Rect(a, b)`; found `Rect(..)`"
+            "`Rect` takes 2 positional values, not named fields"
         );
+        let e = derr::<Shape>("Rect");
+        assert_eq!(e.message, "`Rect` needs 2 values: write `Rect(..)`");
+        assert_eq!(e.span, Some(sp(1, 1)));
         let e = derr::<Shape>("Poly(4)");
         assert_eq!(
             e.message,
-            "`Poly` takes named fields, as in `Poly(name: ..)`; found positional values"
+            "`Poly` takes named fields, as in `Poly(sides: ..)`, not positional values"
         );
         let e = derr::<Shape>("Poly");
         assert_eq!(e.message, "missing field `sides` in `Poly`");
@@ -3501,7 +3514,8 @@ mod tests {
             (
                 "(workers: 4, kinds: [], pool: (1, 2))",
                 "pool",
-                "expected `PoolConfig(..)` with named fields such as `(field: ..)`, found a tuple",
+                "expected `PoolConfig(..)` with named fields, as in `(pool_size: ..)`, found a \
+                 tuple",
             ),
             (
                 "(workers: 1, kinds: [(name: api, service: Exp(mean: 1))])",
