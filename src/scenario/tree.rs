@@ -1809,9 +1809,13 @@ fn signed(magnitude: u128, neg: bool) -> Option<i128> {
 /// The tree is read the way ron reads text, with ron's lenient extensions always on: a value
 /// where an `Option` is expected is an implicit `Some`; a newtype variant may be written with
 /// the fields of the struct it wraps (`Service(workers: 4)` for `Service(ServiceSpec)`); a
-/// newtype struct may be written bare, `(x)` or `Name(x)`. Types that call `deserialize_any`
-/// (untagged enums, `Scalar`) see a named struct or tuple as a plain map or sequence: serde
-/// has no way to pass the name through `any`.
+/// newtype struct may be written bare, `(x)` or `Name(x)`. A little more is accepted than ron
+/// does, where the intent is unambiguous: an integer where a float is wanted, a unit variant
+/// as a string (`"Dot"`), a struct whose fields all have defaults as `()` or its bare name, a
+/// string-keyed map written as a struct (`(a: 1)` for `BTreeMap<String, _>`), a one-char
+/// string for a `char`. Types that call `deserialize_any` (untagged enums, `Scalar`) see a
+/// named struct or tuple as a plain map or sequence: serde has no way to pass the name
+/// through `any`.
 pub fn from_node<T: de::DeserializeOwned>(node: &Node) -> Result<T, Error> {
     T::deserialize(De {
         node,
