@@ -1,15 +1,19 @@
 //! The rpc family composed into systems: queueing fidelity, rejection, workers held across
-//! downstream calls, pool exhaustion under a slow database, contention, load-balancer policies,
-//! rate schedules, config validation and determinism.
+//! downstream calls, pool exhaustion under a slow database and its isolation by named pools,
+//! fallbacks, dropping expired work, shedding by deadline under overload, deadline propagation,
+//! contention and `Slow` faults on a database, load-balancer policies, rate schedules, kind
+//! references by name, config validation and determinism.
 //!
 //! Random outcomes are checked against bounds derived in each test (Poisson counts within a few
 //! standard deviations, replication means within t standard errors); structural outcomes
 //! (rejections, round robin) exactly.
 
+use std::collections::BTreeMap;
+
 use faultline::model::rpc::{
     Arrivals, CallConfig, Client, ClientConfig, ConfigError, Contention, Database, DatabaseConfig,
-    ErrorKind, KindConfig, LoadBalancer, LoadBalancerConfig, Mix, Policy, PoolConfig, QueryConfig,
-    Rate, Request, Rpc, Service, ServiceConfig, Status, from_ron,
+    ErrorKind, KindConfig, KindRef, LoadBalancer, LoadBalancerConfig, Mix, Policy, PoolConfig,
+    QueryConfig, Rate, Request, Rpc, Service, ServiceConfig, Status, from_ron,
 };
 use faultline::{
     Actor, ActorId, Ctx, Dist, Durable, Fault, FaultPlan, HostId, Scalar, Sim, SimDuration, SimTime,
@@ -50,7 +54,50 @@ fn service(workers: u32, queue_capacity: Option<u32>, kinds: Vec<KindConfig>) ->
         workers,
         queue_capacity,
         kinds,
+        pools: BTreeMap::new(),
+        drop_expired: false,
+        shed_by_deadline: false,
+        propagate_deadline: false,
+    }
+}
+
+/// A direct call (no pool, no fallback) to kind `kind` of `target`.
+fn call(target: &str, kind: u32, timeout: SimDuration) -> CallConfig {
+    CallConfig {
+        target: target.into(),
+        kind: kind.into(),
+        timeout,
         pool: None,
+        fallback: false,
+    }
+}
+
+/// The same call through pool `pool`.
+fn pooled(target: &str, timeout: SimDuration, pool: &str) -> CallConfig {
+    CallConfig {
+        pool: Some(pool.into()),
+        ..call(target, 0, timeout)
+    }
+}
+
+fn pool(pool_size: u32, acquire_timeout: SimDuration) -> PoolConfig {
+    PoolConfig {
+        pool_size,
+        acquire_timeout,
+    }
+}
+
+fn database(queries: Vec<(&str, Dist)>) -> DatabaseConfig {
+    DatabaseConfig {
+        max_connections: 100,
+        queries: queries
+            .into_iter()
+            .map(|(name, time)| QueryConfig {
+                name: name.into(),
+                time,
+            })
+            .collect(),
+        contention: Contention::Linear(0.0),
     }
 }
 
@@ -133,25 +180,26 @@ fn client_and_one_worker_service_match_mm1() {
     );
 }
 
-/// What a [`Burst`] saw: (time, status) per response.
-type Replies = Durable<Vec<(SimTime, Status)>>;
+/// What a [`Burst`] saw: (time, request id, status) per response.
+type Replies = Durable<Vec<(SimTime, u64, Status)>>;
 
-/// Sends `n` requests at once at start and records the responses.
+/// Sends one request per `(kind, deadline)` at once at start (request id = position) and
+/// records the responses.
 struct Burst {
     to: ActorId,
-    n: u64,
+    reqs: Vec<(u32, Option<SimTime>)>,
     log: Replies,
 }
 
 impl Actor<Rpc> for Burst {
     fn on_start(&mut self, ctx: &mut Ctx<'_, Rpc>) {
-        for id in 0..self.n {
+        for (id, &(kind, deadline)) in self.reqs.iter().enumerate() {
             let req = Request {
-                id,
-                kind: 0,
+                id: id as u64,
+                kind,
                 reply_to: ctx.me(),
                 created: ctx.now(),
-                deadline: None,
+                deadline,
             };
             ctx.send(self.to, Rpc::Request(req));
         }
@@ -159,9 +207,27 @@ impl Actor<Rpc> for Burst {
 
     fn on_message(&mut self, ctx: &mut Ctx<'_, Rpc>, _from: ActorId, msg: Rpc) {
         if let Rpc::Response(r) = msg {
-            self.log.borrow_mut().push((ctx.now(), r.status));
+            self.log.borrow_mut().push((ctx.now(), r.id, r.status));
         }
     }
+}
+
+/// Spawns a [`Burst`] called `burst` sending `reqs` to `to`; returns its log.
+fn spawn_burst(
+    sim: &mut Sim<Rpc>,
+    h: HostId,
+    to: ActorId,
+    reqs: Vec<(u32, Option<SimTime>)>,
+) -> Replies {
+    let log = Replies::new(Vec::new());
+    let l = log.clone();
+    sim.spawn(h, "burst", move || Burst {
+        to,
+        reqs: reqs.clone(),
+        log: l.clone(),
+    })
+    .expect("unique");
+    log
 }
 
 #[test]
@@ -169,26 +235,22 @@ fn a_full_queue_rejects_at_once() {
     let (mut sim, h) = sim_one_host(1);
     let kinds = vec![kind("q", constant(SimDuration::from_secs(1)), vec![])];
     let svc = spawn_service(&mut sim, h, "svc", service(2, Some(3), kinds));
-    let log = Replies::new(Vec::new());
-    let l = log.clone();
-    sim.spawn(h, "burst", move || Burst {
-        to: svc,
-        n: 10,
-        log: l.clone(),
-    })
-    .expect("unique");
+    let log = spawn_burst(&mut sim, h, svc, vec![(0, None); 10]);
     sim.run();
     let log = log.borrow();
     let rejected: Vec<_> = log
         .iter()
-        .filter(|(_, s)| *s == Status::Err(ErrorKind::Rejected))
+        .filter(|(_, _, s)| *s == Status::Err(ErrorKind::Rejected))
         .collect();
     assert_eq!(rejected.len(), 5, "2 in service + 3 queued accepted");
-    assert!(rejected.iter().all(|(t, _)| *t == SimTime::ZERO), "at once");
+    assert!(
+        rejected.iter().all(|(t, _, _)| *t == SimTime::ZERO),
+        "at once"
+    );
     let ok: Vec<SimTime> = log
         .iter()
-        .filter(|(_, s)| *s == Status::Ok)
-        .map(|(t, _)| *t)
+        .filter(|(_, _, s)| *s == Status::Ok)
+        .map(|(t, _, _)| *t)
         .collect();
     assert_eq!(ok, [1, 1, 2, 2, 3].map(secs), "two workers, 1 s each");
     assert_eq!(counter(&sim, "svc.rejected_total"), 5);
@@ -202,12 +264,7 @@ fn held_workers(loaded: bool) -> Sim<Rpc> {
     let (mut sim, h) = sim_one_host(7);
     let slow_kinds = vec![kind("slow", constant(SimDuration::from_secs(1)), vec![])];
     spawn_service(&mut sim, h, "payment", service(100, None, slow_kinds));
-    let call = CallConfig {
-        target: "payment".into(),
-        kind: 0,
-        timeout: SimDuration::from_secs(10),
-        pooled: false,
-    };
+    let call = call("payment", 0, SimDuration::from_secs(10));
     let front_kinds = vec![
         kind("pay", constant(ms(1)), vec![call]),
         kind("browse", constant(ms(1)), vec![]),
@@ -224,7 +281,7 @@ fn held_workers(loaded: bool) -> Sim<Rpc> {
     let mut probe = client("order", Arrivals::Constant(rate("1/s")));
     probe.mix = vec![Mix {
         name: "browse".into(),
-        kind: 1,
+        kind: 1.into(),
         weight: 1.0,
     }];
     probe.timeout = Some(SimDuration::from_secs(2));
@@ -264,34 +321,23 @@ fn a_worker_is_held_for_the_whole_downstream_call() {
     );
 }
 
-/// `api` (50 workers, pool of 10, 200 ms acquire timeout) calls `db` (10 ms queries) for every
-/// request, at 100/s. With `slow`, the database is 50x slower from 10 s to 20 s.
+/// `api` (50 workers, pool `db` of 10, 200 ms acquire timeout) calls `db` (10 ms queries) for
+/// every request, at 100/s. With `slow`, the database is 50x slower from 10 s to 20 s.
 fn pool_system(slow: bool) -> Sim<Rpc> {
     let (mut sim, h) = sim_one_host(3);
-    let db = DatabaseConfig {
-        max_connections: 100,
-        queries: vec![QueryConfig {
-            name: "select".into(),
-            time: constant(ms(10)),
-        }],
-        contention: Contention::Linear(0.0),
-    };
-    spawn_db(&mut sim, h, "db", db);
-    let call = CallConfig {
-        target: "db".into(),
-        kind: 0,
-        timeout: SimDuration::from_secs(5),
-        pooled: true,
-    };
+    spawn_db(
+        &mut sim,
+        h,
+        "db",
+        database(vec![("select", constant(ms(10)))]),
+    );
+    let call = pooled("db", SimDuration::from_secs(5), "db");
     let mut api = service(
         50,
         Some(1_000),
         vec![kind("q", constant(ms(1)), vec![call])],
     );
-    api.pool = Some(PoolConfig {
-        pool_size: 10,
-        acquire_timeout: ms(200),
-    });
+    api.pools.insert("db".into(), pool(10, ms(200)));
     spawn_service(&mut sim, h, "api", api);
     spawn_client(
         &mut sim,
@@ -314,22 +360,24 @@ fn pool_system(slow: bool) -> Sim<Rpc> {
 #[test]
 fn pool_exhaustion_emerges_from_a_slow_database() {
     let slow = pool_system(true);
-    let timeouts = counter(&slow, "api.pool_timeouts_total");
+    let timeouts = counter(&slow, "api.pool_timeouts_total.db");
     // 500 ms queries on 10 connections serve 20/s of the 100/s offered for 10 s: most of the
     // excess waits out its 200 ms and fails.
     assert!(timeouts > 300, "pool timeouts: {timeouts}");
-    let waiting = slow.metrics().gauge_time_weighted_mean("api.pool_waiting");
+    let waiting = slow
+        .metrics()
+        .gauge_time_weighted_mean("api.pool_waiting.db");
     assert!(waiting.is_some_and(|w| w > 0.0), "{waiting:?}");
     assert_eq!(counter(&slow, "load.error_total"), timeouts);
-    let in_use = slow.metrics().gauge_value("api.pool_in_use");
+    let in_use = slow.metrics().gauge_value("api.pool_in_use.db");
     assert!(in_use.is_some_and(|n| n <= 10.0), "{in_use:?}");
 
     let healthy = pool_system(false);
-    assert_eq!(counter(&healthy, "api.pool_timeouts_total"), 0);
+    assert_eq!(counter(&healthy, "api.pool_timeouts_total.db"), 0);
     assert_eq!(
         healthy
             .metrics()
-            .gauge_time_weighted_mean("api.pool_waiting"),
+            .gauge_time_weighted_mean("api.pool_waiting.db"),
         Some(0.0),
         "100/s of 10 ms queries never need 11 connections at once (P ~ 1e-8 per 10 ms)"
     );
@@ -491,12 +539,10 @@ fn bad_configs_are_typed_errors_naming_the_field() {
     assert_eq!(err.field(), Some("workers"));
 
     let mut pooled = service(2, None, vec![kind("q", constant(ms(1)), vec![])]);
-    pooled.pool = Some(PoolConfig {
-        pool_size: 0,
-        acquire_timeout: ms(100),
-    });
+    pooled.pools.insert("reads".into(), pool(0, ms(100)));
     let err = Service::<Rpc>::new(pooled).err().expect("pool_size 0");
-    assert_eq!(err.field(), Some("pool.pool_size"));
+    assert!(matches!(err, ConfigError::Zero { .. }));
+    assert_eq!(err.field(), Some(r#"pools["reads"].pool_size"#));
 
     let bad_dist = service(1, None, vec![kind("q", exp(SimDuration::ZERO), vec![])]);
     let err = Service::<Rpc>::new(bad_dist).err().expect("Exp mean 0");
@@ -532,13 +578,19 @@ fn bad_configs_are_typed_errors_naming_the_field() {
         workers: 8,
         queue_capacity: Some(100),
         kinds: [(name: "checkout", service: Exp(mean: "5ms"),
-                 calls: [(target: "db", timeout: "1s", pooled: true)])],
-        pool: Some(()),
+                 calls: [(target: "db", timeout: "1s", pool: Some("main"))])],
+        pools: {"main": ()},
     )"#;
     let ok = from_ron::<ServiceConfig>(text).expect("a valid config with defaults");
-    let pool = ok.pool.expect("a pool");
-    assert_eq!(pool.pool_size, 10, "HikariCP's maximumPoolSize default");
-    assert_eq!(pool.acquire_timeout, SimDuration::from_secs(30));
+    let main = &ok.pools["main"];
+    assert_eq!(main.pool_size, 10, "HikariCP's maximumPoolSize default");
+    assert_eq!(main.acquire_timeout, SimDuration::from_secs(30));
+    assert!(!ok.drop_expired, "overload controls are off by default");
+    assert!(!ok.shed_by_deadline);
+    assert!(!ok.propagate_deadline);
+    let call = &ok.kinds[0].calls[0];
+    assert_eq!(call.kind, KindRef::Index(0), "kind 0 by default");
+    assert!(!call.fallback, "no fallback by default");
 }
 
 /// Client -> P2C balancer -> two services that query a pooled database, with a slow window.
@@ -557,17 +609,9 @@ fn composed(seed: u64) -> Sim<Rpc> {
     };
     spawn_db(&mut sim, h, "db", db);
     for name in ["s0", "s1"] {
-        let call = CallConfig {
-            target: "db".into(),
-            kind: 0,
-            timeout: ms(100),
-            pooled: true,
-        };
+        let call = pooled("db", ms(100), "db");
         let mut cfg = service(8, Some(20), vec![kind("q", exp(ms(2)), vec![call])]);
-        cfg.pool = Some(PoolConfig {
-            pool_size: 4,
-            acquire_timeout: ms(50),
-        });
+        cfg.pools.insert("db".into(), pool(4, ms(50)));
         spawn_service(&mut sim, h, name, cfg);
     }
     let lb = LoadBalancerConfig {
