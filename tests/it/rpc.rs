@@ -230,6 +230,13 @@ fn spawn_burst(
     log
 }
 
+/// The replies in `log`, sorted by request id: (id, time, status).
+fn by_id(log: &Replies) -> Vec<(u64, SimTime, Status)> {
+    let mut out: Vec<_> = log.borrow().iter().map(|&(t, id, s)| (id, t, s)).collect();
+    out.sort_by_key(|e| e.0);
+    out
+}
+
 #[test]
 fn a_full_queue_rejects_at_once() {
     let (mut sim, h) = sim_one_host(1);
@@ -643,4 +650,252 @@ fn a_composed_system_replays_exactly() {
         a.metrics().snapshot().counters,
         b.metrics().snapshot().counters
     );
+}
+
+fn histogram(sim: &Sim<Rpc>, name: &str) -> faultline::metrics::Summary {
+    sim.metrics()
+        .histogram_summary(name)
+        .unwrap_or_else(|| panic!("no histogram {name}"))
+}
+
+/// `api` reads through pool `reads` from a fast `replica` (1 ms queries) and writes through
+/// pool `writes` to a slow `primary` (997 ms queries); both pools have 2 connections and a
+/// 95 ms acquire timeout. Reads arrive every 10 ms, writes every 20 ms, each after 1 ms of CPU
+/// work; 10 s. The odd 997 ms keeps a connection release from ever falling on the same instant
+/// as a pool request or a pool timeout in these 10 s, so every count below is exact.
+fn two_pools() -> Sim<Rpc> {
+    let (mut sim, h) = sim_one_host(21);
+    spawn_db(
+        &mut sim,
+        h,
+        "replica",
+        database(vec![("get", constant(ms(1)))]),
+    );
+    spawn_db(
+        &mut sim,
+        h,
+        "primary",
+        database(vec![("put", constant(ms(997)))]),
+    );
+    let kinds = vec![
+        kind(
+            "read",
+            constant(ms(1)),
+            vec![pooled("replica", secs_d(5), "reads")],
+        ),
+        kind(
+            "write",
+            constant(ms(1)),
+            vec![pooled("primary", secs_d(5), "writes")],
+        ),
+    ];
+    let mut api = service(100, None, kinds);
+    api.pools.insert("reads".into(), pool(2, ms(95)));
+    api.pools.insert("writes".into(), pool(2, ms(95)));
+    spawn_service(&mut sim, h, "api", api);
+    let mut reader = client("api", Arrivals::Constant(rate("100/s")));
+    reader.mix = vec![mix("read", 0)];
+    spawn_client(&mut sim, h, "reader", reader);
+    let mut writer = client("api", Arrivals::Constant(rate("50/s")));
+    writer.mix = vec![mix("write", 1)];
+    spawn_client(&mut sim, h, "writer", writer);
+    sim.run_until(secs(10));
+    sim
+}
+
+fn secs_d(n: u64) -> SimDuration {
+    SimDuration::from_secs(n)
+}
+
+fn mix(name: &str, kind: u32) -> Mix {
+    Mix {
+        name: name.into(),
+        kind: kind.into(),
+        weight: 1.0,
+    }
+}
+
+#[test]
+fn separate_pools_confine_a_slow_database_to_its_own_calls() {
+    let sim = two_pools();
+    // Reads: request k arrives at 10k ms, takes a free connection at 10k + 1 and is answered
+    // at 10k + 2; k = 1..=1000 arrive by 10 s, 999 are answered, none ever waits.
+    assert_eq!(counter(&sim, "reader.sent_total"), 1_000);
+    assert_eq!(counter(&sim, "reader.ok_total"), 999);
+    assert_eq!(counter(&sim, "reader.error_total"), 0);
+    assert_eq!(counter(&sim, "api.pool_timeouts_total.reads"), 0);
+    let reads = histogram(&sim, "api.pool_wait.reads");
+    assert_eq!(
+        reads.count, 999,
+        "one acquire per read that reached the pool"
+    );
+    assert_eq!(reads.max, 0, "no read waited for a connection");
+    let waiting = sim
+        .metrics()
+        .gauge_time_weighted_mean("api.pool_waiting.reads");
+    assert_eq!(waiting, Some(0.0));
+
+    // Writes: request m arrives at 20m ms and asks for a connection at 20m + 1. Connection A
+    // is taken by m = 1 at 21 ms, B by m = 2 at 41 ms; each is released every 997 ms (A at
+    // 21 + 997j, B at 41 + 997j) and handed at once to the oldest waiter still waiting (there
+    // are always ~4: one arrives every 20 ms and each waits 95 ms). By 10 s: A released 10
+    // times (j <= 10), B 9 times, so 19 writes succeeded and 2 + 19 = 21 acquired. Waiters
+    // m = 3..=495 have had their timeout (20m + 96 <= 10000), and 19 of them got a connection:
+    // 493 - 19 = 474 timed out. Left at 10 s: 2 connections held, m = 496..=499 waiting, m = 500
+    // in its CPU work.
+    assert_eq!(counter(&sim, "writer.sent_total"), 500);
+    assert_eq!(counter(&sim, "writer.ok_total"), 19);
+    assert_eq!(counter(&sim, "writer.error_total"), 474);
+    assert_eq!(counter(&sim, "api.pool_timeouts_total.writes"), 474);
+    assert_eq!(counter(&sim, "primary.queries_total"), 19);
+    let writes = histogram(&sim, "api.pool_wait.writes");
+    assert_eq!(writes.count, 21 + 474, "acquires and timeouts");
+    assert_eq!(
+        writes.max, 95_000_000,
+        "a timed-out waiter waited exactly 95 ms"
+    );
+    assert_eq!(
+        sim.metrics().gauge_value("api.pool_in_use.writes"),
+        Some(2.0)
+    );
+    assert_eq!(
+        sim.metrics().gauge_value("api.pool_waiting.writes"),
+        Some(4.0)
+    );
+    let waiting = sim
+        .metrics()
+        .gauge_time_weighted_mean("api.pool_waiting.writes");
+    assert!(
+        waiting.is_some_and(|w| w > 3.0),
+        "writes queue for the pool: {waiting:?}"
+    );
+
+    // The service as a whole: both streams' outcomes, and the errors are all pool timeouts.
+    assert_eq!(counter(&sim, "api.completed_total"), 999 + 19);
+    assert_eq!(counter(&sim, "api.failed_total"), 474);
+    assert_eq!(counter(&sim, "api.rejected_total"), 0);
+}
+
+/// A [`Sink`]'s record: (arrival time, request) per request.
+type Received = Durable<Vec<(SimTime, Request)>>;
+
+/// Records every request and never answers: a dependency that hangs.
+struct Sink {
+    log: Received,
+}
+
+impl Actor<Rpc> for Sink {
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Rpc>, _from: ActorId, msg: Rpc) {
+        if let Rpc::Request(req) = msg {
+            self.log.borrow_mut().push((ctx.now(), req));
+        }
+    }
+}
+
+fn spawn_sink(sim: &mut Sim<Rpc>, h: HostId, name: &str) -> Received {
+    let log = Received::new(Vec::new());
+    let l = log.clone();
+    sim.spawn(h, name, move || Sink { log: l.clone() })
+        .expect("unique");
+    log
+}
+
+fn at_ms(n: u64) -> SimTime {
+    SimTime::from_nanos(n * 1_000_000)
+}
+
+#[test]
+fn a_fallback_answers_ok_and_the_next_call_is_still_made() {
+    // Three ways a call fails, each with a fallback, each followed by a call to `main` (5 ms):
+    // `broken` answers Unavailable at once (it has no query kind 3), `hung` never answers (the
+    // 50 ms call timeout fires), and `slow` (1 s queries) holds the one connection of pool
+    // `tiny` so later acquires time out after 10 ms. `strict` fails the same way as `page`'s
+    // first call but without a fallback. Every kind does 1 ms of CPU work first.
+    let (mut sim, h) = sim_one_host(5);
+    spawn_db(
+        &mut sim,
+        h,
+        "broken",
+        database(vec![("q", constant(ms(1)))]),
+    );
+    spawn_db(&mut sim, h, "main", database(vec![("q", constant(ms(5)))]));
+    spawn_db(
+        &mut sim,
+        h,
+        "slow",
+        database(vec![("q", constant(ms(1_000)))]),
+    );
+    let hung = spawn_sink(&mut sim, h, "hung");
+    let fallback = |c: CallConfig| CallConfig {
+        fallback: true,
+        ..c
+    };
+    let main = || call("main", 0, secs_d(1));
+    let kinds = vec![
+        kind(
+            "page",
+            constant(ms(1)),
+            vec![
+                fallback(call("broken", 3, secs_d(1))),
+                fallback(call("hung", 0, ms(50))),
+                main(),
+            ],
+        ),
+        kind(
+            "strict",
+            constant(ms(1)),
+            vec![call("broken", 3, secs_d(1)), main()],
+        ),
+        kind(
+            "report",
+            constant(ms(1)),
+            vec![fallback(pooled("slow", secs_d(5), "tiny")), main()],
+        ),
+    ];
+    let mut api = service(8, None, kinds);
+    api.pools.insert("tiny".into(), pool(1, ms(10)));
+    let api = spawn_service(&mut sim, h, "api", api);
+    let reqs = vec![(0, None), (1, None), (2, None), (2, None), (2, None)];
+    let log = spawn_burst(&mut sim, h, api, reqs);
+    sim.run();
+    let unavailable = Status::Err(ErrorKind::Unavailable);
+    assert_eq!(
+        by_id(&log),
+        [
+            // 1 ms work, broken fails at once, hung times out at 51 ms, main answers at 56.
+            (0, at_ms(56), Status::Ok),
+            // No fallback: the first failure is the answer, and main is never called.
+            (1, at_ms(1), unavailable),
+            // The first report holds the connection for 1 s, then calls main: 1 + 1000 + 5.
+            (2, at_ms(1_006), Status::Ok),
+            // The other two wait 10 ms for the connection from 1 ms, fall back, call main.
+            (3, at_ms(16), Status::Ok),
+            (4, at_ms(16), Status::Ok),
+        ]
+    );
+    assert_eq!(
+        counter(&sim, "api.fallback_total"),
+        2 + 2,
+        "page: 2, reports: 2"
+    );
+    assert_eq!(
+        counter(&sim, "api.degraded_total"),
+        3,
+        "page and two reports"
+    );
+    assert_eq!(
+        counter(&sim, "api.completed_total"),
+        4,
+        "degraded answers are Ok"
+    );
+    assert_eq!(counter(&sim, "api.failed_total"), 1, "strict");
+    assert_eq!(counter(&sim, "api.pool_timeouts_total.tiny"), 2);
+    assert_eq!(
+        counter(&sim, "main.queries_total"),
+        4,
+        "every fallback went on to main"
+    );
+    assert_eq!(counter(&sim, "broken.rejected_total"), 2, "page and strict");
+    assert_eq!(counter(&sim, "slow.queries_total"), 1);
+    assert_eq!(hung.borrow().len(), 1, "the call that timed out was made");
 }
