@@ -1090,3 +1090,198 @@ fn a_propagated_deadline_times_a_downstream_call_out_with_its_caller() {
         ]
     );
 }
+
+#[test]
+fn a_slow_fault_slows_database_queries() {
+    // One user with no think time keeps one 10 ms query running back to back. A 5x `Slow`
+    // window from 1,005 ms to 2,005 ms (off the 10 ms grid, so no query starts at its edges):
+    // queries start at 0, 10, ..., 1,000 (101 of them, 10 ms); those starting at 1,010 + 50k
+    // for k = 0..=19 take 50 ms (the last, started at 1,960 inside the window, ends at 2,010);
+    // from 2,010, 10 ms again, 99 of them ending by 3,000 ms. A query's time is fixed when it
+    // starts (the database's model), so no query straddles two speeds.
+    let (mut sim, h) = sim_one_host(2);
+    spawn_db(&mut sim, h, "db", database(vec![("q", constant(ms(10)))]));
+    let think = constant(SimDuration::ZERO);
+    spawn_client(
+        &mut sim,
+        h,
+        "user",
+        client("db", Arrivals::Closed { users: 1, think }),
+    );
+    let fault = Fault::Slow {
+        target: "db".into(),
+        factor: 5.0,
+    };
+    let plan = FaultPlan::new().window(at_ms(1_005), at_ms(2_005), fault);
+    sim.add_faults(&plan).expect("db exists");
+    sim.run_until(secs(3));
+    assert_eq!(counter(&sim, "db.queries_total"), 101 + 20 + 99);
+    let latency = histogram(&sim, "db.latency");
+    assert_eq!(latency.min, 10_000_000);
+    assert_eq!(latency.max, 50_000_000);
+    let mean = (101.0 * 10.0 + 20.0 * 50.0 + 99.0 * 10.0) / 220.0 * 1e6;
+    assert!(
+        (latency.mean - mean).abs() < 1e-3,
+        "{} vs {mean}",
+        latency.mean
+    );
+    assert_eq!(counter(&sim, "user.ok_total"), 220);
+}
+
+#[test]
+fn kind_refs_read_integers_and_names_and_resolve_with_suggestions() {
+    let index: KindRef = ron::from_str("3").expect("an index");
+    assert_eq!(index, KindRef::Index(3));
+    let name: KindRef = ron::from_str("\"checkout\"").expect("a name");
+    assert_eq!(name, KindRef::Name("checkout".into()));
+    assert_eq!(ron::to_string(&index).unwrap(), "3");
+    assert_eq!(ron::to_string(&name).unwrap(), "\"checkout\"");
+    for bad in ["-1", "1.5", "4294967296", "Index(1)"] {
+        let err = ron::from_str::<KindRef>(bad).expect_err(bad);
+        assert!(!err.to_string().is_empty(), "{bad}");
+    }
+    let neg = ron::from_str::<KindRef>("-1").unwrap_err().to_string();
+    assert!(neg.contains("negative"), "{neg}");
+    assert_eq!(KindRef::from(7), KindRef::Index(7));
+
+    let names = ["browse", "checkout"];
+    assert_eq!(KindRef::from("checkout").resolve(&names), Ok(1));
+    assert_eq!(KindRef::Index(0).resolve(&names), Ok(0));
+    let typo = KindRef::from("chekout").resolve(&names).unwrap_err();
+    assert!(typo.contains("did you mean `checkout`"), "{typo}");
+    assert!(
+        typo.contains("`browse`, `checkout`"),
+        "lists the kinds: {typo}"
+    );
+    let far = KindRef::from("zzz").resolve(&names).unwrap_err();
+    assert!(!far.contains("did you mean"), "no wild guesses: {far}");
+    let range = KindRef::Index(2).resolve(&names).unwrap_err();
+    assert!(range.contains("out of range"), "{range}");
+    assert!(
+        KindRef::Index(0).resolve(&[]).is_err(),
+        "a callee with no kinds"
+    );
+
+    // In configs, both forms; names are resolved in place through `kind_refs_mut`.
+    let text = r#"(
+        workers: 2,
+        kinds: [(name: "order", service: Const("1ms"), calls: [
+            (target: "db", kind: "select", timeout: "1s"),
+            (target: "payment", kind: 1, timeout: "1s"),
+        ])],
+    )"#;
+    let mut svc: ServiceConfig = from_ron(text).expect("names parse and validate");
+    assert_eq!(svc.kind_names(), ["order"]);
+    let db = database(vec![
+        ("insert", constant(ms(1))),
+        ("select", constant(ms(1))),
+    ]);
+    assert_eq!(db.kind_names(), ["insert", "select"]);
+    let err = Service::<Rpc>::new(svc.clone())
+        .err()
+        .expect("unresolved name");
+    assert!(matches!(err, ConfigError::Invalid { .. }));
+    assert_eq!(err.field(), Some("kinds[0].calls[0].kind"));
+    assert!(err.to_string().contains("must be resolved"), "{err}");
+    let refs: Vec<(String, String)> = svc
+        .kind_refs_mut()
+        .into_iter()
+        .map(|(field, target, _)| (field, target))
+        .collect();
+    assert_eq!(
+        refs,
+        [
+            ("kinds[0].calls[0].kind".to_string(), "db".to_string()),
+            ("kinds[0].calls[1].kind".to_string(), "payment".to_string()),
+        ]
+    );
+    for (_, target, kind) in svc.kind_refs_mut() {
+        if target == "db" {
+            *kind = KindRef::Index(kind.resolve(&db.kind_names()).expect("select exists"));
+        }
+    }
+    assert_eq!(svc.kinds[0].calls[0].kind, KindRef::Index(1));
+    assert!(Service::<Rpc>::new(svc.clone()).is_ok());
+    let back: ServiceConfig = ron::from_str(&ron::to_string(&svc).unwrap()).unwrap();
+    assert_eq!(back, svc, "indices round-trip");
+
+    let mut c = client("svc", Arrivals::Poisson(rate("1/s")));
+    c.mix = vec![
+        mix("a", 0),
+        Mix {
+            name: "b".into(),
+            kind: "checkout".into(),
+            weight: 1.0,
+        },
+    ];
+    let err = Client::<Rpc>::new(c.clone())
+        .err()
+        .expect("unresolved name");
+    assert_eq!(err.field(), Some("mix[1].kind"));
+    let refs = c.kind_refs_mut();
+    assert_eq!(refs.len(), 2);
+    assert_eq!(
+        (refs[1].0.as_str(), refs[1].1.as_str()),
+        ("mix[1].kind", "svc")
+    );
+    *refs.into_iter().nth(1).expect("two").2 = KindRef::Index(1);
+    assert!(Client::<Rpc>::new(c).is_ok());
+}
+
+#[test]
+fn new_validation_errors_name_their_field() {
+    let field = |cfg: ServiceConfig| {
+        let err = Service::<Rpc>::new(cfg).err().expect("invalid");
+        (err.field().map(str::to_string), err.to_string())
+    };
+    let with_call = |c: CallConfig| service(2, None, vec![kind("q", constant(ms(1)), vec![c])]);
+
+    let mut typo = with_call(pooled("db", secs_d(1), "read"));
+    typo.pools.insert("reads".into(), pool(4, ms(10)));
+    typo.pools.insert("writes".into(), pool(4, ms(10)));
+    let (f, msg) = field(typo);
+    assert_eq!(f.as_deref(), Some("kinds[0].calls[0].pool"));
+    assert!(msg.contains("did you mean `reads`"), "{msg}");
+    assert!(msg.contains("`reads`, `writes`"), "lists the pools: {msg}");
+
+    let (f, msg) = field(with_call(pooled("db", secs_d(1), "main")));
+    assert_eq!(f.as_deref(), Some("kinds[0].calls[0].pool"));
+    assert!(msg.contains("has no pools"), "{msg}");
+
+    for bad in ["", "a.b", "p99"] {
+        let mut cfg = with_call(call("db", 0, secs_d(1)));
+        cfg.pools.insert(bad.into(), pool(4, ms(10)));
+        let (f, msg) = field(cfg);
+        assert_eq!(f, Some(format!("pools[{bad:?}]")), "{bad:?}");
+        assert!(msg.contains("connection pool"), "{msg}");
+    }
+
+    let mut cfg = with_call(call("db", 0, secs_d(1)));
+    cfg.pools.insert("reads".into(), pool(4, SimDuration::ZERO));
+    assert_eq!(
+        field(cfg).0.as_deref(),
+        Some(r#"pools["reads"].acquire_timeout"#)
+    );
+
+    let twice = service(
+        2,
+        None,
+        vec![
+            kind("q", constant(ms(1)), vec![]),
+            kind("q", constant(ms(1)), vec![]),
+        ],
+    );
+    let (f, msg) = field(twice);
+    assert_eq!(f.as_deref(), Some("kinds[1].name"));
+    assert!(msg.contains("kinds[0].name"), "{msg}");
+
+    let db = database(vec![("q", constant(ms(1))), ("q", constant(ms(2)))]);
+    let err = Database::<Rpc>::new(db)
+        .err()
+        .expect("duplicate query name");
+    assert_eq!(err.field(), Some("queries[1].name"));
+
+    let unknown = r#"(target: "db", timeout: "1s", pooled: true)"#;
+    let err = ron::from_str::<CallConfig>(unknown).expect_err("the old field is gone");
+    assert!(err.to_string().contains("pooled"), "{err}");
+}
