@@ -146,8 +146,14 @@ fn parse_shard(s: &str) -> Result<Shard, String> {
     let (k, n) = s
         .split_once('/')
         .ok_or_else(|| format!("`{s}`: expected K/N, such as 1/4"))?;
-    let index: u32 = k.trim().parse().map_err(|_| format!("`{k}` is not a number"))?;
-    let count: u32 = n.trim().parse().map_err(|_| format!("`{n}` is not a number"))?;
+    let index: u32 = k
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{k}` is not a number"))?;
+    let count: u32 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{n}` is not a number"))?;
     if count == 0 || index == 0 || index > count {
         return Err(format!("`{s}`: needs 1 <= K <= N"));
     }
@@ -175,6 +181,13 @@ impl From<ScenarioError> for Failure {
 }
 
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so `faultline run x | head` would panic on the first write after
+    // `head` exits. A command-line tool should just stop, as `cat` does.
+    #[cfg(unix)]
+    // SAFETY: restoring the default action of a signal, before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -216,7 +229,10 @@ fn load(spec: &str, sets: &[String]) -> Result<Scenario, Failure> {
     let mut extra = Vec::new();
     for s in sets {
         let Some((path, value)) = s.split_once('=') else {
-            return Err(anyhow::anyhow!("--set `{s}`: expected PATH=VALUE, such as api.workers=50").into());
+            return Err(anyhow::anyhow!(
+                "--set `{s}`: expected PATH=VALUE, such as api.workers=50"
+            )
+            .into());
         };
         extra.push((path.trim().to_string(), value.trim().to_string()));
     }
@@ -296,12 +312,29 @@ fn width() -> usize {
     100
 }
 
+/// `text` in lines of at most `width()` characters, broken at spaces; continuation lines are
+/// indented by `indent` spaces. A word longer than a line stands alone on its line.
+fn wrap(text: &str, indent: usize) -> String {
+    let mut out = String::new();
+    let mut line = String::new();
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
+        let len = line.chars().count();
+        if len > 0 && len + 1 + word.chars().count() > width() {
+            out.push_str(&line);
+            out.push('\n');
+            line = " ".repeat(indent);
+        } else if len > 0 && !line.chars().all(|c| c == ' ') {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    out.push_str(&line);
+    out
+}
+
 fn color() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
-
-const LEGEND: &str = "pass: held, as expected · xfail: failed, as expected (the failure is reproduced) · \
-                      FAIL: failed, expected to hold · XPASS: held, expected to fail";
 
 fn verdict(expect: Option<Expect>, holds: bool) -> Cell {
     match (expect, holds) {
@@ -351,7 +384,12 @@ fn run_table(s: &Scenario, report: &Report) -> anyhow::Result<Table> {
     let events = report
         .variants
         .iter()
-        .map(|v| Cell::value(v.runs.first().map_or(0, |r| r.events) as f64, faultline::report::Unit::Count))
+        .map(|v| {
+            Cell::value(
+                v.runs.first().map_or(0, |r| r.events) as f64,
+                faultline::report::Unit::Count,
+            )
+        })
         .collect();
     table.push_row("events simulated", events)?;
     Ok(table)
@@ -394,9 +432,12 @@ fn check_table(s: &Scenario, report: &Report) -> anyhow::Result<Table> {
 
 fn print_outcome(report: &Report, s: &Scenario, seed_hint: Option<u64>) {
     if report.outcome.ok {
-        println!("ok: {}", report.outcome.reason);
+        println!("{}", wrap(&format!("ok: {}", report.outcome.reason), 2));
     } else {
-        println!("not ok (exit {}): {}", report.outcome.exit_code, report.outcome.reason);
+        println!(
+            "not ok (exit {}): {}",
+            report.outcome.exit_code, report.outcome.reason
+        );
         let seed = seed_hint.or_else(|| {
             report
                 .variants
@@ -426,7 +467,7 @@ fn cmd_run(a: RunArgs) -> Result<u8, Failure> {
     if a.common.json {
         println!("{}", serde_json::to_string_pretty(&report).context("JSON")?);
     } else {
-        println!("{} — {}", s.name, s.about);
+        println!("{}", wrap(&format!("{} — {}", s.name, s.about), 2));
         println!(
             "seed {seed}, {} of virtual time, {} variant{}\n",
             s.duration,
@@ -434,15 +475,19 @@ fn cmd_run(a: RunArgs) -> Result<u8, Failure> {
             if variants.len() == 1 { "" } else { "s" }
         );
         print!("{}", run_table(&s, &report)?.render(width(), color()));
-        println!("\n{LEGEND}\n");
+        println!();
         for v in &report.variants {
             for (c, o) in s.checks.iter().zip(&v.runs[0].checks) {
                 if v.expect.get(c.name()) == Some(&Expect::Holds) && !o.holds {
-                    println!("  {} / {}: {}", v.name, c.name(), o.detail);
+                    println!(
+                        "{}",
+                        wrap(&format!("  {} / {}: {}", v.name, c.name(), o.detail), 4)
+                    );
                 }
             }
         }
-        println!("wrote {} in {}", written.join(", "), out.display());
+        let wrote = format!("wrote {} in {}", written.join(", "), out.display());
+        println!("{}", wrap(&wrote, 2));
         print_outcome(&report, &s, Some(seed));
     }
     Ok(report.outcome.exit_code as u8)
@@ -471,11 +516,8 @@ fn write_run_outputs(
 ) -> anyhow::Result<Vec<String>> {
     let json = serde_json::to_string_pretty(report).context("JSON")?;
     let names: Vec<&str> = s.variants.iter().map(|v| v.name.as_str()).collect();
-    let csv = faultline::report::series_csv(
-        details
-            .iter()
-            .map(|d| (names[d.variant], d.series.iter())),
-    );
+    let csv =
+        faultline::report::series_csv(details.iter().map(|d| (names[d.variant], d.series.iter())));
     let windows: Vec<FaultWindow> = s
         .fault_windows()
         .into_iter()
@@ -515,7 +557,11 @@ fn write_run_outputs(
     }
     let mut written = vec!["report.json".to_string(), "metrics.csv".to_string()];
     if !charts.is_empty() {
-        written.push(format!("{} chart{}", charts.len(), if charts.len() == 1 { "" } else { "s" }));
+        written.push(format!(
+            "{} chart{}",
+            charts.len(),
+            if charts.len() == 1 { "" } else { "s" }
+        ));
     }
     Ok(written)
 }
@@ -539,12 +585,17 @@ fn cmd_check(a: CheckArgs) -> Result<u8, Failure> {
     if a.common.json {
         println!("{}", serde_json::to_string_pretty(&report).context("JSON")?);
     } else {
-        let shard = a
-            .shard
-            .map_or(String::new(), |sh| format!(" (shard {}/{})", sh.index, sh.count));
-        println!("{} — {} seeds{shard}, {} variants\n", s.name, seeds.len(), variants.len());
+        let shard = a.shard.map_or(String::new(), |sh| {
+            format!(" (shard {}/{})", sh.index, sh.count)
+        });
+        println!(
+            "{} — {} seeds{shard}, {} variants\n",
+            s.name,
+            seeds.len(),
+            variants.len()
+        );
         print!("{}", check_table(&s, &report)?.render(width(), color()));
-        println!("\n{LEGEND}\n");
+        println!();
         if let Some(path) = &a.out {
             println!("wrote {}", path.display());
         }
@@ -557,7 +608,11 @@ fn cmd_sweep(a: SweepArgs) -> Result<u8, Failure> {
     let s = load(&a.common.scenario, &a.common.sets)?;
     let variants = chosen(&s, &a.common.variants)?;
     let Some((path, spec)) = a.param.split_once('=') else {
-        return Err(anyhow::anyhow!("--param `{}`: expected PATH=VALUES, such as api.workers=10..50:10", a.param).into());
+        return Err(anyhow::anyhow!(
+            "--param `{}`: expected PATH=VALUES, such as api.workers=10..50:10",
+            a.param
+        )
+        .into());
     };
     let values = run::sweep_values(spec).map_err(|e| anyhow::anyhow!("--param: {e}"))?;
     if a.seeds == 0 {
@@ -565,7 +620,10 @@ fn cmd_sweep(a: SweepArgs) -> Result<u8, Failure> {
     }
     threads(a.jobs)?;
     let seeds = run::seeds(a.seed.unwrap_or(s.seed), a.seeds, None);
-    let names: Vec<String> = variants.iter().map(|&i| s.variants[i].name.clone()).collect();
+    let names: Vec<String> = variants
+        .iter()
+        .map(|&i| s.variants[i].name.clone())
+        .collect();
     let total = (values.len() * variants.len() * seeds.len()) as u64;
     let bar = progress(total, &s.name);
     let points = run::sweep(&s, path.trim(), &values, &names, &seeds, &|| bar.inc(1))?;
@@ -581,7 +639,13 @@ fn cmd_sweep(a: SweepArgs) -> Result<u8, Failure> {
         println!("{}", serde_json::to_string_pretty(&doc).context("JSON")?);
         return Ok(0);
     }
-    println!("{} — sweep of {} over {} values, {} seeds each\n", s.name, path.trim(), values.len(), seeds.len());
+    println!(
+        "{} — sweep of {} over {} values, {} seeds each\n",
+        s.name,
+        path.trim(),
+        values.len(),
+        seeds.len()
+    );
     let mut table = Table::new(names.clone());
     for p in &points {
         for (i, check) in s.checks.iter().enumerate() {
@@ -591,10 +655,18 @@ fn cmd_sweep(a: SweepArgs) -> Result<u8, Failure> {
                 .iter()
                 .map(|v| {
                     let sum = &v.summary[i];
-                    Cell::value(f64::from(sum.holds) / f64::from(sum.holds + sum.fails), faultline::report::Unit::Ratio)
+                    Cell::value(
+                        f64::from(sum.holds) / f64::from(sum.holds + sum.fails),
+                        faultline::report::Unit::Ratio,
+                    )
                 })
                 .collect();
-            table.push_row(format!("{} = {}: {}", path.trim(), p.value, check.name()), cells).map_err(anyhow::Error::from)?;
+            table
+                .push_row(
+                    format!("{} = {}: {}", path.trim(), p.value, check.name()),
+                    cells,
+                )
+                .map_err(anyhow::Error::from)?;
         }
         for (i, row) in s.table.iter().enumerate() {
             let cells = p
@@ -610,7 +682,9 @@ fn cmd_sweep(a: SweepArgs) -> Result<u8, Failure> {
                     }
                 })
                 .collect();
-            table.push_row(format!("{} = {}: mean {row}", path.trim(), p.value), cells).map_err(anyhow::Error::from)?;
+            table
+                .push_row(format!("{} = {}: mean {row}", path.trim(), p.value), cells)
+                .map_err(anyhow::Error::from)?;
         }
     }
     print!("{}", table.render(width(), color()));
@@ -621,7 +695,8 @@ fn cmd_sweep(a: SweepArgs) -> Result<u8, Failure> {
 fn cmd_merge(a: MergeArgs) -> Result<u8, Failure> {
     let mut reports = Vec::new();
     for f in &a.files {
-        let text = std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
         let r: Report = serde_json::from_str(&text)
             .with_context(|| format!("{} is not a faultline report", f.display()))?;
         reports.push(r);
@@ -634,7 +709,12 @@ fn cmd_merge(a: MergeArgs) -> Result<u8, Failure> {
     if a.json {
         println!("{}", serde_json::to_string_pretty(&merged).context("JSON")?);
     } else {
-        println!("{} — {} seeds from {} files\n", merged.scenario.name, merged.seeds.len(), a.files.len());
+        println!(
+            "{} — {} seeds from {} files\n",
+            merged.scenario.name,
+            merged.seeds.len(),
+            a.files.len()
+        );
         let mut table = Table::new(merged.variants.iter().map(|v| v.name.clone()));
         for (i, c) in merged.scenario.checks.iter().enumerate() {
             let cells = merged
@@ -642,16 +722,30 @@ fn cmd_merge(a: MergeArgs) -> Result<u8, Failure> {
                 .iter()
                 .map(|v| {
                     let sum = &v.summary[i];
-                    Cell::Text(format!("{}held {}/{}", if sum.met == Some(false) { "MISSED " } else { "" }, sum.holds, sum.holds + sum.fails))
+                    Cell::Text(format!(
+                        "{}held {}/{}",
+                        if sum.met == Some(false) {
+                            "MISSED "
+                        } else {
+                            ""
+                        },
+                        sum.holds,
+                        sum.holds + sum.fails
+                    ))
                 })
                 .collect();
-            table.push_row(c.name.clone(), cells).map_err(anyhow::Error::from)?;
+            table
+                .push_row(c.name.clone(), cells)
+                .map_err(anyhow::Error::from)?;
         }
         print!("{}", table.render(width(), color()));
         if merged.outcome.ok {
             println!("\nok: {}", merged.outcome.reason);
         } else {
-            println!("\nnot ok (exit {}): {}", merged.outcome.exit_code, merged.outcome.reason);
+            println!(
+                "\nnot ok (exit {}): {}",
+                merged.outcome.exit_code, merged.outcome.reason
+            );
         }
     }
     Ok(merged.outcome.exit_code as u8)
@@ -670,8 +764,10 @@ fn cmd_list() {
 
 fn cmd_models(name: Option<&str>) -> Result<u8, Failure> {
     let mut sources = faultline::scenario::Sources::default();
-    let all = models::all(&mut sources).map_err(|ps| {
-        ScenarioError { file: "models".into(), problems: ps, sources: sources.clone() }
+    let all = models::all(&mut sources).map_err(|ps| ScenarioError {
+        file: "models".into(),
+        problems: ps,
+        sources: sources.clone(),
     })?;
     match name {
         None => {

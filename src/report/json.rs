@@ -290,7 +290,10 @@ fn outcome(checks: &[CheckInfo], variants: &[VariantReport]) -> ReportOutcome {
             }
         }
         for r in v.runs.iter().filter(|r| r.limit_hit) {
-            liveness.push(format!("`{}` seed {} ended at a limit ({})", v.name, r.seed, r.ended));
+            liveness.push(format!(
+                "`{}` seed {} ended at a limit ({})",
+                v.name, r.seed, r.ended
+            ));
         }
     }
     let (exit_code, lines) = if !safety.is_empty() {

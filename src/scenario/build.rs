@@ -98,8 +98,12 @@ pub(crate) fn check_metrics(
                     String::new()
                 };
                 problems.push(
-                    Problem::new(Some(span), join(&path, e.field()), format!("{e}{in_variant}"))
-                        .suggest(e.suggestion().map(str::to_string)),
+                    Problem::new(
+                        Some(span),
+                        join(&path, e.field()),
+                        format!("{e}{in_variant}"),
+                    )
+                    .suggest(e.suggestion().map(str::to_string)),
                 );
                 break;
             }

@@ -44,7 +44,12 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Client, Kind::Service, Kind::Database, Kind::LoadBalancer];
+    pub const ALL: [Kind; 4] = [
+        Kind::Client,
+        Kind::Service,
+        Kind::Database,
+        Kind::LoadBalancer,
+    ];
 
     /// The name written in a scenario.
     pub fn name(self) -> &'static str {

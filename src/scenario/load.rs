@@ -641,6 +641,10 @@ fn read(
             .iter()
             .map(|c| resolve_component(c, &models, &all_sets, problems))
             .collect();
+        // Each config's own rules can be checked whatever the others look like.
+        for c in resolved.iter().flatten() {
+            check_config(c, problems);
+        }
         if resolved.iter().all(Option::is_some) {
             let (mut comps, trees): (Vec<Component>, Vec<Node>) =
                 resolved.into_iter().flatten().unzip();
@@ -701,13 +705,21 @@ fn read(
                 let candidates: Vec<&str> = if host_only {
                     hosts.iter().map(String::as_str).collect()
                 } else {
-                    names.iter().copied().chain(hosts.iter().map(String::as_str)).collect()
+                    names
+                        .iter()
+                        .copied()
+                        .chain(hosts.iter().map(String::as_str))
+                        .collect()
                 };
                 let fpath = join(&path, &format!("fault.{field}"));
                 let span = n
                     .get_path(&format!("fault.{field}"))
                     .map_or(n.span, |x| x.span);
-                let what = if host_only { "host" } else { "component or host" };
+                let what = if host_only {
+                    "host"
+                } else {
+                    "component or host"
+                };
                 problems.push(
                     Problem::new(Some(span), fpath, format!("no {what} is called `{name}`"))
                         .suggest(suggest(name, candidates)),
@@ -823,7 +835,11 @@ fn read(
         [&check_nodes, &chart_nodes, &table_nodes],
         problems,
     );
-    (scenario.check_units, scenario.chart_units, scenario.table_units) = units;
+    (
+        scenario.check_units,
+        scenario.chart_units,
+        scenario.table_units,
+    ) = units;
     Some(scenario)
 }
 
@@ -1030,7 +1046,9 @@ fn resolve_component(
 /// to a backend.
 fn resolve_kinds(comps: &mut [Component], trees: &[Node], problems: &mut Problems) {
     // Kind names per component, computed first: the references are resolved in place.
-    let tables: Vec<(String, Option<Vec<String>>, Option<Vec<String>>)> = comps
+    /// (component, the kinds it serves, the backends it forwards to).
+    type Table = (String, Option<Vec<String>>, Option<Vec<String>>);
+    let tables: Vec<Table> = comps
         .iter()
         .map(|c| {
             let names = c
@@ -1078,20 +1096,11 @@ fn resolve_kinds(comps: &mut [Component], trees: &[Node], problems: &mut Problem
     }
 }
 
-/// Semantic checks of one variant's components: each config's own rules, and that every actor
-/// it names exists.
+/// Checks that every actor a variant's components name exists.
 fn check_components(comps: &[Component], trees: &[Node], problems: &mut Problems) {
     let names: Vec<&str> = comps.iter().map(|c| c.name.as_str()).collect();
     for (c, tree) in comps.iter().zip(trees) {
         let path = join("components", &c.name);
-        if let Err(e) = c.config.validate() {
-            let field = e.field().unwrap_or("");
-            problems.push(Problem::new(
-                Some(span_of(tree, field)),
-                join(&path, field),
-                strip_field(&e.to_string(), field),
-            ));
-        }
         for (field, target) in c.config.targets() {
             if !names.contains(&target) {
                 problems.push(
@@ -1111,6 +1120,18 @@ fn check_components(comps: &[Component], trees: &[Node], problems: &mut Problems
                 ));
             }
         }
+    }
+}
+
+/// One component's own rules (`workers > 0`, pools that exist, ...).
+fn check_config((c, tree): &(Component, Node), problems: &mut Problems) {
+    if let Err(e) = c.config.validate() {
+        let field = e.field().unwrap_or("");
+        problems.push(Problem::new(
+            Some(span_of(tree, field)),
+            join(&join("components", &c.name), field),
+            strip_field(&e.to_string(), field),
+        ));
     }
 }
 

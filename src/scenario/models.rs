@@ -44,7 +44,7 @@ pub struct Model {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename = "Model")]
 struct Header {
     name: String,
     component: String,

@@ -34,12 +34,20 @@ pub struct Detail {
 }
 
 /// Runs one variant on one seed to the scenario's end.
-pub fn run_seed(scenario: &Scenario, vi: usize, seed: u64, detail: bool) -> (SeedRun, Option<Detail>) {
+pub fn run_seed(
+    scenario: &Scenario,
+    vi: usize,
+    seed: u64,
+    detail: bool,
+) -> (SeedRun, Option<Detail>) {
     let variant = &scenario.variants[vi];
     let mut sim = match build(scenario, variant, seed, false) {
         Ok(sim) => sim,
         // Loading built every variant once already; a failure now is a bug.
-        Err(e) => panic!("variant `{}` built at load time but not now: {e}", variant.name),
+        Err(e) => panic!(
+            "variant `{}` built at load time but not now: {e}",
+            variant.name
+        ),
     };
     let end = SimTime::ZERO.saturating_add(scenario.duration);
     let verdict = sim.run_until(end);
@@ -59,7 +67,11 @@ pub fn run_seed(scenario: &Scenario, vi: usize, seed: u64, detail: bool) -> (See
         ),
     };
     let metrics = sim.metrics();
-    let checks = scenario.checks.iter().map(|c| c.evaluate(metrics)).collect();
+    let checks = scenario
+        .checks
+        .iter()
+        .map(|c| c.evaluate(metrics))
+        .collect();
     let rows = scenario
         .table
         .iter()
@@ -220,7 +232,11 @@ pub fn sweep(
     for value in values {
         let mut extra = scenario.extra.clone();
         extra.push((path.to_string(), value.clone()));
-        points.push(Scenario::with_overrides(&scenario.text, &scenario.file, &extra)?);
+        points.push(Scenario::with_overrides(
+            &scenario.text,
+            &scenario.file,
+            &extra,
+        )?);
     }
     let chosen: Vec<usize> = if variants.is_empty() {
         (0..scenario.variants.len()).collect()
@@ -234,9 +250,10 @@ pub fn sweep(
         .iter()
         .enumerate()
         .flat_map(|(p, _)| {
-            chosen.iter().enumerate().flat_map(move |(slot, &vi)| {
-                seeds.iter().map(move |&s| (p, slot, vi, s))
-            })
+            chosen
+                .iter()
+                .enumerate()
+                .flat_map(move |(slot, &vi)| seeds.iter().map(move |&s| (p, slot, vi, s)))
         })
         .collect();
     let results: Vec<(usize, usize, SeedRun)> = jobs
@@ -305,8 +322,8 @@ pub fn sweep_values(spec: &str) -> Result<Vec<String>, String> {
                 // Twelve significant digits drop the float noise (0.30000000000000004).
                 let text = format!("{:.12}", v);
                 let text = text.trim_end_matches('0');
-                let text = text.strip_suffix('.').map_or(text.to_string(), |t| format!("{t}.0"));
-                text
+                text.strip_suffix('.')
+                    .map_or(text.to_string(), |t| format!("{t}.0"))
             })
             .collect());
     }
@@ -340,7 +357,10 @@ mod tests {
 
     #[test]
     fn sweep_values_cover_the_range_inclusively() {
-        assert_eq!(sweep_values("10..50:10").unwrap(), ["10", "20", "30", "40", "50"]);
+        assert_eq!(
+            sweep_values("10..50:10").unwrap(),
+            ["10", "20", "30", "40", "50"]
+        );
         assert_eq!(sweep_values("1..4:2").unwrap(), ["1", "3"]);
         assert_eq!(
             sweep_values("0.1..0.5:0.1").unwrap(),
@@ -350,7 +370,10 @@ mod tests {
             sweep_values("100ms..300ms:100ms").unwrap(),
             ["\"100ms\"", "\"200ms\"", "\"300ms\""]
         );
-        assert_eq!(sweep_values("RoundRobin, Random").unwrap(), ["RoundRobin", "Random"]);
+        assert_eq!(
+            sweep_values("RoundRobin, Random").unwrap(),
+            ["RoundRobin", "Random"]
+        );
         assert!(sweep_values("5..1:1").is_err());
         assert!(sweep_values("1..5:0").is_err());
         assert!(sweep_values("1..x:1").is_err());
@@ -367,6 +390,9 @@ mod tests {
             .collect();
         joined.sort_unstable();
         assert_eq!(joined, all);
-        assert_eq!(seeds(7, 10, Some(Shard { index: 1, count: 3 })), [7, 10, 13, 16]);
+        assert_eq!(
+            seeds(7, 10, Some(Shard { index: 1, count: 3 })),
+            [7, 10, 13, 16]
+        );
     }
 }

@@ -784,6 +784,14 @@ impl Node {
             };
         }
         let node = through_some_mut(cur);
+        if matches!(last, Seg::Key(_)) && node.value == Value::Unit {
+            // `()` is how a struct with every field at its default is written
+            // (`pools: {"primary": ()}`); setting one field of it makes it that struct.
+            node.value = Value::Struct {
+                name: None,
+                fields: Vec::new(),
+            };
+        }
         if let Some(at) = locate_seg(node, last) {
             if let Some(child) = child_mut(node, at) {
                 *child = value;
@@ -3362,10 +3370,10 @@ mod tests {
                 (
                     name: "put",
                     service: LogNormal(p50: "5ms", p99: "50ms"),
-                    calls: [(target: "db", timeout: "250ms", pooled: true)],
+                    calls: [(target: "db", timeout: "250ms", pool: "main")],
                 ),
             ],
-            pool: (pool_size: 4),
+            pools: {"main": (pool_size: 4)},
         )
     "#;
 
@@ -3389,16 +3397,23 @@ mod tests {
                     },
                     calls: vec![CallConfig {
                         target: "db".into(),
-                        kind: 0,
+                        kind: 0.into(),
                         timeout: ms(250),
-                        pooled: true,
+                        pool: Some("main".into()),
+                        fallback: false,
                     }],
                 },
             ],
-            pool: Some(PoolConfig {
-                pool_size: 4,
-                acquire_timeout: SimDuration::from_secs(30),
-            }),
+            pools: BTreeMap::from([(
+                "main".to_string(),
+                PoolConfig {
+                    pool_size: 4,
+                    acquire_timeout: SimDuration::from_secs(30),
+                },
+            )]),
+            drop_expired: false,
+            shed_by_deadline: false,
+            propagate_deadline: false,
         }
     }
 
@@ -3409,10 +3424,10 @@ mod tests {
 
     #[test]
     fn unknown_fields_point_at_the_key() {
-        let text = "(\n  workers: 4,\n  kinds: [],\n  pool: (pool_sise: 3),\n)";
+        let text = "(\n  workers: 4,\n  kinds: [],\n  pools: {\"a\": (pool_sise: 3)},\n)";
         let e = derr::<ServiceConfig>(text);
-        assert_eq!(e.span, Some(sp(4, 10)));
-        assert_eq!(e.path, "pool.pool_sise");
+        assert_eq!(e.span, Some(sp(4, 17)));
+        assert_eq!(e.path, "pools.a.pool_sise");
         assert_eq!(
             e.message,
             "unknown field `pool_sise`; expected one of `pool_size`, `acquire_timeout`"
@@ -3420,7 +3435,7 @@ mod tests {
         assert_eq!(e.suggestion.as_deref(), Some("pool_size"));
         assert_eq!(
             e.to_string(),
-            "4:10: pool.pool_sise: unknown field `pool_sise`; expected one of `pool_size`, \
+            "4:17: pools.a.pool_sise: unknown field `pool_sise`; expected one of `pool_size`, \
              `acquire_timeout` (did you mean `pool_size`?)"
         );
         let e = derr::<ServiceConfig>("(workers: 4, kinds: [], zzz: 1)");
@@ -3506,18 +3521,18 @@ mod tests {
                 "expected a list such as `[a, b]`, found the integer 5",
             ),
             (
-                "(workers: 4, kinds: [], pool: [1])",
-                "pool",
+                "(workers: 4, kinds: [], pools: {\"a\": [1]})",
+                "pools.a",
                 "expected `PoolConfig(..)`, found a list",
             ),
             (
-                "(workers: 4, kinds: [], pool: Foo(pool_size: 1))",
-                "pool",
+                "(workers: 4, kinds: [], pools: {\"a\": Foo(pool_size: 1)})",
+                "pools.a",
                 "expected `PoolConfig(..)`, found `Foo(..)`",
             ),
             (
-                "(workers: 4, kinds: [], pool: (1, 2))",
-                "pool",
+                "(workers: 4, kinds: [], pools: {\"a\": (1, 2)})",
+                "pools.a",
                 "expected `PoolConfig(..)` with named fields, as in `(pool_size: ..)`, found a \
                  tuple",
             ),
@@ -3527,8 +3542,8 @@ mod tests {
                 "expected a string, found the bare name `api`; strings are written in quotes: \"api\"",
             ),
             (
-                "(workers: 1, kinds: [(name: \"a\", service: Exp(mean: 1), calls: [(target: \"b\", timeout: \"1s\", pooled: 1)])])",
-                "kinds[0].calls[0].pooled",
+                "(workers: 1, kinds: [(name: \"a\", service: Exp(mean: 1), calls: [(target: \"b\", timeout: \"1s\", fallback: 1)])])",
+                "kinds[0].calls[0].fallback",
                 "expected `true` or `false`, found the integer 1",
             ),
         ];
@@ -3710,13 +3725,13 @@ mod tests {
         let mut tree = p(SERVICE);
         tree.merge(
             parse(
-                "(workers: 16, pool: (acquire_timeout: \"1s\"))",
+                "(workers: 16, pools: {\"main\": (acquire_timeout: \"1s\")})",
                 SourceId(1),
             )
             .unwrap(),
         );
         let thirty = parse("30", SourceId(2)).unwrap();
-        tree.set_path("pool.pool_size", thirty).unwrap();
+        tree.set_path("pools.main.pool_size", thirty).unwrap();
         tree.set_path(
             "kinds[1].calls[0].timeout",
             parse("\"2s\"", SourceId(2)).unwrap(),
@@ -3725,14 +3740,17 @@ mod tests {
         let got: ServiceConfig = from_node(&tree).unwrap();
         let mut want = service();
         want.workers = 16;
-        want.pool = Some(PoolConfig {
-            pool_size: 30,
-            acquire_timeout: SimDuration::from_secs(1),
-        });
+        want.pools.insert(
+            "main".into(),
+            PoolConfig {
+                pool_size: 30,
+                acquire_timeout: SimDuration::from_secs(1),
+            },
+        );
         want.kinds[1].calls[0].timeout = SimDuration::from_secs(2);
         assert_eq!(got, want);
         // A typo in the variant's `set` is reported at the override, in its own source.
-        tree.set_path("pool.pool_sise", parse("\n 3", SourceId(2)).unwrap())
+        tree.set_path("pools.main.pool_sise", parse("\n 3", SourceId(2)).unwrap())
             .unwrap();
         let e = from_node::<ServiceConfig>(&tree).unwrap_err();
         assert_eq!(
@@ -3743,7 +3761,7 @@ mod tests {
                 col: 2
             })
         );
-        assert_eq!(e.path, "pool.pool_sise");
+        assert_eq!(e.path, "pools.main.pool_sise");
         assert_eq!(e.suggestion.as_deref(), Some("pool_size"));
     }
 

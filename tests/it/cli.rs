@@ -45,11 +45,20 @@ fn run_prints_the_table_and_writes_the_report_files() {
     let o = faultline(&["run", "traffic_spike", "--out", out.to_str().unwrap()]);
     assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
     let text = stdout(&o);
-    for needle in ["baseline", "bounded queue", "deadline shedding", "xfail", "pass"] {
+    for needle in [
+        "baseline",
+        "bounded queue",
+        "deadline shedding",
+        "xfail",
+        "pass",
+    ] {
         assert!(text.contains(needle), "`{needle}` missing from:\n{text}");
     }
     for line in text.lines() {
-        assert!(line.chars().count() <= 100 || line.starts_with("wrote") || line.starts_with("pass:"), "too wide: {line}");
+        assert!(
+            line.chars().count() <= 100 || line.starts_with("wrote") || line.starts_with("pass:"),
+            "too wide: {line}"
+        );
     }
     let report: Report =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
@@ -73,11 +82,23 @@ fn run_prints_the_table_and_writes_the_report_files() {
 #[test]
 fn run_json_is_the_report_and_is_reproducible() {
     let out = scratch("cli-json");
-    let args = ["run", "mmc_queue", "--json", "--seed", "3", "--out", out.to_str().unwrap()];
+    let args = [
+        "run",
+        "mmc_queue",
+        "--json",
+        "--seed",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ];
     let a = faultline(&args);
     let b = faultline(&args);
     assert_eq!(code(&a), 0, "{}", stderr(&a));
-    assert_eq!(stdout(&a), stdout(&b), "the same seed gives the same report, byte for byte");
+    assert_eq!(
+        stdout(&a),
+        stdout(&b),
+        "the same seed gives the same report, byte for byte"
+    );
     let report: Report = serde_json::from_str(&stdout(&a)).unwrap();
     assert_eq!(report.seeds, [3]);
     assert_eq!(report.variants[0].runs[0].seed, 3);
@@ -94,7 +115,13 @@ fn check_counts_seeds_and_shards_merge_to_the_same_report() {
     for k in 1..=2 {
         let f = dir.join(format!("shard{k}.json"));
         let o = faultline(&[
-            "check", "mmc_queue", "--seeds", "4", "--shard", &format!("{k}/2"), "--out",
+            "check",
+            "mmc_queue",
+            "--seeds",
+            "4",
+            "--shard",
+            &format!("{k}/2"),
+            "--out",
             f.to_str().unwrap(),
         ]);
         assert_eq!(code(&o), 0, "{}", stderr(&o));
@@ -126,31 +153,63 @@ fn a_missed_expectation_exits_by_class() {
     assert_ne!(safety, base);
     let f = dir.join("safety.ron");
     std::fs::write(&f, safety).unwrap();
-    let o = faultline(&["run", f.to_str().unwrap(), "--out", dir.join("o1").to_str().unwrap()]);
+    let o = faultline(&[
+        "run",
+        f.to_str().unwrap(),
+        "--out",
+        dir.join("o1").to_str().unwrap(),
+    ]);
     assert_eq!(code(&o), 2, "{}", stdout(&o));
     assert!(stdout(&o).contains("FAIL"));
     assert!(stdout(&o).contains("replay: faultline run"));
     // Only the liveness check (Eventually) wrong: exit 3.
-    let liveness = base.replacen("\"recovers after the spike\": Fails}", "\"recovers after the spike\": Holds}", 1);
+    let liveness = base.replacen(
+        "\"recovers after the spike\": Fails}",
+        "\"recovers after the spike\": Holds}",
+        1,
+    );
     assert_ne!(liveness, base);
     let f = dir.join("liveness.ron");
     std::fs::write(&f, liveness).unwrap();
-    let o = faultline(&["check", f.to_str().unwrap(), "--seeds", "1", "--variant", "baseline"]);
+    let o = faultline(&[
+        "check",
+        f.to_str().unwrap(),
+        "--seeds",
+        "1",
+        "--variant",
+        "baseline",
+    ]);
     assert_eq!(code(&o), 3, "{}", stdout(&o));
 }
 
 #[test]
 fn sweep_runs_every_point() {
     let o = faultline(&[
-        "sweep", "traffic_spike", "--param", "api.workers=10..30:10", "--seeds", "1", "--variant",
+        "sweep",
+        "traffic_spike",
+        "--param",
+        "api.workers=10..30:10",
+        "--seeds",
+        "1",
+        "--variant",
         "baseline",
     ]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let text = stdout(&o);
     for w in ["10", "20", "30"] {
-        assert!(text.contains(&format!("api.workers = {w}: goodput during the spike")), "{text}");
+        assert!(
+            text.contains(&format!("api.workers = {w}: goodput during the spike")),
+            "{text}"
+        );
     }
-    let o = faultline(&["sweep", "traffic_spike", "--param", "api.wrkers=1..2:1", "--seeds", "1"]);
+    let o = faultline(&[
+        "sweep",
+        "traffic_spike",
+        "--param",
+        "api.wrkers=1..2:1",
+        "--seeds",
+        "1",
+    ]);
     assert_eq!(code(&o), 1);
     assert!(stderr(&o).contains("wrkers"), "{}", stderr(&o));
 }
@@ -173,23 +232,77 @@ fn list_models_and_validate_describe_what_ships() {
     assert!(stderr(&o).contains("did you mean `rpc/postgres`"));
     let o = faultline(&["validate", "scenarios/mmc_queue.ron", "pool_exhaustion"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert_eq!(stdout(&o).lines().filter(|l| l.starts_with("ok: ")).count(), 2);
+    assert_eq!(
+        stdout(&o).lines().filter(|l| l.starts_with("ok: ")).count(),
+        2
+    );
 }
 
 /// Each broken file: exit 1, the message, where, and nothing written.
 #[test]
 fn broken_scenarios_are_reported_precisely_and_write_nothing() {
     let cases: &[(&str, &[&str])] = &[
-        ("typo_field", &["typo_field.ron:7:13", "components.api.wrokers", "unknown field `wrokers`", "did you mean `workers`?"]),
-        ("wrong_type", &["wrong_type.ron:7:22", "components.api.workers", "\"four\""]),
-        ("negative_duration", &["negative_duration.ron:5:76", "components.users.timeout", "-5s"]),
-        ("unknown_component", &["components.users.target", "no component is called `apii`", "did you mean `api`?", "faults[0].fault.target", "did you mean `api`?"]),
-        ("unknown_kind", &["unknown_kind.ron:6:16", "`Servise` is not a component kind", "did you mean `Service`?"]),
-        ("override_missing_field", &["unknown field `threads`", "override_missing_field.ron:10:"]),
+        (
+            "typo_field",
+            &[
+                "typo_field.ron:7:13",
+                "components.api.wrokers",
+                "unknown field `wrokers`",
+                "did you mean `workers`?",
+            ],
+        ),
+        (
+            "wrong_type",
+            &["wrong_type.ron:7:22", "components.api.workers", "\"four\""],
+        ),
+        (
+            "negative_duration",
+            &[
+                "negative_duration.ron:5:76",
+                "components.users.timeout",
+                "-5s",
+            ],
+        ),
+        (
+            "unknown_component",
+            &[
+                "components.users.target",
+                "no component is called `apii`",
+                "did you mean `api`?",
+                "faults[0].fault.target",
+                "did you mean `api`?",
+            ],
+        ),
+        (
+            "unknown_kind",
+            &[
+                "unknown_kind.ron:6:16",
+                "`Servise` is not a component kind",
+                "did you mean `Service`?",
+            ],
+        ),
+        (
+            "override_missing_field",
+            &["unknown field `threads`", "override_missing_field.ron:10:"],
+        ),
         ("empty", &["empty.ron", "empty"]),
         ("garbage", &["garbage.ron", "not UTF-8"]),
-        ("unknown_metric", &["checks[0].value", "users.latncy.p99", "did you mean"]),
-        ("many_problems", &["components.api.workers", "must be > 0", "no model is called `rpc/postgress`", "did you mean `rpc/postgres`?", "no check is called `fsat`", "did you mean `fast`?", "3 problems"]),
+        (
+            "unknown_metric",
+            &["checks[0].value", "users.latncy.p99", "did you mean"],
+        ),
+        (
+            "many_problems",
+            &[
+                "components.api.workers",
+                "must be > 0",
+                "no model is called `rpc/postgress`",
+                "did you mean `rpc/postgres`?",
+                "no check is called `fsat`",
+                "did you mean `fast`?",
+                "3 problems",
+            ],
+        ),
         ("syntax_error", &["syntax_error.ron:5:"]),
     ];
     for (name, needles) in cases {
@@ -198,7 +311,11 @@ fn broken_scenarios_are_reported_precisely_and_write_nothing() {
         let o = faultline(&["run", &bad(name), "--out", target.to_str().unwrap()]);
         let err = stderr(&o);
         assert_eq!(code(&o), 1, "{name}: exit code; stderr:\n{err}");
-        assert!(stdout(&o).is_empty(), "{name}: nothing on stdout, got {}", stdout(&o));
+        assert!(
+            stdout(&o).is_empty(),
+            "{name}: nothing on stdout, got {}",
+            stdout(&o)
+        );
         for n in *needles {
             assert!(err.contains(n), "{name}: `{n}` missing from:\n{err}");
         }
@@ -226,7 +343,11 @@ fn usage_errors_and_missing_files_exit_1() {
     assert!(stderr(&o).contains("did you mean `baseline`?"));
     let o = faultline(&["run", "mmc_queue", "--set", "station.workers=0"]);
     assert_eq!(code(&o), 1);
-    assert!(stderr(&o).contains("components.station.workers"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("components.station.workers"),
+        "{}",
+        stderr(&o)
+    );
     let o = faultline(&["--help"]);
     assert_eq!(code(&o), 0);
 }

@@ -53,12 +53,15 @@ fn every_scenario_and_model_file_is_embedded() {
         .collect();
     assert_eq!(shipped, on_disk, "scenarios/ and library::SHIPPED differ");
     let embedded: BTreeSet<String> = models::FILES.iter().map(|(p, _)| p.to_string()).collect();
-    assert_eq!(embedded, files_in("models"), "models/ and models::FILES differ");
+    assert_eq!(
+        embedded,
+        files_in("models"),
+        "models/ and models::FILES differ"
+    );
     for (path, text) in models::FILES {
-        let on_disk = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path),
-        )
-        .unwrap();
+        let on_disk =
+            std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path))
+                .unwrap();
         assert_eq!(&on_disk, text, "{path} is embedded stale");
     }
 }
@@ -114,7 +117,10 @@ fn overrides_change_exactly_what_they_name() {
     assert_eq!(pool("baseline").acquire_timeout, "30s".parse().unwrap());
     assert_eq!(pool("pool of 30").pool_size, 30);
     assert_eq!(pool("pool of 30").acquire_timeout, "30s".parse().unwrap());
-    assert_eq!(pool("fail fast + fallback").acquire_timeout, "50ms".parse().unwrap());
+    assert_eq!(
+        pool("fail fast + fallback").acquire_timeout,
+        "50ms".parse().unwrap()
+    );
     // Components a variant does not touch are identical to the baseline's.
     let base = s.variant("baseline").unwrap();
     for v in &s.variants {
@@ -142,7 +148,11 @@ fn a_scenario_run_is_deterministic_and_seed_dependent() {
         assert_eq!(a.trace_hash, b.trace_hash, "{}", s.variants[vi].name);
         assert_eq!(a, b, "the same seed gives the same results");
         assert_ne!(a.trace_hash, c.trace_hash, "another seed, another run");
-        assert!(a.events > 100_000, "the run did real work: {} events", a.events);
+        assert!(
+            a.events > 100_000,
+            "the run did real work: {} events",
+            a.events
+        );
     }
 }
 
@@ -168,7 +178,11 @@ fn shards_merge_into_the_report_of_one_run() {
     // A report of another scenario does not merge.
     let other = load("traffic_spike");
     let (foreign, _) = run_many(&other, "check", &[0], &[1], None, &|| {});
-    assert!(Report::merge(vec![whole, foreign]).unwrap_err().contains("different scenarios"));
+    assert!(
+        Report::merge(vec![whole, foreign])
+            .unwrap_err()
+            .contains("different scenarios")
+    );
 }
 
 /// The heart of it: on several seeds, every variant of every shipped scenario shows what it
@@ -205,10 +219,30 @@ fn every_variant_meets_its_expectations_on_several_seeds() {
                 }
             }
             for r in &v.runs {
-                assert!(!r.limit_hit, "{name}/{} seed {} hit a limit", v.name, r.seed);
+                assert!(
+                    !r.limit_hit,
+                    "{name}/{} seed {} hit a limit",
+                    v.name, r.seed
+                );
             }
         }
         assert!(missed.is_empty(), "{}", missed.join("\n"));
         assert!(report.outcome.ok);
     }
+}
+
+/// The sanity scenario's checks can fail: a queue that is not the one the closed form
+/// describes (service 5% slower, so rho = 0.7875) misses them.
+#[test]
+fn the_closed_form_checks_catch_a_different_queue() {
+    let (_, path, text) = SHIPPED.iter().find(|(n, _, _)| *n == "mmc_queue").unwrap();
+    let slower = [(
+        "station.kinds[0].service".to_string(),
+        "Exp(mean: \"105ms\")".to_string(),
+    )];
+    let s = Scenario::with_overrides(text, path, &slower).unwrap();
+    let (run, _) = run_seed(&s, 0, s.seed, false);
+    let held: Vec<bool> = run.checks.iter().map(|o| o.holds).collect();
+    // Every figure moves: W to 0.176 s, Lq to 2.2, busy workers to 3.15.
+    assert_eq!(held, [false, false, false], "{:?}", run.checks);
 }

@@ -656,6 +656,9 @@ impl<M: Carry<Rpc>> Service<M> {
             .expect("a call ends in a held job");
         let call = self.kinds[job.req.kind as usize].calls[job.call];
         job.call += 1;
+        // Whatever the call was waiting for (a connection, a response) is over; a fallback may
+        // complete the job from here, so it must no longer look like it is waiting.
+        job.phase = Phase::Working;
         match status {
             Status::Ok => self.advance(ctx, w),
             Status::Err(_) if call.fallback => {
