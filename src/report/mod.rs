@@ -37,6 +37,7 @@
 
 pub mod chart;
 pub mod csv;
+pub mod json;
 pub mod table;
 mod unit;
 

@@ -2,12 +2,15 @@
 //! a user would. Slow sweeps are gated by `FAULTLINE_SLOW=1`.
 
 mod bad_input;
+mod checks;
+mod cli;
 mod determinism;
 mod engine;
 mod faults;
 mod fidelity;
 mod metrics;
 mod rpc;
+mod scenarios;
 mod support;
 mod workloads;
 

@@ -13,8 +13,8 @@ use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ConfigError, Rate, Request, Rpc, Status, Tick, Validate, check_kind_name, compile, nonzero,
-    resolve,
+    ConfigError, KindRef, Rate, Request, Rpc, Status, Tick, Validate, check_kind_name,
+    check_unique_names, compile, nonzero, resolve,
 };
 use crate::actor::{Actor, ActorId, Ctx, TimerId};
 use crate::dist::{Dist, Sampler, Scalar};
@@ -45,8 +45,9 @@ pub enum Arrivals {
 pub struct Mix {
     /// Used in metric names (`ok_total.checkout`).
     pub name: String,
-    /// The request kind sent: an index into the callee's table.
-    pub kind: u32,
+    /// The request kind sent: an index into the callee's table, or the kind's name (resolved
+    /// against the callee's kinds before the client is built; see [`KindRef`]).
+    pub kind: KindRef,
     /// Relative weight, > 0.
     pub weight: f64,
 }
@@ -73,6 +74,16 @@ impl ClientConfig {
     /// The actor names this config refers to, with their field paths.
     pub fn targets(&self) -> Vec<(String, &str)> {
         vec![("target".to_string(), self.target.as_str())]
+    }
+
+    /// Every request-kind reference in the config, with its field path and the actor it is a
+    /// kind of, for resolving names (`KindRef::resolve`) before the client is built.
+    pub fn kind_refs_mut(&mut self) -> Vec<(String, String, &mut KindRef)> {
+        let target = &self.target;
+        let entries = self.mix.iter_mut().enumerate();
+        entries
+            .map(|(i, m)| (format!("mix[{i}].kind"), target.clone(), &mut m.kind))
+            .collect()
     }
 }
 
@@ -113,13 +124,9 @@ impl Validate for ClientConfig {
                     reason: format!("{} must be finite and > 0", m.weight),
                 });
             }
-            if let Some(j) = self.mix[..i].iter().position(|o| o.name == m.name) {
-                return Err(ConfigError::Invalid {
-                    field: format!("mix[{i}].name"),
-                    reason: format!("`{}` is already the name of mix[{j}]", m.name),
-                });
-            }
         }
+        let names = self.mix.iter().map(|m| m.name.as_str());
+        check_unique_names(names, |i| format!("mix[{i}].name"))?;
         if self.timeout == Some(SimDuration::ZERO) {
             return Err(ConfigError::Zero {
                 field: "timeout".into(),
@@ -175,6 +182,8 @@ pub struct Client<M> {
     think: Option<Sampler>,
     /// Cumulative mix weights, normalised to end at 1.
     cumulative: Vec<f64>,
+    /// The request kind of each mix entry.
+    kinds: Vec<u32>,
     /// The current mean gap between open-loop arrivals; None while nothing is to be sent.
     gap_ns: Option<f64>,
     /// Constant arrivals: the exact (unrounded) time of the next one.
@@ -189,9 +198,16 @@ pub struct Client<M> {
 }
 
 impl<M> Client<M> {
-    /// Validates `config` and prepares the samplers.
+    /// Validates `config` and prepares the samplers. Kind names must have been resolved to
+    /// indices (a `KindRef::Name` is an error at its field).
     pub fn new(config: ClientConfig) -> Result<Self, ConfigError> {
         config.validate()?;
+        let kinds = config
+            .mix
+            .iter()
+            .enumerate()
+            .map(|(i, m)| m.kind.index(format!("mix[{i}].kind")))
+            .collect::<Result<Vec<u32>, ConfigError>>()?;
         let think = match &config.arrivals {
             Arrivals::Closed { think, .. } => Some(compile("arrivals.Closed.think", think)?),
             _ => None,
@@ -218,6 +234,7 @@ impl<M> Client<M> {
             unit_exp,
             think,
             cumulative,
+            kinds,
             gap_ns: None,
             next_constant_ns: 0.0,
             arrive_timer: None,
@@ -287,7 +304,7 @@ impl<M: Carry<Rpc>> Client<M> {
     fn send_one(&mut self, ctx: &mut Ctx<'_, M>, user: Option<u32>) {
         debug_assert!(self.may_send());
         let entry = self.pick_entry(ctx);
-        let kind = self.config.mix.get(entry as usize).map_or(0, |m| m.kind);
+        let kind = self.kinds.get(entry as usize).copied().unwrap_or(0);
         let id = self.next_id;
         self.next_id += 1;
         self.sent += 1;

@@ -18,8 +18,8 @@ use std::marker::PhantomData;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ConfigError, ErrorKind, Request, Rpc, Status, Tick, Validate, check_kind_name, compile,
-    nonzero, reply,
+    ConfigError, ErrorKind, Request, Rpc, Status, Tick, Validate, check_kind_name,
+    check_unique_names, compile, nonzero, reply,
 };
 use crate::actor::{Actor, ActorId, Ctx};
 use crate::dist::{Dist, Sampler};
@@ -117,7 +117,7 @@ pub struct QueryConfig {
 pub struct DatabaseConfig {
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
-    /// Indexed by `Request::kind`.
+    /// Indexed by `Request::kind`; names unique (callers may refer to a query by name).
     pub queries: Vec<QueryConfig>,
     #[serde(default)]
     pub contention: Contention,
@@ -125,6 +125,13 @@ pub struct DatabaseConfig {
 
 fn default_max_connections() -> u32 {
     DEFAULT_MAX_CONNECTIONS
+}
+
+impl DatabaseConfig {
+    /// The query names in table order: what a caller's `KindRef::Name` resolves against.
+    pub fn kind_names(&self) -> Vec<&str> {
+        self.queries.iter().map(|q| q.name.as_str()).collect()
+    }
 }
 
 impl Validate for DatabaseConfig {
@@ -139,6 +146,8 @@ impl Validate for DatabaseConfig {
             check_kind_name(format!("queries[{i}].name"), &q.name)?;
             compile(format!("queries[{i}].time"), &q.time)?;
         }
+        let names = self.queries.iter().map(|q| q.name.as_str());
+        check_unique_names(names, |i| format!("queries[{i}].name"))?;
         self.contention.validate()
     }
 }

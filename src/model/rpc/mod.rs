@@ -3,8 +3,10 @@
 //! Request/response calls with the mechanisms behind the service failure modes of the catalogue
 //! (cascading timeouts, connection-pool exhaustion, traffic spikes): a workload [`Client`], a
 //! [`Service`] with a bounded worker pool and queue that holds a worker for the whole of its
-//! downstream calls, an optional client-side connection pool in front of a [`Database`] whose
-//! queries slow down with concurrency, and a [`LoadBalancer`]. Every component is an ordinary
+//! downstream calls, named client-side connection pools in front of a [`Database`] whose
+//! queries slow down with concurrency, and a [`LoadBalancer`]. The service's overload controls
+//! (deadline-aware shedding, dropping expired work, deadline propagation, fallbacks) are off by
+//! default, so a scenario's baseline shows the failure and its fix variants switch them on. Every component is an ordinary
 //! actor generic over `M: Carry<Rpc>` and built from a serde config (`deny_unknown_fields`,
 //! durations as `"250ms"`, rates as `"200/s"`, distributions as [`Dist`]) whose
 //! `validate()` names the offending field.
@@ -13,6 +15,11 @@
 //! once in `on_start` (so actors can be spawned in any order and may call each other in cycles).
 //! A name that resolves to no actor is a wiring bug and panics with the field's path; check a
 //! config against a built `Sim` beforehand with its `targets()`.
+//!
+//! Request kinds are indices into the callee's table on the wire, but configs may name them
+//! ([`KindRef`]): whoever assembles the system resolves the names against the callee's
+//! `kind_names()` through the configs' `kind_refs_mut()` before building the components, which
+//! take indices only.
 
 mod balancer;
 mod client;
@@ -75,9 +82,11 @@ pub enum Status {
 /// Why a call failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ErrorKind {
-    /// No capacity: every worker busy and the queue full.
+    /// No capacity: every worker busy and the queue full, or (with `shed_by_deadline`) the
+    /// estimated wait longer than the time left before the request's deadline.
     Rejected,
-    /// The caller (or a call the callee made) gave up waiting.
+    /// The caller (or a call the callee made) gave up waiting, or (with `drop_expired`) the
+    /// request's deadline passed before a worker took it.
     Timeout,
     /// No database connection within the pool's `acquire_timeout`.
     PoolTimeout,
@@ -210,22 +219,192 @@ pub fn check_targets<'a>(
     Ok(())
 }
 
-/// Metric-name suffixes the metrics module derives from a histogram's name: a request kind may
-/// not be called one of these, or `latency.<kind>` would clash with `latency`'s own series.
-const RESERVED_KIND_NAMES: [&str; 4] = ["count", "max", "p50", "p99"];
+/// Metric-name suffixes the metrics module derives from a histogram's name: a request kind or a
+/// pool may not be called one of these, or `latency.<kind>` (`pool_wait.<pool>`) would clash
+/// with `latency`'s (`pool_wait`'s) own series.
+const RESERVED_SUFFIXES: [&str; 4] = ["count", "max", "p50", "p99"];
 
-pub(crate) fn check_kind_name(field: impl fmt::Display, name: &str) -> Result<(), ConfigError> {
-    let valid = !name.is_empty() && !name.contains('.') && !RESERVED_KIND_NAMES.contains(&name);
+/// Checks a name that becomes a metric-name suffix (`.<name>`); `what` says what it names.
+pub(crate) fn check_suffix_name(
+    field: impl fmt::Display,
+    name: &str,
+    what: &str,
+) -> Result<(), ConfigError> {
+    let valid = !name.is_empty() && !name.contains('.') && !RESERVED_SUFFIXES.contains(&name);
     if !valid {
         return Err(ConfigError::Invalid {
             field: field.to_string(),
             reason: format!(
-                "`{name}` cannot name a request kind: it must be non-empty, contain no `.`, and \
-                 not be one of {RESERVED_KIND_NAMES:?}"
+                "`{name}` cannot name a {what}: it must be non-empty, contain no `.`, and not be \
+                 one of {RESERVED_SUFFIXES:?}"
             ),
         });
     }
     Ok(())
+}
+
+pub(crate) fn check_kind_name(field: impl fmt::Display, name: &str) -> Result<(), ConfigError> {
+    check_suffix_name(field, name, "request kind")
+}
+
+/// Checks that no two entries of a table (`field_of(i)` naming entry `i`) share a name: a
+/// [`KindRef::Name`] must pick one entry.
+pub(crate) fn check_unique_names<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+    field_of: impl Fn(usize) -> String,
+) -> Result<(), ConfigError> {
+    let mut seen: Vec<&str> = Vec::new();
+    for (i, name) in names.into_iter().enumerate() {
+        if let Some(j) = seen.iter().position(|s| *s == name) {
+            return Err(ConfigError::Invalid {
+                field: field_of(i),
+                reason: format!("`{name}` is already the name of {}", field_of(j)),
+            });
+        }
+        seen.push(name);
+    }
+    Ok(())
+}
+
+/// `` `a`, `b`, `c` `` for error messages.
+pub(crate) fn quoted_list<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    let quoted: Vec<String> = names.into_iter().map(|n| format!("`{n}`")).collect();
+    quoted.join(", ")
+}
+
+// ---------------------------------------------------------------------------------------------
+// KindRef
+// ---------------------------------------------------------------------------------------------
+
+/// A request kind as a config refers to it: an index into the callee's table (`kind: 2`) or
+/// the kind's name (`kind: "checkout"`).
+///
+/// Serde reads a non-negative integer as `Index` and a string as `Name`, and writes each back
+/// the same way. Components take indices only: a `Name` must be [`resolve`](KindRef::resolve)d
+/// against the callee's kinds first, because the callee's table is not known to the caller's
+/// config on its own.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KindRef {
+    Index(u32),
+    Name(String),
+}
+
+impl Default for KindRef {
+    /// Kind 0, the kind a callee with one kind serves.
+    fn default() -> Self {
+        KindRef::Index(0)
+    }
+}
+
+impl From<u32> for KindRef {
+    fn from(index: u32) -> Self {
+        KindRef::Index(index)
+    }
+}
+
+impl From<&str> for KindRef {
+    fn from(name: &str) -> Self {
+        KindRef::Name(name.to_string())
+    }
+}
+
+impl fmt::Display for KindRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KindRef::Index(i) => write!(f, "{i}"),
+            KindRef::Name(name) => write!(f, "`{name}`"),
+        }
+    }
+}
+
+impl KindRef {
+    /// The index of this kind in the callee's table, `names` (in table order). An index must be
+    /// in range; a name must be one of `names`. The error says which kinds exist and suggests
+    /// the closest name to a misspelt one.
+    pub fn resolve(&self, names: &[&str]) -> Result<u32, String> {
+        let known = if names.is_empty() {
+            "the callee has no kinds".to_string()
+        } else {
+            format!("its kinds are {}", quoted_list(names.iter().copied()))
+        };
+        match self {
+            KindRef::Index(i) if (*i as usize) < names.len() => Ok(*i),
+            KindRef::Index(i) => Err(format!("kind index {i} is out of range: {known}")),
+            KindRef::Name(name) => match names.iter().position(|n| n == name) {
+                // The table length is bounded by memory and a `u32` index on the wire.
+                Some(i) => u32::try_from(i).map_err(|_| format!("kind `{name}` is past u32")),
+                None => {
+                    let hint = crate::fault::suggest(name, names.iter().copied())
+                        .map(|s| format!(" (did you mean `{s}`?)"))
+                        .unwrap_or_default();
+                    Err(format!("no kind is called `{name}`{hint}; {known}"))
+                }
+            },
+        }
+    }
+
+    /// The index, or the error a component gives for a name left unresolved at `field`.
+    pub(crate) fn index(&self, field: impl fmt::Display) -> Result<u32, ConfigError> {
+        match self {
+            KindRef::Index(i) => Ok(*i),
+            KindRef::Name(name) => Err(ConfigError::Invalid {
+                field: field.to_string(),
+                reason: format!(
+                    "the kind name `{name}` must be resolved against the callee's kinds first \
+                     (`KindRef::resolve` with the callee's `kind_names()`, as the scenario \
+                     builder does), or written as an index"
+                ),
+            }),
+        }
+    }
+}
+
+impl Serialize for KindRef {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            KindRef::Index(i) => serializer.serialize_u32(*i),
+            KindRef::Name(name) => serializer.serialize_str(name),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for KindRef {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<KindRef, D::Error> {
+        struct Visitor;
+
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = KindRef;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a request kind: a non-negative integer index or a kind name string")
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<KindRef, E> {
+                u32::try_from(v)
+                    .map(KindRef::Index)
+                    .map_err(|_| E::custom(format!("kind index {v} is larger than {}", u32::MAX)))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<KindRef, E> {
+                match u64::try_from(v) {
+                    Ok(v) => self.visit_u64(v),
+                    Err(_) => Err(E::custom(format!(
+                        "kind index {v} is negative: write an index >= 0 or a kind name"
+                    ))),
+                }
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<KindRef, E> {
+                Ok(KindRef::Name(v.to_string()))
+            }
+
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<KindRef, E> {
+                Ok(KindRef::Name(v))
+            }
+        }
+
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// Sends `Response { id, status }` to `to`.

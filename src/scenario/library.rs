@@ -1,0 +1,31 @@
+//! The scenarios that ship in `scenarios/`, embedded so that `faultline run mmc_queue` works
+//! from any directory and `faultline list` can describe them. A test checks that this list and
+//! the folder agree.
+
+/// (name, path, text) of every shipped scenario.
+pub const SHIPPED: &[(&str, &str, &str)] = &[
+    (
+        "mmc_queue",
+        "scenarios/mmc_queue.ron",
+        include_str!("../../scenarios/mmc_queue.ron"),
+    ),
+    (
+        "pool_exhaustion",
+        "scenarios/pool_exhaustion.ron",
+        include_str!("../../scenarios/pool_exhaustion.ron"),
+    ),
+    (
+        "traffic_spike",
+        "scenarios/traffic_spike.ron",
+        include_str!("../../scenarios/traffic_spike.ron"),
+    ),
+];
+
+/// The shipped scenario called `name` (with or without `.ron`): (path, text).
+pub fn shipped(name: &str) -> Option<(&'static str, &'static str)> {
+    let name = name.strip_suffix(".ron").unwrap_or(name);
+    SHIPPED
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|&(_, path, text)| (path, text))
+}

@@ -1,0 +1,1214 @@
+//! Reading a scenario file: the schema, the layering of each component (model defaults, the
+//! scenario's fields, each variant's `set`, a sweep's parameter), and the checks that catch
+//! what the types cannot: dangling names, impossible values, unknown metrics, expectations
+//! about checks that do not exist.
+//!
+//! A scenario is read in stages, and every stage reports all it finds: syntax (one error, the
+//! rest of the file cannot be read past it); then each top-level field, component, fault,
+//! check, chart and variant on its own; then, once every variant resolves, one simulation per
+//! variant is built and started, so that checks can be matched against the metrics the
+//! components actually register. Nothing is run and nothing is written before all of it
+//! passes.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::check::{Check, Expr};
+use crate::dist::Dist;
+use crate::engine::sim::Limits;
+use crate::engine::time::{SimDuration, SimTime};
+use crate::fault::{Fault, FaultEntry, FaultPlan, suggest};
+use crate::model::rpc::KindRef;
+use crate::net::LinkSpec;
+use crate::report::Unit;
+use crate::scenario::components::{Config, Kind};
+use crate::scenario::error::{Problem, Problems, ScenarioError, Sources, join};
+use crate::scenario::models::{self, Model};
+use crate::scenario::tree::{self, Node, SourceId, Span, Value};
+
+/// The top-level fields of a scenario file, for "did you mean".
+const TOP_FIELDS: [&str; 14] = [
+    "name",
+    "about",
+    "seed",
+    "duration",
+    "sample",
+    "default_link",
+    "limits",
+    "links",
+    "components",
+    "faults",
+    "checks",
+    "charts",
+    "table",
+    "variants",
+];
+
+/// What a variant expects of a check, on every seed it runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Expect {
+    /// The check holds on every seed: the fix works.
+    Holds,
+    /// The check fails on every seed: the failure mode is reproduced.
+    Fails,
+}
+
+/// A link between two hosts, both directions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkDecl {
+    pub a: String,
+    pub b: String,
+    pub latency: Dist,
+    #[serde(default)]
+    pub loss: f64,
+    #[serde(default)]
+    pub duplicate: f64,
+    #[serde(default)]
+    pub reorder: f64,
+    #[serde(default = "yes")]
+    pub fifo: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl LinkDecl {
+    pub fn spec(&self) -> LinkSpec {
+        LinkSpec {
+            latency: self.latency.clone(),
+            loss: self.loss,
+            duplicate: self.duplicate,
+            reorder: self.reorder,
+            fifo: self.fifo,
+        }
+    }
+}
+
+/// A chart: a metric expression over virtual time, one line per variant. Written as a plain
+/// string (`"users.latency.p99"`) or `Chart(value: "...", title: "...")`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ChartDecl {
+    pub value: Expr,
+    pub title: Option<String>,
+}
+
+impl ChartDecl {
+    pub fn title(&self) -> String {
+        self.title.clone().unwrap_or_else(|| self.value.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for ChartDecl {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields, rename = "Chart")]
+        struct Full {
+            value: Expr,
+            #[serde(default)]
+            title: Option<String>,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            Short(Expr),
+            Full(Full),
+        }
+        Ok(match Form::deserialize(d)? {
+            Form::Short(value) => ChartDecl { value, title: None },
+            Form::Full(f) => ChartDecl {
+                value: f.value,
+                title: f.title,
+            },
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsDecl {
+    #[serde(default)]
+    max_events: Option<u64>,
+    #[serde(default)]
+    max_queue: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename = "Scenario")]
+struct Header {
+    name: String,
+    #[serde(default)]
+    about: String,
+    #[serde(default = "default_seed")]
+    seed: u64,
+    duration: SimDuration,
+    #[serde(default = "default_sample")]
+    sample: SimDuration,
+    #[serde(default)]
+    default_link: Option<LinkSpec>,
+    #[serde(default)]
+    limits: LimitsDecl,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+fn default_sample() -> SimDuration {
+    SimDuration::from_secs(1)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VariantHeader {
+    name: String,
+    #[serde(default)]
+    about: String,
+}
+
+/// A variant as read, before its components are resolved.
+struct RawVariant {
+    head: VariantHeader,
+    sets: Vec<Set>,
+    /// Check name -> expectation, with the key's position for messages.
+    expect: Vec<(String, Span, Expect)>,
+}
+
+/// One component of one variant, resolved: its model, host and typed config.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Component {
+    pub name: String,
+    pub model: String,
+    pub host: String,
+    pub config: Config,
+}
+
+/// The baseline or a fix: every component resolved with the variant's overrides applied.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Variant {
+    pub name: String,
+    pub about: String,
+    pub expect: BTreeMap<String, Expect>,
+    /// The overrides as written: (path, RON value).
+    pub set: Vec<(String, String)>,
+    pub components: Vec<Component>,
+}
+
+impl Variant {
+    pub fn component(&self, name: &str) -> Option<&Component> {
+        self.components.iter().find(|c| c.name == name)
+    }
+}
+
+/// A loaded, fully validated scenario.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub name: String,
+    pub about: String,
+    /// Where it came from: a path, or `shipped:<name>`.
+    pub file: String,
+    pub seed: u64,
+    pub duration: SimDuration,
+    pub sample: SimDuration,
+    pub limits: Limits,
+    pub default_link: Option<LinkSpec>,
+    pub links: Vec<LinkDecl>,
+    /// Every host, in order of first mention (components, then links and faults).
+    pub hosts: Vec<String>,
+    pub faults: FaultPlan,
+    pub checks: Vec<Check>,
+    pub charts: Vec<ChartDecl>,
+    /// Extra metric rows for the side-by-side table.
+    pub table: Vec<Expr>,
+    pub variants: Vec<Variant>,
+    /// The unit of each check's value, table row and chart, read off the registered metrics.
+    pub check_units: Vec<Unit>,
+    pub table_units: Vec<Unit>,
+    pub chart_units: Vec<Unit>,
+    /// FNV-1a of the text and the overrides: result files from shards must agree on it.
+    pub digest: u64,
+    /// The text, so a sweep can re-read it with more overrides.
+    pub text: String,
+    /// Overrides given on top of the file (a sweep's parameter): (path, RON value).
+    pub extra: Vec<(String, String)>,
+}
+
+impl Scenario {
+    /// Reads and validates a scenario from `text`, shown as `file` in messages.
+    pub fn from_str(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
+        Scenario::with_overrides(text, file, &[])
+    }
+
+    /// Reads a scenario file from disk.
+    pub fn from_path(path: &std::path::Path) -> Result<Scenario, ScenarioError> {
+        let file = path.display().to_string();
+        let bytes = std::fs::read(path)
+            .map_err(|e| ScenarioError::plain(&file, format!("cannot read the file: {e}")))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            ScenarioError::plain(
+                &file,
+                format!(
+                    "the file is not UTF-8 text (invalid byte at offset {}): is it a scenario?",
+                    e.utf8_error().valid_up_to()
+                ),
+            )
+        })?;
+        Scenario::from_str(&text, &file)
+    }
+
+    /// Reads a scenario with extra overrides `(path, RON value)` applied to every variant
+    /// after its own (a sweep point, `--set` on the command line).
+    pub fn with_overrides(
+        text: &str,
+        file: &str,
+        extra: &[(String, String)],
+    ) -> Result<Scenario, ScenarioError> {
+        let mut sources = Sources::default();
+        let source = sources.add(file, text);
+        let mut problems = Problems::default();
+        let scenario = read(text, file, source, extra, &mut sources, &mut problems);
+        match scenario {
+            Some(s) if problems.is_empty() => Ok(s),
+            _ => {
+                if problems.is_empty() {
+                    problems.push(Problem::new(None, "", "the scenario cannot be read"));
+                }
+                Err(ScenarioError {
+                    file: file.to_string(),
+                    problems: problems.0,
+                    sources,
+                })
+            }
+        }
+    }
+
+    pub fn variant(&self, name: &str) -> Option<&Variant> {
+        self.variants.iter().find(|v| v.name == name)
+    }
+
+    /// Fault windows for charts: (from, until, label), instants as zero-length windows.
+    pub fn fault_windows(&self) -> Vec<(SimTime, SimTime, String)> {
+        self.faults
+            .entries
+            .iter()
+            .filter_map(|e| {
+                let label = fault_label(&e.fault);
+                match (e.at, e.from, e.until) {
+                    (Some(at), _, _) => Some((at, at, label)),
+                    (None, Some(from), Some(until)) => Some((from, until, label)),
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+}
+
+/// A short label for a fault: `slow pg x10`, `crash api`.
+pub fn fault_label(f: &Fault) -> String {
+    match f {
+        Fault::Crash { target }
+        | Fault::Restart { target }
+        | Fault::Pause { target }
+        | Fault::Resume { target } => format!("{} {target}", f.kind()),
+        Fault::Slow { target, factor } => format!("slow {target} x{factor}"),
+        Fault::ClockOffset { host, offset } => format!("clock {host} {offset}"),
+        Fault::ClockDrift { host, ppm } => format!("drift {host} {ppm}ppm"),
+        Fault::ClockStep { host, by } => format!("clock step {host} {by}"),
+        Fault::Partition { a, b, .. } => format!("partition {} | {}", a.join(","), b.join(",")),
+        Fault::OneWay { from, to, .. } => format!("cut {} -> {}", from.join(","), to.join(",")),
+        Fault::Heal => "heal".to_string(),
+        Fault::LinkLatency { a, b, .. } => format!("latency {a}-{b}"),
+        Fault::LinkLoss { a, b, loss } => format!("loss {a}-{b} {loss}"),
+    }
+}
+
+/// FNV-1a, 64 bits: a stable fingerprint of a scenario's text (not a security hash).
+fn fnv1a(parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for b in p.bytes().chain([0xff]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// A list-valued top-level field, taken out of the root to be read item by item.
+fn take_list(root: &mut Node, field: &str, problems: &mut Problems) -> Vec<Node> {
+    match root.take_field(field) {
+        None => Vec::new(),
+        Some(Node {
+            value: Value::List(items),
+            ..
+        }) => items,
+        Some(other) => {
+            problems.push(Problem::new(
+                Some(other.span),
+                field,
+                format!("expected a list `[...]`, found {}", other.describe()),
+            ));
+            Vec::new()
+        }
+    }
+}
+
+/// The map `{ "name": ..., }` of a field, as (key, key span, value).
+fn map_entries(node: Node, path: &str, problems: &mut Problems) -> Vec<(String, Span, Node)> {
+    let entries = match node.value {
+        Value::Map(entries) => entries,
+        Value::Struct { name: None, fields } => fields
+            .into_iter()
+            .map(|f| {
+                let key = Node::new(Value::Str(f.key), f.key_span);
+                (key, f.value)
+            })
+            .collect(),
+        _ => {
+            problems.push(Problem::new(
+                Some(node.span),
+                path,
+                format!(
+                    "expected a map `{{ \"name\": ..., }}`, found {}",
+                    node.describe()
+                ),
+            ));
+            return Vec::new();
+        }
+    };
+    let mut out: Vec<(String, Span, Node)> = Vec::new();
+    for (k, v) in entries {
+        let Value::Str(key) = &k.value else {
+            problems.push(Problem::new(
+                Some(k.span),
+                path,
+                format!("expected a string key, found {}", k.describe()),
+            ));
+            continue;
+        };
+        if out.iter().any(|(seen, _, _)| seen == key) {
+            problems.push(Problem::new(
+                Some(k.span),
+                join(path, key),
+                format!("`{key}` appears twice"),
+            ));
+            continue;
+        }
+        out.push((key.clone(), k.span, v));
+    }
+    out
+}
+
+/// Reads one item with `from_node`, recording a problem under `path` on failure.
+fn item<T: serde::de::DeserializeOwned>(
+    node: &Node,
+    path: &str,
+    problems: &mut Problems,
+) -> Option<T> {
+    problems.keep(tree::from_node(node).map_err(|e| Problem::from_tree(path, e)))
+}
+
+/// The span of the deepest node on `path` that exists in `tree` (a defaulted field has no
+/// node; its parent is the best place to point at).
+fn span_of(tree: &Node, path: &str) -> Span {
+    let mut p = path;
+    loop {
+        if p.is_empty() {
+            return tree.span;
+        }
+        if let Some(n) = tree.get_path(p) {
+            return n.span;
+        }
+        match p.rfind(['.', '[']) {
+            Some(i) => p = &p[..i],
+            None => return tree.span,
+        }
+    }
+}
+
+/// A variant's override, as read from its `set` map.
+#[derive(Clone, Debug)]
+struct Set {
+    /// The whole path, `api.pools.primary.pool_size`.
+    path: String,
+    key_span: Span,
+    value: Node,
+    /// Where the override came from, for messages: `variants[2].set`, `--set`.
+    origin: String,
+}
+
+struct RawComponent {
+    name: String,
+    key_span: Span,
+    node: Node,
+}
+
+fn read(
+    text: &str,
+    file: &str,
+    source: SourceId,
+    extra: &[(String, String)],
+    sources: &mut Sources,
+    problems: &mut Problems,
+) -> Option<Scenario> {
+    let mut root = match tree::parse(text, source) {
+        Ok(root) => root,
+        Err(e) => {
+            problems.push(Problem::from_tree("", e));
+            return None;
+        }
+    };
+    match &root.value {
+        Value::Struct { name, .. } if name.as_deref().is_none_or(|n| n == "Scenario") => {}
+        _ => {
+            problems.push(Problem::new(
+                Some(root.span),
+                "",
+                format!(
+                    "expected `Scenario(name: ..., duration: ..., components: {{...}}, ...)`, \
+                     found {}",
+                    root.describe()
+                ),
+            ));
+            return None;
+        }
+    }
+    let models = match models::all(sources) {
+        Ok(m) => m,
+        Err(ps) => {
+            ps.into_iter().for_each(|p| problems.push(p));
+            return None;
+        }
+    };
+
+    // Take out the fields read item by item; the header is what is left.
+    let components_node = root.take_field("components");
+    let variant_nodes = take_list(&mut root, "variants", problems);
+    let fault_nodes = take_list(&mut root, "faults", problems);
+    let check_nodes = take_list(&mut root, "checks", problems);
+    let chart_nodes = take_list(&mut root, "charts", problems);
+    let table_nodes = take_list(&mut root, "table", problems);
+    let link_nodes = take_list(&mut root, "links", problems);
+    let header: Option<Header> = match tree::from_node(&root) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            let mut p = Problem::from_tree("", e);
+            if p.suggestion.is_none() && p.message.starts_with("unknown field") {
+                let field = p.message.split('`').nth(1).unwrap_or("");
+                p.suggestion = suggest(field, TOP_FIELDS);
+            }
+            problems.push(p);
+            None
+        }
+    };
+    if let Some(h) = &header {
+        if h.duration == SimDuration::ZERO {
+            let span = root.field("duration").map(|n| n.span);
+            problems.push(Problem::new(span, "duration", "must be > 0"));
+        }
+        if h.sample == SimDuration::ZERO {
+            let span = root.field("sample").map(|n| n.span);
+            problems.push(Problem::new(span, "sample", "must be > 0"));
+        }
+        if let Some(link) = &h.default_link
+            && let Err(e) = link.validate()
+        {
+            let span = root.field("default_link").map(|n| n.span);
+            problems.push(Problem::new(span, "default_link", e.to_string()));
+        }
+    }
+
+    let raw_components: Vec<RawComponent> = match components_node {
+        None => {
+            problems.push(Problem::new(
+                Some(root.span),
+                "components",
+                "a scenario needs `components: { \"name\": Kind(...), ... }`",
+            ));
+            Vec::new()
+        }
+        Some(node) => map_entries(node, "components", problems)
+            .into_iter()
+            .map(|(name, key_span, node)| RawComponent {
+                name,
+                key_span,
+                node,
+            })
+            .collect(),
+    };
+    for c in &raw_components {
+        if c.name.is_empty() || c.name.contains(['.', '[', ']', ' ']) {
+            problems.push(Problem::new(
+                Some(c.key_span),
+                join("components", &c.name),
+                "a component name must be non-empty, without `.`, `[`, `]` or spaces (metric \
+                 names and override paths start with it)",
+            ));
+        }
+    }
+
+    // Variants: their headers now, their overrides when the components are resolved.
+    let mut raw_variants: Vec<RawVariant> = Vec::new();
+    for (i, mut node) in variant_nodes.into_iter().enumerate() {
+        let path = format!("variants[{i}]");
+        let sets = match node.take_field("set") {
+            None => Vec::new(),
+            Some(set) => map_entries(set, &join(&path, "set"), problems)
+                .into_iter()
+                .map(|(key, key_span, value)| Set {
+                    path: key,
+                    key_span,
+                    value,
+                    origin: format!("{path}.set"),
+                })
+                .collect(),
+        };
+        let expect = match node.take_field("expect") {
+            None => Vec::new(),
+            Some(e) => {
+                let epath = join(&path, "expect");
+                map_entries(e, &epath, problems)
+                    .into_iter()
+                    .filter_map(|(key, span, value)| {
+                        let x = item::<Expect>(&value, &format!("{epath}[\"{key}\"]"), problems)?;
+                        Some((key, span, x))
+                    })
+                    .collect()
+            }
+        };
+        if let Some(head) = item::<VariantHeader>(&node, &path, problems) {
+            if raw_variants.iter().any(|v| v.head.name == head.name) {
+                let span = node.field("name").map(|n| n.span);
+                problems.push(Problem::new(
+                    span,
+                    join(&path, "name"),
+                    format!("two variants are called `{}`", head.name),
+                ));
+            }
+            raw_variants.push(RawVariant { head, sets, expect });
+        }
+    }
+    if raw_variants.is_empty() && problems.is_empty() {
+        // No variants: the scenario is its own baseline, with nothing expected.
+        raw_variants.push(RawVariant {
+            head: VariantHeader {
+                name: "baseline".into(),
+                about: String::new(),
+            },
+            sets: Vec::new(),
+            expect: Vec::new(),
+        });
+    }
+    let mut extra_sets = Vec::new();
+    for (path, value) in extra {
+        let id = sources.add(format!("--set {path}"), value.clone());
+        match tree::parse(value, id) {
+            Ok(node) => extra_sets.push(Set {
+                path: path.clone(),
+                key_span: node.span,
+                value: node,
+                origin: "--set".into(),
+            }),
+            Err(e) => problems.push(Problem::from_tree(&format!("--set {path}"), e)),
+        }
+    }
+
+    // Resolve every variant's components.
+    let names: Vec<&str> = raw_components.iter().map(|c| c.name.as_str()).collect();
+    let mut variants = Vec::new();
+    for rv in &raw_variants {
+        let all_sets: Vec<&Set> = rv.sets.iter().chain(&extra_sets).collect();
+        for s in &all_sets {
+            let first = s.path.split(['.', '[']).next().unwrap_or("");
+            if !names.contains(&first) {
+                problems.push(
+                    Problem::new(
+                        Some(s.key_span),
+                        format!("{}[\"{}\"]", s.origin, s.path),
+                        format!(
+                            "an override path starts with a component name, and no component \
+                             is called `{first}`"
+                        ),
+                    )
+                    .suggest(suggest(first, names.iter().copied())),
+                );
+            }
+        }
+        let resolved: Vec<Option<(Component, Node)>> = raw_components
+            .iter()
+            .map(|c| resolve_component(c, &models, &all_sets, problems))
+            .collect();
+        // Each config's own rules can be checked whatever the others look like.
+        for c in resolved.iter().flatten() {
+            check_config(c, problems);
+        }
+        if resolved.iter().all(Option::is_some) {
+            let (mut comps, trees): (Vec<Component>, Vec<Node>) =
+                resolved.into_iter().flatten().unzip();
+            resolve_kinds(&mut comps, &trees, problems);
+            check_components(&comps, &trees, problems);
+            variants.push(Variant {
+                name: rv.head.name.clone(),
+                about: rv.head.about.clone(),
+                expect: rv.expect.iter().map(|(k, _, x)| (k.clone(), *x)).collect(),
+                set: all_sets
+                    .iter()
+                    .map(|s| (s.path.clone(), to_ron(&s.value)))
+                    .collect(),
+                components: comps,
+            });
+        }
+    }
+
+    // Hosts: each component's, in order.
+    let mut hosts: Vec<String> = Vec::new();
+    if let Some(v) = variants.first() {
+        for c in &v.components {
+            if !hosts.contains(&c.host) {
+                hosts.push(c.host.clone());
+            }
+        }
+    }
+    let links: Vec<LinkDecl> = link_nodes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| {
+            let path = format!("links[{i}]");
+            let link: LinkDecl = item(n, &path, problems)?;
+            for (field, host) in [("a", &link.a), ("b", &link.b)] {
+                if !hosts.contains(host) {
+                    problems.push(unknown_host(n, &path, field, host, &hosts));
+                }
+            }
+            if let Err(e) = link.spec().validate() {
+                problems.push(Problem::new(Some(n.span), path, e.to_string()));
+            }
+            Some(link)
+        })
+        .collect();
+
+    let mut faults = FaultPlan::new();
+    for (i, n) in fault_nodes.iter().enumerate() {
+        let path = format!("faults[{i}]");
+        let Some(entry) = item::<FaultEntry>(n, &path, problems) else {
+            continue;
+        };
+        if let Err(e) = entry.validate() {
+            problems.push(Problem::new(Some(n.span), &path, e.to_string()));
+        }
+        for (field, name, host_only) in fault_names(&entry.fault) {
+            let known = hosts.iter().any(|h| h == name) || (!host_only && names.contains(&name));
+            if !known {
+                let candidates: Vec<&str> = if host_only {
+                    hosts.iter().map(String::as_str).collect()
+                } else {
+                    names
+                        .iter()
+                        .copied()
+                        .chain(hosts.iter().map(String::as_str))
+                        .collect()
+                };
+                let fpath = join(&path, &format!("fault.{field}"));
+                let span = n
+                    .get_path(&format!("fault.{field}"))
+                    .map_or(n.span, |x| x.span);
+                let what = if host_only {
+                    "host"
+                } else {
+                    "component or host"
+                };
+                problems.push(
+                    Problem::new(Some(span), fpath, format!("no {what} is called `{name}`"))
+                        .suggest(suggest(name, candidates)),
+                );
+            }
+        }
+        if let Some(h) = &header
+            && let Some(at) = entry.at.or(entry.from)
+            && at > SimTime::ZERO.saturating_add(h.duration)
+        {
+            problems.push(Problem::new(
+                Some(n.span),
+                &path,
+                format!("starts at {at}, after the run ends ({})", h.duration),
+            ));
+        }
+        faults.entries.push(entry);
+    }
+
+    let mut checks: Vec<Check> = Vec::new();
+    for (i, n) in check_nodes.iter().enumerate() {
+        let path = format!("checks[{i}]");
+        let Some(check) = item::<Check>(n, &path, problems) else {
+            continue;
+        };
+        if let Err(e) = check.validate() {
+            let span = n.get_path(e.field()).map_or(n.span, |x| x.span);
+            problems.push(
+                Problem::new(Some(span), join(&path, e.field()), e.to_string())
+                    .suggest(e.suggestion().map(str::to_string)),
+            );
+        }
+        if checks.iter().any(|c| c.name() == check.name()) {
+            problems.push(Problem::new(
+                n.get_path("name").map(|x| x.span),
+                join(&path, "name"),
+                format!("two checks are called `{}`", check.name()),
+            ));
+        }
+        checks.push(check);
+    }
+    let charts: Vec<ChartDecl> = chart_nodes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| item(n, &format!("charts[{i}]"), problems))
+        .collect();
+    let table: Vec<Expr> = table_nodes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| item(n, &format!("table[{i}]"), problems))
+        .collect();
+
+    // Expectations must name checks.
+    for (i, rv) in raw_variants.iter().enumerate() {
+        for (name, span, _) in &rv.expect {
+            if !checks.iter().any(|c| c.name() == name) {
+                problems.push(
+                    Problem::new(
+                        Some(*span),
+                        format!("variants[{i}].expect[\"{name}\"]"),
+                        format!("no check is called `{name}`"),
+                    )
+                    .suggest(suggest(name, checks.iter().map(Check::name))),
+                );
+            }
+        }
+    }
+
+    let header = header?;
+    if !problems.is_empty() {
+        return None;
+    }
+    let mut limits = Limits {
+        max_time: SimTime::ZERO.saturating_add(header.duration),
+        ..Limits::default()
+    };
+    if let Some(e) = header.limits.max_events {
+        limits.max_events = e;
+    }
+    if let Some(q) = header.limits.max_queue {
+        limits.max_queue = q;
+    }
+    let extra_text: Vec<String> = extra.iter().map(|(p, v)| format!("{p}={v}")).collect();
+    let mut parts = vec![text];
+    parts.extend(extra_text.iter().map(String::as_str));
+    let mut scenario = Scenario {
+        name: header.name,
+        about: header.about,
+        file: file.to_string(),
+        seed: header.seed,
+        duration: header.duration,
+        sample: header.sample,
+        limits,
+        default_link: header.default_link,
+        links,
+        hosts,
+        faults,
+        checks,
+        charts,
+        table,
+        variants,
+        check_units: Vec::new(),
+        table_units: Vec::new(),
+        chart_units: Vec::new(),
+        digest: fnv1a(&parts),
+        text: text.to_string(),
+        extra: extra.to_vec(),
+    };
+    // The model as a whole: build each variant and start it, then match the checks, charts
+    // and table rows against the metrics its components register.
+    let units = crate::scenario::build::check_metrics(
+        &scenario,
+        [&check_nodes, &chart_nodes, &table_nodes],
+        problems,
+    );
+    (
+        scenario.check_units,
+        scenario.chart_units,
+        scenario.table_units,
+    ) = units;
+    Some(scenario)
+}
+
+fn unknown_host(n: &Node, path: &str, field: &str, host: &str, hosts: &[String]) -> Problem {
+    let span = n.field(field).map_or(n.span, |x| x.span);
+    Problem::new(
+        Some(span),
+        join(path, field),
+        format!("no host is called `{host}` (each component runs on the host its `host` names, or on one named after it)"),
+    )
+    .suggest(suggest(host, hosts.iter().map(String::as_str)))
+}
+
+/// The names a fault refers to: (field, name, whether it must be a host).
+fn fault_names(f: &Fault) -> Vec<(&'static str, &str, bool)> {
+    match f {
+        Fault::Crash { target }
+        | Fault::Restart { target }
+        | Fault::Pause { target }
+        | Fault::Resume { target }
+        | Fault::Slow { target, .. } => vec![("target", target.as_str(), false)],
+        Fault::ClockOffset { host, .. }
+        | Fault::ClockDrift { host, .. }
+        | Fault::ClockStep { host, .. } => vec![("host", host.as_str(), true)],
+        Fault::Partition { a, b, .. } => a
+            .iter()
+            .map(|h| ("a", h.as_str(), true))
+            .chain(b.iter().map(|h| ("b", h.as_str(), true)))
+            .collect(),
+        Fault::OneWay { from, to, .. } => from
+            .iter()
+            .map(|h| ("from", h.as_str(), true))
+            .chain(to.iter().map(|h| ("to", h.as_str(), true)))
+            .collect(),
+        Fault::Heal => Vec::new(),
+        Fault::LinkLatency { a, b, .. } | Fault::LinkLoss { a, b, .. } => {
+            vec![("a", a.as_str(), true), ("b", b.as_str(), true)]
+        }
+    }
+}
+
+/// Layers one component for one variant: model defaults, the scenario's fields, overrides.
+fn resolve_component(
+    raw: &RawComponent,
+    models: &[Model],
+    sets: &[&Set],
+    problems: &mut Problems,
+) -> Option<(Component, Node)> {
+    let path = join("components", &raw.name);
+    let (kind_name, fields) = match &raw.node.value {
+        Value::Struct {
+            name: Some(kind),
+            fields,
+        } => (kind.as_str(), fields.clone()),
+        Value::Tuple {
+            name: Some(kind),
+            items,
+        } if items.is_empty() => (kind.as_str(), Vec::new()),
+        Value::Ident(kind) => (kind.as_str(), Vec::new()),
+        _ => {
+            problems.push(Problem::new(
+                Some(raw.node.span),
+                path,
+                format!(
+                    "expected a component such as `Service(workers: 8, ...)`, found {}",
+                    raw.node.describe()
+                ),
+            ));
+            return None;
+        }
+    };
+    let Some(kind) = Kind::from_name(kind_name) else {
+        problems.push(
+            Problem::new(
+                Some(raw.node.span),
+                path,
+                format!(
+                    "`{kind_name}` is not a component kind; the kinds are {}",
+                    Kind::ALL.map(|k| format!("`{}`", k.name())).join(", ")
+                ),
+            )
+            .suggest(suggest(kind_name, Kind::ALL.iter().map(|k| k.name()))),
+        );
+        return None;
+    };
+    let mut over = Node::new(Value::Struct { name: None, fields }, raw.node.span);
+    let model_name = match over.take_field("model") {
+        None => kind.default_model().to_string(),
+        Some(Node {
+            value: Value::Str(m),
+            ..
+        }) => m,
+        Some(other) => {
+            problems.push(Problem::new(
+                Some(other.span),
+                join(&path, "model"),
+                format!(
+                    "expected a model name such as \"{}\", found {}",
+                    kind.default_model(),
+                    other.describe()
+                ),
+            ));
+            return None;
+        }
+    };
+    let Some(model) = models.iter().find(|m| m.name == model_name) else {
+        let span = raw.node.field("model").map_or(raw.node.span, |n| n.span);
+        problems.push(
+            Problem::new(
+                Some(span),
+                join(&path, "model"),
+                format!("no model is called `{model_name}` (see `faultline models`)"),
+            )
+            .suggest(suggest(&model_name, models.iter().map(|m| m.name.as_str()))),
+        );
+        return None;
+    };
+    if model.kind != kind {
+        let span = raw.node.field("model").map_or(raw.node.span, |n| n.span);
+        problems.push(Problem::new(
+            Some(span),
+            join(&path, "model"),
+            format!(
+                "`{model_name}` is a model of a {}, not of a {}",
+                model.kind.name(),
+                kind.name()
+            ),
+        ));
+        return None;
+    }
+    let mut tree = model.defaults.clone();
+    tree.merge(over);
+    let mut ok = true;
+    let prefix = format!("{}.", raw.name);
+    for s in sets {
+        let Some(rest) = s.path.strip_prefix(&prefix) else {
+            if s.path == raw.name {
+                problems.push(Problem::new(
+                    Some(s.key_span),
+                    format!("{}[\"{}\"]", s.origin, s.path),
+                    format!(
+                        "an override names a field of the component: `{}.workers`, say",
+                        raw.name
+                    ),
+                ));
+                ok = false;
+            }
+            continue;
+        };
+        if rest == "model" {
+            problems.push(Problem::new(
+                Some(s.key_span),
+                format!("{}[\"{}\"]", s.origin, s.path),
+                "a variant cannot change a component's model; override its fields instead",
+            ));
+            ok = false;
+            continue;
+        }
+        if let Err(e) = tree.set_path(rest, s.value.clone()) {
+            let mut p = Problem::from_tree("", e);
+            p.span = Some(s.key_span);
+            p.path = format!("{}[\"{}\"]", s.origin, s.path);
+            problems.push(p);
+            ok = false;
+        }
+    }
+    if !ok {
+        return None;
+    }
+    let host = match tree.take_field("host") {
+        None => raw.name.clone(),
+        Some(Node {
+            value: Value::Str(h),
+            ..
+        }) if !h.is_empty() => h,
+        Some(other) => {
+            problems.push(Problem::new(
+                Some(other.span),
+                join(&path, "host"),
+                format!("expected a host name, found {}", other.describe()),
+            ));
+            return None;
+        }
+    };
+    let config = problems.keep(Config::from_node(kind, &tree).map_err(|e| {
+        let mut p = Problem::from_tree(&path, e);
+        if p.span.is_none() {
+            p.span = Some(raw.node.span);
+        }
+        p
+    }))?;
+    Some((
+        Component {
+            name: raw.name.clone(),
+            model: model_name,
+            host,
+            config,
+        },
+        tree,
+    ))
+}
+
+/// Replaces request-kind names by indices into the callee's table, following load balancers
+/// to a backend.
+fn resolve_kinds(comps: &mut [Component], trees: &[Node], problems: &mut Problems) {
+    // Kind names per component, computed first: the references are resolved in place.
+    /// (component, the kinds it serves, the backends it forwards to).
+    type Table = (String, Option<Vec<String>>, Option<Vec<String>>);
+    let tables: Vec<Table> = comps
+        .iter()
+        .map(|c| {
+            let names = c
+                .config
+                .kind_names()
+                .map(|ns| ns.into_iter().map(str::to_string).collect());
+            let forwards = c.config.forwards_to().map(<[String]>::to_vec);
+            (c.name.clone(), names, forwards)
+        })
+        .collect();
+    let kinds_of = |target: &str| -> Option<&Vec<String>> {
+        let mut name = target;
+        // A chain of load balancers is followed to its first real backend; the hop limit
+        // stops a cycle of balancers from looping.
+        for _ in 0..=tables.len() {
+            let (_, names, forwards) = tables.iter().find(|(n, _, _)| n == name)?;
+            if let Some(names) = names {
+                return Some(names);
+            }
+            name = forwards.as_ref()?.first()?;
+        }
+        None
+    };
+    for (c, tree) in comps.iter_mut().zip(trees) {
+        let comp_name = c.name.clone();
+        for (field, target, kref) in c.config.kind_refs_mut() {
+            let KindRef::Name(kind) = &*kref else {
+                continue;
+            };
+            let path = join(&join("components", &comp_name), &field);
+            let span = span_of(tree, &field);
+            let Some(names) = kinds_of(&target) else {
+                // A dangling target is reported by `check_components`.
+                continue;
+            };
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            match KindRef::Name(kind.clone()).resolve(&refs) {
+                Ok(i) => *kref = KindRef::Index(i),
+                Err(msg) => problems.push(
+                    Problem::new(Some(span), path, format!("`{target}`: {msg}"))
+                        .suggest(suggest(kind, refs)),
+                ),
+            }
+        }
+    }
+}
+
+/// Checks that every actor a variant's components name exists.
+fn check_components(comps: &[Component], trees: &[Node], problems: &mut Problems) {
+    let names: Vec<&str> = comps.iter().map(|c| c.name.as_str()).collect();
+    for (c, tree) in comps.iter().zip(trees) {
+        let path = join("components", &c.name);
+        for (field, target) in c.config.targets() {
+            if !names.contains(&target) {
+                problems.push(
+                    Problem::new(
+                        Some(span_of(tree, &field)),
+                        join(&path, &field),
+                        format!("no component is called `{target}`"),
+                    )
+                    .suggest(suggest(target, names.iter().copied())),
+                );
+            }
+            if target == c.name {
+                problems.push(Problem::new(
+                    Some(span_of(tree, &field)),
+                    join(&path, &field),
+                    "a component cannot call itself",
+                ));
+            }
+        }
+    }
+}
+
+/// One component's own rules (`workers > 0`, pools that exist, ...).
+fn check_config((c, tree): &(Component, Node), problems: &mut Problems) {
+    if let Err(e) = c.config.validate() {
+        let field = e.field().unwrap_or("");
+        problems.push(Problem::new(
+            Some(span_of(tree, field)),
+            join(&join("components", &c.name), field),
+            strip_field(&e.to_string(), field),
+        ));
+    }
+}
+
+/// A config error's message without its leading "field: ", which the problem's path already
+/// says.
+fn strip_field(message: &str, field: &str) -> String {
+    message
+        .strip_prefix(field)
+        .and_then(|m| m.strip_prefix(": ").or(Some(m.trim_start())))
+        .filter(|m| !m.is_empty())
+        .unwrap_or(message)
+        .to_string()
+}
+
+/// A tree as RON text, for reports of what a variant overrides.
+pub fn to_ron(n: &Node) -> String {
+    let mut out = String::new();
+    write_ron(&mut out, n);
+    out
+}
+
+fn write_ron(out: &mut String, n: &Node) {
+    fn list(out: &mut String, open: &str, close: &str, items: &[Node]) {
+        out.push_str(open);
+        for (i, x) in items.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            write_ron(out, x);
+        }
+        out.push_str(close);
+    }
+    match &n.value {
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::Float(f) => {
+            let _ = write!(out, "{f:?}");
+        }
+        Value::Str(s) => {
+            let _ = write!(out, "{s:?}");
+        }
+        Value::Char(c) => {
+            let _ = write!(out, "{c:?}");
+        }
+        Value::Unit => out.push_str("()"),
+        Value::Ident(i) => out.push_str(i),
+        Value::List(items) => list(out, "[", "]", items),
+        Value::Map(entries) => {
+            out.push('{');
+            for (i, (k, v)) in entries.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_ron(out, k);
+                out.push_str(": ");
+                write_ron(out, v);
+            }
+            out.push('}');
+        }
+        Value::Struct { name, fields } => {
+            out.push_str(name.as_deref().unwrap_or(""));
+            out.push('(');
+            for (i, f) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(&f.key);
+                out.push_str(": ");
+                write_ron(out, &f.value);
+            }
+            out.push(')');
+        }
+        Value::Tuple { name, items } => {
+            out.push_str(name.as_deref().unwrap_or(""));
+            list(out, "(", ")", items);
+        }
+    }
+}

@@ -1,0 +1,353 @@
+//! The `faultline` binary on good and bad input: exit codes by class, what it prints, what it
+//! writes (and that it writes nothing when the input is bad).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use faultline::report::json::Report;
+
+fn faultline(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().expect("exited, not killed")
+}
+
+/// A fresh scratch directory under the target directory.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn bad(name: &str) -> String {
+    format!("tests/it/bad/{name}.ron")
+}
+
+#[test]
+fn run_prints_the_table_and_writes_the_report_files() {
+    let out = scratch("cli-run");
+    let o = faultline(&["run", "traffic_spike", "--out", out.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let text = stdout(&o);
+    for needle in [
+        "baseline",
+        "bounded queue",
+        "deadline shedding",
+        "xfail",
+        "pass",
+    ] {
+        assert!(text.contains(needle), "`{needle}` missing from:\n{text}");
+    }
+    for line in text.lines() {
+        assert!(
+            line.chars().count() <= 100 || line.starts_with("wrote") || line.starts_with("pass:"),
+            "too wide: {line}"
+        );
+    }
+    let report: Report =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report.schema, "faultline.report");
+    assert_eq!(report.version, 1);
+    assert_eq!(report.variants.len(), 3);
+    assert!(report.outcome.ok);
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    assert!(csv.starts_with("variant,series,time_s,value\n"));
+    assert!(csv.contains("\nbaseline,users.ok_total,"));
+    let svgs: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "svg"))
+        .collect();
+    assert_eq!(svgs.len(), 3, "one SVG per chart of the scenario");
+    let svg = std::fs::read_to_string(svgs[0].path()).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("deadline shedding"));
+}
+
+#[test]
+fn run_json_is_the_report_and_is_reproducible() {
+    let out = scratch("cli-json");
+    let args = [
+        "run",
+        "mmc_queue",
+        "--json",
+        "--seed",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let a = faultline(&args);
+    let b = faultline(&args);
+    assert_eq!(code(&a), 0, "{}", stderr(&a));
+    assert_eq!(
+        stdout(&a),
+        stdout(&b),
+        "the same seed gives the same report, byte for byte"
+    );
+    let report: Report = serde_json::from_str(&stdout(&a)).unwrap();
+    assert_eq!(report.seeds, [3]);
+    assert_eq!(report.variants[0].runs[0].seed, 3);
+}
+
+#[test]
+fn check_counts_seeds_and_shards_merge_to_the_same_report() {
+    let dir = scratch("cli-shards");
+    let whole = faultline(&["check", "mmc_queue", "--seeds", "4", "--json"]);
+    assert_eq!(code(&whole), 0, "{}", stderr(&whole));
+    let whole: Report = serde_json::from_str(&stdout(&whole)).unwrap();
+    assert_eq!(whole.seeds.len(), 4);
+    let mut files = Vec::new();
+    for k in 1..=2 {
+        let f = dir.join(format!("shard{k}.json"));
+        let o = faultline(&[
+            "check",
+            "mmc_queue",
+            "--seeds",
+            "4",
+            "--shard",
+            &format!("{k}/2"),
+            "--out",
+            f.to_str().unwrap(),
+        ]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        assert!(stdout(&o).contains("held 2/2"), "{}", stdout(&o));
+        files.push(f.to_str().unwrap().to_string());
+    }
+    let mut args = vec!["merge", "--json"];
+    args.extend(files.iter().map(String::as_str));
+    let merged = faultline(&args);
+    assert_eq!(code(&merged), 0, "{}", stderr(&merged));
+    let merged: Report = serde_json::from_str(&stdout(&merged)).unwrap();
+    assert_eq!(merged.seeds, whole.seeds);
+    assert_eq!(merged.variants, whole.variants);
+}
+
+#[test]
+fn a_missed_expectation_exits_by_class() {
+    let dir = scratch("cli-classes");
+    let base = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/traffic_spike.ron"),
+    )
+    .unwrap();
+    // Claim the baseline holds: a safety check (AtLeast) then misses its expectation.
+    let safety = base.replacen(
+        "expect: {\"goodput during the spike\": Fails,",
+        "expect: {\"goodput during the spike\": Holds,",
+        1,
+    );
+    assert_ne!(safety, base);
+    let f = dir.join("safety.ron");
+    std::fs::write(&f, safety).unwrap();
+    let o = faultline(&[
+        "run",
+        f.to_str().unwrap(),
+        "--out",
+        dir.join("o1").to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 2, "{}", stdout(&o));
+    assert!(stdout(&o).contains("FAIL"));
+    assert!(stdout(&o).contains("replay: faultline run"));
+    // Only the liveness check (Eventually) wrong: exit 3.
+    let liveness = base.replacen(
+        "\"recovers after the spike\": Fails}",
+        "\"recovers after the spike\": Holds}",
+        1,
+    );
+    assert_ne!(liveness, base);
+    let f = dir.join("liveness.ron");
+    std::fs::write(&f, liveness).unwrap();
+    let o = faultline(&[
+        "check",
+        f.to_str().unwrap(),
+        "--seeds",
+        "1",
+        "--variant",
+        "baseline",
+    ]);
+    assert_eq!(code(&o), 3, "{}", stdout(&o));
+}
+
+#[test]
+fn sweep_runs_every_point() {
+    let o = faultline(&[
+        "sweep",
+        "traffic_spike",
+        "--param",
+        "api.workers=10..30:10",
+        "--seeds",
+        "1",
+        "--variant",
+        "baseline",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let text = stdout(&o);
+    for w in ["10", "20", "30"] {
+        assert!(
+            text.contains(&format!("api.workers = {w}: goodput during the spike")),
+            "{text}"
+        );
+    }
+    let o = faultline(&[
+        "sweep",
+        "traffic_spike",
+        "--param",
+        "api.wrkers=1..2:1",
+        "--seeds",
+        "1",
+    ]);
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("wrkers"), "{}", stderr(&o));
+}
+
+#[test]
+fn list_models_and_validate_describe_what_ships() {
+    let o = faultline(&["list"]);
+    assert_eq!(code(&o), 0);
+    for name in ["mmc_queue", "pool_exhaustion", "traffic_spike"] {
+        assert!(stdout(&o).contains(name));
+    }
+    let o = faultline(&["models"]);
+    assert_eq!(code(&o), 0);
+    assert!(stdout(&o).contains("rpc/service"));
+    let o = faultline(&["models", "rpc/postgres"]);
+    assert_eq!(code(&o), 0);
+    assert!(stdout(&o).contains("max_connections: 100"));
+    let o = faultline(&["models", "rpc/postgre"]);
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("did you mean `rpc/postgres`"));
+    let o = faultline(&["validate", "scenarios/mmc_queue.ron", "pool_exhaustion"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o).lines().filter(|l| l.starts_with("ok: ")).count(),
+        2
+    );
+}
+
+/// Each broken file: exit 1, the message, where, and nothing written.
+#[test]
+fn broken_scenarios_are_reported_precisely_and_write_nothing() {
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "typo_field",
+            &[
+                "typo_field.ron:7:13",
+                "components.api.wrokers",
+                "unknown field `wrokers`",
+                "did you mean `workers`?",
+            ],
+        ),
+        (
+            "wrong_type",
+            &["wrong_type.ron:7:22", "components.api.workers", "\"four\""],
+        ),
+        (
+            "negative_duration",
+            &[
+                "negative_duration.ron:5:76",
+                "components.users.timeout",
+                "-5s",
+            ],
+        ),
+        (
+            "unknown_component",
+            &[
+                "components.users.target",
+                "no component is called `apii`",
+                "did you mean `api`?",
+                "faults[0].fault.target",
+                "did you mean `api`?",
+            ],
+        ),
+        (
+            "unknown_kind",
+            &[
+                "unknown_kind.ron:6:16",
+                "`Servise` is not a component kind",
+                "did you mean `Service`?",
+            ],
+        ),
+        (
+            "override_missing_field",
+            &["unknown field `threads`", "override_missing_field.ron:10:"],
+        ),
+        ("empty", &["empty.ron", "empty"]),
+        ("garbage", &["garbage.ron", "not UTF-8"]),
+        (
+            "unknown_metric",
+            &["checks[0].value", "users.latncy.p99", "did you mean"],
+        ),
+        (
+            "many_problems",
+            &[
+                "components.api.workers",
+                "must be > 0",
+                "no model is called `rpc/postgress`",
+                "did you mean `rpc/postgres`?",
+                "no check is called `fsat`",
+                "did you mean `fast`?",
+                "3 problems",
+            ],
+        ),
+        ("syntax_error", &["syntax_error.ron:5:"]),
+    ];
+    for (name, needles) in cases {
+        let out = scratch(&format!("cli-bad-{name}"));
+        let target = out.join("report");
+        let o = faultline(&["run", &bad(name), "--out", target.to_str().unwrap()]);
+        let err = stderr(&o);
+        assert_eq!(code(&o), 1, "{name}: exit code; stderr:\n{err}");
+        assert!(
+            stdout(&o).is_empty(),
+            "{name}: nothing on stdout, got {}",
+            stdout(&o)
+        );
+        for n in *needles {
+            assert!(err.contains(n), "{name}: `{n}` missing from:\n{err}");
+        }
+        assert!(!err.contains("panicked"), "{name}: {err}");
+        assert!(!target.exists(), "{name}: no output for bad input");
+        let v = faultline(&["validate", &bad(name)]);
+        assert_eq!(code(&v), 1, "{name}: validate agrees");
+    }
+}
+
+#[test]
+fn usage_errors_and_missing_files_exit_1() {
+    let o = faultline(&["run", "no/such/file.ron"]);
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("no file `no/such/file.ron`"));
+    let o = faultline(&["run", "traffic_spik"]);
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("did you mean the shipped scenario `traffic_spike`?"));
+    let o = faultline(&["frobnicate"]);
+    assert_eq!(code(&o), 1);
+    let o = faultline(&["check", "mmc_queue", "--shard", "3/2"]);
+    assert_eq!(code(&o), 1);
+    let o = faultline(&["run", "mmc_queue", "--variant", "basline"]);
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("did you mean `baseline`?"));
+    let o = faultline(&["run", "mmc_queue", "--set", "station.workers=0"]);
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).contains("components.station.workers"),
+        "{}",
+        stderr(&o)
+    );
+    let o = faultline(&["--help"]);
+    assert_eq!(code(&o), 0);
+}
