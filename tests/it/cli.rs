@@ -74,7 +74,7 @@ fn run_prints_the_table_and_writes_the_report_files() {
         .filter_map(|e| e.ok())
         .filter(|e| e.path().extension().is_some_and(|x| x == "svg"))
         .collect();
-    assert_eq!(svgs.len(), 3, "one SVG per chart of the scenario");
+    assert_eq!(svgs.len(), 4, "one SVG per chart of the scenario");
     let svg = std::fs::read_to_string(svgs[0].path()).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("deadline shedding"));
 }
