@@ -238,18 +238,7 @@ fn load(spec: &str, sets: &[String]) -> Result<Scenario, Failure> {
     }
     let path = Path::new(spec);
     if path.exists() {
-        let file = path.display().to_string();
-        let bytes = std::fs::read(path).with_context(|| format!("cannot read {file}"))?;
-        let text = String::from_utf8(bytes).map_err(|e| {
-            ScenarioError::plain(
-                &file,
-                format!(
-                    "the file is not UTF-8 text (invalid byte at offset {}): is it a scenario file?",
-                    e.utf8_error().valid_up_to()
-                ),
-            )
-        })?;
-        return Ok(Scenario::with_overrides(&text, &file, &extra)?);
+        return Ok(Scenario::from_path_with_overrides(path, &extra)?);
     }
     if let Some((file, text)) = shipped(spec) {
         return Ok(Scenario::with_overrides(text, file, &extra)?);

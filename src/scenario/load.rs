@@ -244,6 +244,14 @@ impl Scenario {
 
     /// Reads a scenario file from disk.
     pub fn from_path(path: &std::path::Path) -> Result<Scenario, ScenarioError> {
+        Scenario::from_path_with_overrides(path, &[])
+    }
+
+    /// Reads a scenario file from disk, with overrides as in [`Scenario::with_overrides`].
+    pub fn from_path_with_overrides(
+        path: &std::path::Path,
+        extra: &[(String, String)],
+    ) -> Result<Scenario, ScenarioError> {
         let file = path.display().to_string();
         let bytes = std::fs::read(path)
             .map_err(|e| ScenarioError::plain(&file, format!("cannot read the file: {e}")))?;
@@ -256,7 +264,7 @@ impl Scenario {
                 ),
             )
         })?;
-        Scenario::from_str(&text, &file)
+        Scenario::with_overrides(&text, &file, extra)
     }
 
     /// Reads a scenario with extra overrides `(path, RON value)` applied to every variant
