@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use faultline::model::rpc::{
     Arrivals, CallConfig, Client, ClientConfig, ConfigError, Contention, Database, DatabaseConfig,
     ErrorKind, KindConfig, KindRef, LoadBalancer, LoadBalancerConfig, Mix, Policy, PoolConfig,
-    QueryConfig, Rate, Request, Rpc, Service, ServiceConfig, Status, from_ron,
+    QueryConfig, QueueDiscipline, Rate, Request, Rpc, Service, ServiceConfig, Status, from_ron,
 };
 use faultline::{
     Actor, ActorId, Ctx, Dist, Durable, Fault, FaultPlan, HostId, Scalar, Sim, SimDuration, SimTime,
@@ -58,6 +58,9 @@ fn service(workers: u32, queue_capacity: Option<u32>, kinds: Vec<KindConfig>) ->
         drop_expired: false,
         shed_by_deadline: false,
         propagate_deadline: false,
+        queue: QueueDiscipline::Fifo,
+        memory: None,
+        warmup: None,
     }
 }
 
@@ -1040,7 +1043,8 @@ fn shedding_by_deadline_keeps_goodput_under_a_10x_overload() {
 #[test]
 fn a_propagated_deadline_times_a_downstream_call_out_with_its_caller() {
     // `front` (1 ms of work) calls `hung`, which never answers, with a 1 s call timeout.
-    // Request 0's caller gives up at 100 ms; request 1's at 0.5 ms, before the call is due.
+    // Request 0's caller gives up at 100 ms; request 1's at 0.5 ms, during its CPU work, so
+    // with propagation the job is cancelled then and the call is never made.
     let run = |propagate_deadline: bool| {
         let (mut sim, h) = sim_one_host(1);
         let hung = spawn_sink(&mut sim, h, "hung");
@@ -1061,14 +1065,22 @@ fn a_propagated_deadline_times_a_downstream_call_out_with_its_caller() {
             .iter()
             .map(|(t, r)| (*t, r.deadline))
             .collect();
-        (by_id(&log), received)
+        let ended = [
+            counter(&sim, "front.cancelled_total"),
+            counter(&sim, "front.failed_total"),
+        ];
+        (by_id(&log), received, ended)
     };
     let timeout = Status::Err(ErrorKind::Timeout);
-    let (replies, received) = run(true);
+    let (replies, received, ended) = run(true);
+    assert_eq!(ended, [2, 0], "both jobs were stopped at their deadline");
     assert_eq!(
         replies,
-        [(0, at_ms(100), timeout), (1, at_ms(1), timeout)],
-        "the call ends at the caller's deadline; an already-late call fails at once"
+        [
+            (0, at_ms(100), timeout),
+            (1, SimTime::from_nanos(500_000), timeout)
+        ],
+        "the call ends at the caller's deadline; the work of a job past it stops at once"
     );
     assert_eq!(
         received,
@@ -1076,12 +1088,13 @@ fn a_propagated_deadline_times_a_downstream_call_out_with_its_caller() {
         "the callee sees the caller's deadline, and never the hopeless call"
     );
 
-    let (replies, received) = run(false);
+    let (replies, received, ended) = run(false);
     assert_eq!(
         replies,
         [(0, at_ms(1_001), timeout), (1, at_ms(1_001), timeout)],
         "without: both wait out the call's own 1 s"
     );
+    assert_eq!(ended, [0, 2], "and fail on the call timeout");
     assert_eq!(
         received,
         [
@@ -1256,12 +1269,10 @@ fn new_validation_errors_name_their_field() {
         assert!(msg.contains("connection pool"), "{msg}");
     }
 
-    let mut cfg = with_call(call("db", 0, secs_d(1)));
+    // An acquire timeout of 0 is no longer an error: it is a bulkhead that never waits.
+    let mut cfg = with_call(pooled("db", secs_d(1), "reads"));
     cfg.pools.insert("reads".into(), pool(4, SimDuration::ZERO));
-    assert_eq!(
-        field(cfg).0.as_deref(),
-        Some(r#"pools["reads"].acquire_timeout"#)
-    );
+    assert!(Service::<Rpc>::new(cfg).is_ok());
 
     let twice = service(
         2,
