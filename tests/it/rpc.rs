@@ -11,9 +11,11 @@
 use std::collections::BTreeMap;
 
 use faultline::model::rpc::{
-    Arrivals, CallConfig, Client, ClientConfig, ConfigError, Contention, Database, DatabaseConfig,
-    ErrorKind, KindConfig, KindRef, LoadBalancer, LoadBalancerConfig, Mix, Policy, PoolConfig,
-    QueryConfig, QueueDiscipline, Rate, Request, Rpc, Service, ServiceConfig, Status, from_ron,
+    Arrivals, CallConfig, Client, ClientConfig, ConfigError, Contention, DEFAULT_RESTART_AFTER,
+    DEFAULT_RESTART_AFTER_MAX, Database, DatabaseConfig, ErrorKind, KindConfig, KindRef,
+    LoadBalancer, LoadBalancerConfig, MemoryConfig, Mix, Policy, PoolConfig, QueryConfig,
+    QueueDiscipline, RESTART_BACKOFF_RESET, Rate, Request, Rpc, Service, ServiceConfig, Status,
+    Tick, Warmup, from_ron,
 };
 use faultline::{
     Actor, ActorId, Ctx, Dist, Durable, Fault, FaultPlan, HostId, Scalar, Sim, SimDuration, SimTime,
@@ -226,6 +228,61 @@ fn spawn_burst(
     let l = log.clone();
     sim.spawn(h, "burst", move || Burst {
         to,
+        reqs: reqs.clone(),
+        log: l.clone(),
+    })
+    .expect("unique");
+    log
+}
+
+/// Sends one request per `(kind, deadline)` at once at `at` (request id = position) and
+/// records the responses.
+struct BurstAt {
+    to: ActorId,
+    at: SimTime,
+    reqs: Vec<(u32, Option<SimTime>)>,
+    log: Replies,
+}
+
+impl Actor<Rpc> for BurstAt {
+    fn on_start(&mut self, ctx: &mut Ctx<'_, Rpc>) {
+        ctx.set_timer_at(self.at, Rpc::Tick(Tick::Arrive));
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Rpc>, _from: ActorId, msg: Rpc) {
+        if let Rpc::Response(r) = msg {
+            self.log.borrow_mut().push((ctx.now(), r.id, r.status));
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, Rpc>, _msg: Rpc) {
+        for (id, &(kind, deadline)) in self.reqs.iter().enumerate() {
+            let req = Request {
+                id: id as u64,
+                kind,
+                reply_to: ctx.me(),
+                created: ctx.now(),
+                deadline,
+            };
+            ctx.send(self.to, Rpc::Request(req));
+        }
+    }
+}
+
+/// Spawns a [`BurstAt`] called `name`; returns its log.
+fn spawn_burst_at(
+    sim: &mut Sim<Rpc>,
+    h: HostId,
+    name: &str,
+    to: ActorId,
+    at: SimTime,
+    reqs: Vec<(u32, Option<SimTime>)>,
+) -> Replies {
+    let log = Replies::new(Vec::new());
+    let l = log.clone();
+    sim.spawn(h, name, move || BurstAt {
+        to,
+        at,
         reqs: reqs.clone(),
         log: l.clone(),
     })
@@ -1295,4 +1352,318 @@ fn new_validation_errors_name_their_field() {
     let unknown = r#"(target: "db", timeout: "1s", pooled: true)"#;
     let err = ron::from_str::<CallConfig>(unknown).expect_err("the old field is gone");
     assert!(err.to_string().contains("pooled"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Out of memory, restart loops, warm-up
+// ---------------------------------------------------------------------------------------------
+
+/// 1 MB a request, 10 MB of limit: the service holds at most 10 requests.
+fn memory_10_requests() -> MemoryConfig {
+    MemoryConfig {
+        limit: 10_000_000,
+        per_request: 1_000_000,
+        base: 0,
+        restart_after: DEFAULT_RESTART_AFTER,
+        restart_after_max: DEFAULT_RESTART_AFTER_MAX,
+    }
+}
+
+/// One worker (10 ms per request, so 100/s) under 200/s of evenly spaced requests (one every
+/// 5 ms from 5 ms, client timeout 1 s), with `memory_10_requests()` and `queue_capacity`, for
+/// 100 s, recording the trace.
+fn oom_system(queue_capacity: Option<u32>) -> (Sim<Rpc>, ActorId) {
+    let mut config = faultline::SimConfig::new(1);
+    config.record_trace = true;
+    let mut sim = Sim::with_config(config).expect("valid");
+    let h = sim.add_host("h").expect("fresh host");
+    let mut cfg = service(1, queue_capacity, vec![kind("q", constant(ms(10)), vec![])]);
+    cfg.memory = Some(memory_10_requests());
+    let svc = spawn_service(&mut sim, h, "svc", cfg);
+    let mut c = client("svc", Arrivals::Constant(rate("200/s")));
+    c.timeout = Some(secs_d(1));
+    spawn_client(&mut sim, h, "load", c);
+    (sim, svc)
+}
+
+/// The times (ns) of the trace records of `kind`.
+fn trace_times(sim: &mut Sim<Rpc>, kind: faultline::TraceKind) -> Vec<u64> {
+    let trace = sim.take_trace().expect("recorded");
+    trace
+        .iter()
+        .filter(|r| r.kind == kind)
+        .map(|r| r.time_ns)
+        .collect()
+}
+
+#[test]
+fn an_unbounded_queue_grows_until_an_oom_kill_and_the_restarts_loop() {
+    // Twice the capacity comes in: the service gains one request every 10 ms. Request k
+    // arrives at 5k ms; job j ends at 5 + 10j ms (a completion at the same instant as an
+    // arrival comes first: its timer is older), so after request k it holds
+    // k - floor((k - 1) / 2) = floor(k / 2) + 1 requests: 10 MB after request 19 (95 ms), and
+    // request 20 at 100 ms takes it to 11 MB: OOM-killed. Everything it held is lost.
+    //
+    // Back 10 s later (CrashLoopBackOff's first delay) at 10.1 s, when a request arrives: the
+    // same count from request 1 again, one request (5 ms) earlier, so the next kill comes
+    // 95 ms after each restart. Each kill in a row doubles the delay: 20 s, 40 s, 80 s. The
+    // load never backs off, so the loop never ends.
+    let (mut sim, svc) = oom_system(None);
+    sim.run_until(at_ms(99));
+    let held = sim.inspect::<Service<Rpc>>(svc).map(|s| s.memory_bytes());
+    assert_eq!(held, Some(Some(10_000_000)), "full, but not over");
+    assert_eq!(sim.metrics().gauge_value("svc.memory_bytes"), Some(1e7));
+    sim.run_until(secs(100));
+
+    let kills = trace_times(&mut sim, faultline::TraceKind::SelfCrash);
+    let ms_ = 1_000_000;
+    let want_kills = [100, 10_195, 30_290, 70_385].map(|t| t * ms_);
+    assert_eq!(
+        kills, want_kills,
+        "OOM kills at 0.1 s, then 95 ms after each restart"
+    );
+    // (The restarts are in the same trace; `take_trace` emptied it, so check the counts.)
+    let stats = sim.stats();
+    assert_eq!(stats.self_crashes, 4);
+    assert_eq!(
+        stats.self_restarts, 3,
+        "the fourth restart is due at 150.385 s"
+    );
+    assert_eq!(
+        counter(&sim, "svc.oom_kills_total"),
+        4,
+        "counted across restarts"
+    );
+    assert_eq!(
+        sim.pending_restart(svc),
+        Some(SimTime::from_nanos(150_385 * ms_))
+    );
+    assert_eq!(sim.status(svc), faultline::Status::Down);
+    assert_eq!(sim.incarnation(svc), 7, "4 crashes and 3 restarts");
+    assert_eq!(
+        sim.metrics().gauge_value("svc.memory_bytes"),
+        Some(0.0),
+        "a dead process holds nothing"
+    );
+    assert_eq!(sim.metrics().gauge_value("svc.queue_len"), Some(0.0));
+
+    // Each life completes the 9 jobs that end within its 95 ms (at +10, ..., +90 ms): 36.
+    assert_eq!(counter(&sim, "svc.completed_total"), 36);
+    assert_eq!(counter(&sim, "load.ok_total"), 36);
+    // Everything else was lost (held at a kill, or sent while down) and timed out; the
+    // requests of the last second are still waiting for their timeout.
+    let sent = counter(&sim, "load.sent_total");
+    assert_eq!(sent, 20_000);
+    let timeouts = counter(&sim, "load.timeout_total");
+    assert_eq!(
+        timeouts,
+        sent - 36 - 200,
+        "the last 200 (sent after 99 s) still pending"
+    );
+    assert_eq!(counter(&sim, "load.error_total"), 0, "nobody is told");
+}
+
+#[test]
+fn a_bounded_queue_under_the_same_load_never_runs_out_of_memory() {
+    // A queue of 9 behind the one worker caps what it holds at 10 requests = 10 MB: the
+    // excess is rejected at once instead of killing the service.
+    let (mut sim, svc) = oom_system(Some(9));
+    sim.run_until(secs(100));
+    assert_eq!(counter(&sim, "svc.oom_kills_total"), 0);
+    assert_eq!(sim.stats().self_crashes, 0);
+    assert!(trace_times(&mut sim, faultline::TraceKind::SelfCrash).is_empty());
+    assert_eq!(sim.status(svc), faultline::Status::Up);
+    assert_eq!(
+        sim.metrics().gauge_value("svc.memory_bytes"),
+        Some(1e7),
+        "full"
+    );
+    // The worker never idles after the first request: jobs end at 15, 25, ..., 99,995 ms.
+    assert_eq!(counter(&sim, "svc.completed_total"), 9_999);
+    // At most 10 ahead of a request: answered within 100 ms, long before its 1 s timeout.
+    assert_eq!(counter(&sim, "load.ok_total"), 9_999);
+    assert_eq!(counter(&sim, "load.timeout_total"), 0);
+    let rejected = counter(&sim, "svc.rejected_total");
+    assert_eq!(rejected, counter(&sim, "load.error_total"));
+    assert_eq!(
+        rejected + 9_999 + 10,
+        20_000,
+        "all but the 10 held at the end"
+    );
+    let mean = sim.metrics().gauge_time_weighted_mean("svc.memory_bytes");
+    assert!(mean.is_some_and(|m| m > 9.9e6 && m <= 1e7), "{mean:?}");
+}
+
+#[test]
+fn the_restart_delay_doubles_to_its_cap_and_resets_after_ten_quiet_minutes() {
+    let m = MemoryConfig {
+        restart_after: secs_d(10),
+        restart_after_max: secs_d(300),
+        ..memory_10_requests()
+    };
+    let delays: Vec<u64> = (1..=8)
+        .map(|n| m.restart_delay(n).as_nanos() / 1_000_000_000)
+        .collect();
+    assert_eq!(
+        delays,
+        [10, 20, 40, 80, 160, 300, 300, 300],
+        "Kubernetes' CrashLoopBackOff"
+    );
+    assert_eq!(m.restart_delay(u32::MAX), secs_d(300), "no overflow");
+    let flat = MemoryConfig {
+        restart_after_max: secs_d(10),
+        ..m.clone()
+    };
+    assert_eq!(flat.restart_delay(5), secs_d(10));
+    assert_eq!(RESTART_BACKOFF_RESET, secs_d(600));
+
+    // Two kills in a row (delays 10 s, 20 s), then a life longer than 10 minutes: the third
+    // kill is the first of a new row, back after 10 s again. Requests come in 25-request
+    // bursts (more than the 10 the service holds) at 0 s, 15 s and 700 s.
+    let (mut sim, h) = sim_one_host(1);
+    let mut cfg = service(1, None, vec![kind("q", constant(ms(10)), vec![])]);
+    cfg.memory = Some(memory_10_requests());
+    let svc = spawn_service(&mut sim, h, "svc", cfg);
+    for (i, at) in [0, 15, 700].into_iter().enumerate() {
+        let reqs = vec![(0, None); 25];
+        spawn_burst_at(&mut sim, h, &format!("burst{i}"), svc, secs(at), reqs);
+    }
+    sim.run_until(secs(699));
+    assert_eq!(counter(&sim, "svc.oom_kills_total"), 2);
+    assert_eq!(
+        sim.inspect::<Service<Rpc>>(svc)
+            .map(|s| s.oom_kills_in_a_row()),
+        Some(2)
+    );
+    // Killed at 0 s (back at 10 s) and at 15 s (back at 35 s).
+    assert_eq!(sim.incarnation(svc), 4);
+    sim.run_until(secs(701));
+    assert_eq!(counter(&sim, "svc.oom_kills_total"), 3);
+    assert_eq!(sim.pending_restart(svc), Some(secs(710)), "10 s, not 40 s");
+    sim.run_until(secs(711));
+    assert_eq!(
+        sim.inspect::<Service<Rpc>>(svc)
+            .map(|s| s.oom_kills_in_a_row()),
+        Some(1)
+    );
+}
+
+/// Sends one request (kind 0, no deadline) every `every`, the first at its start, and logs
+/// `(id, sent, answered)` per response.
+struct Pinger {
+    to: ActorId,
+    every: SimDuration,
+    next_id: u64,
+    started: SimTime,
+    log: Durable<Vec<(u64, SimTime, SimTime)>>,
+}
+
+impl Pinger {
+    fn ping(&mut self, ctx: &mut Ctx<'_, Rpc>) {
+        let req = Request {
+            id: self.next_id,
+            kind: 0,
+            reply_to: ctx.me(),
+            created: ctx.now(),
+            deadline: None,
+        };
+        self.next_id += 1;
+        ctx.send(self.to, Rpc::Request(req));
+        ctx.set_timer(self.every, Rpc::Tick(Tick::Arrive));
+    }
+}
+
+impl Actor<Rpc> for Pinger {
+    fn on_start(&mut self, ctx: &mut Ctx<'_, Rpc>) {
+        self.started = ctx.now();
+        self.ping(ctx);
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Rpc>, _from: ActorId, msg: Rpc) {
+        if let Rpc::Response(r) = msg {
+            assert_eq!(r.status, Status::Ok);
+            let sent = self.started + SimDuration::from_nanos(self.every.as_nanos() * r.id);
+            self.log.borrow_mut().push((r.id, sent, ctx.now()));
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, Rpc>, _msg: Rpc) {
+        self.ping(ctx);
+    }
+}
+
+#[test]
+fn warm_up_slows_work_after_each_start_and_converges() {
+    // 100 ms of work, one ping a second, each alone in the service. Warm-up 10 s from 3x: a
+    // ping at t s after a start takes 100 ms * (1 + 2 (1 - t / 10)) = 300, 280, ..., 120 ms,
+    // then 100 ms from 10 s on. A 2x `Slow` from 3.5 s to 4.5 s multiplies on top (the 4 s
+    // ping: 2 * 220 ms). Crashed from 20.5 s to 25.5 s (pings at 21..25 s lost), the restarted
+    // service is cold again: the ping at 26 s, 0.5 s after the start, takes 290 ms.
+    let (mut sim, h) = sim_one_host(1);
+    let mut cfg = service(1, None, vec![kind("q", constant(ms(100)), vec![])]);
+    cfg.warmup = Some(Warmup {
+        duration: secs_d(10),
+        factor: 3.0,
+    });
+    let svc = spawn_service(&mut sim, h, "svc", cfg);
+    let log = Durable::new(Vec::new());
+    let l = log.clone();
+    sim.spawn(h, "pinger", move || Pinger {
+        to: svc,
+        every: secs_d(1),
+        next_id: 0,
+        started: SimTime::ZERO,
+        log: l.clone(),
+    })
+    .expect("unique");
+    let slow = Fault::Slow {
+        target: "svc".into(),
+        factor: 2.0,
+    };
+    let plan = FaultPlan::new()
+        .window(at_ms(3_500), at_ms(4_500), slow)
+        .window(
+            at_ms(20_500),
+            at_ms(25_500),
+            Fault::Crash {
+                target: "svc".into(),
+            },
+        );
+    sim.add_faults(&plan).expect("svc exists");
+    sim.run_until(secs(40));
+
+    let took: Vec<(u64, u64)> = log
+        .borrow()
+        .iter()
+        .map(|&(id, sent, answered)| (id, (answered - sent).as_nanos()))
+        .collect();
+    let ids: Vec<u64> = took.iter().map(|e| e.0).collect();
+    let want_ids: Vec<u64> = (0..=20).chain(26..=39).collect();
+    assert_eq!(ids, want_ids, "the pings sent while it was down are lost");
+    let factor = |since_start_ms: f64| 1.0 + 2.0 * (1.0 - since_start_ms / 10_000.0).max(0.0);
+    for &(id, ns) in &took {
+        let (since_ms, slow) = match id {
+            0..=20 => (id as f64 * 1_000.0, if id == 4 { 2.0 } else { 1.0 }),
+            _ => (id as f64 * 1_000.0 - 25_500.0, 1.0),
+        };
+        let want = 100e6 * slow * factor(since_ms);
+        assert!(
+            (ns as f64 - want).abs() <= 1.0,
+            "ping {id}: {ns} ns, want {want} ns (to the rounding nanosecond)"
+        );
+    }
+    assert_eq!(
+        took[0].1, 300_000_000,
+        "factor times longer at the start, exactly"
+    );
+    assert_eq!(took[4].1, 440_000_000, "warm-up on top of the Slow fault");
+    assert!(
+        took[10..=20].iter().all(|e| e.1 == 100_000_000),
+        "warm after 10 s"
+    );
+    assert_eq!(took[21].1, 290_000_000, "cold again after the restart");
+    assert!(
+        took.last().is_some_and(|e| e.1 == 100_000_000),
+        "and warm again"
+    );
 }
