@@ -2,7 +2,8 @@
 //! downstream calls, pool exhaustion under a slow database and its isolation by named pools,
 //! fallbacks, dropping expired work, shedding by deadline under overload, deadline propagation,
 //! contention and `Slow` faults on a database, load-balancer policies, rate schedules, kind
-//! references by name, config validation and determinism.
+//! references by name, config validation and determinism; OOM kills and restart loops, warm-up,
+//! FIFO / LIFO / adaptive-LIFO queues, cancellation at the caller's deadline, and bulkheads.
 //!
 //! Random outcomes are checked against bounds derived in each test (Poisson counts within a few
 //! standard deviations, replication means within t standard errors); structural outcomes
@@ -326,17 +327,25 @@ fn a_full_queue_rejects_at_once() {
 
 /// A front service with 4 workers: kind 0 calls a slow backend (1 s), kind 1 is fast and
 /// calls nothing. `load` sends kind 0 at 10/s when `loaded`; `probe` sends kind 1 at 1/s with
-/// a 2 s timeout. Returns the sim after 30 s.
-fn held_workers(loaded: bool) -> Sim<Rpc> {
+/// a 2 s timeout. With `bulkhead`, the call to the backend goes through pool `payment` of that
+/// many permits and no wait. Returns the sim after 30 s.
+fn held_workers(loaded: bool, bulkhead: Option<u32>) -> Sim<Rpc> {
     let (mut sim, h) = sim_one_host(7);
     let slow_kinds = vec![kind("slow", constant(SimDuration::from_secs(1)), vec![])];
     spawn_service(&mut sim, h, "payment", service(100, None, slow_kinds));
-    let call = call("payment", 0, SimDuration::from_secs(10));
+    let mut call = call("payment", 0, SimDuration::from_secs(10));
+    call.pool = bulkhead.map(|_| "payment".to_string());
     let front_kinds = vec![
         kind("pay", constant(ms(1)), vec![call]),
         kind("browse", constant(ms(1)), vec![]),
     ];
-    spawn_service(&mut sim, h, "order", service(4, None, front_kinds));
+    let mut order = service(4, None, front_kinds);
+    if let Some(permits) = bulkhead {
+        order
+            .pools
+            .insert("payment".into(), pool(permits, SimDuration::ZERO));
+    }
+    spawn_service(&mut sim, h, "order", order);
     if loaded {
         spawn_client(
             &mut sim,
@@ -359,7 +368,7 @@ fn held_workers(loaded: bool) -> Sim<Rpc> {
 
 #[test]
 fn a_worker_is_held_for_the_whole_downstream_call() {
-    let sim = held_workers(true);
+    let sim = held_workers(true, None);
     // Each worker finishes at most one paying request per 1.001 s: at most 4 * 30 / 1.001.
     let paid = counter(&sim, "load.ok_total");
     assert!(paid <= 119, "throughput capped at 4/s: {paid}");
@@ -373,7 +382,7 @@ fn a_worker_is_held_for_the_whole_downstream_call() {
     assert_eq!(probes, 30);
     assert!(timeouts >= 24, "probes timed out: {timeouts} of {probes}");
 
-    let calm = held_workers(false);
+    let calm = held_workers(false, None);
     // The probe sent at 30 s is still in its 1 ms of work when the run stops.
     assert_eq!(counter(&calm, "probe.ok_total"), 29);
     assert_eq!(counter(&calm, "probe.timeout_total"), 0);
@@ -1839,4 +1848,397 @@ fn lifo_serves_more_requests_in_time_than_fifo_under_overload() {
         "LIFO - FIFO in time: {mean:.1} +- {se:.1}"
     );
     assert!(mean > 0.85 * capacity, "{mean:.1}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cancellation at the caller's deadline
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_job_past_its_deadline_is_cancelled_and_its_worker_freed() {
+    // `front` (2 workers, propagate_deadline) does 1 ms of work and then calls `late` (150 ms
+    // per request) through pool `one` of a single connection. Four requests at once, with
+    // deadlines 100, 50, 300 and 0.5 ms; 0 and 1 take the workers, 2 and 3 queue.
+    //   1 ms: 0 takes the connection and calls `late`; 1 waits for the connection.
+    //  50 ms: 1's deadline: its wait is given up, its worker takes 2 (work until 51 ms, then
+    //         it waits for the connection).
+    // 100 ms: 0's deadline: its call is abandoned and the connection passes to 2, which
+    //         calls; 0's worker takes 3, whose deadline is long past: cancelled at once.
+    // 151 ms: `late` answers 0's call: nobody waits for it, it is ignored.
+    // 250 ms: `late` answers 2's call, in time: Ok.
+    let (mut sim, h) = sim_one_host(1);
+    let late = vec![kind("q", constant(ms(150)), vec![])];
+    spawn_service(&mut sim, h, "late", service(10, None, late));
+    let kinds = vec![kind(
+        "q",
+        constant(ms(1)),
+        vec![pooled("late", secs_d(1), "one")],
+    )];
+    let mut cfg = service(2, None, kinds);
+    cfg.pools.insert("one".into(), pool(1, secs_d(1)));
+    cfg.propagate_deadline = true;
+    let front = spawn_service(&mut sim, h, "front", cfg);
+    let deadlines = [
+        at_ms(100),
+        at_ms(50),
+        at_ms(300),
+        SimTime::from_nanos(500_000),
+    ];
+    let log = spawn_burst(&mut sim, h, front, deadlines.map(|d| (0, Some(d))).to_vec());
+    sim.run();
+
+    let timeout = Status::Err(ErrorKind::Timeout);
+    assert_eq!(
+        by_id(&log),
+        [
+            (0, at_ms(100), timeout),
+            (1, at_ms(50), timeout),
+            (2, at_ms(250), Status::Ok),
+            (3, at_ms(100), timeout),
+        ],
+        "one answer each, at the deadline or in time"
+    );
+    assert_eq!(counter(&sim, "front.cancelled_total"), 3);
+    assert_eq!(counter(&sim, "front.completed_total"), 1);
+    assert_eq!(counter(&sim, "front.failed_total"), 0);
+    assert_eq!(
+        counter(&sim, "late.completed_total"),
+        2,
+        "`late` cannot tell"
+    );
+    assert_eq!(counter(&sim, "front.pool_timeouts_total.one"), 0);
+    let wait = histogram(&sim, "front.pool_wait.one");
+    assert_eq!(
+        wait.count, 3,
+        "0 at once, 1 given up after 49 ms, 2 after 49 ms"
+    );
+    assert_eq!(wait.max, 49_000_000);
+    let front_svc = sim.inspect::<Service<Rpc>>(front).expect("up");
+    assert_eq!(front_svc.pool_in_use("one"), Some(0));
+    assert_eq!(front_svc.busy_workers(), 0);
+    assert_eq!(sim.now(), at_ms(250));
+}
+
+/// What the probes of a cascading-timeouts run saw.
+#[derive(Debug)]
+struct Probes {
+    sent: u64,
+    ok: u64,
+    /// Paying requests the front cancelled at their deadline.
+    cancelled: u64,
+}
+
+/// `order` (4 workers) serves "pay", which calls `payment` (5 s per request: the slow
+/// dependency) with a 10 s call timeout, and "browse", which calls nothing; 1 ms of work
+/// each. Paying requests arrive at 2/s (Poisson) and browsing probes at 10/s, both with a
+/// 1 s client timeout. 60 s.
+fn slow_dependency(propagate_deadline: bool, seed: u64) -> Probes {
+    let (mut sim, h) = sim_one_host(seed);
+    let slow = vec![kind("q", constant(secs_d(5)), vec![])];
+    spawn_service(&mut sim, h, "payment", service(1_000, None, slow));
+    let kinds = vec![
+        kind("pay", constant(ms(1)), vec![call("payment", 0, secs_d(10))]),
+        kind("browse", constant(ms(1)), vec![]),
+    ];
+    let mut cfg = service(4, None, kinds);
+    cfg.propagate_deadline = propagate_deadline;
+    spawn_service(&mut sim, h, "order", cfg);
+    let mut pay = client("order", Arrivals::Poisson(rate("2/s")));
+    pay.timeout = Some(secs_d(1));
+    spawn_client(&mut sim, h, "pay", pay);
+    let mut probe = client("order", Arrivals::Poisson(rate("10/s")));
+    probe.mix = vec![mix("browse", 1)];
+    probe.timeout = Some(secs_d(1));
+    spawn_client(&mut sim, h, "probe", probe);
+    sim.run_until(secs(60));
+    Probes {
+        sent: counter(&sim, "probe.sent_total"),
+        ok: counter(&sim, "probe.ok_total"),
+        cancelled: counter(&sim, "order.cancelled_total"),
+    }
+}
+
+#[test]
+fn cancellation_keeps_a_slow_dependency_from_holding_every_worker() {
+    // The cascading-timeouts mechanism (S1), and what cancellation does to it.
+    //
+    // Without: a paying request holds its worker for payment's 5 s (the call timeout is 10 s),
+    // so paying needs 2/s x 5 s = 10 workers of the 4: from the 4th paying arrival on
+    // (Gamma(4, 2/s): 2 s on average) every worker is held, the FIFO queue gains ~1.2 paying
+    // requests a second, and browsing probes, which need 1 ms of work and no payment at all,
+    // wait behind them past their 1 s timeout. Only the probes of the first seconds are
+    // answered. Bound: at most 20% of the 60 s of probes, which would need the 4th paying
+    // arrival after ~11 s (P(Poisson(22) <= 3) < 1e-6).
+    //
+    // With `propagate_deadline`: a paying job is cancelled at its caller's 1 s deadline, so a
+    // worker is held at most 1 s per paying request: 2 workers busy on average (Erlang B(4, 2)
+    // = 9.5% of the time all 4), and a probe times out only if all 4 stay held for over a
+    // second. Bound: >= 95% answered. Every paying request is cancelled (payment never answers
+    // within 1 s): their number is Poisson(120), checked within 5 sd.
+    //
+    // Measured over seeds 1-8: without, 8-41 of 584-642 probes answered (1.3-7.0%); with,
+    // 580-642 (99.3-100%), and 112-137 paying requests cancelled.
+    let mut gains = Vec::new();
+    for seed in 1..=8 {
+        let held = slow_dependency(false, seed);
+        let freed = slow_dependency(true, seed);
+        assert_eq!(held.sent, freed.sent, "the same probes");
+        assert!(
+            (held.sent as f64 - 600.0).abs() < 5.0 * 600f64.sqrt(),
+            "{held:?}"
+        );
+        let (without, with) = (
+            held.ok as f64 / held.sent as f64,
+            freed.ok as f64 / freed.sent as f64,
+        );
+        assert!(without <= 0.2, "seed {seed}: workers all held: {held:?}");
+        assert!(with >= 0.95, "seed {seed}: workers freed: {freed:?}");
+        assert_eq!(held.cancelled, 0, "nothing is cancelled without it");
+        let cancelled = freed.cancelled as f64;
+        assert!((cancelled - 120.0).abs() < 5.0 * 120f64.sqrt(), "{freed:?}");
+        gains.push(with - without);
+    }
+    let (mean, se) = mean_se(&gains);
+    // t(0.9995, 7) = 5.41 standard errors.
+    assert!(
+        mean > 5.41 * se,
+        "gain in probes answered: {mean:.3} +- {se:.3}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bulkheads: pools that do not wait
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_zero_wait_bulkhead_fails_calls_beyond_its_size_at_once() {
+    // `order` (10 workers) gets 10 paying requests (1 ms of work, then a call to `payment`,
+    // which takes 1 s) and 5 browsing ones (1 ms, no call) at once. The 10 paying requests
+    // take every worker first.
+    let run = |bulkhead: bool| {
+        let (mut sim, h) = sim_one_host(1);
+        let slow = vec![kind("q", constant(secs_d(1)), vec![])];
+        spawn_service(&mut sim, h, "payment", service(100, None, slow));
+        let mut pay = call("payment", 0, secs_d(5));
+        let mut cfg = service(10, None, vec![]);
+        if bulkhead {
+            pay.pool = Some("payment".into());
+            cfg.pools
+                .insert("payment".into(), pool(3, SimDuration::ZERO));
+        }
+        cfg.kinds = vec![
+            kind("pay", constant(ms(1)), vec![pay]),
+            kind("browse", constant(ms(1)), vec![]),
+        ];
+        let order = spawn_service(&mut sim, h, "order", cfg);
+        let mut reqs = vec![(0, None); 10];
+        reqs.extend([(1, None); 5]);
+        let log = spawn_burst(&mut sim, h, order, reqs);
+        sim.run();
+        (sim, by_id(&log))
+    };
+
+    // With a bulkhead of 3 permits and no wait: at 1 ms three calls go out and the other
+    // seven fail at once, freeing their workers for the browsing requests (done at 2 ms).
+    let (sim, replies) = run(true);
+    let pool_timeout = Status::Err(ErrorKind::PoolTimeout);
+    let mut want: Vec<_> = (0..3).map(|id| (id, at_ms(1_001), Status::Ok)).collect();
+    want.extend((3..10).map(|id| (id, at_ms(1), pool_timeout)));
+    want.extend((10..15).map(|id| (id, at_ms(2), Status::Ok)));
+    assert_eq!(replies, want);
+    assert_eq!(counter(&sim, "order.pool_timeouts_total.payment"), 7);
+    assert_eq!(counter(&sim, "order.failed_total"), 7);
+    assert_eq!(
+        counter(&sim, "payment.completed_total"),
+        3,
+        "only 3 calls were made"
+    );
+    let wait = histogram(&sim, "order.pool_wait.payment");
+    assert_eq!((wait.count, wait.max), (10, 0), "nobody waited");
+
+    // Without: every worker waits on payment for 1 s, browsing with them.
+    let (sim, replies) = run(false);
+    let mut want: Vec<_> = (0..10).map(|id| (id, at_ms(1_001), Status::Ok)).collect();
+    want.extend((10..15).map(|id| (id, at_ms(1_002), Status::Ok)));
+    assert_eq!(replies, want);
+    assert_eq!(counter(&sim, "payment.completed_total"), 10);
+}
+
+#[test]
+fn a_bulkhead_keeps_the_workers_a_slow_dependency_may_hold_to_its_permits() {
+    // `held_workers` again (S1): paying requests at 10/s into 4 workers, each holding its
+    // worker for payment's 1 s. Without a bulkhead every worker is held and the probes time
+    // out (`a_worker_is_held_for_the_whole_downstream_call`). With 2 permits and no wait, at
+    // most 2 workers are ever on payment, the other 2 serve the probes as if payment were not
+    // there, and paying requests beyond 2 in flight fail at once.
+    let sim = held_workers(true, Some(2));
+    assert_eq!(counter(&sim, "probe.sent_total"), 30);
+    assert_eq!(counter(&sim, "probe.timeout_total"), 0);
+    // The probe sent at 30 s is still in its 1 ms of work when the run stops, as when calm.
+    assert_eq!(counter(&sim, "probe.ok_total"), 29);
+    let p99 = histogram(&sim, "probe.latency").p99;
+    assert!(p99 <= 1_001_000, "probes never wait: {p99} ns");
+    // Paying throughput is capped at 2 calls per 1.001 s.
+    let paid = counter(&sim, "load.ok_total");
+    assert!(paid <= 60, "{paid}");
+    assert!(paid >= 50, "{paid}");
+    let refused = counter(&sim, "order.pool_timeouts_total.payment");
+    assert_eq!(refused, counter(&sim, "load.error_total"));
+    let sent = counter(&sim, "load.sent_total");
+    assert!(refused + paid <= sent);
+    assert!(
+        refused + paid + 2 >= sent,
+        "all others refused: {refused} + {paid} of {sent}"
+    );
+    let on_payment = sim.metrics().gauge_value("order.pool_in_use.payment");
+    assert!(on_payment.is_some_and(|n| n <= 2.0), "{on_payment:?}");
+    let busy = sim.metrics().gauge_time_weighted_mean("order.busy_workers");
+    assert!(
+        busy.is_some_and(|b| b <= 2.1),
+        "two workers held at most: {busy:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The new fields in configs and scenario files
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn the_new_service_fields_default_to_todays_behaviour_and_name_their_errors() {
+    // Absent, they change nothing.
+    let text = r#"(workers: 2, kinds: [(name: "q", service: Const("1ms"))])"#;
+    let plain = from_ron::<ServiceConfig>(text).expect("valid");
+    assert_eq!(plain.queue, QueueDiscipline::Fifo);
+    assert_eq!(plain.memory, None);
+    assert_eq!(plain.warmup, None);
+
+    let text = r#"(
+        workers: 2,
+        kinds: [(name: "q", service: Const("1ms"))],
+        queue: AdaptiveLifo(40),
+        memory: Some((limit: 512000000, per_request: 2000000)),
+        warmup: Some((duration: "30s", factor: 4.0)),
+        pools: {"payment": (pool_size: 10, acquire_timeout: "0ms")},
+    )"#;
+    let cfg = from_ron::<ServiceConfig>(text).expect("valid");
+    assert_eq!(cfg.queue, QueueDiscipline::AdaptiveLifo(40));
+    let memory = cfg.memory.clone().expect("set");
+    assert_eq!(memory.base, 0, "nothing at rest by default");
+    assert_eq!(
+        memory.restart_after,
+        secs_d(10),
+        "CrashLoopBackOff's first delay"
+    );
+    assert_eq!(memory.restart_after_max, secs_d(300), "and its cap");
+    assert_eq!(cfg.warmup.as_ref().map(|w| w.factor), Some(4.0));
+    assert_eq!(cfg.pools["payment"].acquire_timeout, SimDuration::ZERO);
+    let back: ServiceConfig = ron::from_str(&ron::to_string(&cfg).unwrap()).unwrap();
+    assert_eq!(back, cfg, "round trip");
+    for lifo in ["Lifo", "Fifo"] {
+        let text =
+            format!(r#"(workers: 1, kinds: [(name: "q", service: Const("1ms"))], queue: {lifo})"#);
+        assert!(from_ron::<ServiceConfig>(&text).is_ok(), "{lifo}");
+    }
+    let typo = r#"(workers: 1, kinds: [(name: "q", service: Const("1ms"))],
+                   memory: Some((limit: 10, per_request: 1, restart_delay: "1s")))"#;
+    let err = from_ron::<ServiceConfig>(typo).expect_err("unknown field");
+    assert!(err.to_string().contains("restart_delay"), "{err}");
+
+    let field = |tune: &dyn Fn(&mut ServiceConfig)| {
+        let mut cfg = service(2, None, vec![kind("q", constant(ms(1)), vec![])]);
+        tune(&mut cfg);
+        let err = Service::<Rpc>::new(cfg).err().expect("invalid");
+        (err.field().map(str::to_string), err.to_string())
+    };
+    let mem = |f: &dyn Fn(&mut MemoryConfig)| {
+        field(&|c: &mut ServiceConfig| {
+            let mut m = memory_10_requests();
+            f(&mut m);
+            c.memory = Some(m);
+        })
+    };
+    let (f, _) = mem(&|m| m.limit = 0);
+    assert_eq!(f.as_deref(), Some("memory.limit"));
+    let (f, _) = mem(&|m| m.per_request = 0);
+    assert_eq!(f.as_deref(), Some("memory.per_request"));
+    let (f, msg) = mem(&|m| m.base = 9_500_000);
+    assert_eq!(f.as_deref(), Some("memory.limit"));
+    assert!(msg.contains("cannot hold even one request"), "{msg}");
+    let (f, msg) = mem(&|m| m.restart_after_max = secs_d(1));
+    assert_eq!(f.as_deref(), Some("memory.restart_after_max"));
+    assert!(msg.contains("shorter than restart_after"), "{msg}");
+    // Exactly one request's worth is a valid (if harsh) limit.
+    let mut edge = service(1, None, vec![kind("q", constant(ms(1)), vec![])]);
+    edge.memory = Some(MemoryConfig {
+        base: 9_000_000,
+        ..memory_10_requests()
+    });
+    assert!(Service::<Rpc>::new(edge).is_ok());
+
+    let warm = |duration: SimDuration, factor: f64| {
+        field(&|c: &mut ServiceConfig| c.warmup = Some(Warmup { duration, factor }))
+    };
+    let (f, _) = warm(SimDuration::ZERO, 2.0);
+    assert_eq!(f.as_deref(), Some("warmup.duration"));
+    for bad in [0.5, f64::NAN, f64::INFINITY] {
+        let (f, msg) = warm(secs_d(1), bad);
+        assert_eq!(f.as_deref(), Some("warmup.factor"), "{bad}");
+        assert!(msg.contains(">= 1"), "{msg}");
+    }
+}
+
+#[test]
+fn a_scenario_file_writes_the_new_fields_as_the_configs_read_them() {
+    // The OOM loop of `an_unbounded_queue_grows_until_an_oom_kill_and_the_restarts_loop`, as
+    // a scenario: the baseline is killed again and again, a bounded queue never is.
+    let text = r#"
+    Scenario(
+        name: "oom_loop",
+        about: "An unbounded queue under 2x overload runs out of memory, again and again.",
+        seed: 1,
+        duration: "15s",
+        // Gauges are sampled at points: fine enough to see the 95 ms lives.
+        sample: "1ms",
+        components: {
+            "load": Client(target: "svc", arrivals: Constant("200/s"), timeout: "1s"),
+            "svc": Service(
+                workers: 1,
+                queue_capacity: None,
+                kinds: [(name: "q", service: Const("10ms"))],
+                memory: (limit: 10000000, per_request: 1000000),
+                warmup: (duration: "1s", factor: 1.0),
+                queue: AdaptiveLifo(1000),
+            ),
+        },
+        checks: [
+            AtMost(name: "never OOM-killed", value: "svc.oom_kills_total", max: 0),
+            AtMost(name: "memory bounded", value: "max(svc.memory_bytes)", max: 9000000),
+        ],
+        variants: [
+            (name: "baseline", about: "Unbounded queue.",
+             expect: {"never OOM-killed": Fails, "memory bounded": Fails}),
+            (name: "bounded queue", about: "Room for 8: at most 9 requests, 9 MB.",
+             set: {"svc.queue_capacity": 8},
+             expect: {"never OOM-killed": Holds, "memory bounded": Holds}),
+        ],
+    )"#;
+    let s = faultline::scenario::Scenario::from_str(text, "oom_loop.ron")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let svc = match &s.variants[0].component("svc").expect("svc").config {
+        faultline::scenario::Config::Service(c) => c.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(svc.memory, Some(memory_10_requests()));
+    assert_eq!(svc.queue, QueueDiscipline::AdaptiveLifo(1000));
+    // Killed at 0.1 s and 10.195 s in the 15 s. The gauge reads what the live process holds:
+    // the baseline fills its 10 MB before each kill (and reads 0 while down), the bounded
+    // queue never passes 9 MB.
+    for (vi, kills, peak) in [(0, 2.0, 1e7), (1, 0.0, 9e6)] {
+        let (run, _) = faultline::scenario::run::run_seed(&s, vi, 1, false);
+        let name = &s.variants[vi].name;
+        assert_eq!(run.checks[0].value, Some(kills), "{name}");
+        assert_eq!(run.checks[1].value, Some(peak), "{name}");
+        assert_eq!(run.checks[0].holds, vi == 1, "{name}");
+        assert_eq!(run.checks[1].holds, vi == 1, "{name}");
+    }
 }
