@@ -11,6 +11,10 @@
 //! write-ahead log, a committed offset) lives in a [`Durable`] cell that the factory captures and
 //! hands to each new incarnation. The separation is therefore enforced by ownership, not by
 //! convention: state not reachable from a `Durable` is gone after a crash.
+//!
+//! An actor can also crash *itself* ([`Ctx::crash_self`]), optionally asking to be restarted
+//! after a delay: that is how a process dies of its own state (a service out of memory) and an
+//! orchestrator brings it back, with no fault plan scripting either.
 
 use std::cell::{Ref, RefCell, RefMut};
 use std::fmt;
@@ -207,6 +211,27 @@ impl<'a, M: Message> Ctx<'a, M> {
     /// The current slowdown factor of this actor (1.0 when healthy).
     pub fn slowdown(&self) -> f64 {
         self.core.procs[self.me.index()].slow
+    }
+
+    /// Crashes this actor, as a `Crash` fault would, at the current instant but after this
+    /// handler returns: the process dies of its own state (out of memory, a failed assertion,
+    /// a panic) rather than of something done to it.
+    ///
+    /// What the handler did before still happens (messages it sent are on their way; a message
+    /// to itself is addressed to the incarnation that is dying, so it is dropped). Then the
+    /// instance is dropped with all its volatile state, the incarnation is bumped (its timers
+    /// die, and messages to it are dropped until it is back), and a backlog from a pause is
+    /// discarded. With `restart_after`, the engine restarts it that long after the crash (a
+    /// fresh instance from its factory, then `on_start`), as an orchestrator or supervisor
+    /// would; with None it stays down until a `Restart` fault.
+    ///
+    /// A crash or restart from outside while the restart is pending takes over: a `Crash` fault
+    /// cancels the pending restart (the actor stays down until restarted), a `Restart` fault
+    /// restarts it at once and cancels the pending one. Traced as `SelfCrash` and
+    /// `SelfRestart` events, counted in `Stats::self_crashes` and `Stats::self_restarts`.
+    /// Calling it twice in one handler keeps the later `restart_after`.
+    pub fn crash_self(&mut self, restart_after: Option<SimDuration>) {
+        self.core.self_crash = Some((self.me, restart_after));
     }
 
     /// Registers (or finds) a counter owned by this actor.

@@ -14,11 +14,16 @@
 //! was created, and is delivered only to that incarnation. So timers die with the process, and
 //! a message sent to a process that has since crashed is lost — as with a TCP connection reset —
 //! even if the process is back by the time the message arrives.
+//!
+//! An actor may crash itself ([`Ctx::crash_self`]): the same crash, applied as soon as its
+//! handler returns, and optionally a restart after a delay, scheduled as an event of its own.
+//! A crash or restart from outside cancels that pending restart, so a fault plan always has the
+//! last word over an actor's fate.
 
 use std::collections::BTreeMap;
 
 use crate::actor::{Actor, ActorId, Ctx, Factory, Message, boxed_factory};
-use crate::engine::queue::EventQueue;
+use crate::engine::queue::{EventKey, EventQueue};
 use crate::engine::rng::{SimRng, Streams};
 use crate::engine::time::{SimDuration, SimTime};
 use crate::engine::trace::{Divergence, Trace, TraceKind, TraceRecord, first_divergence};
@@ -47,6 +52,12 @@ pub(crate) enum Event<M> {
     Fault {
         action: u32,
     },
+    /// The restart an actor asked for when it crashed itself ([`Ctx::crash_self`]). Not
+    /// addressed to an incarnation: while it is pending the actor is down, and any crash or
+    /// restart from outside cancels it.
+    Restart {
+        to: ActorId,
+    },
 }
 
 impl<M> Event<M> {
@@ -55,7 +66,7 @@ impl<M> Event<M> {
             Event::Start { to, inc }
             | Event::Deliver { to, inc, .. }
             | Event::Timer { to, inc, .. } => Some((to, inc)),
-            Event::Fault { .. } => None,
+            Event::Fault { .. } | Event::Restart { .. } => None,
         }
     }
 
@@ -65,6 +76,7 @@ impl<M> Event<M> {
             Event::Deliver { .. } => TraceKind::Message,
             Event::Timer { .. } => TraceKind::Timer,
             Event::Fault { .. } => TraceKind::Fault,
+            Event::Restart { .. } => TraceKind::SelfRestart,
         }
     }
 }
@@ -206,6 +218,11 @@ pub struct Stats {
     pub duplicated: u64,
     /// The most events pending at once.
     pub queue_peak: usize,
+    /// Actors that crashed themselves ([`Ctx::crash_self`]).
+    pub self_crashes: u64,
+    /// Restarts an actor asked for when it crashed itself, carried out (not those cancelled by a
+    /// crash or restart from outside in the meantime).
+    pub self_restarts: u64,
 }
 
 /// Errors in assembling a simulation.
@@ -258,6 +275,12 @@ pub struct Core<M: Message> {
     pub(crate) trace: Trace,
     streams: Streams,
     pub(crate) spawns: Vec<(ActorId, Factory<M>)>,
+    /// Set by [`Ctx::crash_self`] during a handler: the actor and the restart delay it asked
+    /// for. Applied (and cleared) as soon as the handler returns.
+    pub(crate) self_crash: Option<(ActorId, Option<SimDuration>)>,
+    /// Pending restarts asked for by self-crashes, by actor: cancelled by any crash or restart
+    /// from outside, which takes over the actor's fate.
+    restarts: BTreeMap<ActorId, (EventKey, SimTime)>,
     stats: Stats,
     limits: Limits,
     actions: Vec<(Action, String)>,
@@ -419,6 +442,8 @@ impl<M: Message> Sim<M> {
                 trace: Trace::new(config.record_trace),
                 streams,
                 spawns: Vec::new(),
+                self_crash: None,
+                restarts: BTreeMap::new(),
                 stats: Stats::default(),
                 limits: config.limits,
                 actions: Vec::new(),
@@ -652,6 +677,12 @@ impl<M: Message> Sim<M> {
     /// Crashes an actor now: its instance is dropped, pending timers and backlog die, messages
     /// to it are dropped until it restarts.
     pub fn crash(&mut self, id: ActorId) {
+        // A crash from outside takes over an actor that is waiting to come back from a crash
+        // of its own: it stays down until something restarts it.
+        if let Some((key, _)) = self.core.restarts.remove(&id) {
+            let cancelled = self.core.queue.cancel(key);
+            debug_assert!(cancelled.is_some(), "a pending restart is in the queue");
+        }
         let p = &mut self.core.procs[id.index()];
         if p.status == Status::Down {
             return;
@@ -660,6 +691,65 @@ impl<M: Message> Sim<M> {
         p.inc = p.inc.wrapping_add(1);
         p.instance = None;
         self.core.backlogs.remove(&id);
+    }
+
+    /// Applies a [`Ctx::crash_self`] once the actor's handler has returned (its instance is
+    /// already dropped): a crash as by a `Crash` fault, traced and counted, and the restart it
+    /// asked for scheduled.
+    fn crash_self_now(&mut self, id: ActorId, restart_after: Option<SimDuration>) {
+        debug_assert_eq!(self.core.procs[id.index()].status, Status::Up);
+        debug_assert!(self.core.procs[id.index()].instance.is_none());
+        let now = self.core.now;
+        self.crash(id);
+        debug_assert_eq!(self.core.procs[id.index()].status, Status::Down);
+        debug_assert!(
+            !self.core.restarts.contains_key(&id),
+            "crash() cancelled it"
+        );
+        self.core.stats.self_crashes += 1;
+        self.core
+            .trace
+            .fold(now, TraceKind::SelfCrash, Some(id.0), None);
+        if self.core.trace.recording() {
+            let detail = match restart_after {
+                Some(d) => format!("crash_self, restart after {d}"),
+                None => "crash_self, no restart".to_string(),
+            };
+            let name = Some(self.core.proc_names[id.index()].clone());
+            self.core
+                .trace
+                .push_record(now, TraceKind::SelfCrash, name, None, detail);
+        }
+        if let Some(after) = restart_after {
+            let at = now.saturating_add(after);
+            let key = self
+                .core
+                .queue
+                .push(at.as_nanos(), Event::Restart { to: id });
+            self.core.restarts.insert(id, (key, at));
+        }
+    }
+
+    /// The restart a self-crash asked for is due: the actor is still down (anything that
+    /// crashed or restarted it since would have cancelled this event).
+    fn restart_crashed_self(&mut self, id: ActorId) {
+        let now = self.core.now;
+        let pending = self.core.restarts.remove(&id);
+        debug_assert!(pending.is_some(), "a due restart was pending");
+        debug_assert_eq!(self.core.procs[id.index()].status, Status::Down);
+        self.core.stats.self_restarts += 1;
+        self.core
+            .trace
+            .fold(now, TraceKind::SelfRestart, Some(id.0), None);
+        if self.core.trace.recording() {
+            let name = Some(self.core.proc_names[id.index()].clone());
+            let detail = "restart after crash_self".to_string();
+            self.core
+                .trace
+                .push_record(now, TraceKind::SelfRestart, name, None, detail);
+        }
+        self.restart(id);
+        debug_assert_eq!(self.core.procs[id.index()].status, Status::Up);
     }
 
     /// Restarts an actor now (crashing it first if it is up): a fresh instance from its factory,
@@ -818,8 +908,13 @@ impl<M: Message> Sim<M> {
         core.metrics.advance_to(now);
         core.stats.events += 1;
         let Some((to, inc)) = event.target() else {
-            let Event::Fault { action } = event else {
-                unreachable!()
+            let action = match event {
+                Event::Fault { action } => action,
+                Event::Restart { to } => {
+                    self.restart_crashed_self(to);
+                    return;
+                }
+                _ => unreachable!("only faults and restarts have no incarnation"),
             };
             core.stats.faults += 1;
             core.trace.fold(now, TraceKind::Fault, None, None);
@@ -857,7 +952,7 @@ impl<M: Message> Sim<M> {
             let detail = match &event {
                 Event::Start { .. } => "start".to_string(),
                 Event::Deliver { msg, .. } | Event::Timer { msg, .. } => format!("{msg:?}"),
-                Event::Fault { .. } => unreachable!(),
+                Event::Fault { .. } | Event::Restart { .. } => unreachable!(),
             };
             let name = |id: u32| core.proc_names[id as usize].clone();
             let (actor, from_name) = (Some(name(to.0)), from.map(name));
@@ -891,9 +986,17 @@ impl<M: Message> Sim<M> {
                 ctx.core.stats.timers += 1;
                 instance.on_timer(&mut ctx, msg);
             }
-            Event::Fault { .. } => unreachable!(),
+            Event::Fault { .. } | Event::Restart { .. } => unreachable!(),
         }
-        self.core.procs[to.index()].instance = Some(instance);
+        match self.core.self_crash.take() {
+            None => self.core.procs[to.index()].instance = Some(instance),
+            Some((who, restart_after)) => {
+                debug_assert_eq!(who, to, "only the running actor can crash itself");
+                // The instance the handler ran on is its volatile state: it goes with the crash.
+                drop(instance);
+                self.crash_self_now(to, restart_after);
+            }
+        }
         if !self.core.spawns.is_empty() {
             self.install_spawns();
         }
@@ -1004,6 +1107,19 @@ impl<M: Message> Sim<M> {
 
     pub fn status(&self, id: ActorId) -> Status {
         self.core.procs[id.index()].status
+    }
+
+    /// The actor's incarnation: 0 at its first start, bumped by every crash and every restart
+    /// (so an actor that is up after `n` crash-and-restart cycles is at `2n`).
+    pub fn incarnation(&self, id: ActorId) -> u32 {
+        self.core.procs[id.index()].inc
+    }
+
+    /// When the restart an actor asked for by crashing itself is due, if one is pending.
+    pub fn pending_restart(&self, id: ActorId) -> Option<SimTime> {
+        let &(key, at) = self.core.restarts.get(&id)?;
+        debug_assert!(self.core.queue.is_pending(key));
+        Some(at)
     }
 
     pub fn actor_count(&self) -> usize {

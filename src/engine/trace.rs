@@ -31,6 +31,10 @@ pub enum TraceKind {
     Down = 7,
     /// An event for a paused actor, put in its backlog.
     Deferred = 8,
+    /// An actor crashed itself (`Ctx::crash_self`), right after its handler returned.
+    SelfCrash = 9,
+    /// An actor came back after the delay it asked for when it crashed itself.
+    SelfRestart = 10,
 }
 
 /// One line of the full trace.

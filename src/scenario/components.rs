@@ -159,9 +159,12 @@ impl Config {
             Config::Client(c) => sim.spawn(host, name, move || {
                 Client::<Msg>::new(c.clone()).expect(VALID)
             }),
-            Config::Service(c) => sim.spawn(host, name, move || {
-                Service::<Msg>::new(c.clone()).expect(VALID)
-            }),
+            Config::Service(c) => {
+                // One value, cloned for each incarnation: the clones share the state a service
+                // keeps across crashes (its OOM-kill record).
+                let proto = Service::<Msg>::new(c).expect(VALID);
+                sim.spawn(host, name, move || proto.clone())
+            }
             Config::Database(c) => sim.spawn(host, name, move || {
                 Database::<Msg>::new(c.clone()).expect(VALID)
             }),

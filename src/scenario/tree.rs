@@ -3414,6 +3414,9 @@ mod tests {
             drop_expired: false,
             shed_by_deadline: false,
             propagate_deadline: false,
+            queue: Default::default(),
+            memory: None,
+            warmup: None,
         }
     }
 

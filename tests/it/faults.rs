@@ -1,8 +1,9 @@
-//! Each fault's semantics, applied through fault plans as a scenario would.
+//! Each fault's semantics, applied through fault plans as a scenario would, and the crashes an
+//! actor brings on itself (`Ctx::crash_self`) with the restarts it asks for.
 
 use faultline::{
     Actor, ActorId, Ctx, CutMode, Durable, Fault, FaultPlan, LinkSpec, Sim, SimDuration, SimTime,
-    Skew,
+    Skew, TraceKind,
 };
 
 use crate::support::{Log, Recorder, Scripted, T, at_ms, ms, recorder, scripted, values};
@@ -432,4 +433,339 @@ fn a_nemesis_plan_runs_and_is_reproducible() {
     assert!(f1 > 0);
     assert!(n1 > 0, "some messages got through");
     assert_ne!(h1, run(6).0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// An actor that crashes itself (`Ctx::crash_self`)
+// ---------------------------------------------------------------------------------------------
+
+/// What a [`Crasher`] handled: (time, value, how many messages this incarnation had seen).
+type Handled = Durable<Vec<(SimTime, u64, u64)>>;
+
+/// Counts the messages it handles (volatile: a restart starts again at 0) and logs them
+/// durably, with its starts. On `Msg(n)` for `n` in `crash_on` it sends `Msg(1000 + n)` to
+/// `watch`, `Msg(100)` to itself and sets a 1 ms timer, then crashes itself.
+struct Crasher {
+    handled: Handled,
+    starts: Durable<Vec<SimTime>>,
+    seen: u64,
+    crash_on: Vec<u64>,
+    restart_after: Option<SimDuration>,
+    watch: ActorId,
+}
+
+impl Actor<T> for Crasher {
+    fn on_start(&mut self, ctx: &mut Ctx<'_, T>) {
+        self.starts.borrow_mut().push(ctx.now());
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_, T>, _: ActorId, msg: T) {
+        let T::Msg(n) = msg else { return };
+        self.seen += 1;
+        self.handled.borrow_mut().push((ctx.now(), n, self.seen));
+        if self.crash_on.contains(&n) {
+            ctx.send(self.watch, T::Msg(1000 + n));
+            let me = ctx.me();
+            ctx.send(me, T::Msg(100));
+            ctx.set_timer(ms(1), T::Fire(0));
+            ctx.crash_self(self.restart_after);
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, T>, _: T) {
+        // A timer set just before a self-crash dies with the incarnation: never logged.
+        self.handled.borrow_mut().push((ctx.now(), 999, self.seen));
+    }
+}
+
+/// What one crasher run is made of.
+struct CrashRig {
+    sim: Sim<T>,
+    handled: Handled,
+    starts: Durable<Vec<SimTime>>,
+    watch: Log,
+    crasher: ActorId,
+}
+
+/// "snd" on host a sends `Msg(1..=10)` every 10 ms (arriving at 11, 21, ..., 101 ms) to
+/// "self" (a [`Crasher`]) on host b, which reports to "watch" on host a; 1 ms links.
+fn crash_rig(crash_on: Vec<u64>, restart_after: Option<SimDuration>) -> CrashRig {
+    crash_rig_with(crash_on, restart_after, faultline::SimConfig::new(1))
+}
+
+fn crash_rig_with(
+    crash_on: Vec<u64>,
+    restart_after: Option<SimDuration>,
+    config: faultline::SimConfig,
+) -> CrashRig {
+    let mut sim = Sim::with_config(config).unwrap();
+    let (a, b) = (sim.add_host("a").unwrap(), sim.add_host("b").unwrap());
+    let (watch_id, watch) = recorder(&mut sim, a, "watch");
+    let (handled, starts): (Handled, Durable<Vec<SimTime>>) =
+        (Durable::new(vec![]), Durable::new(vec![]));
+    let (h, s) = (handled.clone(), starts.clone());
+    let crasher = sim
+        .spawn(b, "self", move || Crasher {
+            handled: h.clone(),
+            starts: s.clone(),
+            seen: 0,
+            crash_on: crash_on.clone(),
+            restart_after,
+            watch: watch_id,
+        })
+        .unwrap();
+    let script: Vec<_> = (1..=10).map(|i| (ms(i * 10), i)).collect();
+    scripted(&mut sim, a, "snd", crasher, script);
+    CrashRig {
+        sim,
+        handled,
+        starts,
+        watch,
+        crasher,
+    }
+}
+
+fn times(log: &Durable<Vec<SimTime>>) -> Vec<SimTime> {
+    log.borrow().clone()
+}
+
+#[test]
+fn an_actor_that_crashes_itself_is_down_until_the_restart_it_asked_for() {
+    // Crashes on 3 (at 31 ms) and on 7, each time asking to be back 25 ms later.
+    let mut rig = crash_rig(vec![3, 7], Some(ms(25)));
+    let id = rig.crasher;
+    rig.sim.run_until(at_ms(31));
+    assert_eq!(rig.sim.status(id), faultline::Status::Down);
+    assert_eq!(
+        rig.sim.incarnation(id),
+        1,
+        "the crash bumps the incarnation"
+    );
+    assert_eq!(rig.sim.pending_restart(id), Some(at_ms(56)));
+    assert!(
+        rig.sim.inspect::<Crasher>(id).is_none(),
+        "no instance while down"
+    );
+    rig.sim.run_until(at_ms(56));
+    assert_eq!(rig.sim.status(id), faultline::Status::Up);
+    assert_eq!(rig.sim.incarnation(id), 2, "and so does the restart");
+    assert_eq!(rig.sim.pending_restart(id), None);
+    assert_eq!(rig.sim.inspect::<Crasher>(id).map(|c| c.seen), Some(0));
+    rig.sim.run();
+
+    // 41 and 51 arrive while down; after the restart at 56 the count starts again from 0;
+    // 7 (at 71) crashes it until 96, so 81 and 91 are lost too.
+    assert_eq!(
+        *rig.handled.borrow(),
+        vec![
+            (at_ms(11), 1, 1),
+            (at_ms(21), 2, 2),
+            (at_ms(31), 3, 3),
+            (at_ms(61), 6, 1),
+            (at_ms(71), 7, 2),
+            (at_ms(101), 10, 1),
+        ],
+        "volatile state is lost, the timer set before each crash never fires"
+    );
+    assert_eq!(times(&rig.starts), [at_ms(0), at_ms(56), at_ms(96)]);
+    let watched: Vec<_> = rig.watch.borrow().iter().map(|e| (e.0, e.3)).collect();
+    assert_eq!(
+        watched,
+        [(at_ms(32), 1003), (at_ms(72), 1007)],
+        "what a handler sent before crashing itself is delivered"
+    );
+    let stats = rig.sim.stats();
+    assert_eq!(stats.self_crashes, 2);
+    assert_eq!(stats.self_restarts, 2);
+    assert_eq!(stats.dropped_down, 4, "41, 51, 81, 91");
+    assert_eq!(
+        stats.dropped_stale, 4,
+        "per crash: the message to itself and the timer, both addressed to the dead incarnation"
+    );
+    assert_eq!(rig.sim.incarnation(id), 4);
+    assert_eq!(stats.faults, 0, "nothing was scripted");
+}
+
+#[test]
+fn a_self_crash_without_a_restart_stays_down_until_a_restart_fault() {
+    let mut rig = crash_rig(vec![3], None);
+    let restart = Fault::Restart {
+        target: "self".into(),
+    };
+    rig.sim
+        .add_faults(&FaultPlan::new().at(at_ms(75), restart))
+        .unwrap();
+    rig.sim.run_until(at_ms(70));
+    assert_eq!(rig.sim.status(rig.crasher), faultline::Status::Down);
+    assert_eq!(rig.sim.pending_restart(rig.crasher), None);
+    rig.sim.run();
+    let values: Vec<u64> = rig.handled.borrow().iter().map(|e| e.1).collect();
+    assert_eq!(values, [1, 2, 3, 8, 9, 10]);
+    assert_eq!(times(&rig.starts), [at_ms(0), at_ms(75)]);
+    assert_eq!(rig.sim.stats().self_crashes, 1);
+    assert_eq!(rig.sim.stats().self_restarts, 0);
+    assert_eq!(rig.sim.stats().dropped_down, 4, "41 .. 71");
+}
+
+#[test]
+fn a_fault_takes_over_an_actor_waiting_to_come_back_from_its_own_crash() {
+    // The crasher goes down at 31 ms asking to be back at 56 ms; a fault arrives at 40 or 45.
+    let run = |plan: FaultPlan| {
+        let mut rig = crash_rig(vec![3], Some(ms(25)));
+        rig.sim.add_faults(&plan).unwrap();
+        rig.sim.run();
+        let values: Vec<u64> = rig.handled.borrow().iter().map(|e| e.1).collect();
+        let s = rig.sim.stats();
+        let counts = (s.self_crashes, s.self_restarts);
+        (
+            values,
+            times(&rig.starts),
+            counts,
+            rig.sim.incarnation(rig.crasher),
+        )
+    };
+    let crash = || crash("self");
+
+    // An instant crash cancels the pending restart: down for good (a crash of a down actor
+    // does not bump its incarnation).
+    let (values, starts, counts, inc) = run(FaultPlan::new().at(at_ms(40), crash()));
+    assert_eq!(values, [1, 2, 3]);
+    assert_eq!(starts, [at_ms(0)]);
+    assert_eq!(counts, (1, 0));
+    assert_eq!(inc, 1);
+
+    // A crash window: back at the window's end, not at 56 ms.
+    let (values, starts, counts, inc) = run(FaultPlan::new().window(at_ms(40), at_ms(80), crash()));
+    assert_eq!(values, [1, 2, 3, 8, 9, 10], "8 arrives at 81 ms");
+    assert_eq!(starts, [at_ms(0), at_ms(80)]);
+    assert_eq!(counts, (1, 0));
+    assert_eq!(inc, 2);
+
+    // A restart: back at once, and not a second time at 56 ms.
+    let restart = Fault::Restart {
+        target: "self".into(),
+    };
+    let (values, starts, counts, inc) = run(FaultPlan::new().at(at_ms(45), restart));
+    assert_eq!(values, [1, 2, 3, 5, 6, 7, 8, 9, 10]);
+    assert_eq!(starts, [at_ms(0), at_ms(45)]);
+    assert_eq!(counts, (1, 0));
+    assert_eq!(inc, 2);
+}
+
+#[test]
+fn a_self_crash_and_a_pause() {
+    // Paused 25..75 ms: 3 .. 7 (arriving 31 .. 71) wait in the backlog and are handled at the
+    // resume, in order. 3 crashes it (back 10 ms later, at 85): the rest of the backlog was
+    // addressed to the incarnation that died, and is dropped.
+    let mut rig = crash_rig(vec![3], Some(ms(10)));
+    let pause = Fault::Pause {
+        target: "self".into(),
+    };
+    rig.sim
+        .add_faults(&FaultPlan::new().window(at_ms(25), at_ms(75), pause))
+        .unwrap();
+    rig.sim.run();
+    assert_eq!(
+        *rig.handled.borrow(),
+        vec![
+            (at_ms(11), 1, 1),
+            (at_ms(21), 2, 2),
+            (at_ms(75), 3, 3),
+            (at_ms(91), 9, 1),
+            (at_ms(101), 10, 2),
+        ]
+    );
+    assert_eq!(times(&rig.starts), [at_ms(0), at_ms(85)]);
+    let s = rig.sim.stats();
+    assert_eq!(s.deferred, 5);
+    assert_eq!(
+        s.dropped_stale,
+        4 + 2,
+        "4 .. 7 of the backlog, the message to itself, the timer"
+    );
+    assert_eq!(s.dropped_down, 1, "8, at 81");
+
+    // A pause while it is down reaches no process: the restart at 56 ms comes back running,
+    // and the resume at 70 ms has nothing to resume.
+    let mut rig = crash_rig(vec![3], Some(ms(25)));
+    let pause = Fault::Pause {
+        target: "self".into(),
+    };
+    rig.sim
+        .add_faults(&FaultPlan::new().window(at_ms(40), at_ms(70), pause))
+        .unwrap();
+    rig.sim.run_until(at_ms(60));
+    assert_eq!(rig.sim.status(rig.crasher), faultline::Status::Up);
+    rig.sim.run();
+    let handled: Vec<(SimTime, u64)> = rig.handled.borrow().iter().map(|e| (e.0, e.1)).collect();
+    assert_eq!(
+        handled[3..],
+        [
+            (at_ms(61), 6),
+            (at_ms(71), 7),
+            (at_ms(81), 8),
+            (at_ms(91), 9),
+            (at_ms(101), 10)
+        ]
+    );
+    assert_eq!(rig.sim.stats().deferred, 0);
+}
+
+#[test]
+fn self_crashes_are_traced_and_replay_exactly() {
+    let rig = |restart_after: SimDuration, config: faultline::SimConfig| {
+        crash_rig_with(vec![3, 7], Some(restart_after), config)
+    };
+    let build = |restart_after: SimDuration| move |config| rig(restart_after, config).sim;
+    let config = faultline::SimConfig::new(3);
+    let report = faultline::check_determinism(build(ms(25)), config.clone(), at_ms(200))
+        .expect("the same seed replays the same self-crashes");
+    let other = faultline::check_determinism(build(ms(26)), config.clone(), at_ms(200))
+        .expect("so does another delay");
+    assert_ne!(report.hash, other.hash, "the restart time is in the trace");
+    let plain = |config| {
+        let mut r = rig(ms(25), config);
+        r.sim.run_until(at_ms(200));
+        r.sim.trace_hash()
+    };
+    assert_eq!(
+        plain(config.clone()),
+        report.hash,
+        "recording does not change the hash"
+    );
+    assert_eq!(plain(config.clone()), plain(config.clone()));
+
+    // The full record names each crash and restart, its actor and its delay, like a fault.
+    let mut recorded = rig(
+        ms(25),
+        faultline::SimConfig {
+            record_trace: true,
+            ..config
+        },
+    );
+    recorded.sim.run();
+    let trace = recorded.sim.take_trace().expect("recorded");
+    let own: Vec<_> = trace
+        .iter()
+        .filter(|r| matches!(r.kind, TraceKind::SelfCrash | TraceKind::SelfRestart))
+        .map(|r| {
+            (
+                r.time_ns / 1_000_000,
+                r.kind,
+                r.actor.as_deref(),
+                r.detail.as_str(),
+            )
+        })
+        .collect();
+    let (crash, restart) = (TraceKind::SelfCrash, TraceKind::SelfRestart);
+    let (crashed, back) = ("crash_self, restart after 25ms", "restart after crash_self");
+    assert_eq!(
+        own,
+        [
+            (31, crash, Some("self"), crashed),
+            (56, restart, Some("self"), back),
+            (71, crash, Some("self"), crashed),
+            (96, restart, Some("self"), back),
+        ]
+    );
 }

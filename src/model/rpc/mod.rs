@@ -35,7 +35,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub use balancer::{LoadBalancer, LoadBalancerConfig, Policy};
 pub use client::{Arrivals, Client, ClientConfig, Mix};
 pub use database::{Contention, Database, DatabaseConfig, QueryConfig};
-pub use service::{CallConfig, KindConfig, PoolConfig, Service, ServiceConfig};
+pub use service::{
+    CallConfig, DEFAULT_RESTART_AFTER, DEFAULT_RESTART_AFTER_MAX, KindConfig, MemoryConfig,
+    PoolConfig, QueueDiscipline, RESTART_BACKOFF_RESET, Service, ServiceConfig, Warmup,
+};
 
 use crate::actor::{ActorId, Ctx};
 use crate::dist::{Dist, DistError, Sampler};
@@ -113,6 +116,8 @@ pub enum Tick {
     CallTimeout { worker: u32, seq: u64 },
     /// Service: job `seq` waited `acquire_timeout` for a pooled connection.
     PoolTimeout { worker: u32, seq: u64 },
+    /// Service: the deadline of job `seq` has passed (with `propagate_deadline`): cancel it.
+    JobDeadline { worker: u32, seq: u64 },
     /// Database: query `id` (the database's own number) is done.
     QueryDone(u64),
     /// Load balancer: forwarded call `id` passed its deadline; forget it.

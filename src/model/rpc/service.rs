@@ -1,13 +1,24 @@
-//! A service: `workers` threads in front of a bounded FIFO queue, each request doing some CPU
-//! work and then a sequence of synchronous downstream calls *while holding its worker*, some of
-//! them through named client-side connection pools.
+//! A service: `workers` threads in front of a bounded queue, each request doing some CPU work
+//! and then a sequence of synchronous downstream calls *while holding its worker*, some of them
+//! through named pools (connection pools or bulkheads), under an optional memory limit.
 //!
 //! Holding the worker is the mechanism of cascading timeouts (catalogue S1): when a dependency
 //! slows down, every worker ends up waiting on it, and requests that never touch it queue behind
 //! them. Holding a pooled connection for the whole query is the mechanism of pool exhaustion
 //! (S3): throughput through a pool is capped at `pool_size / query time`, and waiters time out.
 //! Pools are named and a call names the one it uses, so reads and writes (or a replica and the
-//! primary) can have separate pools and a slow one exhausts only its own.
+//! primary) can have separate pools and a slow one exhausts only its own. A pool is also a
+//! semaphore bulkhead: a pool per dependency caps the workers that dependency can hold, and with
+//! `acquire_timeout: "0ms"` a call that finds no free permit fails at once (`PoolTimeout`)
+//! instead of waiting (S1's bulkhead fix).
+//!
+//! Holding memory per request is the mechanism of OOM crashes (S5) and restart loops (S4): with
+//! `memory`, each queued or held request holds `per_request` bytes, an unbounded queue under
+//! overload grows past `limit`, and the service is OOM-killed (everything queued or in flight
+//! lost, callers left to time out) and restarted by the orchestrator after Kubernetes'
+//! CrashLoopBackOff delay (10 s, doubling to 5 min). It comes back empty and, with `warmup`,
+//! slower for a while (cold caches, JIT), so the load that built up while it was down can kill
+//! it again: the loop emerges from the load, nothing scripts it.
 //!
 //! Overload controls, each off by default so that a baseline shows the failure:
 //! - `fallback` on a call: a failed call (error response, call timeout, pool timeout) does not
@@ -22,10 +33,21 @@
 //!   estimate and why it carries a margin.
 //! - `propagate_deadline`: a downstream call inherits the request's deadline when it is earlier
 //!   than the call's own timeout, so callees (with `drop_expired` or `shed_by_deadline`) can skip
-//!   work whose original caller has given up.
+//!   work whose original caller has given up; and a job still held when its deadline passes is
+//!   cancelled then (CPU work stopped, a call in flight abandoned, the worker freed; counted in
+//!   `cancelled_total`), so a callee stops working on a request whose caller has given up.
+//! - `queue`: `Fifo` (default), `Lifo` (newest first: its caller is the most likely to still be
+//!   waiting) or `AdaptiveLifo(threshold)` (FIFO until more than `threshold` are queued, then
+//!   LIFO: Facebook's adaptive LIFO, S2).
+//!
+//! Fields and metrics added with these mechanisms, all off (or absent) by default:
+//! `queue` ([`QueueDiscipline`]); `memory` ([`MemoryConfig`]: `limit`, `per_request`, `base`,
+//! `restart_after`, `restart_after_max`), with the `memory_bytes` gauge and the
+//! `oom_kills_total` counter; `warmup` ([`Warmup`]: `duration`, `factor`); `cancelled_total`;
+//! and pools' `acquire_timeout` may be 0.
 //!
 //! Not yet here (they slot in around `send_call` and `call_ended`): retries with backoff and
-//! circuit breakers.
+//! circuit breakers; CoDel-style queue timeouts.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::marker::PhantomData;
@@ -36,7 +58,7 @@ use super::{
     ConfigError, ErrorKind, KindRef, Request, Rpc, Status, Tick, Validate, check_kind_name,
     check_suffix_name, check_unique_names, compile, nonzero, quoted_list, reply, resolve,
 };
-use crate::actor::{Actor, ActorId, Ctx, TimerId};
+use crate::actor::{Actor, ActorId, Ctx, Durable, TimerId};
 use crate::dist::{Dist, Sampler};
 use crate::engine::time::{SimDuration, SimTime};
 use crate::metrics::{CounterId, GaugeId, HistogramId};
@@ -68,6 +90,24 @@ const HOLD_DEV_GAIN: f64 = 1.0 / 16.0;
 /// `RTO = SRTT + K * RTTVAR`, 4 (RFC 6298 §2.2). For a normal spread a mean deviation is 0.8
 /// standard deviations, so the margin is about 3.2 of them.
 const SHED_MARGIN_DEVS: f64 = 4.0;
+
+/// Kubernetes' CrashLoopBackOff initial delay, 10 s: "After containers in a Pod exit, the
+/// kubelet restarts them with an exponential back-off delay (10s, 20s, 40s, …), that is capped
+/// at five minutes" (Kubernetes documentation, Pod Lifecycle, "Container restart policy").
+/// The kubelet restarts the very first crash of a container at once and only then starts
+/// backing off; the model waits `restart_after` every time, so the first restart is 10 s later
+/// than Kubernetes'.
+pub const DEFAULT_RESTART_AFTER: SimDuration = SimDuration::from_secs(10);
+
+/// Kubernetes' CrashLoopBackOff cap, 5 min (same page: "capped at five minutes";
+/// `MaxContainerBackOff` in the kubelet).
+pub const DEFAULT_RESTART_AFTER_MAX: SimDuration = SimDuration::from_secs(300);
+
+/// How long a service must run without an OOM kill for the restart delay to start again from
+/// `restart_after`: the kubelet's 10 minutes ("Once a container has executed for 10 minutes
+/// without any problems, the kubelet resets the restart backoff timer for that container", same
+/// page).
+pub const RESTART_BACKOFF_RESET: SimDuration = SimDuration::from_secs(600);
 
 /// One synchronous downstream call.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -105,12 +145,21 @@ pub struct KindConfig {
     pub calls: Vec<CallConfig>,
 }
 
-/// A client-side connection pool (HikariCP-like: fixed size, FIFO waiters).
+/// A named pool of permits in front of the calls that name it: a client-side connection pool
+/// (HikariCP-like: fixed size, FIFO waiters) or, equally, a semaphore bulkhead per dependency
+/// (resilience4j's `SemaphoreBulkhead`): a call holds one permit from before it is sent until
+/// it ends, so at most `pool_size` calls through the pool are in flight and a slow dependency
+/// can hold at most that many workers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PoolConfig {
+    /// Permits (connections). Default 10, HikariCP's `maximumPoolSize`.
     #[serde(default = "default_pool_size")]
     pub pool_size: u32,
+    /// The longest a call waits for a permit before failing with `PoolTimeout`. Default 30 s,
+    /// HikariCP's `connectionTimeout`. `"0ms"` means do not wait: with every permit taken the
+    /// call fails at once (resilience4j's semaphore bulkhead with `maxWaitDuration` 0, its
+    /// default).
     #[serde(default = "default_acquire_timeout")]
     pub acquire_timeout: SimDuration,
 }
@@ -129,6 +178,112 @@ impl Default for PoolConfig {
             pool_size: DEFAULT_POOL_SIZE,
             acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
         }
+    }
+}
+
+/// In what order free workers take queued requests. Whatever the order, a request joins the
+/// queue only if there is room (`queue_capacity`): a full queue rejects the newcomer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum QueueDiscipline {
+    /// Oldest first (Tomcat's accept queue, and every `java.util.concurrent` executor queue).
+    #[default]
+    Fifo,
+    /// Newest first: under overload the newest request is the one whose caller is most likely
+    /// still waiting, while the oldest have often given up already (S2). Old requests may wait
+    /// for ever behind a stream of new ones: pair it with a bound or with `drop_expired`.
+    Lifo,
+    /// FIFO while the queue holds at most this many requests, LIFO while it holds more:
+    /// Facebook's adaptive LIFO ("During normal operating conditions, requests are processed
+    /// in FIFO order, but when a queue is starting to form, the server switches to LIFO mode",
+    /// B. Maurer, "Fail at Scale", ACM Queue 13(8), 2015). `AdaptiveLifo(0)` is `Lifo`.
+    AdaptiveLifo(u32),
+}
+
+/// A memory limit that kills the service when it holds too many requests (catalogue S4, S5):
+/// the container runtime's OOM killer, and the orchestrator that restarts it.
+///
+/// The service holds `base + (queued + held) * per_request` bytes, where `queued` counts the
+/// requests waiting for a worker and `held` the requests a worker has (in CPU work, waiting for
+/// a pooled connection or in a downstream call). When an admitted request takes that past
+/// `limit` the service is OOM-killed at once ([`Ctx::crash_self`]): everything queued or in
+/// flight is lost without an answer (its callers time out), pooled connections and all other
+/// volatile state with it, and it is restarted (empty, cold, with `warmup` again) after a
+/// delay that doubles with each kill in a row, as Kubernetes' CrashLoopBackOff does:
+/// `min(restart_after * 2^(n - 1), restart_after_max)` for the `n`-th kill since the service
+/// last ran [`RESTART_BACKOFF_RESET`] (10 min) without one. Set `restart_after_max` to
+/// `restart_after` for a constant delay.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryConfig {
+    /// Bytes the service may hold; more and it is killed. No default: it is the container's
+    /// `resources.limits.memory`.
+    pub limit: u64,
+    /// Bytes each queued or held request holds (its buffers, parsed body, stack). No default.
+    pub per_request: u64,
+    /// Bytes held at rest (heap, code, caches). Default 0.
+    #[serde(default)]
+    pub base: u64,
+    /// How long the orchestrator takes to bring the service back after its first kill in a
+    /// row. Default 10 s, Kubernetes' CrashLoopBackOff initial delay ([`DEFAULT_RESTART_AFTER`]).
+    #[serde(default = "default_restart_after")]
+    pub restart_after: SimDuration,
+    /// The most the doubling delay grows to. Default 5 min, Kubernetes' CrashLoopBackOff cap
+    /// ([`DEFAULT_RESTART_AFTER_MAX`]).
+    #[serde(default = "default_restart_after_max")]
+    pub restart_after_max: SimDuration,
+}
+
+fn default_restart_after() -> SimDuration {
+    DEFAULT_RESTART_AFTER
+}
+
+fn default_restart_after_max() -> SimDuration {
+    DEFAULT_RESTART_AFTER_MAX
+}
+
+impl MemoryConfig {
+    /// The restart delay after the `n`-th OOM kill in a row (n >= 1).
+    pub fn restart_delay(&self, n: u32) -> SimDuration {
+        debug_assert!(n >= 1, "the first kill is n = 1");
+        debug_assert!(self.restart_after <= self.restart_after_max);
+        // 2^(n-1) overflows nothing: past 2^63 the cap has long been reached.
+        let doublings = n.saturating_sub(1).min(63);
+        let delay = self
+            .restart_after
+            .as_nanos()
+            .saturating_mul(1_u64 << doublings);
+        let delay = SimDuration::from_nanos(delay).min(self.restart_after_max);
+        debug_assert!(delay >= self.restart_after || delay == self.restart_after_max);
+        delay
+    }
+}
+
+/// Slower service right after each (re)start (catalogue S4): cold caches, classes loading, a
+/// JIT compiler that has not yet compiled the hot paths. For `duration` after the service
+/// starts, CPU work takes `m` times its draw, where `m` falls linearly from `factor` at the
+/// start to 1 at `duration`, and stays 1 after. It multiplies on top of a `Slow` fault. No
+/// defaults: reported JVM warm-ups range from a few seconds to minutes and from 2x to over 10x
+/// slower, depending on the code and the JIT; a scenario picks its own.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Warmup {
+    /// How long the warm-up lasts after each start; > 0.
+    pub duration: SimDuration,
+    /// How many times slower CPU work is at the instant of the start; finite and >= 1.
+    pub factor: f64,
+}
+
+impl Warmup {
+    /// The multiplier of CPU work started `since_start` after the service started.
+    pub fn factor_at(&self, since_start: SimDuration) -> f64 {
+        if since_start >= self.duration {
+            return 1.0;
+        }
+        let left = 1.0 - since_start.as_nanos() as f64 / self.duration.as_nanos() as f64;
+        let m = 1.0 + (self.factor - 1.0) * left;
+        debug_assert!((1.0..=self.factor).contains(&m), "{m}");
+        m
     }
 }
 
@@ -172,11 +327,28 @@ pub struct ServiceConfig {
     /// first (`rejected_total`).
     #[serde(default)]
     pub shed_by_deadline: bool,
-    /// A downstream call's deadline is the earlier of `now + timeout` and the request's own
-    /// deadline, and the call times out at that earlier time. A call whose deadline has already
-    /// passed is not sent (its callee could only waste work on it) and times out at once.
+    /// Work stops when the caller gives up. A downstream call's deadline is the earlier of
+    /// `now + timeout` and the request's own deadline, so callees (with `drop_expired` or
+    /// `shed_by_deadline`) can skip work nobody waits for; a call whose deadline has already
+    /// passed is not sent (its callee could only waste work on it) and times out at once. And a
+    /// job whose deadline passes while a worker holds it is cancelled at that instant, whatever
+    /// it is doing: its CPU work stops, a wait for a pooled connection is given up, a
+    /// downstream call in flight is abandoned (its connection released, its late response
+    /// ignored), the worker is freed for the next request, and the caller gets `Timeout`
+    /// (counted in `cancelled_total`, not `failed_total`). A worker is then never held past the
+    /// deadline of the request it serves, which is what stops a slow dependency from holding
+    /// every worker for the whole of its callers' call timeouts (S1).
     #[serde(default)]
     pub propagate_deadline: bool,
+    /// The order in which free workers take queued requests. Default `Fifo`.
+    #[serde(default)]
+    pub queue: QueueDiscipline,
+    /// A memory limit and the restart after an OOM kill; None (the default) never runs out.
+    #[serde(default)]
+    pub memory: Option<MemoryConfig>,
+    /// Slower CPU work after each start; None (the default) starts warm.
+    #[serde(default)]
+    pub warmup: Option<Warmup>,
 }
 
 impl ServiceConfig {
@@ -230,8 +402,22 @@ impl Validate for ServiceConfig {
             let field = pool_field(name);
             check_suffix_name(&field, name, "connection pool")?;
             nonzero(format!("{field}.pool_size"), u64::from(pool.pool_size))?;
-            let timeout = pool.acquire_timeout.as_nanos();
-            nonzero(format!("{field}.acquire_timeout"), timeout)?;
+            // An `acquire_timeout` of 0 is a bulkhead that never waits.
+        }
+        if let Some(memory) = &self.memory {
+            memory.validate()?;
+        }
+        if let Some(warmup) = &self.warmup {
+            nonzero("warmup.duration", warmup.duration.as_nanos())?;
+            if !(warmup.factor.is_finite() && warmup.factor >= 1.0) {
+                return Err(ConfigError::Invalid {
+                    field: "warmup.factor".into(),
+                    reason: format!(
+                        "{} must be a finite number >= 1 (1 is no warm-up)",
+                        warmup.factor
+                    ),
+                });
+            }
         }
         for (k, kind) in self.kinds.iter().enumerate() {
             check_kind_name(format!("kinds[{k}].name"), &kind.name)?;
@@ -252,6 +438,34 @@ impl Validate for ServiceConfig {
         }
         let names = self.kinds.iter().map(|k| k.name.as_str());
         check_unique_names(names, |k| format!("kinds[{k}].name"))
+    }
+}
+
+impl MemoryConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        nonzero("memory.limit", self.limit)?;
+        nonzero("memory.per_request", self.per_request)?;
+        let one = self.base.saturating_add(self.per_request);
+        if one > self.limit {
+            return Err(ConfigError::Invalid {
+                field: "memory.limit".into(),
+                reason: format!(
+                    "{} bytes cannot hold even one request: base + per_request = {one} bytes",
+                    self.limit
+                ),
+            });
+        }
+        if self.restart_after_max < self.restart_after {
+            return Err(ConfigError::Invalid {
+                field: "memory.restart_after_max".into(),
+                reason: format!(
+                    "{} is shorter than restart_after ({}): the delay starts at restart_after \
+                     and doubles up to restart_after_max",
+                    self.restart_after_max, self.restart_after
+                ),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -327,6 +541,30 @@ struct Job {
     /// A call fell back: the answer, if Ok, is degraded.
     degraded: bool,
     phase: Phase,
+    /// The timer of the CPU work (stopped if the job is cancelled during it).
+    work_timer: TimerId,
+    /// With `propagate_deadline` and a request deadline: the timer that cancels the job then.
+    deadline_timer: Option<TimerId>,
+}
+
+/// How a job that a worker held ended, for its counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    /// Replied `Ok` (`completed_total`).
+    Completed,
+    /// Replied with an error from a call, a call timeout or a pool timeout (`failed_total`).
+    Failed,
+    /// Its deadline passed while held, with `propagate_deadline` (`cancelled_total`).
+    Cancelled,
+}
+
+/// What a service remembers across OOM kills: how many it has had in a row (since it last ran
+/// [`RESTART_BACKOFF_RESET`] without one), for the CrashLoopBackOff delay. In a real cluster
+/// the kubelet keeps this, not the process; here it lives in a [`Durable`] cell shared by the
+/// service's incarnations, the one place state survives a crash.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct OomRecord {
+    kills_in_a_row: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -387,9 +625,12 @@ struct ServiceMetrics {
     failed: CounterId,
     fallback: CounterId,
     degraded: CounterId,
+    cancelled: CounterId,
     latency: HistogramId,
     /// One per pool, in `Service::pools` order.
     pools: Vec<PoolMetrics>,
+    /// With `memory`: the `memory_bytes` gauge and the `oom_kills_total` counter.
+    memory: Option<(GaugeId, CounterId)>,
 }
 
 #[derive(Clone, Copy)]
@@ -406,12 +647,19 @@ struct PoolMetrics {
 /// `rejected_total` (no worker and no queue room), `shed_total` (rejected by
 /// `shed_by_deadline`), `expired_total` (dropped by `drop_expired`), `completed_total` (replied
 /// Ok, degraded or not), `failed_total` (replied with an error from a call, a call timeout or a
-/// pool timeout), `fallback_total` (calls that failed and fell back), `degraded_total`
-/// (requests replied Ok after at least one fallback); the `latency` histogram (ns, arrival to
-/// reply, every request a worker took, ok or failed; not the shed, rejected or expired ones).
+/// pool timeout), `cancelled_total` (stopped at their deadline with `propagate_deadline`),
+/// `fallback_total` (calls that failed and fell back), `degraded_total` (requests replied Ok
+/// after at least one fallback); the `latency` histogram (ns, arrival to reply, every request
+/// a worker took: ok, failed or cancelled; not the shed, rejected or expired ones).
 /// Per pool `<pool>`: `pool_in_use.<pool>` and `pool_waiting.<pool>` gauges,
-/// `pool_timeouts_total.<pool>`, and the `pool_wait.<pool>` histogram (ns, every acquire,
-/// including the ones that timed out).
+/// `pool_timeouts_total.<pool>` (waits that ran out, and with a 0 `acquire_timeout` every call
+/// that found no free permit), and the `pool_wait.<pool>` histogram (ns, every acquire,
+/// including the ones that timed out or were cancelled). With `memory`: the `memory_bytes`
+/// gauge (0 while the service is down) and `oom_kills_total`. Metrics live in the simulation,
+/// not in the instance, so every counter keeps counting across restarts.
+///
+/// A `Service` value is one actor's: its factory may clone it for each incarnation (the clones
+/// share the OOM record that must survive a crash), but two actors need two `Service::new`s.
 #[derive(Clone)]
 pub struct Service<M> {
     config: ServiceConfig,
@@ -427,6 +675,10 @@ pub struct Service<M> {
     /// None until the first job completes.
     hold: Option<HoldEstimate>,
     metrics: Option<ServiceMetrics>,
+    /// When this incarnation started (for `warmup` and the OOM backoff reset).
+    started: SimTime,
+    /// Shared by every incarnation built from the same `Service::new`.
+    oom: Durable<OomRecord>,
     _m: PhantomData<M>,
 }
 
@@ -480,6 +732,8 @@ impl<M> Service<M> {
             next_seq: 0,
             hold: None,
             metrics: None,
+            started: SimTime::ZERO,
+            oom: Durable::new(OomRecord::default()),
             _m: PhantomData,
         })
     }
@@ -497,6 +751,58 @@ impl<M> Service<M> {
         let i = self.config.pools.keys().position(|p| p == name)?;
         Some(self.pools[i].in_use)
     }
+
+    /// Bytes held now, `base + (queued + held) * per_request`, if the service has a `memory`
+    /// limit.
+    pub fn memory_bytes(&self) -> Option<u64> {
+        let memory = self.config.memory.as_ref()?;
+        let requests = (self.queue.len() + self.busy_workers()) as u64;
+        Some(
+            memory
+                .base
+                .saturating_add(requests.saturating_mul(memory.per_request)),
+        )
+    }
+
+    /// OOM kills in a row so far (reset after [`RESTART_BACKOFF_RESET`] without one).
+    pub fn oom_kills_in_a_row(&self) -> u32 {
+        self.oom.borrow().kills_in_a_row
+    }
+
+    /// The CPU-work multiplier of `warmup` at `now` (1 without warm-up or after it).
+    fn warmup_factor(&self, now: SimTime) -> f64 {
+        match &self.config.warmup {
+            Some(w) => w.factor_at(now.saturating_duration_since(self.started)),
+            None => 1.0,
+        }
+    }
+
+    /// The queued request a free worker takes next, removed from the queue.
+    fn pop_next(&mut self) -> Option<(Request, SimTime)> {
+        let newest_first = match self.config.queue {
+            QueueDiscipline::Fifo => false,
+            QueueDiscipline::Lifo => true,
+            QueueDiscipline::AdaptiveLifo(threshold) => self.queue.len() > threshold as usize,
+        };
+        if newest_first {
+            self.queue.pop_back()
+        } else {
+            self.queue.pop_front()
+        }
+    }
+
+    /// How many queued requests would be served before one arriving now, were no other to
+    /// arrive: all of them in FIFO order, none in LIFO order (adaptive LIFO: as the mode the
+    /// queue is in once the newcomer has joined).
+    fn ahead_of_newcomer(&self) -> usize {
+        let queued = self.queue.len();
+        match self.config.queue {
+            QueueDiscipline::Fifo => queued,
+            QueueDiscipline::Lifo => 0,
+            QueueDiscipline::AdaptiveLifo(threshold) if queued + 1 > threshold as usize => 0,
+            QueueDiscipline::AdaptiveLifo(_) => queued,
+        }
+    }
 }
 
 impl<M: Carry<Rpc>> Service<M> {
@@ -509,6 +815,16 @@ impl<M: Carry<Rpc>> Service<M> {
         let (queue_len, busy) = (self.queue.len() as f64, self.busy_workers() as f64);
         ctx.metrics().set(m.queue_len, queue_len);
         ctx.metrics().set(m.busy_workers, busy);
+        if let (Some((gauge, _)), Some(bytes)) = (m.memory, self.memory_bytes()) {
+            debug_assert!(
+                self.config
+                    .memory
+                    .as_ref()
+                    .is_some_and(|c| bytes <= c.limit),
+                "a service over its limit is killed before it publishes"
+            );
+            ctx.metrics().set(gauge, bytes as f64);
+        }
         debug_assert_eq!(self.pools.len(), m.pools.len());
         for (p, pm) in self.pools.iter().zip(&m.pools) {
             debug_assert!(p.in_use <= p.size);
@@ -532,6 +848,26 @@ impl<M: Carry<Rpc>> Service<M> {
         debug_assert!(arrived <= ctx.now());
         let seq = self.next_seq;
         self.next_seq += 1;
+        // Set before the work timer, so that work ending exactly at the deadline is cancelled
+        // (a deadline is the last instant nobody waits for, as `drop_expired` reads it).
+        let deadline_timer = match req.deadline {
+            Some(deadline) if self.config.propagate_deadline => {
+                let tick = Tick::JobDeadline { worker: w, seq };
+                Some(ctx.set_timer_at(deadline, M::wrap(Rpc::Tick(tick))))
+            }
+            _ => None,
+        };
+        let work = ctx.sample_duration(&self.kinds[req.kind as usize].service);
+        let work = ctx.work(work);
+        let warm = self.warmup_factor(ctx.now());
+        let work = if warm == 1.0 {
+            work
+        } else {
+            let ns = libm::round(work.as_nanos() as f64 * warm).min(u64::MAX as f64);
+            SimDuration::from_nanos(ns as u64)
+        };
+        let tick = Tick::WorkDone { worker: w, seq };
+        let work_timer = ctx.set_timer(work, M::wrap(Rpc::Tick(tick)));
         self.workers[w as usize] = Some(Job {
             req,
             arrived,
@@ -540,17 +876,16 @@ impl<M: Carry<Rpc>> Service<M> {
             call: 0,
             degraded: false,
             phase: Phase::Working,
+            work_timer,
+            deadline_timer,
         });
-        let work = ctx.sample_duration(&self.kinds[req.kind as usize].service);
-        let work = ctx.work(work);
-        ctx.set_timer(work, M::wrap(Rpc::Tick(Tick::WorkDone { worker: w, seq })));
     }
 
     /// Makes the job's next call, or replies Ok if there is none left.
     fn advance(&mut self, ctx: &mut Ctx<'_, M>, w: u32) {
         let job = self.workers[w as usize].expect("advancing a held job");
         let Some(&call) = self.kinds[job.req.kind as usize].calls.get(job.call) else {
-            self.finish(ctx, w, Status::Ok);
+            self.finish(ctx, w, Status::Ok, Outcome::Completed);
             return;
         };
         let Some(p) = call.pool else {
@@ -567,6 +902,13 @@ impl<M: Carry<Rpc>> Service<M> {
             let wait = self.m().pools[p as usize].wait;
             ctx.metrics().record(wait, 0);
             self.send_call(ctx, w, call);
+        } else if pool.acquire_timeout == SimDuration::ZERO {
+            // A bulkhead that never waits: no permit, no call, at once.
+            debug_assert!(pool.waiters.is_empty(), "nobody waits on a 0-wait pool");
+            let pm = self.m().pools[p as usize];
+            ctx.metrics().record(pm.wait, 0);
+            ctx.metrics().inc(pm.timeouts);
+            self.call_ended(ctx, w, Status::Err(ErrorKind::PoolTimeout));
         } else {
             pool.waiters.push_back(w);
             let after = pool.acquire_timeout;
@@ -667,12 +1009,12 @@ impl<M: Carry<Rpc>> Service<M> {
                 ctx.metrics().inc(fallback);
                 self.advance(ctx, w);
             }
-            Status::Err(e) => self.finish(ctx, w, Status::Err(e)),
+            Status::Err(e) => self.finish(ctx, w, Status::Err(e), Outcome::Failed),
         }
     }
 
     /// Replies to the job's caller, frees the worker and takes the next queued request.
-    fn finish(&mut self, ctx: &mut Ctx<'_, M>, w: u32, status: Status) {
+    fn finish(&mut self, ctx: &mut Ctx<'_, M>, w: u32, status: Status, outcome: Outcome) {
         let job = self.workers[w as usize]
             .take()
             .expect("finishing a held job");
@@ -680,17 +1022,26 @@ impl<M: Carry<Rpc>> Service<M> {
             !matches!(job.phase, Phase::Acquiring { .. }) || status != Status::Ok,
             "a job waiting for a connection cannot have succeeded"
         );
+        debug_assert_eq!(status == Status::Ok, outcome == Outcome::Completed);
+        if let Some(timer) = job.deadline_timer
+            && outcome != Outcome::Cancelled
+        {
+            // Finished in time: the deadline no longer concerns this worker.
+            ctx.cancel_timer(timer);
+        }
         reply(ctx, job.req.reply_to, job.req.id, status);
         let m = self.m();
         let (completed, failed, degraded) = (m.completed, m.failed, m.degraded);
-        let latency = m.latency;
-        if status == Status::Ok {
-            ctx.metrics().inc(completed);
-            if job.degraded {
-                ctx.metrics().inc(degraded);
+        let (cancelled, latency) = (m.cancelled, m.latency);
+        match outcome {
+            Outcome::Completed => {
+                ctx.metrics().inc(completed);
+                if job.degraded {
+                    ctx.metrics().inc(degraded);
+                }
             }
-        } else {
-            ctx.metrics().inc(failed);
+            Outcome::Failed => ctx.metrics().inc(failed),
+            Outcome::Cancelled => ctx.metrics().inc(cancelled),
         }
         let now = ctx.now();
         ctx.metrics()
@@ -703,10 +1054,89 @@ impl<M: Carry<Rpc>> Service<M> {
         self.take_next(ctx, w);
     }
 
+    /// The deadline of worker `w`'s job has passed (with `propagate_deadline`): stops whatever
+    /// the job is waiting for, so the worker is free at once, and answers `Timeout`.
+    fn cancel(&mut self, ctx: &mut Ctx<'_, M>, w: u32) {
+        let job = self.workers[w as usize].expect("cancelling a held job");
+        debug_assert!(self.config.propagate_deadline);
+        debug_assert!(job.req.deadline.is_some_and(|d| d <= ctx.now()));
+        match job.phase {
+            Phase::Working => {
+                ctx.cancel_timer(job.work_timer);
+            }
+            Phase::Acquiring {
+                pool: p,
+                since,
+                timer,
+            } => {
+                ctx.cancel_timer(timer);
+                let pool = &mut self.pools[p as usize];
+                let at = pool.waiters.iter().position(|&x| x == w);
+                pool.waiters
+                    .remove(at.expect("an acquiring worker is in the waiters"));
+                let wait = self.m().pools[p as usize].wait;
+                let waited = (ctx.now() - since).as_nanos();
+                ctx.metrics().record(wait, waited);
+            }
+            Phase::Calling {
+                call_id,
+                timer,
+                pool,
+            } => {
+                ctx.cancel_timer(timer);
+                // Its response, if it ever comes, finds no call and is ignored.
+                let removed = self.calls.remove(&call_id);
+                debug_assert_eq!(removed, Some((w, job.seq)));
+                if let Some(p) = pool {
+                    self.release(ctx, p);
+                }
+            }
+        }
+        let job = self.workers[w as usize].as_mut().expect("still held");
+        job.phase = Phase::Working;
+        let timeout = Status::Err(ErrorKind::Timeout);
+        self.finish(ctx, w, timeout, Outcome::Cancelled);
+    }
+
+    /// With `memory`, after a request was admitted: if the service now holds more than its
+    /// limit it is OOM-killed, losing every queued and held request unanswered, and restarted
+    /// after the CrashLoopBackOff delay. Returns whether it was killed.
+    fn out_of_memory(&mut self, ctx: &mut Ctx<'_, M>) -> bool {
+        let (Some(memory), Some(bytes)) = (&self.config.memory, self.memory_bytes()) else {
+            return false;
+        };
+        if bytes <= memory.limit {
+            return false;
+        }
+        let now = ctx.now();
+        let n = {
+            let mut record = self.oom.borrow_mut();
+            if now.saturating_duration_since(self.started) >= RESTART_BACKOFF_RESET {
+                record.kills_in_a_row = 0;
+            }
+            record.kills_in_a_row = record.kills_in_a_row.saturating_add(1);
+            record.kills_in_a_row
+        };
+        let delay = memory.restart_delay(n);
+        debug_assert!(delay <= memory.restart_after_max);
+        let m = self.m();
+        let (gauge, kills) = m.memory.expect("registered with memory");
+        ctx.metrics().inc(kills);
+        // What the dead process held is gone: its gauges read nothing until it is back.
+        let mut gauges = vec![gauge, m.queue_len, m.busy_workers];
+        gauges.extend(m.pools.iter().flat_map(|p| [p.in_use, p.waiting]));
+        for g in gauges {
+            ctx.metrics().set(g, 0.0);
+        }
+        ctx.trace_note("OOMKilled");
+        ctx.crash_self(Some(delay));
+        true
+    }
+
     /// Gives free worker `w` the first queued request that is still worth serving.
     fn take_next(&mut self, ctx: &mut Ctx<'_, M>, w: u32) {
         debug_assert!(self.workers[w as usize].is_none());
-        while let Some((req, arrived)) = self.queue.pop_front() {
+        while let Some((req, arrived)) = self.pop_next() {
             if self.is_dropped_expired(ctx, req) {
                 continue;
             }
@@ -744,7 +1174,7 @@ impl<M: Carry<Rpc>> Service<M> {
             },
         };
         let left_ns = deadline.saturating_duration_since(now).as_nanos() as f64;
-        estimate.answer_ns(self.queue.len(), self.config.workers) > left_ns
+        estimate.answer_ns(self.ahead_of_newcomer(), self.config.workers) > left_ns
     }
 
     fn on_request(&mut self, ctx: &mut Ctx<'_, M>, req: Request) {
@@ -783,7 +1213,8 @@ impl<M: Carry<Rpc>> Service<M> {
     }
 
     fn on_response(&mut self, ctx: &mut Ctx<'_, M>, id: u64, status: Status) {
-        // Unknown ids are late responses to calls that already timed out.
+        // Unknown ids are late responses to calls that already timed out, or that a cancelled
+        // job abandoned.
         let Some((w, seq)) = self.calls.remove(&id) else {
             return;
         };
@@ -823,6 +1254,9 @@ impl<M: Carry<Rpc>> Service<M> {
                 }
                 self.call_ended(ctx, worker, Status::Err(ErrorKind::Timeout));
             }
+            Tick::JobDeadline { worker, seq } if self.job(worker, seq).is_some() => {
+                self.cancel(ctx, worker);
+            }
             Tick::PoolTimeout { worker, seq } => {
                 let Some(job) = self.job(worker, seq) else {
                     return;
@@ -847,6 +1281,7 @@ impl<M: Carry<Rpc>> Service<M> {
 
 impl<M: Carry<Rpc>> Actor<M> for Service<M> {
     fn on_start(&mut self, ctx: &mut Ctx<'_, M>) {
+        self.started = ctx.now();
         for (k, kind) in self.config.kinds.iter().enumerate() {
             for (c, call) in kind.calls.iter().enumerate() {
                 let field = format!("kinds[{k}].calls[{c}].target");
@@ -874,14 +1309,27 @@ impl<M: Carry<Rpc>> Actor<M> for Service<M> {
             failed: ctx.counter("failed_total"),
             fallback: ctx.counter("fallback_total"),
             degraded: ctx.counter("degraded_total"),
+            cancelled: ctx.counter("cancelled_total"),
             latency: ctx.histogram("latency"),
             pools,
+            memory: self
+                .config
+                .memory
+                .as_ref()
+                .map(|_| (ctx.gauge("memory_bytes"), ctx.counter("oom_kills_total"))),
         });
+        self.publish(ctx);
     }
 
     fn on_message(&mut self, ctx: &mut Ctx<'_, M>, _from: ActorId, msg: M) {
         match msg.unwrap() {
-            Some(Rpc::Request(req)) => self.on_request(ctx, req),
+            Some(Rpc::Request(req)) => {
+                self.on_request(ctx, req);
+                // Only an admitted request adds memory, so this is the one place to check.
+                if self.out_of_memory(ctx) {
+                    return;
+                }
+            }
             Some(Rpc::Response(r)) => self.on_response(ctx, r.id, r.status),
             _ => return,
         }
