@@ -5,6 +5,11 @@
 /// (name, path, text) of every shipped scenario.
 pub const SHIPPED: &[(&str, &str, &str)] = &[
     (
+        "cascading_timeouts",
+        "scenarios/cascading_timeouts.ron",
+        include_str!("../../scenarios/cascading_timeouts.ron"),
+    ),
+    (
         "mmc_queue",
         "scenarios/mmc_queue.ron",
         include_str!("../../scenarios/mmc_queue.ron"),
