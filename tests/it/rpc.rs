@@ -440,10 +440,7 @@ fn lb_p99(policy: Policy, seed: u64) -> u64 {
         spawn_service(&mut sim, h, &name, service(1, None, kinds));
         names.push(name);
     }
-    let lb = LoadBalancerConfig {
-        backends: names,
-        policy,
-    };
+    let lb = LoadBalancerConfig::new(names, policy);
     let proto: LoadBalancer<Rpc> = LoadBalancer::new(lb).expect("valid");
     sim.spawn(h, "lb", move || proto.clone()).expect("unique");
     let mut c = client("lb", Arrivals::Poisson(rate("100/s")));
@@ -466,10 +463,7 @@ fn round_robin_spreads_exactly_evenly() {
         let kinds = vec![kind("q", exp(ms(5)), vec![])];
         spawn_service(&mut sim, h, name, service(2, None, kinds));
     }
-    let lb = LoadBalancerConfig {
-        backends: names.clone(),
-        policy: Policy::RoundRobin,
-    };
+    let lb = LoadBalancerConfig::new(names.clone(), Policy::RoundRobin);
     let proto: LoadBalancer<Rpc> = LoadBalancer::new(lb).expect("valid");
     sim.spawn(h, "lb", move || proto.clone()).expect("unique");
     let mut c = client("lb", Arrivals::Poisson(rate("200/s")));
@@ -621,10 +615,7 @@ fn composed(seed: u64) -> Sim<Rpc> {
         cfg.pools.insert("db".into(), pool(4, ms(50)));
         spawn_service(&mut sim, h, name, cfg);
     }
-    let lb = LoadBalancerConfig {
-        backends: vec!["s0".into(), "s1".into()],
-        policy: Policy::PowerOfTwoChoices,
-    };
+    let lb = LoadBalancerConfig::new(vec!["s0".into(), "s1".into()], Policy::PowerOfTwoChoices);
     let proto: LoadBalancer<Rpc> = LoadBalancer::new(lb).expect("valid");
     sim.spawn(h, "lb", move || proto.clone()).expect("unique");
     let mut c = client("lb", Arrivals::Poisson(rate("300/s")));
@@ -1284,4 +1275,180 @@ fn new_validation_errors_name_their_field() {
     let unknown = r#"(target: "db", timeout: "1s", pooled: true)"#;
     let err = ron::from_str::<CallConfig>(unknown).expect_err("the old field is gone");
     assert!(err.to_string().contains("pooled"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load balancer: weights, health checks, slow start
+// ---------------------------------------------------------------------------------------------
+//
+// Timing assertions are exact: probes go out at the balancer's start and every `interval`, the
+// backends answer in a constant time with idle workers, so each ejection and return happens at
+// an instant computed from the config. Shares under a random policy are binomial given the
+// number of requests, and are checked within 4.5 standard deviations (two-sided 7e-6 per
+// check); under round robin and the load-aware policies over hanging backends they are exact.
+
+/// The run behind the pinned hashes: four one-worker backends of different speeds with room
+/// for 20 waiting, one crashed for a second, a Poisson client with a 100 ms timeout; 5 s. The
+/// balancer config is read from RON, so the same function compiled against the balancer before
+/// weights, health checks and slow start existed (commit c3d63a0) gave the pinned values.
+fn lb_replay(lb_ron: &str, seed: u64) -> (u64, u64) {
+    let (mut sim, h) = sim_one_host(seed);
+    for (i, mean) in [4, 5, 6, 15].into_iter().enumerate() {
+        let kinds = vec![kind("q", exp(ms(mean)), vec![])];
+        spawn_service(&mut sim, h, &format!("b{i}"), service(1, Some(20), kinds));
+    }
+    let lb: LoadBalancerConfig = from_ron(lb_ron).expect("valid");
+    let proto: LoadBalancer<Rpc> = LoadBalancer::new(lb).expect("valid");
+    sim.spawn(h, "lb", move || proto.clone()).expect("unique");
+    let mut c = client("lb", Arrivals::Poisson(rate("300/s")));
+    c.timeout = Some(ms(100));
+    spawn_client(&mut sim, h, "load", c);
+    let crash = Fault::Crash {
+        target: "b1".into(),
+    };
+    let restart = Fault::Restart {
+        target: "b1".into(),
+    };
+    let plan = FaultPlan::new().at(secs(2), crash).at(secs(3), restart);
+    sim.add_faults(&plan).expect("b1 exists");
+    sim.run_until(secs(5));
+    (sim.trace_hash(), counter(&sim, "load.ok_total"))
+}
+
+#[test]
+fn lb_without_health_or_slow_start_replays_the_balancer_before_them() {
+    // (policy, seed, trace hash, ok responses) from the balancer of commit c3d63a0.
+    let pinned = [
+        ("RoundRobin", 1, 0x7ffd_a7b4_275c_f0c5_u64, 1146),
+        ("RoundRobin", 2, 0xbc6a_ea22_f160_cc8c, 1078),
+        ("Random", 1, 0x381e_0333_01b7_3e97, 1163),
+        ("Random", 2, 0x44e3_aa1d_9c4a_ce6a, 1187),
+        ("LeastOutstanding", 1, 0x4346_a087_7112_390b, 1481),
+        ("LeastOutstanding", 2, 0x5ade_fc4b_f75d_c73a, 1469),
+        ("PowerOfTwoChoices", 1, 0xc84e_213c_a4e5_a694, 1467),
+        ("PowerOfTwoChoices", 2, 0xa04c_66c2_9ab8_fbad, 1461),
+    ];
+    let backends = r#"["b0", "b1", "b2", "b3"]"#;
+    for (policy, seed, hash, ok) in pinned {
+        // No new fields; and equal weights, which must take the unweighted paths.
+        let plain = format!("(backends: {backends}, policy: {policy})");
+        let equal = format!("(backends: {backends}, policy: {policy}, weights: [2, 2, 2, 2])");
+        for text in [plain, equal] {
+            let (got_hash, got_ok) = lb_replay(&text, seed);
+            assert_eq!(got_hash, hash, "{text}, seed {seed}: {got_hash:#018x}");
+            assert_eq!(got_ok, ok, "{text}, seed {seed}");
+        }
+    }
+    // The weights matter when they differ: the same run with one heavier backend diverges.
+    let skewed = format!("(backends: {backends}, policy: RoundRobin, weights: [1, 1, 1, 2])");
+    assert_ne!(lb_replay(&skewed, 1).0, pinned[0].2);
+}
+
+/// `n` never-answering backends `s0..` behind a balancer with `lb`, sent `requests` requests
+/// 1 ms apart. Returns the sim, the balancer's id and each backend's log.
+fn lb_over_sinks(
+    lb: LoadBalancerConfig,
+    requests: u64,
+    seed: u64,
+) -> (Sim<Rpc>, ActorId, Vec<Received>) {
+    let (mut sim, h) = sim_one_host(seed);
+    let logs = lb
+        .backends
+        .iter()
+        .map(|name| spawn_sink(&mut sim, h, name))
+        .collect();
+    let proto: LoadBalancer<Rpc> = LoadBalancer::new(lb).expect("valid");
+    let id = sim.spawn(h, "lb", move || proto.clone()).expect("unique");
+    let mut c = client("lb", Arrivals::Constant(rate("1000/s")));
+    c.limit = Some(requests);
+    spawn_client(&mut sim, h, "load", c);
+    sim.run();
+    (sim, id, logs)
+}
+
+fn sink_names(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("s{i}")).collect()
+}
+
+#[test]
+fn lb_weighted_round_robin_gives_exact_shares() {
+    // nginx's own example of smooth weighted round robin: weights 5, 1, 1 give a a b a c a a
+    // (the message of the commit that brought it to ngx_http_upstream_round_robin.c, "Upstream:
+    // smooth weighted round-robin balancing"), and the cycle repeats.
+    let mut lb = LoadBalancerConfig::new(sink_names(3), Policy::RoundRobin);
+    lb.weights = vec![5.0, 1.0, 1.0];
+    let (_, _, logs) = lb_over_sinks(lb, 14, 1);
+    let mut picks: Vec<(u64, usize)> = Vec::new();
+    for (b, log) in logs.iter().enumerate() {
+        picks.extend(log.borrow().iter().map(|(_, req)| (req.id, b)));
+    }
+    picks.sort();
+    let order: Vec<usize> = picks.iter().map(|&(_, b)| b).collect();
+    assert_eq!(order, [0, 0, 1, 0, 2, 0, 0, 0, 0, 1, 0, 2, 0, 0]);
+
+    // Weights 1, 2, 3, 4 over 1,000 picks: exactly 100, 200, 300, 400, and exact in every
+    // window of 10 consecutive picks (the period), so the shares are exact at every scale.
+    let mut lb = LoadBalancerConfig::new(sink_names(4), Policy::RoundRobin);
+    lb.weights = vec![1.0, 2.0, 3.0, 4.0];
+    let (sim, _, logs) = lb_over_sinks(lb, 1_000, 1);
+    let mut by_id = vec![usize::MAX; 1_000];
+    for (b, log) in logs.iter().enumerate() {
+        let log = log.borrow();
+        assert_eq!(log.len(), 100 * (b + 1), "backend {b}");
+        assert_eq!(
+            counter(&sim, &format!("lb.forwarded_total.s{b}")),
+            100 * (b as u64 + 1)
+        );
+        for (_, req) in log.iter() {
+            by_id[req.id as usize] = b;
+        }
+    }
+    for (w, window) in by_id.chunks(10).enumerate() {
+        for b in 0..4 {
+            let count = window.iter().filter(|&&x| x == b).count();
+            assert_eq!(count, b + 1, "window {w}, backend {b}: {window:?}");
+        }
+    }
+}
+
+#[test]
+fn lb_load_aware_policies_hold_outstanding_in_proportion_to_weight() {
+    // Backends that never answer: outstanding counts only grow, so every pick is visible in
+    // them. LeastOutstanding picks the smallest outstanding / weight, so after 4k picks over
+    // weights 1 and 3 the counts are exactly k and 3k. PowerOfTwoChoices over two backends
+    // always draws both, so it is the same comparison with random tie-breaks: within one
+    // request of the proportion after every pick, in particular at the end.
+    for policy in [Policy::LeastOutstanding, Policy::PowerOfTwoChoices] {
+        for seed in 1..=3 {
+            let mut lb = LoadBalancerConfig::new(sink_names(2), policy);
+            lb.weights = vec![1.0, 3.0];
+            let (sim, id, logs) = lb_over_sinks(lb, 400, seed);
+            let balancer = sim.inspect::<LoadBalancer<Rpc>>(id).expect("a balancer");
+            let out = balancer.outstanding();
+            assert_eq!(out[0] + out[1], 400);
+            assert_eq!(logs[0].borrow().len(), out[0] as usize);
+            if policy == Policy::LeastOutstanding {
+                assert_eq!(out, [100, 300], "seed {seed}");
+            } else {
+                assert!(out[0].abs_diff(100) <= 1, "seed {seed}: {out:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn lb_weighted_random_draws_in_proportion_to_weight() {
+    // 20,000 draws over weights 1 and 3: backend 1's count is binomial(20,000, 3/4), sd 61.
+    for seed in 1..=5 {
+        let mut lb = LoadBalancerConfig::new(sink_names(2), Policy::Random);
+        lb.weights = vec![1.0, 3.0];
+        let (_, _, logs) = lb_over_sinks(lb, 20_000, seed);
+        let x = logs[1].borrow().len() as f64;
+        let (n, p) = (20_000.0, 0.75);
+        let sd = f64::sqrt(n * p * (1.0 - p));
+        assert!(
+            (x - n * p).abs() < 4.5 * sd,
+            "seed {seed}: {x} of {n}, sd {sd:.1}"
+        );
+    }
 }
