@@ -1287,6 +1287,8 @@ fn new_validation_errors_name_their_field() {
 // number of requests, and are checked within 4.5 standard deviations (two-sided 7e-6 per
 // check); under round robin and the load-aware policies over hanging backends they are exact.
 
+use faultline::model::rpc::HealthCheck;
+
 /// The run behind the pinned hashes: four one-worker backends of different speeds with room
 /// for 20 waiting, one crashed for a second, a Poisson client with a 100 ms timeout; 5 s. The
 /// balancer config is read from RON, so the same function compiled against the balancer before
@@ -1450,5 +1452,313 @@ fn lb_weighted_random_draws_in_proportion_to_weight() {
             (x - n * p).abs() < 4.5 * sd,
             "seed {seed}: {x} of {n}, sd {sd:.1}"
         );
+    }
+}
+
+fn at_nanos(n: u64) -> SimTime {
+    SimTime::from_nanos(n)
+}
+
+fn gauge(sim: &Sim<Rpc>, name: &str) -> f64 {
+    sim.metrics()
+        .gauge_value(name)
+        .unwrap_or_else(|| panic!("no gauge {name}"))
+}
+
+fn healthy_now(sim: &Sim<Rpc>, lb: ActorId) -> Vec<bool> {
+    let balancer = sim.inspect::<LoadBalancer<Rpc>>(lb).expect("a balancer");
+    balancer.healthy().to_vec()
+}
+
+/// The first probe time at or after `t`: probes go out at the balancer's start (0) and every
+/// `interval` after.
+fn next_probe(t: SimTime, interval: SimDuration) -> SimTime {
+    let i = interval.as_nanos();
+    at_nanos(t.as_nanos().div_ceil(i) * i)
+}
+
+/// When `b0`, crashed at `crash` and restarted at `restart`, is ejected and brought back, from
+/// the config alone: the first probe after the crash starts `unhealthy_threshold` failures,
+/// each ending at its probe time plus the timeout; the first probe after the restart starts
+/// `healthy_threshold` successes, each ending at its probe time plus the probe's `work`.
+fn eject_and_return(
+    h: &HealthCheck,
+    crash: SimTime,
+    restart: SimTime,
+    work: SimDuration,
+) -> (SimTime, SimTime) {
+    let eject = next_probe(crash, h.interval)
+        + h.interval * u64::from(h.unhealthy_threshold - 1)
+        + h.timeout;
+    let back =
+        next_probe(restart, h.interval) + h.interval * u64::from(h.healthy_threshold - 1) + work;
+    (eject, back)
+}
+
+const CRASH_MS: u64 = 10_501;
+const RESTART_MS: u64 = 20_501;
+
+/// Three backends `b0..b2` (4 workers, 2 ms constant work: never a queue at 100/s each)
+/// behind a round-robin balancer with `health`; a client sends every 1/300 s with a 1 s
+/// timeout; `b0` crashes at 10.501 s and restarts at 20.501 s, plus the faults in `extra`.
+fn lb_health_system(health: HealthCheck, extra: FaultPlan) -> (Sim<Rpc>, ActorId) {
+    let (mut sim, h) = sim_one_host(7);
+    let names: Vec<String> = (0..3).map(|i| format!("b{i}")).collect();
+    for name in &names {
+        let kinds = vec![kind("q", constant(ms(2)), vec![])];
+        spawn_service(&mut sim, h, name, service(4, None, kinds));
+    }
+    let mut lb = LoadBalancerConfig::new(names, Policy::RoundRobin);
+    lb.health = Some(health);
+    let proto: LoadBalancer<Rpc> = LoadBalancer::new(lb).expect("valid");
+    let id = sim.spawn(h, "lb", move || proto.clone()).expect("unique");
+    let mut c = client("lb", Arrivals::Constant(rate("300/s")));
+    c.timeout = Some(SimDuration::from_secs(1));
+    spawn_client(&mut sim, h, "load", c);
+    let plan = FaultPlan::new()
+        .at(
+            at_ms(CRASH_MS),
+            Fault::Crash {
+                target: "b0".into(),
+            },
+        )
+        .at(
+            at_ms(RESTART_MS),
+            Fault::Restart {
+                target: "b0".into(),
+            },
+        );
+    sim.add_faults(&plan).expect("b0 exists");
+    sim.add_faults(&extra).expect("targets exist");
+    (sim, id)
+}
+
+fn health(
+    interval: SimDuration,
+    timeout: SimDuration,
+    unhealthy: u32,
+    healthy: u32,
+) -> HealthCheck {
+    HealthCheck {
+        interval,
+        timeout,
+        unhealthy_threshold: unhealthy,
+        healthy_threshold: healthy,
+        ..HealthCheck::default()
+    }
+}
+
+#[test]
+fn lb_health_checks_eject_a_crashed_backend_and_bring_it_back() {
+    let hc = health(SimDuration::from_secs(1), ms(200), 3, 2);
+    let (mut sim, lb) = lb_health_system(hc.clone(), FaultPlan::new());
+    let (crash, restart) = (at_ms(CRASH_MS), at_ms(RESTART_MS));
+    let (eject, back) = eject_and_return(&hc, crash, restart, ms(2));
+    // Probes at 11, 12, 13 s fail at +200 ms; probes at 21 and 22 s succeed at +2 ms.
+    assert_eq!((eject, back), (at_ms(13_200), at_ms(22_002)));
+    let one_ns = SimDuration::from_nanos(1);
+
+    sim.run_until(crash);
+    let forwarded_at_crash = counter(&sim, "lb.forwarded_total.b0");
+    sim.run_until(eject - one_ns);
+    assert_eq!(
+        gauge(&sim, "lb.healthy.b0"),
+        1.0,
+        "two failures do not eject"
+    );
+    assert_eq!(counter(&sim, "lb.ejections_total"), 0);
+    assert_eq!(counter(&sim, "lb.probe_failures_total"), 2);
+    sim.run_until(eject);
+    assert_eq!(
+        gauge(&sim, "lb.healthy.b0"),
+        0.0,
+        "the third failure ejects, at {eject}"
+    );
+    assert_eq!(counter(&sim, "lb.ejections_total"), 1);
+    assert_eq!(healthy_now(&sim, lb), [false, true, true]);
+    assert_eq!(gauge(&sim, "lb.panic"), 0.0, "two of three are healthy");
+    let forwarded_at_eject = counter(&sim, "lb.forwarded_total.b0");
+    let completed_at_eject = counter(&sim, "b0.completed_total");
+    let lost = forwarded_at_eject - forwarded_at_crash;
+    // 100/s to b0 for the 2.699 s between the crash and the ejection.
+    assert!(
+        lost.abs_diff(270) <= 1,
+        "{lost} requests sent to the dead backend"
+    );
+
+    // Down, then up but not yet trusted: nothing is forwarded to it; it serves only probes.
+    sim.run_until(back - one_ns);
+    assert_eq!(counter(&sim, "lb.forwarded_total.b0"), forwarded_at_eject);
+    assert_eq!(gauge(&sim, "lb.healthy.b0"), 0.0);
+    assert_eq!(
+        counter(&sim, "b0.completed_total"),
+        completed_at_eject + 1,
+        "the probe at 21 s; the one at 22 s is answered at {back}"
+    );
+    sim.run_until(back);
+    assert_eq!(
+        gauge(&sim, "lb.healthy.b0"),
+        1.0,
+        "the second success brings it back"
+    );
+    assert_eq!(healthy_now(&sim, lb), [true, true, true]);
+    assert_eq!(counter(&sim, "b0.completed_total"), completed_at_eject + 2);
+    // Probes at 11..=20 s failed (the one at 20 s went to a process that was still down).
+    assert_eq!(counter(&sim, "lb.probe_failures_total"), 10);
+    assert_eq!(counter(&sim, "lb.ejections_total"), 1);
+
+    // Back in rotation with its full share (no slow start): a third of the next 3 s.
+    let total_back = counter(&sim, "lb.forwarded_total");
+    sim.run_until(back + SimDuration::from_secs(3));
+    let got = counter(&sim, "lb.forwarded_total.b0") - forwarded_at_eject;
+    let all = counter(&sim, "lb.forwarded_total") - total_back;
+    assert!((3 * got).abs_diff(all) <= 2, "{got} of {all}");
+
+    // A quiet instant: every request sent before it is answered (the last arrival and probe
+    // at 25 s took 2 ms; the next arrival is at 25.0033 s).
+    sim.run_until(at_nanos(25_002_500_000));
+    let sent = counter(&sim, "load.sent_total");
+    let ok = counter(&sim, "load.ok_total");
+    let timeouts = counter(&sim, "load.timeout_total");
+    assert_eq!(counter(&sim, "load.error_total"), 0);
+    assert_eq!(ok + timeouts, sent, "every request ended");
+    assert_eq!(counter(&sim, "lb.forwarded_total"), sent);
+    // The lost requests, plus at most the one b0 was serving when it crashed.
+    assert!(
+        timeouts >= lost && timeouts <= lost + 1,
+        "{timeouts} timeouts, {lost} lost"
+    );
+    assert_eq!(counter(&sim, "lb.expired_total"), timeouts);
+    // Probe answers never reach the client: it saw no response it did not ask for, and the
+    // backends' answers are exactly the client's successes plus the successful probes.
+    assert_eq!(counter(&sim, "load.late_total"), 0);
+    let probes = counter(&sim, "lb.probes_total");
+    assert_eq!(
+        probes,
+        26 * 3,
+        "probes at 0, 1, ..., 25 s to each of three backends"
+    );
+    let probe_ok = probes - counter(&sim, "lb.probe_failures_total");
+    let completed: u64 = (0..3)
+        .map(|b| counter(&sim, &format!("b{b}.completed_total")))
+        .sum();
+    assert_eq!(completed, ok + probe_ok);
+}
+
+#[test]
+fn lb_grace_ignores_a_slow_first_probe_after_a_return() {
+    // One failure ejects. Back at 22.002 s, b0 turns slow (cold caches) from 22.1 s to 23.5 s:
+    // 2 ms of work takes 400 ms, its queue grows, and the probe at 23 s times out at 23.2 s.
+    let cold = Fault::Slow {
+        target: "b0".into(),
+        factor: 200.0,
+    };
+    let extra = || FaultPlan::new().window(at_ms(22_100), at_ms(23_500), cold.clone());
+    for grace in [SimDuration::ZERO, SimDuration::from_secs(2)] {
+        let mut hc = health(SimDuration::from_secs(1), ms(200), 1, 2);
+        hc.grace = grace;
+        let (mut sim, _) = lb_health_system(hc.clone(), extra());
+        let (eject, back) = eject_and_return(&hc, at_ms(CRASH_MS), at_ms(RESTART_MS), ms(2));
+        assert_eq!((eject, back), (at_ms(11_200), at_ms(22_002)));
+        sim.run_until(back);
+        assert_eq!(gauge(&sim, "lb.healthy.b0"), 1.0);
+        sim.run_until(at_ms(23_200));
+        // Ten failures while it was down (probes at 11..=20 s) and the slow one, in both runs.
+        assert_eq!(
+            counter(&sim, "lb.probe_failures_total"),
+            11,
+            "grace {grace}"
+        );
+        if grace.is_zero() {
+            assert_eq!(
+                gauge(&sim, "lb.healthy.b0"),
+                0.0,
+                "ejected by the slow probe"
+            );
+            assert_eq!(counter(&sim, "lb.ejections_total"), 2);
+            // Probes at 24 and 25 s succeed (the queue drained by 23.6 s).
+            sim.run_until(at_ms(25_002) - SimDuration::from_nanos(1));
+            assert_eq!(gauge(&sim, "lb.healthy.b0"), 0.0);
+            sim.run_until(at_ms(25_002));
+            assert_eq!(gauge(&sim, "lb.healthy.b0"), 1.0);
+        } else {
+            assert_eq!(
+                gauge(&sim, "lb.healthy.b0"),
+                1.0,
+                "the failure fell in the grace"
+            );
+            assert_eq!(counter(&sim, "lb.ejections_total"), 1);
+        }
+        sim.run_until(secs(30));
+        assert_eq!(gauge(&sim, "lb.healthy.b0"), 1.0, "grace {grace}");
+        assert_eq!(
+            counter(&sim, "lb.probe_failures_total"),
+            11,
+            "grace {grace}"
+        );
+    }
+}
+
+#[test]
+fn lb_routes_to_every_backend_when_too_few_are_healthy() {
+    // b0 and b1 crash at 10.501 s and stay down; probes every second, 2 failures eject. With
+    // the default panic threshold (0: ALB's fail-open only when none is healthy) b2 alone gets
+    // the traffic; with Envoy's 50%, one healthy backend of three is too few and all three get
+    // it; once b2 also crashes, both route to all.
+    for threshold in [0.0, 50.0] {
+        let (mut sim, h) = sim_one_host(3);
+        let names: Vec<String> = (0..3).map(|i| format!("b{i}")).collect();
+        for name in &names {
+            let kinds = vec![kind("q", constant(ms(2)), vec![])];
+            spawn_service(&mut sim, h, name, service(4, None, kinds));
+        }
+        let mut lb = LoadBalancerConfig::new(names, Policy::RoundRobin);
+        let mut hc = health(SimDuration::from_secs(1), ms(200), 2, 2);
+        hc.panic_threshold_percent = threshold;
+        lb.health = Some(hc);
+        let proto: LoadBalancer<Rpc> = LoadBalancer::new(lb).expect("valid");
+        let id = sim.spawn(h, "lb", move || proto.clone()).expect("unique");
+        let mut c = client("lb", Arrivals::Constant(rate("300/s")));
+        c.timeout = Some(SimDuration::from_secs(1));
+        spawn_client(&mut sim, h, "load", c);
+        let crash = |t: &str| Fault::Crash { target: t.into() };
+        let plan = FaultPlan::new()
+            .at(at_ms(CRASH_MS), crash("b0"))
+            .at(at_ms(CRASH_MS), crash("b1"))
+            .at(at_ms(20_501), crash("b2"));
+        sim.add_faults(&plan).expect("backends exist");
+        // Probes at 11 and 12 s fail: both ejected at 12.2 s.
+        sim.run_until(at_ms(12_200));
+        assert_eq!(healthy_now(&sim, id), [false, false, true]);
+        let panic = threshold > 0.0;
+        assert_eq!(gauge(&sim, "lb.panic"), if panic { 1.0 } else { 0.0 });
+        let before: Vec<u64> = (0..3)
+            .map(|b| counter(&sim, &format!("lb.forwarded_total.b{b}")))
+            .collect();
+        sim.run_until(secs(15));
+        let during: Vec<u64> = (0..3)
+            .map(|b| counter(&sim, &format!("lb.forwarded_total.b{b}")) - before[b])
+            .collect();
+        // 2.8 s at 300/s: 840 requests, all to b2 or a third to each.
+        assert_eq!(during.iter().sum::<u64>().abs_diff(840), 0, "{during:?}");
+        if panic {
+            assert!(during.iter().all(|&d| d.abs_diff(280) <= 1), "{during:?}");
+        } else {
+            assert_eq!(during[..2], [0, 0]);
+        }
+        // b2 is ejected at 22.2 s (probes at 21 and 22 s fail): none is healthy, so all three
+        // get traffic whatever the threshold.
+        sim.run_until(at_ms(22_200));
+        assert_eq!(healthy_now(&sim, id), [false, false, false]);
+        assert_eq!(gauge(&sim, "lb.panic"), 1.0);
+        let before: Vec<u64> = (0..3)
+            .map(|b| counter(&sim, &format!("lb.forwarded_total.b{b}")))
+            .collect();
+        sim.run_until(secs(25));
+        for (b, before) in before.iter().enumerate() {
+            let d = counter(&sim, &format!("lb.forwarded_total.b{b}")) - before;
+            assert!(d.abs_diff(280) <= 1, "threshold {threshold}, b{b}: {d}");
+        }
+        assert_eq!(counter(&sim, "lb.ejections_total"), 3);
     }
 }
