@@ -1,8 +1,9 @@
 //! The rpc family composed into systems: queueing fidelity, rejection, workers held across
 //! downstream calls, pool exhaustion under a slow database and its isolation by named pools,
 //! fallbacks, dropping expired work, shedding by deadline under overload, deadline propagation,
-//! contention and `Slow` faults on a database, load-balancer policies, rate schedules, kind
-//! references by name, config validation and determinism.
+//! contention and `Slow` faults on a database, load-balancer policies, weights, health checks and
+//! slow start (the thundering herd after a restart), rate schedules, kind references by name,
+//! config validation and determinism.
 //!
 //! Random outcomes are checked against bounds derived in each test (Poisson counts within a few
 //! standard deviations, replication means within t standard errors); structural outcomes
@@ -1287,7 +1288,8 @@ fn new_validation_errors_name_their_field() {
 // number of requests, and are checked within 4.5 standard deviations (two-sided 7e-6 per
 // check); under round robin and the load-aware policies over hanging backends they are exact.
 
-use faultline::model::rpc::HealthCheck;
+use faultline::SimConfig;
+use faultline::model::rpc::{HealthCheck, SlowStart};
 
 /// The run behind the pinned hashes: four one-worker backends of different speeds with room
 /// for 20 waiting, one crashed for a second, a Poisson client with a 100 ms timeout; 5 s. The
@@ -1761,4 +1763,365 @@ fn lb_routes_to_every_backend_when_too_few_are_healthy() {
         }
         assert_eq!(counter(&sim, "lb.ejections_total"), 3);
     }
+}
+
+/// Four backends `b0..b3` behind a balancer with `policy`, health checks (1 s interval,
+/// 200 ms timeout, 3 to eject, 2 to return; the probe is the cheap kind `health`, 1 ms) and
+/// `slow_start`; Poisson arrivals at `rate_per_sec` with a 2 s timeout; `b0` crashes at
+/// 10.501 s and restarts at 20.501 s, plus the faults in `extra`. Metric series every 10 ms.
+fn lb_ramp_system(
+    policy: Policy,
+    workers: u32,
+    work: Dist,
+    rate_per_sec: &str,
+    slow_start: Option<SlowStart>,
+    extra: FaultPlan,
+    seed: u64,
+) -> (Sim<Rpc>, ActorId) {
+    let mut config = SimConfig::new(seed);
+    config.sample_interval = Some(ms(10));
+    let mut sim: Sim<Rpc> = Sim::with_config(config).expect("valid config");
+    let h = sim.add_host("h").expect("fresh host");
+    let names: Vec<String> = (0..4).map(|i| format!("b{i}")).collect();
+    for name in &names {
+        let kinds = vec![
+            kind("q", work.clone(), vec![]),
+            kind("health", constant(ms(1)), vec![]),
+        ];
+        spawn_service(&mut sim, h, name, service(workers, None, kinds));
+    }
+    let mut lb = LoadBalancerConfig::new(names, policy);
+    let mut hc = health(SimDuration::from_secs(1), ms(200), 3, 2);
+    hc.kind = KindRef::Index(1);
+    lb.health = Some(hc);
+    lb.slow_start = slow_start;
+    let proto: LoadBalancer<Rpc> = LoadBalancer::new(lb).expect("valid");
+    let id = sim.spawn(h, "lb", move || proto.clone()).expect("unique");
+    let mut c = client("lb", Arrivals::Poisson(rate(rate_per_sec)));
+    c.timeout = Some(SimDuration::from_secs(2));
+    spawn_client(&mut sim, h, "load", c);
+    let plan = FaultPlan::new()
+        .at(
+            at_ms(CRASH_MS),
+            Fault::Crash {
+                target: "b0".into(),
+            },
+        )
+        .at(
+            at_ms(RESTART_MS),
+            Fault::Restart {
+                target: "b0".into(),
+            },
+        );
+    sim.add_faults(&plan).expect("b0 exists");
+    sim.add_faults(&extra).expect("targets exist");
+    (sim, id)
+}
+
+/// Runs until `b0` is back in rotation (after its restart), in 100 us steps; returns when.
+fn run_until_back(sim: &mut Sim<Rpc>, lb: ActorId) -> SimTime {
+    sim.run_until(at_ms(RESTART_MS));
+    assert!(!healthy_now(sim, lb)[0], "ejected while down");
+    let step = SimDuration::from_micros(100);
+    for _ in 0..100_000 {
+        sim.run_for(step);
+        if healthy_now(sim, lb)[0] {
+            return sim.now();
+        }
+    }
+    panic!("b0 never came back");
+}
+
+fn linear_ramp(window_secs: u64) -> SlowStart {
+    SlowStart {
+        window: SimDuration::from_secs(window_secs),
+        aggression: 1.0,
+        min_weight_percent: 10.0,
+    }
+}
+
+#[test]
+fn lb_slow_start_ramps_the_returning_backends_share_as_configured() {
+    // Random over four backends, b0 ramping over 10 s from 10% (linear): its share at `t`
+    // after its return is w / (w + 3), w = max(0.1, t / 10). Each 1 s interval's count is, given
+    // the interval's requests, a sum of independent Bernoulli draws whose mean is the share
+    // averaged over the interval (Poisson arrivals are uniform in time) and whose variance is
+    // at most the binomial one. Checked per seed and pooled over five seeds, within 4.5 sd.
+    let ramp = linear_ramp(10);
+    let share = |t: f64| {
+        let w = ramp.factor(SimDuration::from_secs_f64(t).expect("t >= 0"));
+        w / (w + 3.0)
+    };
+    let mean_share = |i: usize| {
+        let steps = 1_000;
+        let sum: f64 = (0..steps)
+            .map(|k| share(i as f64 + (k as f64 + 0.5) / steps as f64))
+            .sum();
+        sum / steps as f64
+    };
+    let intervals = 12;
+    let mut pooled = vec![(0_u64, 0_u64); intervals];
+    let mut first_full = Vec::new();
+    for seed in 1..=5 {
+        for slow in [true, false] {
+            let (mut sim, lb) = lb_ramp_system(
+                Policy::Random,
+                8,
+                exp(ms(2)),
+                "1000/s",
+                slow.then(|| ramp.clone()),
+                FaultPlan::new(),
+                seed,
+            );
+            let back = run_until_back(&mut sim, lb);
+            assert!(
+                back < at_ms(22_100),
+                "probes at 21 and 22 s answered in 1 ms: {back}"
+            );
+            for (i, pool) in pooled.iter_mut().enumerate() {
+                let (x0, n0) = (
+                    counter(&sim, "lb.forwarded_total.b0"),
+                    counter(&sim, "lb.forwarded_total"),
+                );
+                sim.run_until(back + SimDuration::from_secs(i as u64 + 1));
+                let x = counter(&sim, "lb.forwarded_total.b0") - x0;
+                let n = counter(&sim, "lb.forwarded_total") - n0;
+                let p = if slow { mean_share(i) } else { 0.25 };
+                let sd = f64::sqrt(n as f64 * p * (1.0 - p));
+                let want = n as f64 * p;
+                assert!(
+                    (x as f64 - want).abs() < 4.5 * sd,
+                    "seed {seed}, slow start {slow}, interval {i}: {x} of {n}, want {want:.1} \
+                     +- {sd:.1}"
+                );
+                if slow {
+                    pool.0 += x;
+                    pool.1 += n;
+                } else if i == 0 {
+                    first_full.push(x as f64 / n as f64);
+                }
+            }
+            assert_eq!(
+                counter(&sim, "lb.ejections_total"),
+                1,
+                "only the crash ejects"
+            );
+        }
+    }
+    for (i, &(x, n)) in pooled.iter().enumerate() {
+        let p = mean_share(i);
+        let sd = f64::sqrt(n as f64 * p * (1.0 - p));
+        let want = n as f64 * p;
+        let got = x as f64 / n as f64;
+        eprintln!("slow start interval {i}: share {got:.4}, configured {p:.4}");
+        assert!(
+            (x as f64 - want).abs() < 4.5 * sd,
+            "pooled interval {i}: {x} of {n}, want {want:.1} +- {sd:.1}"
+        );
+    }
+    eprintln!("without slow start, first second's share: {first_full:.4?}");
+}
+
+/// What `b0` saw in its first `secs` seconds back: requests forwarded per second, the largest
+/// queue (from its 10 ms series), and the ejections over the whole run (to 60 s).
+struct Herd {
+    per_sec: f64,
+    /// Requests the balancer forwarded per second, to every backend, in the same seconds.
+    all_per_sec: f64,
+    max_queue: f64,
+    ejections: u64,
+    timeouts: u64,
+}
+
+/// Round robin at 1,000/s over four backends of 4 workers and 10 ms (mean, exponential) of
+/// work: 250/s each against a capacity of 400/s. `b0` comes back cold: three times slower
+/// (capacity 133/s) until 30 s.
+fn herd(slow_start: Option<SlowStart>, seed: u64, secs_back: u64) -> Herd {
+    let cold = Fault::Slow {
+        target: "b0".into(),
+        factor: 3.0,
+    };
+    let extra = FaultPlan::new().window(at_ms(RESTART_MS), secs(30), cold);
+    let (mut sim, lb) = lb_ramp_system(
+        Policy::RoundRobin,
+        4,
+        exp(ms(10)),
+        "1000/s",
+        slow_start,
+        extra,
+        seed,
+    );
+    let back = run_until_back(&mut sim, lb);
+    let (x0, n0) = (
+        counter(&sim, "lb.forwarded_total.b0"),
+        counter(&sim, "lb.forwarded_total"),
+    );
+    let until = back + SimDuration::from_secs(secs_back);
+    sim.run_until(until);
+    let per_sec = (counter(&sim, "lb.forwarded_total.b0") - x0) as f64 / secs_back as f64;
+    let all_per_sec = (counter(&sim, "lb.forwarded_total") - n0) as f64 / secs_back as f64;
+    let max_queue = sim
+        .metrics()
+        .series("b0.queue_len")
+        .and_then(|s| s.max_over(back, until))
+        .expect("a queue series");
+    sim.run_until(secs(60));
+    Herd {
+        per_sec,
+        all_per_sec,
+        max_queue,
+        ejections: counter(&sim, "lb.ejections_total"),
+        timeouts: counter(&sim, "load.timeout_total"),
+    }
+}
+
+#[test]
+fn lb_slow_start_spares_a_cold_backend_the_thundering_herd() {
+    // Catalogue S4. Without slow start b0 gets its full quarter at once, 250/s against a cold
+    // capacity of 133/s: its queue grows by ~117/s (about 350 after 3 s, sd ~34 from the
+    // Poisson counts of 3 s of arrivals and departures), its probes wait behind the queue past
+    // their 200 ms timeout, and the health checks eject it again: the herd's version of a
+    // restart loop. With a 30 s slow start it is at the 10% floor for its first 3 s (t / 30 <
+    // 0.1), a fixed weight of 0.1 against three of 1, so round robin gives it exactly one
+    // request in 31: ~32/s, 24% of its cold capacity, where four workers essentially never
+    // queue (M/M/4 at rho 0.24: P(10 waiting) ~ 0.015 * 0.24^10 ~ 1e-8).
+    let secs_back = 3;
+    for seed in 1..=3 {
+        let full = herd(None, seed, secs_back);
+        let slow = herd(Some(linear_ramp(30)), seed, secs_back);
+        eprintln!(
+            "seed {seed}: full share {:.1}/s, max queue {}, ejections {}, client timeouts {}; \
+             slow start {:.1}/s, max queue {}, ejections {}, client timeouts {}",
+            full.per_sec,
+            full.max_queue,
+            full.ejections,
+            full.timeouts,
+            slow.per_sec,
+            slow.max_queue,
+            slow.ejections,
+            slow.timeouts
+        );
+        let secs = secs_back as f64;
+        // Round robin's rotation restarts when b0 returns: its count is a quarter of all, to
+        // one request; with slow start a 31st, to one request.
+        let (x, n) = (full.per_sec * secs, full.all_per_sec * secs);
+        assert!((4.0 * x - n).abs() <= 3.0, "seed {seed}: {x} of {n}");
+        let (x, n) = (slow.per_sec * secs, slow.all_per_sec * secs);
+        assert!((31.0 * x - n).abs() <= 31.0, "seed {seed}: {x} of {n}");
+        assert!(full.per_sec > 200.0 && slow.per_sec < 50.0);
+        assert!(full.max_queue > 150.0, "seed {seed}: {}", full.max_queue);
+        assert!(slow.max_queue <= 10.0, "seed {seed}: {}", slow.max_queue);
+        assert!(full.ejections >= 2, "seed {seed}: the herd ejects it again");
+        assert_eq!(slow.ejections, 1, "seed {seed}: only the crash ejects it");
+        // Both lose the ~675 requests sent to b0 while it was dead but not yet ejected; the
+        // herd adds the ones that waited past the client's 2 s timeout in b0's queue.
+        assert!(full.timeouts > slow.timeouts, "seed {seed}");
+    }
+}
+
+#[test]
+fn lb_configs_default_to_the_documented_values_and_name_bad_fields() {
+    // Every new field is optional: the old form reads, with every feature off.
+    let old = from_ron::<LoadBalancerConfig>(r#"(backends: ["a", "b"], policy: RoundRobin)"#)
+        .expect("valid");
+    assert_eq!(
+        old,
+        LoadBalancerConfig::new(vec!["a".into(), "b".into()], Policy::RoundRobin)
+    );
+    assert!(old.weights.is_empty() && old.health.is_none() && old.slow_start.is_none());
+
+    // `health: Some(())` checks like an ALB target group; slow start ramps like Envoy's.
+    let text = r#"(backends: ["a"], policy: Random, health: Some(()),
+                   slow_start: Some((window: "30s")))"#;
+    let c = from_ron::<LoadBalancerConfig>(text).expect("valid");
+    let h = c.health.as_ref().expect("health");
+    assert_eq!(
+        h.interval,
+        SimDuration::from_secs(30),
+        "ALB HealthCheckIntervalSeconds"
+    );
+    assert_eq!(
+        h.timeout,
+        SimDuration::from_secs(5),
+        "ALB HealthCheckTimeoutSeconds"
+    );
+    assert_eq!(h.unhealthy_threshold, 2, "ALB UnhealthyThresholdCount");
+    assert_eq!(h.healthy_threshold, 5, "ALB HealthyThresholdCount");
+    assert_eq!(h.grace, SimDuration::ZERO, "Kubernetes initialDelaySeconds");
+    assert_eq!(h.kind, KindRef::Index(0));
+    assert_eq!(
+        h.panic_threshold_percent, 0.0,
+        "ALB fails open only with none healthy"
+    );
+    assert_eq!(*h, HealthCheck::default());
+    let s = c.slow_start.as_ref().expect("slow start");
+    assert_eq!(s.aggression, 1.0, "Envoy: linear");
+    assert_eq!(s.min_weight_percent, 10.0, "Envoy's min_weight_percent");
+
+    // The ramp: the floor, then linear; aggression 2 is the square root of the progress.
+    let t = |ms_: u64| ms(ms_);
+    assert_eq!(s.factor(SimDuration::ZERO), 0.1);
+    assert_eq!(s.factor(t(2_999)), 0.1);
+    assert!((s.factor(t(15_000)) - 0.5).abs() < 1e-12);
+    assert_eq!(s.factor(t(30_000)), 1.0);
+    assert_eq!(s.factor(t(90_000)), 1.0);
+    let fast = SlowStart {
+        aggression: 2.0,
+        ..s.clone()
+    };
+    assert!((fast.factor(t(7_500)) - 0.5).abs() < 1e-12);
+
+    let bad = [
+        (r#"weights: [1, 2, 3]"#, "weights"),
+        (r#"weights: [1, -2]"#, "weights[1]"),
+        (r#"weights: [1, 0]"#, "weights[1]"),
+        (r#"health: Some((interval: "0s"))"#, "health.interval"),
+        (r#"health: Some((timeout: "30s"))"#, "health.timeout"),
+        (
+            r#"health: Some((unhealthy_threshold: 0))"#,
+            "health.unhealthy_threshold",
+        ),
+        (
+            r#"health: Some((healthy_threshold: 0))"#,
+            "health.healthy_threshold",
+        ),
+        (
+            r#"health: Some((panic_threshold_percent: 150))"#,
+            "health.panic_threshold_percent",
+        ),
+        (r#"slow_start: Some((window: "30s"))"#, "slow_start"),
+        (
+            r#"health: Some(()), slow_start: Some((window: "0s"))"#,
+            "slow_start.window",
+        ),
+        (
+            r#"health: Some(()), slow_start: Some((window: "1s", aggression: 0))"#,
+            "slow_start.aggression",
+        ),
+        (
+            r#"health: Some(()), slow_start: Some((window: "1s", min_weight_percent: 0))"#,
+            "slow_start.min_weight_percent",
+        ),
+    ];
+    for (fields, field) in bad {
+        let text = format!(r#"(backends: ["a", "b"], policy: RoundRobin, {fields})"#);
+        let err = from_ron::<LoadBalancerConfig>(&text).expect_err(fields);
+        assert_eq!(err.field(), Some(field), "{fields}: {err}");
+    }
+    let typo = r#"(backends: ["a"], policy: RoundRobin, health: Some((intervall: "1s")))"#;
+    let err = from_ron::<LoadBalancerConfig>(typo).expect_err("unknown field");
+    assert!(err.to_string().contains("intervall"), "{err}");
+    // A probe kind given by name must be resolved before the balancer is built.
+    let named = r#"(backends: ["a"], policy: RoundRobin, health: Some((kind: "ping")))"#;
+    let mut c = from_ron::<LoadBalancerConfig>(named).expect("names are valid in configs");
+    let err = LoadBalancer::<Rpc>::new(c.clone())
+        .err()
+        .expect("unresolved");
+    assert_eq!(err.field(), Some("health.kind"));
+    let refs = c.kind_refs_mut();
+    assert_eq!(refs.len(), 1);
+    let (field, target, kref) = refs.into_iter().next().expect("one");
+    assert_eq!((field.as_str(), target.as_str()), ("health.kind", "a"));
+    *kref = KindRef::Index(kref.resolve(&["page", "ping"]).expect("ping exists"));
+    assert!(LoadBalancer::<Rpc>::new(c).is_ok());
 }
