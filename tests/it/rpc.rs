@@ -2125,3 +2125,49 @@ fn lb_configs_default_to_the_documented_values_and_name_bad_fields() {
     *kref = KindRef::Index(kref.resolve(&["page", "ping"]).expect("ping exists"));
     assert!(LoadBalancer::<Rpc>::new(c).is_ok());
 }
+
+/// A scenario whose balancer probes its backends with the kind `probe` (named).
+fn lb_scenario(probe: &str) -> String {
+    format!(
+        r#"Scenario(
+    name: "lb_probe_kind",
+    about: "A balancer probing by kind name.",
+    duration: "5s",
+    components: {{
+        "users": Client(target: "lb", arrivals: Poisson("100/s"), timeout: "1s"),
+        "lb": LoadBalancer(backends: ["a", "b"], policy: RoundRobin,
+                           health: Some((interval: "1s", timeout: "100ms", kind: "{probe}")),
+                           slow_start: Some((window: "10s"))),
+        "a": Service(workers: 4, kinds: [(name: "page", service: Exp(mean: "5ms")),
+                                         (name: "ping", service: Const("1ms"))]),
+        "b": Service(workers: 4, kinds: [(name: "page", service: Exp(mean: "5ms")),
+                                         (name: "ping", service: Const("1ms"))]),
+    }},
+    checks: [AtMost(name: "no ejections", value: "lb.ejections_total", max: 0)],
+    variants: [(name: "baseline", expect: {{"no ejections": Holds}})],
+)"#
+    )
+}
+
+#[test]
+fn lb_scenarios_name_the_probe_kind_and_the_name_is_resolved() {
+    use faultline::scenario::{Config, Scenario};
+    let scenario = Scenario::from_str(&lb_scenario("ping"), "lb.ron").unwrap_or_else(|e| {
+        panic!("{:?}", e.problems);
+    });
+    let lb = scenario.variants[0].component("lb").expect("lb");
+    let Config::LoadBalancer(c) = &lb.config else {
+        panic!("a balancer: {:?}", lb.config);
+    };
+    let h = c.health.as_ref().expect("health");
+    assert_eq!(h.kind, KindRef::Index(1), "`ping` is the backends' kind 1");
+    assert_eq!(
+        c.slow_start.as_ref().map(|s| s.window),
+        Some(SimDuration::from_secs(10))
+    );
+
+    let err = Scenario::from_str(&lb_scenario("pign"), "lb.ron").expect_err("no kind `pign`");
+    let p = &err.problems[0];
+    assert_eq!(p.path, "components.lb.health.kind", "{:?}", err.problems);
+    assert_eq!(p.suggestion.as_deref(), Some("ping"), "{:?}", err.problems);
+}
