@@ -147,7 +147,8 @@ impl Config {
         match self {
             Config::Client(c) => c.kind_refs_mut(),
             Config::Service(c) => c.kind_refs_mut(),
-            Config::Database(_) | Config::LoadBalancer(_) => Vec::new(),
+            Config::LoadBalancer(c) => c.kind_refs_mut(),
+            Config::Database(_) => Vec::new(),
         }
     }
 

@@ -3,7 +3,8 @@
 //! fallbacks, dropping expired work, shedding by deadline under overload, deadline propagation,
 //! contention and `Slow` faults on a database, load-balancer policies, rate schedules, kind
 //! references by name, config validation and determinism; OOM kills and restart loops, warm-up,
-//! FIFO / LIFO / adaptive-LIFO queues, cancellation at the caller's deadline, and bulkheads.
+//! FIFO / LIFO / adaptive-LIFO queues, cancellation at the caller's deadline, and bulkheads;
+//! load-balancer weights, health checks and slow start (the thundering herd after a restart).
 //!
 //! Random outcomes are checked against bounds derived in each test (Poisson counts within a few
 //! standard deviations, replication means within t standard errors); structural outcomes
@@ -509,10 +510,7 @@ fn lb_p99(policy: Policy, seed: u64) -> u64 {
         spawn_service(&mut sim, h, &name, service(1, None, kinds));
         names.push(name);
     }
-    let lb = LoadBalancerConfig {
-        backends: names,
-        policy,
-    };
+    let lb = LoadBalancerConfig::new(names, policy);
     let proto: LoadBalancer<Rpc> = LoadBalancer::new(lb).expect("valid");
     sim.spawn(h, "lb", move || proto.clone()).expect("unique");
     let mut c = client("lb", Arrivals::Poisson(rate("100/s")));
@@ -535,10 +533,7 @@ fn round_robin_spreads_exactly_evenly() {
         let kinds = vec![kind("q", exp(ms(5)), vec![])];
         spawn_service(&mut sim, h, name, service(2, None, kinds));
     }
-    let lb = LoadBalancerConfig {
-        backends: names.clone(),
-        policy: Policy::RoundRobin,
-    };
+    let lb = LoadBalancerConfig::new(names.clone(), Policy::RoundRobin);
     let proto: LoadBalancer<Rpc> = LoadBalancer::new(lb).expect("valid");
     sim.spawn(h, "lb", move || proto.clone()).expect("unique");
     let mut c = client("lb", Arrivals::Poisson(rate("200/s")));
@@ -690,10 +685,7 @@ fn composed(seed: u64) -> Sim<Rpc> {
         cfg.pools.insert("db".into(), pool(4, ms(50)));
         spawn_service(&mut sim, h, name, cfg);
     }
-    let lb = LoadBalancerConfig {
-        backends: vec!["s0".into(), "s1".into()],
-        policy: Policy::PowerOfTwoChoices,
-    };
+    let lb = LoadBalancerConfig::new(vec!["s0".into(), "s1".into()], Policy::PowerOfTwoChoices);
     let proto: LoadBalancer<Rpc> = LoadBalancer::new(lb).expect("valid");
     sim.spawn(h, "lb", move || proto.clone()).expect("unique");
     let mut c = client("lb", Arrivals::Poisson(rate("300/s")));
@@ -2241,4 +2233,898 @@ fn a_scenario_file_writes_the_new_fields_as_the_configs_read_them() {
         assert_eq!(run.checks[0].holds, vi == 1, "{name}");
         assert_eq!(run.checks[1].holds, vi == 1, "{name}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load balancer: weights, health checks, slow start
+// ---------------------------------------------------------------------------------------------
+//
+// Timing assertions are exact: probes go out at the balancer's start and every `interval`, the
+// backends answer in a constant time with idle workers, so each ejection and return happens at
+// an instant computed from the config. Shares under a random policy are binomial given the
+// number of requests, and are checked within 4.5 standard deviations (two-sided 7e-6 per
+// check); under round robin and the load-aware policies over hanging backends they are exact.
+
+use faultline::SimConfig;
+use faultline::model::rpc::{HealthCheck, SlowStart};
+
+/// The run behind the pinned hashes: four one-worker backends of different speeds with room
+/// for 20 waiting, one crashed for a second, a Poisson client with a 100 ms timeout; 5 s. The
+/// balancer config is read from RON, so the same function compiled against the balancer before
+/// weights, health checks and slow start existed (commit c3d63a0) gave the pinned values.
+fn lb_replay(lb_ron: &str, seed: u64) -> (u64, u64) {
+    let (mut sim, h) = sim_one_host(seed);
+    for (i, mean) in [4, 5, 6, 15].into_iter().enumerate() {
+        let kinds = vec![kind("q", exp(ms(mean)), vec![])];
+        spawn_service(&mut sim, h, &format!("b{i}"), service(1, Some(20), kinds));
+    }
+    let lb: LoadBalancerConfig = from_ron(lb_ron).expect("valid");
+    let proto: LoadBalancer<Rpc> = LoadBalancer::new(lb).expect("valid");
+    sim.spawn(h, "lb", move || proto.clone()).expect("unique");
+    let mut c = client("lb", Arrivals::Poisson(rate("300/s")));
+    c.timeout = Some(ms(100));
+    spawn_client(&mut sim, h, "load", c);
+    let crash = Fault::Crash {
+        target: "b1".into(),
+    };
+    let restart = Fault::Restart {
+        target: "b1".into(),
+    };
+    let plan = FaultPlan::new().at(secs(2), crash).at(secs(3), restart);
+    sim.add_faults(&plan).expect("b1 exists");
+    sim.run_until(secs(5));
+    (sim.trace_hash(), counter(&sim, "load.ok_total"))
+}
+
+#[test]
+fn lb_without_health_or_slow_start_replays_the_balancer_before_them() {
+    // (policy, seed, trace hash, ok responses) from the balancer of commit c3d63a0.
+    let pinned = [
+        ("RoundRobin", 1, 0x7ffd_a7b4_275c_f0c5_u64, 1146),
+        ("RoundRobin", 2, 0xbc6a_ea22_f160_cc8c, 1078),
+        ("Random", 1, 0x381e_0333_01b7_3e97, 1163),
+        ("Random", 2, 0x44e3_aa1d_9c4a_ce6a, 1187),
+        ("LeastOutstanding", 1, 0x4346_a087_7112_390b, 1481),
+        ("LeastOutstanding", 2, 0x5ade_fc4b_f75d_c73a, 1469),
+        ("PowerOfTwoChoices", 1, 0xc84e_213c_a4e5_a694, 1467),
+        ("PowerOfTwoChoices", 2, 0xa04c_66c2_9ab8_fbad, 1461),
+    ];
+    let backends = r#"["b0", "b1", "b2", "b3"]"#;
+    for (policy, seed, hash, ok) in pinned {
+        // No new fields; and equal weights, which must take the unweighted paths.
+        let plain = format!("(backends: {backends}, policy: {policy})");
+        let equal = format!("(backends: {backends}, policy: {policy}, weights: [2, 2, 2, 2])");
+        for text in [plain, equal] {
+            let (got_hash, got_ok) = lb_replay(&text, seed);
+            assert_eq!(got_hash, hash, "{text}, seed {seed}: {got_hash:#018x}");
+            assert_eq!(got_ok, ok, "{text}, seed {seed}");
+        }
+    }
+    // The weights matter when they differ: the same run with one heavier backend diverges.
+    let skewed = format!("(backends: {backends}, policy: RoundRobin, weights: [1, 1, 1, 2])");
+    assert_ne!(lb_replay(&skewed, 1).0, pinned[0].2);
+}
+
+/// `n` never-answering backends `s0..` behind a balancer with `lb`, sent `requests` requests
+/// 1 ms apart. Returns the sim, the balancer's id and each backend's log.
+fn lb_over_sinks(
+    lb: LoadBalancerConfig,
+    requests: u64,
+    seed: u64,
+) -> (Sim<Rpc>, ActorId, Vec<Received>) {
+    let (mut sim, h) = sim_one_host(seed);
+    let logs = lb
+        .backends
+        .iter()
+        .map(|name| spawn_sink(&mut sim, h, name))
+        .collect();
+    let proto: LoadBalancer<Rpc> = LoadBalancer::new(lb).expect("valid");
+    let id = sim.spawn(h, "lb", move || proto.clone()).expect("unique");
+    let mut c = client("lb", Arrivals::Constant(rate("1000/s")));
+    c.limit = Some(requests);
+    spawn_client(&mut sim, h, "load", c);
+    sim.run();
+    (sim, id, logs)
+}
+
+fn sink_names(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("s{i}")).collect()
+}
+
+#[test]
+fn lb_weighted_round_robin_gives_exact_shares() {
+    // nginx's own example of smooth weighted round robin: weights 5, 1, 1 give a a b a c a a
+    // (the message of the commit that brought it to ngx_http_upstream_round_robin.c, "Upstream:
+    // smooth weighted round-robin balancing"), and the cycle repeats.
+    let mut lb = LoadBalancerConfig::new(sink_names(3), Policy::RoundRobin);
+    lb.weights = vec![5.0, 1.0, 1.0];
+    let (_, _, logs) = lb_over_sinks(lb, 14, 1);
+    let mut picks: Vec<(u64, usize)> = Vec::new();
+    for (b, log) in logs.iter().enumerate() {
+        picks.extend(log.borrow().iter().map(|(_, req)| (req.id, b)));
+    }
+    picks.sort();
+    let order: Vec<usize> = picks.iter().map(|&(_, b)| b).collect();
+    assert_eq!(order, [0, 0, 1, 0, 2, 0, 0, 0, 0, 1, 0, 2, 0, 0]);
+
+    // Weights 1, 2, 3, 4 over 1,000 picks: exactly 100, 200, 300, 400, and exact in every
+    // window of 10 consecutive picks (the period), so the shares are exact at every scale.
+    let mut lb = LoadBalancerConfig::new(sink_names(4), Policy::RoundRobin);
+    lb.weights = vec![1.0, 2.0, 3.0, 4.0];
+    let (sim, _, logs) = lb_over_sinks(lb, 1_000, 1);
+    let mut by_id = vec![usize::MAX; 1_000];
+    for (b, log) in logs.iter().enumerate() {
+        let log = log.borrow();
+        assert_eq!(log.len(), 100 * (b + 1), "backend {b}");
+        assert_eq!(
+            counter(&sim, &format!("lb.forwarded_total.s{b}")),
+            100 * (b as u64 + 1)
+        );
+        for (_, req) in log.iter() {
+            by_id[req.id as usize] = b;
+        }
+    }
+    for (w, window) in by_id.chunks(10).enumerate() {
+        for b in 0..4 {
+            let count = window.iter().filter(|&&x| x == b).count();
+            assert_eq!(count, b + 1, "window {w}, backend {b}: {window:?}");
+        }
+    }
+}
+
+#[test]
+fn lb_load_aware_policies_hold_outstanding_in_proportion_to_weight() {
+    // Backends that never answer: outstanding counts only grow, so every pick is visible in
+    // them. LeastOutstanding picks the smallest outstanding / weight, so after 4k picks over
+    // weights 1 and 3 the counts are exactly k and 3k. PowerOfTwoChoices over two backends
+    // always draws both, so it is the same comparison with random tie-breaks: within one
+    // request of the proportion after every pick, in particular at the end.
+    for policy in [Policy::LeastOutstanding, Policy::PowerOfTwoChoices] {
+        for seed in 1..=3 {
+            let mut lb = LoadBalancerConfig::new(sink_names(2), policy);
+            lb.weights = vec![1.0, 3.0];
+            let (sim, id, logs) = lb_over_sinks(lb, 400, seed);
+            let balancer = sim.inspect::<LoadBalancer<Rpc>>(id).expect("a balancer");
+            let out = balancer.outstanding();
+            assert_eq!(out[0] + out[1], 400);
+            assert_eq!(logs[0].borrow().len(), out[0] as usize);
+            if policy == Policy::LeastOutstanding {
+                assert_eq!(out, [100, 300], "seed {seed}");
+            } else {
+                assert!(out[0].abs_diff(100) <= 1, "seed {seed}: {out:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn lb_weighted_random_draws_in_proportion_to_weight() {
+    // 20,000 draws over weights 1 and 3: backend 1's count is binomial(20,000, 3/4), sd 61.
+    for seed in 1..=5 {
+        let mut lb = LoadBalancerConfig::new(sink_names(2), Policy::Random);
+        lb.weights = vec![1.0, 3.0];
+        let (_, _, logs) = lb_over_sinks(lb, 20_000, seed);
+        let x = logs[1].borrow().len() as f64;
+        let (n, p) = (20_000.0, 0.75);
+        let sd = f64::sqrt(n * p * (1.0 - p));
+        assert!(
+            (x - n * p).abs() < 4.5 * sd,
+            "seed {seed}: {x} of {n}, sd {sd:.1}"
+        );
+    }
+}
+
+fn at_nanos(n: u64) -> SimTime {
+    SimTime::from_nanos(n)
+}
+
+fn gauge(sim: &Sim<Rpc>, name: &str) -> f64 {
+    sim.metrics()
+        .gauge_value(name)
+        .unwrap_or_else(|| panic!("no gauge {name}"))
+}
+
+fn healthy_now(sim: &Sim<Rpc>, lb: ActorId) -> Vec<bool> {
+    let balancer = sim.inspect::<LoadBalancer<Rpc>>(lb).expect("a balancer");
+    balancer.healthy().to_vec()
+}
+
+/// The first probe time at or after `t`: probes go out at the balancer's start (0) and every
+/// `interval` after.
+fn next_probe(t: SimTime, interval: SimDuration) -> SimTime {
+    let i = interval.as_nanos();
+    at_nanos(t.as_nanos().div_ceil(i) * i)
+}
+
+/// When `b0`, crashed at `crash` and restarted at `restart`, is ejected and brought back, from
+/// the config alone: the first probe after the crash starts `unhealthy_threshold` failures,
+/// each ending at its probe time plus the timeout; the first probe after the restart starts
+/// `healthy_threshold` successes, each ending at its probe time plus the probe's `work`.
+fn eject_and_return(
+    h: &HealthCheck,
+    crash: SimTime,
+    restart: SimTime,
+    work: SimDuration,
+) -> (SimTime, SimTime) {
+    let eject = next_probe(crash, h.interval)
+        + h.interval * u64::from(h.unhealthy_threshold - 1)
+        + h.timeout;
+    let back =
+        next_probe(restart, h.interval) + h.interval * u64::from(h.healthy_threshold - 1) + work;
+    (eject, back)
+}
+
+const CRASH_MS: u64 = 10_501;
+const RESTART_MS: u64 = 20_501;
+
+/// Three backends `b0..b2` (4 workers, 2 ms constant work: never a queue at 100/s each)
+/// behind a round-robin balancer with `health`; a client sends every 1/300 s with a 1 s
+/// timeout; `b0` crashes at 10.501 s and restarts at 20.501 s, plus the faults in `extra`.
+fn lb_health_system(health: HealthCheck, extra: FaultPlan) -> (Sim<Rpc>, ActorId) {
+    let (mut sim, h) = sim_one_host(7);
+    let names: Vec<String> = (0..3).map(|i| format!("b{i}")).collect();
+    for name in &names {
+        let kinds = vec![kind("q", constant(ms(2)), vec![])];
+        spawn_service(&mut sim, h, name, service(4, None, kinds));
+    }
+    let mut lb = LoadBalancerConfig::new(names, Policy::RoundRobin);
+    lb.health = Some(health);
+    let proto: LoadBalancer<Rpc> = LoadBalancer::new(lb).expect("valid");
+    let id = sim.spawn(h, "lb", move || proto.clone()).expect("unique");
+    let mut c = client("lb", Arrivals::Constant(rate("300/s")));
+    c.timeout = Some(SimDuration::from_secs(1));
+    spawn_client(&mut sim, h, "load", c);
+    let plan = FaultPlan::new()
+        .at(
+            at_ms(CRASH_MS),
+            Fault::Crash {
+                target: "b0".into(),
+            },
+        )
+        .at(
+            at_ms(RESTART_MS),
+            Fault::Restart {
+                target: "b0".into(),
+            },
+        );
+    sim.add_faults(&plan).expect("b0 exists");
+    sim.add_faults(&extra).expect("targets exist");
+    (sim, id)
+}
+
+fn health(
+    interval: SimDuration,
+    timeout: SimDuration,
+    unhealthy: u32,
+    healthy: u32,
+) -> HealthCheck {
+    HealthCheck {
+        interval,
+        timeout,
+        unhealthy_threshold: unhealthy,
+        healthy_threshold: healthy,
+        ..HealthCheck::default()
+    }
+}
+
+#[test]
+fn lb_health_checks_eject_a_crashed_backend_and_bring_it_back() {
+    let hc = health(SimDuration::from_secs(1), ms(200), 3, 2);
+    let (mut sim, lb) = lb_health_system(hc.clone(), FaultPlan::new());
+    let (crash, restart) = (at_ms(CRASH_MS), at_ms(RESTART_MS));
+    let (eject, back) = eject_and_return(&hc, crash, restart, ms(2));
+    // Probes at 11, 12, 13 s fail at +200 ms; probes at 21 and 22 s succeed at +2 ms.
+    assert_eq!((eject, back), (at_ms(13_200), at_ms(22_002)));
+    let one_ns = SimDuration::from_nanos(1);
+
+    sim.run_until(crash);
+    let forwarded_at_crash = counter(&sim, "lb.forwarded_total.b0");
+    sim.run_until(eject - one_ns);
+    assert_eq!(
+        gauge(&sim, "lb.healthy.b0"),
+        1.0,
+        "two failures do not eject"
+    );
+    assert_eq!(counter(&sim, "lb.ejections_total"), 0);
+    assert_eq!(counter(&sim, "lb.probe_failures_total"), 2);
+    sim.run_until(eject);
+    assert_eq!(
+        gauge(&sim, "lb.healthy.b0"),
+        0.0,
+        "the third failure ejects, at {eject}"
+    );
+    assert_eq!(counter(&sim, "lb.ejections_total"), 1);
+    assert_eq!(healthy_now(&sim, lb), [false, true, true]);
+    assert_eq!(gauge(&sim, "lb.panic"), 0.0, "two of three are healthy");
+    let forwarded_at_eject = counter(&sim, "lb.forwarded_total.b0");
+    let completed_at_eject = counter(&sim, "b0.completed_total");
+    let lost = forwarded_at_eject - forwarded_at_crash;
+    // 100/s to b0 for the 2.699 s between the crash and the ejection.
+    assert!(
+        lost.abs_diff(270) <= 1,
+        "{lost} requests sent to the dead backend"
+    );
+
+    // Down, then up but not yet trusted: nothing is forwarded to it; it serves only probes.
+    sim.run_until(back - one_ns);
+    assert_eq!(counter(&sim, "lb.forwarded_total.b0"), forwarded_at_eject);
+    assert_eq!(gauge(&sim, "lb.healthy.b0"), 0.0);
+    assert_eq!(
+        counter(&sim, "b0.completed_total"),
+        completed_at_eject + 1,
+        "the probe at 21 s; the one at 22 s is answered at {back}"
+    );
+    sim.run_until(back);
+    assert_eq!(
+        gauge(&sim, "lb.healthy.b0"),
+        1.0,
+        "the second success brings it back"
+    );
+    assert_eq!(healthy_now(&sim, lb), [true, true, true]);
+    assert_eq!(counter(&sim, "b0.completed_total"), completed_at_eject + 2);
+    // Probes at 11..=20 s failed (the one at 20 s went to a process that was still down).
+    assert_eq!(counter(&sim, "lb.probe_failures_total"), 10);
+    assert_eq!(counter(&sim, "lb.ejections_total"), 1);
+
+    // Back in rotation with its full share (no slow start): a third of the next 3 s.
+    let total_back = counter(&sim, "lb.forwarded_total");
+    sim.run_until(back + SimDuration::from_secs(3));
+    let got = counter(&sim, "lb.forwarded_total.b0") - forwarded_at_eject;
+    let all = counter(&sim, "lb.forwarded_total") - total_back;
+    assert!((3 * got).abs_diff(all) <= 2, "{got} of {all}");
+
+    // A quiet instant: every request sent before it is answered (the last arrival and probe
+    // at 25 s took 2 ms; the next arrival is at 25.0033 s).
+    sim.run_until(at_nanos(25_002_500_000));
+    let sent = counter(&sim, "load.sent_total");
+    let ok = counter(&sim, "load.ok_total");
+    let timeouts = counter(&sim, "load.timeout_total");
+    assert_eq!(counter(&sim, "load.error_total"), 0);
+    assert_eq!(ok + timeouts, sent, "every request ended");
+    assert_eq!(counter(&sim, "lb.forwarded_total"), sent);
+    // The lost requests, plus at most the one b0 was serving when it crashed.
+    assert!(
+        timeouts >= lost && timeouts <= lost + 1,
+        "{timeouts} timeouts, {lost} lost"
+    );
+    assert_eq!(counter(&sim, "lb.expired_total"), timeouts);
+    // Probe answers never reach the client: it saw no response it did not ask for, and the
+    // backends' answers are exactly the client's successes plus the successful probes.
+    assert_eq!(counter(&sim, "load.late_total"), 0);
+    let probes = counter(&sim, "lb.probes_total");
+    assert_eq!(
+        probes,
+        26 * 3,
+        "probes at 0, 1, ..., 25 s to each of three backends"
+    );
+    let probe_ok = probes - counter(&sim, "lb.probe_failures_total");
+    let completed: u64 = (0..3)
+        .map(|b| counter(&sim, &format!("b{b}.completed_total")))
+        .sum();
+    assert_eq!(completed, ok + probe_ok);
+}
+
+#[test]
+fn lb_grace_ignores_a_slow_first_probe_after_a_return() {
+    // One failure ejects. Back at 22.002 s, b0 turns slow (cold caches) from 22.1 s to 23.5 s:
+    // 2 ms of work takes 400 ms, its queue grows, and the probe at 23 s times out at 23.2 s.
+    let cold = Fault::Slow {
+        target: "b0".into(),
+        factor: 200.0,
+    };
+    let extra = || FaultPlan::new().window(at_ms(22_100), at_ms(23_500), cold.clone());
+    for grace in [SimDuration::ZERO, SimDuration::from_secs(2)] {
+        let mut hc = health(SimDuration::from_secs(1), ms(200), 1, 2);
+        hc.grace = grace;
+        let (mut sim, _) = lb_health_system(hc.clone(), extra());
+        let (eject, back) = eject_and_return(&hc, at_ms(CRASH_MS), at_ms(RESTART_MS), ms(2));
+        assert_eq!((eject, back), (at_ms(11_200), at_ms(22_002)));
+        sim.run_until(back);
+        assert_eq!(gauge(&sim, "lb.healthy.b0"), 1.0);
+        sim.run_until(at_ms(23_200));
+        // Ten failures while it was down (probes at 11..=20 s) and the slow one, in both runs.
+        assert_eq!(
+            counter(&sim, "lb.probe_failures_total"),
+            11,
+            "grace {grace}"
+        );
+        if grace.is_zero() {
+            assert_eq!(
+                gauge(&sim, "lb.healthy.b0"),
+                0.0,
+                "ejected by the slow probe"
+            );
+            assert_eq!(counter(&sim, "lb.ejections_total"), 2);
+            // Probes at 24 and 25 s succeed (the queue drained by 23.6 s).
+            sim.run_until(at_ms(25_002) - SimDuration::from_nanos(1));
+            assert_eq!(gauge(&sim, "lb.healthy.b0"), 0.0);
+            sim.run_until(at_ms(25_002));
+            assert_eq!(gauge(&sim, "lb.healthy.b0"), 1.0);
+        } else {
+            assert_eq!(
+                gauge(&sim, "lb.healthy.b0"),
+                1.0,
+                "the failure fell in the grace"
+            );
+            assert_eq!(counter(&sim, "lb.ejections_total"), 1);
+        }
+        sim.run_until(secs(30));
+        assert_eq!(gauge(&sim, "lb.healthy.b0"), 1.0, "grace {grace}");
+        assert_eq!(
+            counter(&sim, "lb.probe_failures_total"),
+            11,
+            "grace {grace}"
+        );
+    }
+}
+
+#[test]
+fn lb_routes_to_every_backend_when_too_few_are_healthy() {
+    // b0 and b1 crash at 10.501 s and stay down; probes every second, 2 failures eject. With
+    // the default panic threshold (0: ALB's fail-open only when none is healthy) b2 alone gets
+    // the traffic; with Envoy's 50%, one healthy backend of three is too few and all three get
+    // it; once b2 also crashes, both route to all.
+    for threshold in [0.0, 50.0] {
+        let (mut sim, h) = sim_one_host(3);
+        let names: Vec<String> = (0..3).map(|i| format!("b{i}")).collect();
+        for name in &names {
+            let kinds = vec![kind("q", constant(ms(2)), vec![])];
+            spawn_service(&mut sim, h, name, service(4, None, kinds));
+        }
+        let mut lb = LoadBalancerConfig::new(names, Policy::RoundRobin);
+        let mut hc = health(SimDuration::from_secs(1), ms(200), 2, 2);
+        hc.panic_threshold_percent = threshold;
+        lb.health = Some(hc);
+        let proto: LoadBalancer<Rpc> = LoadBalancer::new(lb).expect("valid");
+        let id = sim.spawn(h, "lb", move || proto.clone()).expect("unique");
+        let mut c = client("lb", Arrivals::Constant(rate("300/s")));
+        c.timeout = Some(SimDuration::from_secs(1));
+        spawn_client(&mut sim, h, "load", c);
+        let crash = |t: &str| Fault::Crash { target: t.into() };
+        let plan = FaultPlan::new()
+            .at(at_ms(CRASH_MS), crash("b0"))
+            .at(at_ms(CRASH_MS), crash("b1"))
+            .at(at_ms(20_501), crash("b2"));
+        sim.add_faults(&plan).expect("backends exist");
+        // Probes at 11 and 12 s fail: both ejected at 12.2 s.
+        sim.run_until(at_ms(12_200));
+        assert_eq!(healthy_now(&sim, id), [false, false, true]);
+        let panic = threshold > 0.0;
+        assert_eq!(gauge(&sim, "lb.panic"), if panic { 1.0 } else { 0.0 });
+        let before: Vec<u64> = (0..3)
+            .map(|b| counter(&sim, &format!("lb.forwarded_total.b{b}")))
+            .collect();
+        sim.run_until(secs(15));
+        let during: Vec<u64> = (0..3)
+            .map(|b| counter(&sim, &format!("lb.forwarded_total.b{b}")) - before[b])
+            .collect();
+        // 2.8 s at 300/s: 840 requests, all to b2 or a third to each.
+        assert_eq!(during.iter().sum::<u64>().abs_diff(840), 0, "{during:?}");
+        if panic {
+            assert!(during.iter().all(|&d| d.abs_diff(280) <= 1), "{during:?}");
+        } else {
+            assert_eq!(during[..2], [0, 0]);
+        }
+        // b2 is ejected at 22.2 s (probes at 21 and 22 s fail): none is healthy, so all three
+        // get traffic whatever the threshold.
+        sim.run_until(at_ms(22_200));
+        assert_eq!(healthy_now(&sim, id), [false, false, false]);
+        assert_eq!(gauge(&sim, "lb.panic"), 1.0);
+        let before: Vec<u64> = (0..3)
+            .map(|b| counter(&sim, &format!("lb.forwarded_total.b{b}")))
+            .collect();
+        sim.run_until(secs(25));
+        for (b, before) in before.iter().enumerate() {
+            let d = counter(&sim, &format!("lb.forwarded_total.b{b}")) - before;
+            assert!(d.abs_diff(280) <= 1, "threshold {threshold}, b{b}: {d}");
+        }
+        assert_eq!(counter(&sim, "lb.ejections_total"), 3);
+    }
+}
+
+/// Four backends `b0..b3` behind a balancer with `policy`, health checks (1 s interval,
+/// 200 ms timeout, 3 to eject, 2 to return; the probe is the cheap kind `health`, 1 ms) and
+/// `slow_start`; Poisson arrivals at `rate_per_sec` with a 2 s timeout; `b0` crashes at
+/// 10.501 s and restarts at 20.501 s, plus the faults in `extra`. Metric series every 10 ms.
+fn lb_ramp_system(
+    policy: Policy,
+    workers: u32,
+    work: Dist,
+    rate_per_sec: &str,
+    slow_start: Option<SlowStart>,
+    extra: FaultPlan,
+    seed: u64,
+) -> (Sim<Rpc>, ActorId) {
+    let mut config = SimConfig::new(seed);
+    config.sample_interval = Some(ms(10));
+    let mut sim: Sim<Rpc> = Sim::with_config(config).expect("valid config");
+    let h = sim.add_host("h").expect("fresh host");
+    let names: Vec<String> = (0..4).map(|i| format!("b{i}")).collect();
+    for name in &names {
+        let kinds = vec![
+            kind("q", work.clone(), vec![]),
+            kind("health", constant(ms(1)), vec![]),
+        ];
+        spawn_service(&mut sim, h, name, service(workers, None, kinds));
+    }
+    let mut lb = LoadBalancerConfig::new(names, policy);
+    let mut hc = health(SimDuration::from_secs(1), ms(200), 3, 2);
+    hc.kind = KindRef::Index(1);
+    lb.health = Some(hc);
+    lb.slow_start = slow_start;
+    let proto: LoadBalancer<Rpc> = LoadBalancer::new(lb).expect("valid");
+    let id = sim.spawn(h, "lb", move || proto.clone()).expect("unique");
+    let mut c = client("lb", Arrivals::Poisson(rate(rate_per_sec)));
+    c.timeout = Some(SimDuration::from_secs(2));
+    spawn_client(&mut sim, h, "load", c);
+    let plan = FaultPlan::new()
+        .at(
+            at_ms(CRASH_MS),
+            Fault::Crash {
+                target: "b0".into(),
+            },
+        )
+        .at(
+            at_ms(RESTART_MS),
+            Fault::Restart {
+                target: "b0".into(),
+            },
+        );
+    sim.add_faults(&plan).expect("b0 exists");
+    sim.add_faults(&extra).expect("targets exist");
+    (sim, id)
+}
+
+/// Runs until `b0` is back in rotation (after its restart), in 100 us steps; returns when.
+fn run_until_back(sim: &mut Sim<Rpc>, lb: ActorId) -> SimTime {
+    sim.run_until(at_ms(RESTART_MS));
+    assert!(!healthy_now(sim, lb)[0], "ejected while down");
+    let step = SimDuration::from_micros(100);
+    for _ in 0..100_000 {
+        sim.run_for(step);
+        if healthy_now(sim, lb)[0] {
+            return sim.now();
+        }
+    }
+    panic!("b0 never came back");
+}
+
+fn linear_ramp(window_secs: u64) -> SlowStart {
+    SlowStart {
+        window: SimDuration::from_secs(window_secs),
+        aggression: 1.0,
+        min_weight_percent: 10.0,
+    }
+}
+
+#[test]
+fn lb_slow_start_ramps_the_returning_backends_share_as_configured() {
+    // Random over four backends, b0 ramping over 10 s from 10% (linear): its share at `t`
+    // after its return is w / (w + 3), w = max(0.1, t / 10). Each 1 s interval's count is, given
+    // the interval's requests, a sum of independent Bernoulli draws whose mean is the share
+    // averaged over the interval (Poisson arrivals are uniform in time) and whose variance is
+    // at most the binomial one. Checked per seed and pooled over five seeds, within 4.5 sd.
+    let ramp = linear_ramp(10);
+    let share = |t: f64| {
+        let w = ramp.factor(SimDuration::from_secs_f64(t).expect("t >= 0"));
+        w / (w + 3.0)
+    };
+    let mean_share = |i: usize| {
+        let steps = 1_000;
+        let sum: f64 = (0..steps)
+            .map(|k| share(i as f64 + (k as f64 + 0.5) / steps as f64))
+            .sum();
+        sum / steps as f64
+    };
+    let intervals = 12;
+    let mut pooled = vec![(0_u64, 0_u64); intervals];
+    let mut first_full = Vec::new();
+    for seed in 1..=5 {
+        for slow in [true, false] {
+            let (mut sim, lb) = lb_ramp_system(
+                Policy::Random,
+                8,
+                exp(ms(2)),
+                "1000/s",
+                slow.then(|| ramp.clone()),
+                FaultPlan::new(),
+                seed,
+            );
+            let back = run_until_back(&mut sim, lb);
+            assert!(
+                back < at_ms(22_100),
+                "probes at 21 and 22 s answered in 1 ms: {back}"
+            );
+            for (i, pool) in pooled.iter_mut().enumerate() {
+                let (x0, n0) = (
+                    counter(&sim, "lb.forwarded_total.b0"),
+                    counter(&sim, "lb.forwarded_total"),
+                );
+                sim.run_until(back + SimDuration::from_secs(i as u64 + 1));
+                let x = counter(&sim, "lb.forwarded_total.b0") - x0;
+                let n = counter(&sim, "lb.forwarded_total") - n0;
+                let p = if slow { mean_share(i) } else { 0.25 };
+                let sd = f64::sqrt(n as f64 * p * (1.0 - p));
+                let want = n as f64 * p;
+                assert!(
+                    (x as f64 - want).abs() < 4.5 * sd,
+                    "seed {seed}, slow start {slow}, interval {i}: {x} of {n}, want {want:.1} \
+                     +- {sd:.1}"
+                );
+                if slow {
+                    pool.0 += x;
+                    pool.1 += n;
+                } else if i == 0 {
+                    first_full.push(x as f64 / n as f64);
+                }
+            }
+            assert_eq!(
+                counter(&sim, "lb.ejections_total"),
+                1,
+                "only the crash ejects"
+            );
+        }
+    }
+    for (i, &(x, n)) in pooled.iter().enumerate() {
+        let p = mean_share(i);
+        let sd = f64::sqrt(n as f64 * p * (1.0 - p));
+        let want = n as f64 * p;
+        let got = x as f64 / n as f64;
+        eprintln!("slow start interval {i}: share {got:.4}, configured {p:.4}");
+        assert!(
+            (x as f64 - want).abs() < 4.5 * sd,
+            "pooled interval {i}: {x} of {n}, want {want:.1} +- {sd:.1}"
+        );
+    }
+    eprintln!("without slow start, first second's share: {first_full:.4?}");
+}
+
+/// What `b0` saw in its first `secs` seconds back: requests forwarded per second, the largest
+/// queue (from its 10 ms series), and the ejections over the whole run (to 60 s).
+struct Herd {
+    per_sec: f64,
+    /// Requests the balancer forwarded per second, to every backend, in the same seconds.
+    all_per_sec: f64,
+    max_queue: f64,
+    ejections: u64,
+    timeouts: u64,
+}
+
+/// Round robin at 1,000/s over four backends of 4 workers and 10 ms (mean, exponential) of
+/// work: 250/s each against a capacity of 400/s. `b0` comes back cold: three times slower
+/// (capacity 133/s) until 30 s.
+fn herd(slow_start: Option<SlowStart>, seed: u64, secs_back: u64) -> Herd {
+    let cold = Fault::Slow {
+        target: "b0".into(),
+        factor: 3.0,
+    };
+    let extra = FaultPlan::new().window(at_ms(RESTART_MS), secs(30), cold);
+    let (mut sim, lb) = lb_ramp_system(
+        Policy::RoundRobin,
+        4,
+        exp(ms(10)),
+        "1000/s",
+        slow_start,
+        extra,
+        seed,
+    );
+    let back = run_until_back(&mut sim, lb);
+    let (x0, n0) = (
+        counter(&sim, "lb.forwarded_total.b0"),
+        counter(&sim, "lb.forwarded_total"),
+    );
+    let until = back + SimDuration::from_secs(secs_back);
+    sim.run_until(until);
+    let per_sec = (counter(&sim, "lb.forwarded_total.b0") - x0) as f64 / secs_back as f64;
+    let all_per_sec = (counter(&sim, "lb.forwarded_total") - n0) as f64 / secs_back as f64;
+    let max_queue = sim
+        .metrics()
+        .series("b0.queue_len")
+        .and_then(|s| s.max_over(back, until))
+        .expect("a queue series");
+    sim.run_until(secs(60));
+    Herd {
+        per_sec,
+        all_per_sec,
+        max_queue,
+        ejections: counter(&sim, "lb.ejections_total"),
+        timeouts: counter(&sim, "load.timeout_total"),
+    }
+}
+
+#[test]
+fn lb_slow_start_spares_a_cold_backend_the_thundering_herd() {
+    // Catalogue S4. Without slow start b0 gets its full quarter at once, 250/s against a cold
+    // capacity of 133/s: its queue grows by ~117/s (about 350 after 3 s, sd ~34 from the
+    // Poisson counts of 3 s of arrivals and departures), its probes wait behind the queue past
+    // their 200 ms timeout, and the health checks eject it again: the herd's version of a
+    // restart loop. With a 30 s slow start it is at the 10% floor for its first 3 s (t / 30 <
+    // 0.1), a fixed weight of 0.1 against three of 1, so round robin gives it exactly one
+    // request in 31: ~32/s, 24% of its cold capacity, where four workers essentially never
+    // queue (M/M/4 at rho 0.24: P(10 waiting) ~ 0.015 * 0.24^10 ~ 1e-8).
+    let secs_back = 3;
+    for seed in 1..=3 {
+        let full = herd(None, seed, secs_back);
+        let slow = herd(Some(linear_ramp(30)), seed, secs_back);
+        eprintln!(
+            "seed {seed}: full share {:.1}/s, max queue {}, ejections {}, client timeouts {}; \
+             slow start {:.1}/s, max queue {}, ejections {}, client timeouts {}",
+            full.per_sec,
+            full.max_queue,
+            full.ejections,
+            full.timeouts,
+            slow.per_sec,
+            slow.max_queue,
+            slow.ejections,
+            slow.timeouts
+        );
+        let secs = secs_back as f64;
+        // Round robin's rotation restarts when b0 returns: its count is a quarter of all, to
+        // one request; with slow start a 31st, to one request.
+        let (x, n) = (full.per_sec * secs, full.all_per_sec * secs);
+        assert!((4.0 * x - n).abs() <= 3.0, "seed {seed}: {x} of {n}");
+        let (x, n) = (slow.per_sec * secs, slow.all_per_sec * secs);
+        assert!((31.0 * x - n).abs() <= 31.0, "seed {seed}: {x} of {n}");
+        assert!(full.per_sec > 200.0 && slow.per_sec < 50.0);
+        assert!(full.max_queue > 150.0, "seed {seed}: {}", full.max_queue);
+        assert!(slow.max_queue <= 10.0, "seed {seed}: {}", slow.max_queue);
+        assert!(full.ejections >= 2, "seed {seed}: the herd ejects it again");
+        assert_eq!(slow.ejections, 1, "seed {seed}: only the crash ejects it");
+        // Both lose the ~675 requests sent to b0 while it was dead but not yet ejected; the
+        // herd adds the ones that waited past the client's 2 s timeout in b0's queue.
+        assert!(full.timeouts > slow.timeouts, "seed {seed}");
+    }
+}
+
+#[test]
+fn lb_configs_default_to_the_documented_values_and_name_bad_fields() {
+    // Every new field is optional: the old form reads, with every feature off.
+    let old = from_ron::<LoadBalancerConfig>(r#"(backends: ["a", "b"], policy: RoundRobin)"#)
+        .expect("valid");
+    assert_eq!(
+        old,
+        LoadBalancerConfig::new(vec!["a".into(), "b".into()], Policy::RoundRobin)
+    );
+    assert!(old.weights.is_empty() && old.health.is_none() && old.slow_start.is_none());
+
+    // `health: Some(())` checks like an ALB target group; slow start ramps like Envoy's.
+    let text = r#"(backends: ["a"], policy: Random, health: Some(()),
+                   slow_start: Some((window: "30s")))"#;
+    let c = from_ron::<LoadBalancerConfig>(text).expect("valid");
+    let h = c.health.as_ref().expect("health");
+    assert_eq!(
+        h.interval,
+        SimDuration::from_secs(30),
+        "ALB HealthCheckIntervalSeconds"
+    );
+    assert_eq!(
+        h.timeout,
+        SimDuration::from_secs(5),
+        "ALB HealthCheckTimeoutSeconds"
+    );
+    assert_eq!(h.unhealthy_threshold, 2, "ALB UnhealthyThresholdCount");
+    assert_eq!(h.healthy_threshold, 5, "ALB HealthyThresholdCount");
+    assert_eq!(h.grace, SimDuration::ZERO, "Kubernetes initialDelaySeconds");
+    assert_eq!(h.kind, KindRef::Index(0));
+    assert_eq!(
+        h.panic_threshold_percent, 0.0,
+        "ALB fails open only with none healthy"
+    );
+    assert_eq!(*h, HealthCheck::default());
+    let s = c.slow_start.as_ref().expect("slow start");
+    assert_eq!(s.aggression, 1.0, "Envoy: linear");
+    assert_eq!(s.min_weight_percent, 10.0, "Envoy's min_weight_percent");
+
+    // The ramp: the floor, then linear; aggression 2 is the square root of the progress.
+    let t = |ms_: u64| ms(ms_);
+    assert_eq!(s.factor(SimDuration::ZERO), 0.1);
+    assert_eq!(s.factor(t(2_999)), 0.1);
+    assert!((s.factor(t(15_000)) - 0.5).abs() < 1e-12);
+    assert_eq!(s.factor(t(30_000)), 1.0);
+    assert_eq!(s.factor(t(90_000)), 1.0);
+    let fast = SlowStart {
+        aggression: 2.0,
+        ..s.clone()
+    };
+    assert!((fast.factor(t(7_500)) - 0.5).abs() < 1e-12);
+
+    let bad = [
+        (r#"weights: [1, 2, 3]"#, "weights"),
+        (r#"weights: [1, -2]"#, "weights[1]"),
+        (r#"weights: [1, 0]"#, "weights[1]"),
+        (r#"health: Some((interval: "0s"))"#, "health.interval"),
+        (r#"health: Some((timeout: "30s"))"#, "health.timeout"),
+        (
+            r#"health: Some((unhealthy_threshold: 0))"#,
+            "health.unhealthy_threshold",
+        ),
+        (
+            r#"health: Some((healthy_threshold: 0))"#,
+            "health.healthy_threshold",
+        ),
+        (
+            r#"health: Some((panic_threshold_percent: 150))"#,
+            "health.panic_threshold_percent",
+        ),
+        (r#"slow_start: Some((window: "30s"))"#, "slow_start"),
+        (
+            r#"health: Some(()), slow_start: Some((window: "0s"))"#,
+            "slow_start.window",
+        ),
+        (
+            r#"health: Some(()), slow_start: Some((window: "1s", aggression: 0))"#,
+            "slow_start.aggression",
+        ),
+        (
+            r#"health: Some(()), slow_start: Some((window: "1s", min_weight_percent: 0))"#,
+            "slow_start.min_weight_percent",
+        ),
+    ];
+    for (fields, field) in bad {
+        let text = format!(r#"(backends: ["a", "b"], policy: RoundRobin, {fields})"#);
+        let err = from_ron::<LoadBalancerConfig>(&text).expect_err(fields);
+        assert_eq!(err.field(), Some(field), "{fields}: {err}");
+    }
+    let typo = r#"(backends: ["a"], policy: RoundRobin, health: Some((intervall: "1s")))"#;
+    let err = from_ron::<LoadBalancerConfig>(typo).expect_err("unknown field");
+    assert!(err.to_string().contains("intervall"), "{err}");
+    // A probe kind given by name must be resolved before the balancer is built.
+    let named = r#"(backends: ["a"], policy: RoundRobin, health: Some((kind: "ping")))"#;
+    let mut c = from_ron::<LoadBalancerConfig>(named).expect("names are valid in configs");
+    let err = LoadBalancer::<Rpc>::new(c.clone())
+        .err()
+        .expect("unresolved");
+    assert_eq!(err.field(), Some("health.kind"));
+    let refs = c.kind_refs_mut();
+    assert_eq!(refs.len(), 1);
+    let (field, target, kref) = refs.into_iter().next().expect("one");
+    assert_eq!((field.as_str(), target.as_str()), ("health.kind", "a"));
+    *kref = KindRef::Index(kref.resolve(&["page", "ping"]).expect("ping exists"));
+    assert!(LoadBalancer::<Rpc>::new(c).is_ok());
+}
+
+/// A scenario whose balancer probes its backends with the kind `probe` (named).
+fn lb_scenario(probe: &str) -> String {
+    format!(
+        r#"Scenario(
+    name: "lb_probe_kind",
+    about: "A balancer probing by kind name.",
+    duration: "5s",
+    components: {{
+        "users": Client(target: "lb", arrivals: Poisson("100/s"), timeout: "1s"),
+        "lb": LoadBalancer(backends: ["a", "b"], policy: RoundRobin,
+                           health: Some((interval: "1s", timeout: "100ms", kind: "{probe}")),
+                           slow_start: Some((window: "10s"))),
+        "a": Service(workers: 4, kinds: [(name: "page", service: Exp(mean: "5ms")),
+                                         (name: "ping", service: Const("1ms"))]),
+        "b": Service(workers: 4, kinds: [(name: "page", service: Exp(mean: "5ms")),
+                                         (name: "ping", service: Const("1ms"))]),
+    }},
+    checks: [AtMost(name: "no ejections", value: "lb.ejections_total", max: 0)],
+    variants: [(name: "baseline", expect: {{"no ejections": Holds}})],
+)"#
+    )
+}
+
+#[test]
+fn lb_scenarios_name_the_probe_kind_and_the_name_is_resolved() {
+    use faultline::scenario::{Config, Scenario};
+    let scenario = Scenario::from_str(&lb_scenario("ping"), "lb.ron").unwrap_or_else(|e| {
+        panic!("{:?}", e.problems);
+    });
+    let lb = scenario.variants[0].component("lb").expect("lb");
+    let Config::LoadBalancer(c) = &lb.config else {
+        panic!("a balancer: {:?}", lb.config);
+    };
+    let h = c.health.as_ref().expect("health");
+    assert_eq!(h.kind, KindRef::Index(1), "`ping` is the backends' kind 1");
+    assert_eq!(
+        c.slow_start.as_ref().map(|s| s.window),
+        Some(SimDuration::from_secs(10))
+    );
+
+    let err = Scenario::from_str(&lb_scenario("pign"), "lb.ron").expect_err("no kind `pign`");
+    let p = &err.problems[0];
+    assert_eq!(p.path, "components.lb.health.kind", "{:?}", err.problems);
+    assert_eq!(p.suggestion.as_deref(), Some("ping"), "{:?}", err.problems);
 }

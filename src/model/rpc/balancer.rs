@@ -1,11 +1,52 @@
-//! A load balancer: forwards each request to one backend chosen by a policy, and relays the
-//! response to the original caller.
+//! A load balancer: forwards each request to one backend chosen by a policy, relays the response
+//! to the original caller, and, when configured, health-checks its backends and ramps the ones
+//! that come back up slowly (slow start), the load-balancer fixes of the thundering herd after a
+//! restart (catalogue S4).
 //!
 //! It keeps its own request ids (a BTreeMap from its id to the original id and caller), so
 //! callers' ids never collide at a backend. The outstanding count per backend, which
 //! LeastOutstanding and PowerOfTwoChoices read, drops when the response comes back or, for a
 //! request with a deadline, when the deadline passes (the caller has given up; without this a
 //! lost response would count against its backend for ever).
+//!
+//! **Weights.** Every policy honours a weight per backend: its static `weights` entry (1 by
+//! default) times its slow-start factor. Round robin is nginx's smooth weighted round robin:
+//! deterministic, interleaved rather than in bursts (weights 5, 1, 1 give a a b a c a a), and
+//! with whole-number weights every run of `sum of weights` picks from the start holds each
+//! backend exactly `weight` times. Random is a weighted draw. The two load-aware policies
+//! compare `outstanding / weight`, so a backend at a tenth of the weight is chosen as if it had
+//! ten times its outstanding requests: under concurrency its outstanding count is held near its
+//! weight's share. When every candidate is idle the ratios are all 0 and the tie-break decides
+//! (LeastOutstanding's rotation ignores weights; PowerOfTwoChoices' first draw is weighted).
+//! With every weight equal each policy makes exactly the choices, and the random draws, that it
+//! made before weights existed (a test pins the trace hashes).
+//!
+//! **Health checks** (`health`, off by default). Every `interval` the balancer sends each
+//! backend a probe: an ordinary request of kind `health.kind`, so it queues behind real work
+//! and costs the backend a request's work, as a real health endpoint does. A probe fails if the
+//! answer is an error or does not come within `timeout`. `unhealthy_threshold` consecutive
+//! failures eject a healthy backend (it gets no traffic); `healthy_threshold` consecutive
+//! successes bring an ejected one back, after which failures are ignored for `grace` (the
+//! health-check grace period of Kubernetes' `initialDelaySeconds` or an ECS service). Probes are
+//! the balancer's own calls: their answers are never relayed to a client, and they are not
+//! counted as outstanding requests. Backends start healthy: a run begins in steady state. When
+//! fewer than `panic_threshold_percent` of the backends are healthy, and always when none is,
+//! the balancer routes to all of them regardless of health, as Envoy does below its panic
+//! threshold and as an AWS ALB "fails open" when every target is unhealthy: an ejection storm
+//! (every backend slow, none dead) then does not become a total outage.
+//!
+//! **Slow start** (`slow_start`, off by default; needs `health`). A backend that health checks
+//! bring back starts at `min_weight_percent` of its weight and ramps to its full weight over
+//! `window`, as Envoy's slow start mode does: `weight * max(min_weight_percent / 100,
+//! (elapsed / window) ^ (1 / aggression))`; `aggression` 1 is linear, as an ALB's ramp is.
+//! Without it a backend that comes back gets its full share at once, cold caches and all.
+//!
+//! Metrics (owner = the balancer's name): `forwarded_total`, `forwarded_total.<backend>`, and
+//! `expired_total` (forwarded requests forgotten at their deadline); with `health`, the gauges
+//! `healthy.<backend>` (1 while the backend is in rotation, 0 while ejected) and `panic` (1
+//! while routing to every backend regardless of health), and the counters `probes_total`
+//! (probes sent), `probe_failures_total` (probes that failed, including the ones ignored during
+//! `grace`) and `ejections_total` (healthy -> ejected transitions).
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
@@ -13,41 +54,266 @@ use std::marker::PhantomData;
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
-use super::{ConfigError, Request, Rpc, Tick, Validate, resolve};
+use super::{ConfigError, KindRef, Request, Rpc, Status, Tick, Validate, nonzero, resolve};
 use crate::actor::{Actor, ActorId, Ctx};
-use crate::metrics::CounterId;
+use crate::engine::time::{SimDuration, SimTime};
+use crate::metrics::{CounterId, GaugeId};
 use crate::model::Carry;
+
+/// AWS ALB's `HealthCheckIntervalSeconds` default for instance and ip targets, 30 s ("Health
+/// checks for your target groups", Elastic Load Balancing user guide).
+pub const DEFAULT_HEALTH_INTERVAL: SimDuration = SimDuration::from_secs(30);
+
+/// AWS ALB's `HealthCheckTimeoutSeconds` default for instance and ip targets, 5 s (same page).
+pub const DEFAULT_HEALTH_TIMEOUT: SimDuration = SimDuration::from_secs(5);
+
+/// AWS ALB's `UnhealthyThresholdCount` default, 2 consecutive failures (same page).
+pub const DEFAULT_UNHEALTHY_THRESHOLD: u32 = 2;
+
+/// AWS ALB's `HealthyThresholdCount` default, 5 consecutive successes (same page).
+pub const DEFAULT_HEALTHY_THRESHOLD: u32 = 5;
+
+/// Envoy's `slow_start_config.min_weight_percent` default, 10% ("Slow start mode", Envoy
+/// architecture overview: "default is 10%").
+pub const DEFAULT_MIN_WEIGHT_PERCENT: f64 = 10.0;
+
+/// Envoy's `slow_start_config.aggression` default, 1.0: a linear ramp (Envoy's
+/// `SlowStartConfig` proto), the shape of an ALB's ramp ("linearly increases the number of
+/// requests sent to a new target").
+pub const DEFAULT_AGGRESSION: f64 = 1.0;
 
 /// How a backend is chosen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Policy {
-    /// Each backend in turn.
+    /// Each backend in turn, in proportion to its weight: smooth weighted round robin (nginx).
+    /// Equal weights give plain rotation in config order.
     RoundRobin,
-    /// Uniformly at random (the balancer's own stream).
+    /// At random in proportion to weight (the balancer's own stream).
     Random,
-    /// The backend with the fewest outstanding requests; ties go round robin.
+    /// The backend with the smallest `outstanding / weight`; ties go round robin.
     LeastOutstanding,
-    /// Two distinct backends at random; the one with fewer outstanding (the first drawn on a
-    /// tie). Mitzenmacher's "power of two choices".
+    /// Two distinct backends at random (in proportion to weight); the one with the smaller
+    /// `outstanding / weight` (the first drawn on a tie). Mitzenmacher's "power of two
+    /// choices".
     PowerOfTwoChoices,
 }
 
-/// A [`LoadBalancer`]'s config.
+/// Active health checking: see the module docs for what happens on failure and recovery.
+///
+/// Every field has a default, so `health: Some(())` checks like an AWS ALB target group.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    /// Time between probes of one backend, whatever the previous probe's outcome (a probe is
+    /// sent to each backend at the balancer's start and every `interval` after). Default 30 s
+    /// (ALB).
+    #[serde(default = "default_health_interval")]
+    pub interval: SimDuration,
+    /// A probe not answered within this long fails. Must be shorter than `interval`, so a
+    /// backend has at most one probe outstanding (ALB's rule). Default 5 s (ALB).
+    #[serde(default = "default_health_timeout")]
+    pub timeout: SimDuration,
+    /// Consecutive failed probes that eject a healthy backend. Default 2 (ALB).
+    #[serde(default = "default_unhealthy_threshold")]
+    pub unhealthy_threshold: u32,
+    /// Consecutive successful probes that bring an ejected backend back. Default 5 (ALB).
+    #[serde(default = "default_healthy_threshold")]
+    pub healthy_threshold: u32,
+    /// The request kind sent as the probe, in the backends' table (index or name, resolved
+    /// against the first backend's kinds: backends behind one balancer are replicas). Default
+    /// kind 0.
+    #[serde(default)]
+    pub kind: KindRef,
+    /// For this long after a backend is brought back, failed probes do not count towards
+    /// ejecting it (they are still counted in `probe_failures_total`). Default 0: Kubernetes'
+    /// `initialDelaySeconds` default.
+    #[serde(default)]
+    pub grace: SimDuration,
+    /// Route to every backend, healthy or not, while fewer than this percentage of them are
+    /// healthy; with none healthy this happens whatever the threshold. Default 0: only when
+    /// none is healthy, an ALB's fail-open rule (Envoy's `healthy_panic_threshold` default is
+    /// 50).
+    #[serde(default)]
+    pub panic_threshold_percent: f64,
+}
+
+fn default_health_interval() -> SimDuration {
+    DEFAULT_HEALTH_INTERVAL
+}
+
+fn default_health_timeout() -> SimDuration {
+    DEFAULT_HEALTH_TIMEOUT
+}
+
+fn default_unhealthy_threshold() -> u32 {
+    DEFAULT_UNHEALTHY_THRESHOLD
+}
+
+fn default_healthy_threshold() -> u32 {
+    DEFAULT_HEALTHY_THRESHOLD
+}
+
+impl Default for HealthCheck {
+    fn default() -> Self {
+        HealthCheck {
+            interval: DEFAULT_HEALTH_INTERVAL,
+            timeout: DEFAULT_HEALTH_TIMEOUT,
+            unhealthy_threshold: DEFAULT_UNHEALTHY_THRESHOLD,
+            healthy_threshold: DEFAULT_HEALTHY_THRESHOLD,
+            kind: KindRef::default(),
+            grace: SimDuration::ZERO,
+            panic_threshold_percent: 0.0,
+        }
+    }
+}
+
+/// Slow start for backends that health checks bring back: the weight ramps from
+/// `min_weight_percent` to full over `window` (Envoy's slow start mode, an ALB's slow start
+/// duration).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlowStart {
+    /// How long the ramp takes (an ALB allows 30 s to 15 min). Required: there is no neutral
+    /// default.
+    pub window: SimDuration,
+    /// The ramp's shape: the weight factor is `(elapsed / window) ^ (1 / aggression)`; 1 is
+    /// linear, larger values ramp faster at first. Default 1.0 (Envoy).
+    #[serde(default = "default_aggression")]
+    pub aggression: f64,
+    /// The factor never drops below this percentage of the weight. In (0, 100]. Default 10
+    /// (Envoy).
+    #[serde(default = "default_min_weight_percent")]
+    pub min_weight_percent: f64,
+}
+
+fn default_aggression() -> f64 {
+    DEFAULT_AGGRESSION
+}
+
+fn default_min_weight_percent() -> f64 {
+    DEFAULT_MIN_WEIGHT_PERCENT
+}
+
+impl SlowStart {
+    /// The weight factor, in `(0, 1]`, `elapsed` after the ramp began.
+    pub fn factor(&self, elapsed: SimDuration) -> f64 {
+        if elapsed >= self.window {
+            return 1.0;
+        }
+        let progress = elapsed.as_nanos() as f64 / self.window.as_nanos() as f64;
+        // libm, not the platform's pow: a seed must replay the same on every OS.
+        let ramp = libm::pow(progress, 1.0 / self.aggression);
+        ramp.max(self.min_weight_percent / 100.0).min(1.0)
+    }
+}
+
+/// A [`LoadBalancer`]'s config. Only `backends` and `policy` are required; every other field's
+/// default is the balancer without that feature.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoadBalancerConfig {
     /// Backend actor names.
     pub backends: Vec<String>,
     pub policy: Policy,
+    /// A static weight per backend, in `backends` order, each finite and > 0 (nginx's
+    /// `weight=`, Envoy's `load_balancing_weight`); empty means 1 each.
+    #[serde(default)]
+    pub weights: Vec<f64>,
+    /// Active health checks; None sends to every backend whatever its state.
+    #[serde(default)]
+    pub health: Option<HealthCheck>,
+    /// Slow start for backends that come back; None gives them their full weight at once.
+    #[serde(default)]
+    pub slow_start: Option<SlowStart>,
 }
 
 impl LoadBalancerConfig {
+    /// `policy` over `backends`, with every optional feature off.
+    pub fn new(backends: Vec<String>, policy: Policy) -> Self {
+        LoadBalancerConfig {
+            backends,
+            policy,
+            weights: Vec::new(),
+            health: None,
+            slow_start: None,
+        }
+    }
+
     /// The actor names this config refers to, with their field paths.
     pub fn targets(&self) -> Vec<(String, &str)> {
         let named = self.backends.iter().enumerate();
         named
             .map(|(i, b)| (format!("backends[{i}]"), b.as_str()))
             .collect()
+    }
+
+    /// The probe's request-kind reference, with its field path and the backend whose kinds it
+    /// resolves against (the first), for resolving a name before the balancer is built.
+    pub fn kind_refs_mut(&mut self) -> Vec<(String, String, &mut KindRef)> {
+        match (&mut self.health, self.backends.first()) {
+            (Some(h), Some(first)) => vec![("health.kind".into(), first.clone(), &mut h.kind)],
+            _ => Vec::new(),
+        }
+    }
+}
+
+fn positive_finite(field: impl Into<String>, value: f64) -> Result<(), ConfigError> {
+    if !(value.is_finite() && value > 0.0) {
+        return Err(ConfigError::Invalid {
+            field: field.into(),
+            reason: format!("{value} must be finite and > 0"),
+        });
+    }
+    Ok(())
+}
+
+impl Validate for HealthCheck {
+    /// Field paths from the balancer's root (`health.timeout`).
+    fn validate(&self) -> Result<(), ConfigError> {
+        nonzero("health.interval", self.interval.as_nanos())?;
+        nonzero("health.timeout", self.timeout.as_nanos())?;
+        if self.timeout >= self.interval {
+            return Err(ConfigError::Invalid {
+                field: "health.timeout".into(),
+                reason: format!(
+                    "{} must be shorter than health.interval ({}), so that a backend has at \
+                     most one probe outstanding",
+                    self.timeout, self.interval
+                ),
+            });
+        }
+        nonzero(
+            "health.unhealthy_threshold",
+            u64::from(self.unhealthy_threshold),
+        )?;
+        nonzero(
+            "health.healthy_threshold",
+            u64::from(self.healthy_threshold),
+        )?;
+        let p = self.panic_threshold_percent;
+        if !(p.is_finite() && (0.0..=100.0).contains(&p)) {
+            return Err(ConfigError::Invalid {
+                field: "health.panic_threshold_percent".into(),
+                reason: format!("{p} must be a percentage in [0, 100]"),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Validate for SlowStart {
+    /// Field paths from the balancer's root (`slow_start.window`).
+    fn validate(&self) -> Result<(), ConfigError> {
+        nonzero("slow_start.window", self.window.as_nanos())?;
+        positive_finite("slow_start.aggression", self.aggression)?;
+        let m = self.min_weight_percent;
+        if !(m.is_finite() && m > 0.0 && m <= 100.0) {
+            return Err(ConfigError::Invalid {
+                field: "slow_start.min_weight_percent".into(),
+                reason: format!("{m} must be a percentage in (0, 100]"),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -57,6 +323,35 @@ impl Validate for LoadBalancerConfig {
             return Err(ConfigError::Empty {
                 field: "backends".into(),
             });
+        }
+        if !self.weights.is_empty() && self.weights.len() != self.backends.len() {
+            return Err(ConfigError::Invalid {
+                field: "weights".into(),
+                reason: format!(
+                    "{} weights for {} backends: give one per backend, or none for equal \
+                     weights",
+                    self.weights.len(),
+                    self.backends.len()
+                ),
+            });
+        }
+        for (i, &w) in self.weights.iter().enumerate() {
+            positive_finite(format!("weights[{i}]"), w)?;
+        }
+        if let Some(h) = &self.health {
+            h.validate()?;
+        }
+        if let Some(s) = &self.slow_start {
+            s.validate()?;
+            if self.health.is_none() {
+                return Err(ConfigError::Invalid {
+                    field: "slow_start".into(),
+                    reason: "slow start ramps up backends that health checks bring back; \
+                             without `health` the balancer never sees one come back, so add \
+                             `health: Some(())` or remove `slow_start`"
+                        .into(),
+                });
+            }
         }
         Ok(())
     }
@@ -70,83 +365,224 @@ struct Forwarded {
     backend: u32,
 }
 
+/// What health checking knows about one backend.
+#[derive(Clone, Copy, Debug)]
+struct Health {
+    healthy: bool,
+    /// Consecutive failed probes (those that count: not the ones in grace).
+    failures: u32,
+    /// Consecutive successful probes.
+    successes: u32,
+    /// Failed probes before this time do not count (grace after coming back).
+    grace_until: SimTime,
+    /// When the backend came back, if slow start applies.
+    ramp_from: Option<SimTime>,
+}
+
+#[derive(Clone, Copy)]
+struct HealthMetrics {
+    probes: CounterId,
+    failures: CounterId,
+    ejections: CounterId,
+    panic: GaugeId,
+}
+
 /// A load balancer.
 ///
-/// Metrics (owner = its name): `forwarded_total`, `forwarded_total.<backend name>`, and
-/// `expired_total` (forwarded requests forgotten at their deadline).
+/// Metrics: see the module docs.
 #[derive(Clone)]
 pub struct LoadBalancer<M> {
     config: LoadBalancerConfig,
+    /// The resolved `health.kind`.
+    probe_kind: u32,
     backends: Vec<ActorId>,
     outstanding: Vec<u32>,
     forwarded: BTreeMap<u64, Forwarded>,
+    /// Probes awaiting an answer: the balancer's id -> backend index.
+    probes: BTreeMap<u64, u32>,
     next_id: u64,
+    /// LeastOutstanding's rotation for ties.
     cursor: usize,
+    /// Smooth weighted round robin's current weight per backend.
+    current: Vec<f64>,
+    health: Vec<Health>,
+    healthy: Vec<bool>,
+    /// The backends that may be picked (healthy ones, or all in panic), in config order.
+    eligible: Vec<usize>,
+    /// Per-pick weights of `eligible`, kept to avoid an allocation per request.
+    scratch: Vec<f64>,
     counters: Vec<CounterId>,
     total: Option<(CounterId, CounterId)>,
+    healthy_gauges: Vec<GaugeId>,
+    health_metrics: Option<HealthMetrics>,
     _m: PhantomData<M>,
 }
 
 impl<M> LoadBalancer<M> {
-    /// Validates `config`.
+    /// Validates `config`. A probe kind given by name must have been resolved to an index.
     pub fn new(config: LoadBalancerConfig) -> Result<Self, ConfigError> {
         config.validate()?;
+        let probe_kind = match &config.health {
+            Some(h) => h.kind.index("health.kind")?,
+            None => 0,
+        };
+        let n = config.backends.len();
+        let health = Health {
+            healthy: true,
+            failures: 0,
+            successes: 0,
+            grace_until: SimTime::ZERO,
+            ramp_from: None,
+        };
         Ok(LoadBalancer {
-            outstanding: vec![0; config.backends.len()],
             config,
+            probe_kind,
             backends: Vec::new(),
+            outstanding: vec![0; n],
             forwarded: BTreeMap::new(),
+            probes: BTreeMap::new(),
             next_id: 0,
             cursor: 0,
+            current: vec![0.0; n],
+            health: vec![health; n],
+            healthy: vec![true; n],
+            eligible: (0..n).collect(),
+            scratch: Vec::with_capacity(n),
             counters: Vec::new(),
             total: None,
+            healthy_gauges: Vec::new(),
+            health_metrics: None,
             _m: PhantomData,
         })
     }
 
-    /// Outstanding requests per backend, in config order.
+    /// Outstanding requests per backend, in config order (probes not included).
     pub fn outstanding(&self) -> &[u32] {
         &self.outstanding
+    }
+
+    /// Whether each backend is in rotation, in config order (always all true without health
+    /// checks).
+    pub fn healthy(&self) -> &[bool] {
+        &self.healthy
+    }
+
+    /// Backend `b`'s weight at `now`: its static weight times its slow-start factor.
+    fn weight(&self, b: usize, now: SimTime) -> f64 {
+        let base = self.config.weights.get(b).copied().unwrap_or(1.0);
+        match (&self.config.slow_start, self.health[b].ramp_from) {
+            (Some(s), Some(from)) => base * s.factor(now.saturating_duration_since(from)),
+            _ => base,
+        }
+    }
+
+    /// `outstanding[a] / weight a < outstanding[b] / weight b`, without dividing, so that with
+    /// equal weights it is exactly `outstanding[a] < outstanding[b]`.
+    fn lighter(&self, a: usize, wa: f64, b: usize, wb: f64) -> bool {
+        f64::from(self.outstanding[a]) * wb < f64::from(self.outstanding[b]) * wa
+    }
+
+    /// Recomputes the eligible set after a health change; returns whether in panic.
+    fn refresh_eligible(&mut self) -> bool {
+        let n = self.healthy.len();
+        let up = self.healthy.iter().filter(|&&h| h).count();
+        let threshold = self
+            .config
+            .health
+            .as_ref()
+            .map_or(0.0, |h| h.panic_threshold_percent);
+        let panic = up == 0 || (up as f64) * 100.0 < threshold * n as f64;
+        self.eligible.clear();
+        let healthy = &self.healthy;
+        self.eligible
+            .extend((0..n).filter(|&b| panic || healthy[b]));
+        // Smooth weighted round robin's invariant (current weights sum to 0 over the
+        // candidates) holds for a fixed set only: start the rotation afresh, so a backend
+        // coming back brings no credit or debt from before.
+        self.current.iter_mut().for_each(|c| *c = 0.0);
+        panic
     }
 }
 
 impl<M: Carry<Rpc>> LoadBalancer<M> {
     fn pick(&mut self, ctx: &mut Ctx<'_, M>) -> usize {
-        let n = self.backends.len();
-        debug_assert!(n > 0);
-        match self.config.policy {
+        let now = ctx.now();
+        let k = self.eligible.len();
+        debug_assert!(
+            k > 0,
+            "panic mode keeps every backend eligible when none is healthy"
+        );
+        let mut weights = std::mem::take(&mut self.scratch);
+        weights.clear();
+        weights.extend(self.eligible.iter().map(|&b| self.weight(b, now)));
+        let total: f64 = weights.iter().sum();
+        // With equal weights the unweighted code paths run, so that the choices and the random
+        // draws are exactly those of a balancer without weights.
+        let equal = weights.iter().all(|&w| w == weights[0]);
+        let b = match self.config.policy {
             Policy::RoundRobin => {
-                let b = self.cursor % n;
-                self.cursor = (b + 1) % n;
+                // nginx's smooth weighted round robin: every candidate gains its weight, the
+                // largest current weight wins (the first on a tie) and pays the total back.
+                // Equal weights from all-zero give 0, 1, ..., k-1, 0, ...
+                let mut best = 0;
+                for (j, (&b, &w)) in self.eligible.iter().zip(&weights).enumerate() {
+                    self.current[b] += w;
+                    if self.current[b] > self.current[self.eligible[best]] {
+                        best = j;
+                    }
+                }
+                let b = self.eligible[best];
+                self.current[b] -= total;
                 b
             }
-            Policy::Random => ctx.rng().random_range(0..n),
+            Policy::Random if equal => self.eligible[ctx.rng().random_range(0..k)],
+            Policy::Random => self.eligible[draw(ctx, &weights, total, None)],
             Policy::LeastOutstanding => {
+                let n = self.backends.len();
                 let start = self.cursor % n;
-                let b = (0..n)
-                    .map(|k| (start + k) % n)
-                    .min_by_key(|&b| self.outstanding[b])
-                    .expect("at least one backend");
+                let mut best: Option<(usize, f64)> = None;
+                // Config order from the cursor, so ties rotate; `eligible` is in config order.
+                let from = self.eligible.partition_point(|&b| b < start);
+                let order = (from..k).chain(0..from);
+                for j in order {
+                    let (b, w) = (self.eligible[j], weights[j]);
+                    match best {
+                        Some((a, wa)) if !self.lighter(b, w, a, wa) => {}
+                        _ => best = Some((b, w)),
+                    }
+                }
+                let (b, _) = best.expect("at least one eligible backend");
                 self.cursor = (b + 1) % n;
                 b
             }
             Policy::PowerOfTwoChoices => {
-                if n == 1 {
-                    return 0;
+                if k == 1 {
+                    self.scratch = weights;
+                    return self.eligible[0];
                 }
-                let a = ctx.rng().random_range(0..n);
-                let mut b = ctx.rng().random_range(0..n - 1);
-                if b >= a {
-                    b += 1;
-                }
-                debug_assert_ne!(a, b);
-                if self.outstanding[b] < self.outstanding[a] {
+                let (i, j) = if equal {
+                    let i = ctx.rng().random_range(0..k);
+                    let mut j = ctx.rng().random_range(0..k - 1);
+                    if j >= i {
+                        j += 1;
+                    }
+                    (i, j)
+                } else {
+                    let i = draw(ctx, &weights, total, None);
+                    let j = draw(ctx, &weights, total - weights[i], Some(i));
+                    (i, j)
+                };
+                debug_assert_ne!(i, j);
+                let (a, b) = (self.eligible[i], self.eligible[j]);
+                if self.lighter(b, weights[j], a, weights[i]) {
                     b
                 } else {
                     a
                 }
             }
-        }
+        };
+        self.scratch = weights;
+        b
     }
 
     fn forward(&mut self, ctx: &mut Ctx<'_, M>, req: Request) {
@@ -181,6 +617,104 @@ impl<M: Carry<Rpc>> LoadBalancer<M> {
         *count -= 1;
         Some(f)
     }
+
+    /// Sends backend `b` a probe and sets the next one.
+    fn probe(&mut self, ctx: &mut Ctx<'_, M>, b: u32) {
+        let Some(h) = &self.config.health else {
+            return;
+        };
+        let (interval, timeout) = (h.interval, h.timeout);
+        ctx.set_timer(interval, M::wrap(Rpc::Tick(Tick::Probe(b))));
+        let id = self.next_id;
+        self.next_id += 1;
+        self.probes.insert(id, b);
+        // The timeout is shorter than the interval, so this probe ends (answer or timeout)
+        // before the next is sent.
+        ctx.set_timer(timeout, M::wrap(Rpc::Tick(Tick::Expire(id))));
+        let hm = self.health_metrics.expect("registered at start");
+        ctx.metrics().inc(hm.probes);
+        let now = ctx.now();
+        let probe = Request {
+            id,
+            kind: self.probe_kind,
+            reply_to: ctx.me(),
+            created: now,
+            // The balancer gives up at the timeout; a backend that drops expired work may
+            // skip the probe, as a real one would skip a closed connection's request.
+            deadline: Some(now.saturating_add(timeout)),
+        };
+        ctx.send(self.backends[b as usize], M::wrap(Rpc::Request(probe)));
+    }
+
+    /// Folds a probe's outcome into backend `b`'s health.
+    fn probed(&mut self, ctx: &mut Ctx<'_, M>, b: usize, ok: bool) {
+        let Some(cfg) = &self.config.health else {
+            return;
+        };
+        let (unhealthy_threshold, healthy_threshold, grace) =
+            (cfg.unhealthy_threshold, cfg.healthy_threshold, cfg.grace);
+        let hm = self.health_metrics.expect("registered at start");
+        let now = ctx.now();
+        let slow_start = self.config.slow_start.is_some();
+        let h = &mut self.health[b];
+        let mut changed = false;
+        if ok {
+            h.failures = 0;
+            h.successes = h.successes.saturating_add(1);
+            if !h.healthy && h.successes >= healthy_threshold {
+                h.healthy = true;
+                h.grace_until = now.saturating_add(grace);
+                h.ramp_from = slow_start.then_some(now);
+                changed = true;
+            }
+        } else {
+            ctx.metrics().inc(hm.failures);
+            if now < h.grace_until {
+                return;
+            }
+            h.successes = 0;
+            h.failures = h.failures.saturating_add(1);
+            if h.healthy && h.failures >= unhealthy_threshold {
+                h.healthy = false;
+                h.ramp_from = None;
+                ctx.metrics().inc(hm.ejections);
+                changed = true;
+            }
+        }
+        if changed {
+            let healthy = self.health[b].healthy;
+            self.healthy[b] = healthy;
+            ctx.metrics()
+                .set(self.healthy_gauges[b], if healthy { 1.0 } else { 0.0 });
+            let panic = self.refresh_eligible();
+            ctx.metrics().set(hm.panic, if panic { 1.0 } else { 0.0 });
+        }
+    }
+}
+
+/// An index into `weights` drawn in proportion to weight (`total` is their sum, less the
+/// weight of `skip` if given; `skip` is never drawn).
+fn draw<M: Carry<Rpc>>(
+    ctx: &mut Ctx<'_, M>,
+    weights: &[f64],
+    total: f64,
+    skip: Option<usize>,
+) -> usize {
+    let u = ctx.rng().random::<f64>() * total;
+    let mut acc = 0.0;
+    let mut last = None;
+    for (j, &w) in weights.iter().enumerate() {
+        if Some(j) == skip {
+            continue;
+        }
+        acc += w;
+        last = Some(j);
+        if u < acc {
+            return j;
+        }
+    }
+    // `u < total` up to rounding in the running sum: the last candidate takes the remainder.
+    last.expect("at least one candidate besides `skip`")
 }
 
 impl<M: Carry<Rpc>> Actor<M> for LoadBalancer<M> {
@@ -196,28 +730,61 @@ impl<M: Carry<Rpc>> Actor<M> for LoadBalancer<M> {
             .map(|name| ctx.counter(&format!("forwarded_total.{name}")))
             .collect();
         self.total = Some((ctx.counter("forwarded_total"), ctx.counter("expired_total")));
+        if self.config.health.is_none() {
+            return;
+        }
+        self.healthy_gauges = names
+            .iter()
+            .map(|name| ctx.gauge(&format!("healthy.{name}")))
+            .collect();
+        for &g in &self.healthy_gauges {
+            ctx.metrics().set(g, 1.0);
+        }
+        let hm = HealthMetrics {
+            probes: ctx.counter("probes_total"),
+            failures: ctx.counter("probe_failures_total"),
+            ejections: ctx.counter("ejections_total"),
+            panic: ctx.gauge("panic"),
+        };
+        ctx.metrics().set(hm.panic, 0.0);
+        self.health_metrics = Some(hm);
+        // The first probes go out after every actor has started (a zero timer runs after the
+        // start events already queued for this instant).
+        for b in 0..self.backends.len() {
+            ctx.set_timer(SimDuration::ZERO, M::wrap(Rpc::Tick(Tick::Probe(b as u32))));
+        }
     }
 
     fn on_message(&mut self, ctx: &mut Ctx<'_, M>, _from: ActorId, msg: M) {
         match msg.unwrap() {
             Some(Rpc::Request(req)) => self.forward(ctx, req),
             Some(Rpc::Response(r)) => {
-                // Unknown: the deadline passed first and the caller has given up.
                 if let Some(f) = self.forget(r.id) {
                     let out = super::Response { id: f.id, ..r };
                     ctx.send(f.reply_to, M::wrap(Rpc::Response(out)));
+                } else if let Some(b) = self.probes.remove(&r.id) {
+                    // A probe's answer ends here: it is the balancer's own call.
+                    self.probed(ctx, b as usize, r.status == Status::Ok);
                 }
+                // Otherwise unknown: the deadline passed first and the caller (or, for a
+                // probe, the balancer) has given up.
             }
             _ => {}
         }
     }
 
     fn on_timer(&mut self, ctx: &mut Ctx<'_, M>, msg: M) {
-        if let Some(Rpc::Tick(Tick::Expire(id))) = msg.unwrap()
-            && self.forget(id).is_some()
-        {
-            let (_, expired) = self.total.expect("registered at start");
-            ctx.metrics().inc(expired);
+        match msg.unwrap() {
+            Some(Rpc::Tick(Tick::Expire(id))) => {
+                if self.forget(id).is_some() {
+                    let (_, expired) = self.total.expect("registered at start");
+                    ctx.metrics().inc(expired);
+                } else if let Some(b) = self.probes.remove(&id) {
+                    self.probed(ctx, b as usize, false);
+                }
+            }
+            Some(Rpc::Tick(Tick::Probe(b))) => self.probe(ctx, b),
+            _ => {}
         }
     }
 }

@@ -32,7 +32,7 @@ use std::str::FromStr;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-pub use balancer::{LoadBalancer, LoadBalancerConfig, Policy};
+pub use balancer::{HealthCheck, LoadBalancer, LoadBalancerConfig, Policy, SlowStart};
 pub use client::{Arrivals, Client, ClientConfig, Mix};
 pub use database::{Contention, Database, DatabaseConfig, QueryConfig};
 pub use service::{
@@ -120,8 +120,11 @@ pub enum Tick {
     JobDeadline { worker: u32, seq: u64 },
     /// Database: query `id` (the database's own number) is done.
     QueryDone(u64),
-    /// Load balancer: forwarded call `id` passed its deadline; forget it.
+    /// Load balancer: forwarded call or health probe `id` passed its deadline; forget it (a
+    /// probe that ends this way failed).
     Expire(u64),
+    /// Load balancer: send the next health probe to backend `n` (its index in `backends`).
+    Probe(u32),
 }
 
 /// Why a component config cannot be used. Every variant names the field, as a path from the
