@@ -210,12 +210,9 @@ pub fn run_many(
     (report, details)
 }
 
-/// One point of a sweep: the parameter's value and the report of the runs there.
-#[derive(Clone, Debug)]
-pub struct SweepPoint {
-    pub value: String,
-    pub report: Report,
-}
+/// One point of a sweep: the parameter's value and the report of the runs there. Its type
+/// lives with the JSON schema it is part of (`faultline.sweep`).
+pub use crate::report::json::SweepPoint;
 
 /// Runs `variants` (by name; empty means all) on `seeds` at every value of the override
 /// `path`. Every point is loaded and validated before anything runs, so a value that does not
