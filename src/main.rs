@@ -15,8 +15,10 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use faultline::report::json::{Report, Shard};
-use faultline::report::{Cell, ChartLine, ChartSpec, FaultWindow, Table, Verdict, render_svg};
+use faultline::report::json::{Report, Shard, Sweep};
+use faultline::report::{
+    Cell, ChartLine, ChartSpec, FaultWindow, Table, Verdict, render_param_svg, render_svg,
+};
 use faultline::scenario::run::{self, Detail};
 use faultline::scenario::{Expect, SHIPPED, Scenario, ScenarioError, models, shipped};
 
@@ -127,6 +129,10 @@ struct SweepArgs {
     /// Worker threads (default: one per core).
     #[arg(long)]
     jobs: Option<usize>,
+    /// Where to write sweep.json and the charts (default:
+    /// faultline-out/<scenario name>/sweep-<param>).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -617,17 +623,19 @@ fn cmd_sweep(a: SweepArgs) -> Result<u8, Failure> {
     let bar = progress(total, &s.name);
     let points = run::sweep(&s, path.trim(), &values, &names, &seeds, &|| bar.inc(1))?;
     bar.finish_and_clear();
+    let out = a.out.unwrap_or_else(|| {
+        Path::new("faultline-out")
+            .join(&s.name)
+            .join(format!("sweep-{}", file_safe(path.trim())))
+    });
+    let charts = run::sweep_charts(&s, path.trim(), &points);
+    let sweep = Sweep::new(path.trim(), points);
+    let written = write_sweep_outputs(&sweep, &charts, &out)?;
     if a.common.json {
-        let reports: Vec<serde_json::Value> = points
-            .iter()
-            .map(|p| serde_json::json!({ "value": p.value, "report": p.report }))
-            .collect();
-        let doc = serde_json::json!({
-            "schema": "faultline.sweep", "version": 1, "param": path.trim(), "points": reports,
-        });
-        println!("{}", serde_json::to_string_pretty(&doc).context("JSON")?);
+        println!("{}", serde_json::to_string_pretty(&sweep).context("JSON")?);
         return Ok(0);
     }
+    let points = &sweep.points;
     println!(
         "{} — sweep of {} over {} values, {} seeds each\n",
         s.name,
@@ -636,7 +644,7 @@ fn cmd_sweep(a: SweepArgs) -> Result<u8, Failure> {
         seeds.len()
     );
     let mut table = Table::new(names.clone());
-    for p in &points {
+    for p in points {
         for (i, check) in s.checks.iter().enumerate() {
             let cells = p
                 .report
@@ -678,7 +686,65 @@ fn cmd_sweep(a: SweepArgs) -> Result<u8, Failure> {
     }
     print!("{}", table.render(width(), color()));
     println!("\n(checks: fraction of seeds where the check held)");
+    let wrote = format!("wrote {} in {}", written.join(", "), out.display());
+    println!("{}", wrap(&wrote, 2));
     Ok(0)
+}
+
+/// `text` with every character that is not safe in a file name on every system (letters,
+/// digits, `.`, `_`, `-`) replaced by `-`.
+fn file_safe(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// Writes sweep.json and one chart per check and per table row, numbered in that order.
+/// Everything is rendered in memory first, so a chart that cannot be drawn leaves no
+/// half-written directory.
+fn write_sweep_outputs(
+    sweep: &Sweep,
+    charts: &[run::SweepChart],
+    out: &Path,
+) -> anyhow::Result<Vec<String>> {
+    let json = serde_json::to_string_pretty(sweep).context("JSON")?;
+    let mut svgs = Vec::new();
+    for (i, chart) in charts.iter().enumerate() {
+        let kind = match chart.kind {
+            run::SweepChartKind::Held(_) => "held",
+            run::SweepChartKind::Mean(_) => "mean",
+        };
+        let svg =
+            render_param_svg(&chart.spec).with_context(|| format!("chart {}", chart.spec.title))?;
+        svgs.push((
+            format!("{:02}-{kind}-{}.svg", i + 1, slug(&chart.subject)),
+            svg,
+        ));
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let write = |name: &str, text: &str| -> anyhow::Result<()> {
+        let path = out.join(name);
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+    };
+    write("sweep.json", &json)?;
+    for (name, svg) in &svgs {
+        write(name, svg)?;
+    }
+    let mut written = vec!["sweep.json".to_string()];
+    if !svgs.is_empty() {
+        written.push(format!(
+            "{} chart{}",
+            svgs.len(),
+            if svgs.len() == 1 { "" } else { "s" }
+        ));
+    }
+    Ok(written)
 }
 
 fn cmd_merge(a: MergeArgs) -> Result<u8, Failure> {

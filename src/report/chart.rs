@@ -1,8 +1,17 @@
-//! SVG line charts of one metric over virtual time, one line per variant, with the fault
-//! windows shaded, sized for a slide (1000 × 500 px). The chart is a pure function of its
-//! [`ChartSpec`]: ticks, scales and colours are computed here rather than left to defaults, so
-//! the same spec gives byte-identical SVG, baseline has the same colour in every chart, and the
-//! time axis reads in the simulator's own words ("1m30s", not "90.0").
+//! SVG line charts, sized for a slide (1000 × 500 px), in two kinds that share one frame (title,
+//! legend, axes, grid) and one palette:
+//!
+//! - over virtual time ([`ChartSpec`], [`render_svg`]): one metric, one line per variant, with
+//!   the fault windows shaded; the time axis reads in the simulator's own words ("1m30s", not
+//!   "90.0");
+//! - against a swept parameter ([`ParamChartSpec`], [`render_param_svg`]): one value per
+//!   parameter setting and variant, a marker on every point (a sweep has few points, and a line
+//!   alone hides where they are), and optionally a confidence interval per point as a shaded
+//!   band or as error bars; the parameter's ticks carry its unit (`100 ms`, `20`, `50%`).
+//!
+//! A chart is a pure function of its spec: ticks, scales and colours are computed here rather
+//! than left to defaults, so the same spec gives byte-identical SVG, and variant *i* has the
+//! same colour in every chart.
 //!
 //! Text is measured with plotters' built-in estimate (no font files): the SVG names a generic
 //! `sans-serif` and leaves the glyphs to the viewer, so layout keeps a safety margin around
@@ -10,6 +19,7 @@
 
 use std::ops::Range;
 
+use plotters::coord::Shift;
 use plotters::coord::ranged1d::{KeyPointHint, NoDefaultFormatting, ValueFormatter};
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
@@ -61,6 +71,29 @@ const LEGEND_TOP: i32 = 54;
 const LEGEND_ROW: i32 = 24;
 const LEGEND_SWATCH: i32 = 26;
 const WINDOW_LABEL_ROW: i32 = 17;
+/// A marker's half width in pixels: large enough to tell the shapes apart on a slide.
+const MARKER_RADIUS: i32 = 5;
+/// The white ring around every marker, so a marker on top of a line or another marker keeps
+/// its outline.
+const MARKER_HALO: i32 = 2;
+/// Half the width of an error bar's caps.
+const CAP_HALF: i32 = 5;
+/// How far apart, in pixels, the variants at one parameter value are drawn. Sweeps often
+/// give several variants the same value (every fix holds on every seed: 100%), and without
+/// the offset the last variant's marker and error bar would hide the others'. On a numeric
+/// axis the offset misplaces a point by a few pixels, so it stays small; a category's slot
+/// has room to spare.
+const DODGE: i32 = 8;
+/// See [`DODGE`].
+const DODGE_CATEGORIES: i32 = 18;
+/// Opacity of an error bar: a little lighter than its line, so that where bars crowd the
+/// lines and markers still lead the eye.
+const ERROR_BAR_OPACITY: f64 = 0.75;
+/// Opacity of a confidence band: light enough that three overlapping bands stay readable.
+const CI_BAND_OPACITY: f64 = 0.18;
+/// Space left of the first and right of the last parameter value, as a fraction of their
+/// span, so the markers at the ends sit inside the plot.
+const X_PADDING: f64 = 0.04;
 /// Average glyph width as a fraction of the font size: DejaVu Sans, among the widest common
 /// sans-serifs, averages about 0.51 on lower-case names; the margin makes an estimate err
 /// towards more space rather than overlap.
@@ -112,6 +145,70 @@ pub struct FaultWindow {
     pub label: String,
 }
 
+/// What to draw against a swept parameter: one value per parameter setting, one line per
+/// variant, each point with a marker and, when given, its confidence interval.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamChartSpec {
+    pub title: String,
+    /// The parameter, as the user names it (`api.workers`): the x axis's title.
+    pub x_label: String,
+    pub x_scale: ParamScale,
+    /// What the y axis measures, without its unit; as in [`ChartSpec::y_label`].
+    pub y_label: String,
+    pub unit: Unit,
+    /// Values the y axis spans whatever the data, such as `Some((0.0, 1.0))` for a share of
+    /// seeds: then every such chart reads on the same 0–100% scale, and 0% is not drawn as a
+    /// flat line at the top of a tiny axis.
+    pub y_span: Option<(f64, f64)>,
+    /// One line per variant, in variant order: the order picks the colours and markers.
+    pub series: Vec<ParamLine>,
+    pub intervals: IntervalStyle,
+    /// What the intervals are, for the legend (`95% Wilson interval, 20 seeds`); no legend
+    /// entry when empty.
+    pub interval_label: String,
+}
+
+/// Where parameter values sit on the x axis.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ParamScale {
+    /// A number in `unit` (a count, nanoseconds, a ratio...), on a linear axis whose ticks are
+    /// written in that unit: `20`, `250 ms`, `50%`.
+    Numeric(Unit),
+    /// Values without an order or a distance (`RoundRobin`, `Random`): point `x` is an index
+    /// into the list, evenly spaced and labelled with its name. Points are not joined by
+    /// lines, since nothing lies between two categories, and intervals are error bars.
+    Categories(Vec<String>),
+}
+
+/// How a point's confidence interval is drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IntervalStyle {
+    /// A translucent band in the line's colour, joining the intervals of neighbouring points:
+    /// reads as a trend, for a numeric parameter with several values.
+    Band,
+    /// A vertical bar with caps at each point.
+    ErrorBars,
+}
+
+/// One variant's values against the parameter.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamLine {
+    /// The variant's name, shown in the legend.
+    pub label: String,
+    /// In any order (they are drawn in x order); a NaN or infinite `y` is a gap in the line.
+    pub points: Vec<ParamPoint>,
+}
+
+/// One value at one parameter setting.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ParamPoint {
+    pub x: f64,
+    pub y: f64,
+    /// The confidence interval `(low, high)` around `y`, when there is one; an interval with a
+    /// non-finite end is not drawn.
+    pub interval: Option<(f64, f64)>,
+}
+
 /// Why a chart cannot be drawn. Each is a problem in the spec, except `Draw`.
 #[derive(Clone, Debug, PartialEq, Error)]
 #[non_exhaustive]
@@ -130,6 +227,24 @@ pub enum ChartError {
         label: String,
         from: SimTime,
         until: SimTime,
+    },
+    #[error("chart \"{title}\": line \"{line}\" has a point at x = {x}, which is {why}")]
+    ParamValue {
+        title: String,
+        line: String,
+        x: f64,
+        why: &'static str,
+    },
+    #[error(
+        "chart \"{title}\": line \"{line}\" has an interval at x = {x} whose low end ({lo}) \
+         is above its high end ({hi})"
+    )]
+    IntervalBackwards {
+        title: String,
+        line: String,
+        x: f64,
+        lo: f64,
+        hi: f64,
     },
     #[error(
         "chart \"{title}\" cannot place values from {min:e} to {max:e} on one axis: the range \
@@ -159,13 +274,296 @@ pub fn render_svg(spec: &ChartSpec) -> Result<String, ChartError> {
         });
     }
     let x = TimeAxis::new(spec);
-    let y = ValueAxis::new(spec)?;
+    let values = spec
+        .series
+        .iter()
+        .flat_map(|line| line.points.iter().map(|&(_, v)| v));
+    let y = ValueAxis::new(&spec.title, &spec.y_label, spec.unit, values, None)?;
+    let frame = Frame {
+        title: &spec.title,
+        legend: spec
+            .series
+            .iter()
+            .zip(PALETTE)
+            .map(|(line, colour)| LegendEntry {
+                label: &line.label,
+                key: Key::Line {
+                    colour,
+                    marker: None,
+                },
+            })
+            .collect(),
+        x: x.ticked(),
+        y: &y,
+    };
     let mut svg = String::new();
-    draw(&mut svg, spec, &x, &y).map_err(|reason| ChartError::Draw {
+    draw_frame(&mut svg, &frame, |root, chart| {
+        draw_time_plot(root, chart, spec, &y)
+    })
+    .map_err(|reason| ChartError::Draw {
         title: spec.title.clone(),
         reason,
     })?;
     Ok(svg)
+}
+
+/// Renders `spec` as an SVG document of [`WIDTH`] × [`HEIGHT`] pixels, in the frame and
+/// palette of [`render_svg`]. A spec without any finite value gives a chart with its axes and
+/// legend and a "no data" note.
+///
+/// ```
+/// use faultline::report::{IntervalStyle, ParamChartSpec, ParamLine, ParamPoint, ParamScale, Unit};
+///
+/// let ms = |v: f64| v * 1e6;
+/// let svg = faultline::report::render_param_svg(&ParamChartSpec {
+///     title: "p99 latency against the acquire timeout".to_owned(),
+///     x_label: "api.pools.primary.acquire_timeout".to_owned(),
+///     x_scale: ParamScale::Numeric(Unit::Nanos),
+///     y_label: "p99 latency".to_owned(),
+///     unit: Unit::Nanos,
+///     y_span: None,
+///     series: vec![ParamLine {
+///         label: "baseline".to_owned(),
+///         points: [(100.0, 180.0), (300.0, 420.0), (500.0, 650.0)]
+///             .map(|(x, y)| ParamPoint {
+///                 x: ms(x),
+///                 y: ms(y),
+///                 interval: Some((ms(y - 30.0), ms(y + 30.0))),
+///             })
+///             .to_vec(),
+///     }],
+///     intervals: IntervalStyle::Band,
+///     interval_label: "95% t interval of the mean".to_owned(),
+/// })?;
+/// assert!(svg.contains(">\n300 ms\n</text>"));
+/// assert!(svg.contains(">\np99 latency (ms)\n</text>"));
+/// # Ok::<(), faultline::report::ChartError>(())
+/// ```
+pub fn render_param_svg(spec: &ParamChartSpec) -> Result<String, ChartError> {
+    if spec.series.len() > MAX_LINES {
+        return Err(ChartError::TooManyLines {
+            title: spec.title.clone(),
+            count: spec.series.len(),
+            max: MAX_LINES,
+        });
+    }
+    check_param_points(spec)?;
+    let x = ParamAxis::new(spec)?;
+    let values = spec.series.iter().flat_map(|line| {
+        line.points.iter().flat_map(|p| {
+            let (lo, hi) = p.interval.unwrap_or((f64::NAN, f64::NAN));
+            [p.y, lo, hi]
+        })
+    });
+    let y = ValueAxis::new(&spec.title, &spec.y_label, spec.unit, values, spec.y_span)?;
+    let mut legend: Vec<LegendEntry<'_>> = spec
+        .series
+        .iter()
+        .zip(PALETTE)
+        .zip(MARKERS.iter().cycle())
+        .map(|((line, colour), &marker)| LegendEntry {
+            label: &line.label,
+            key: if x.categorical {
+                Key::Marker { colour, marker }
+            } else {
+                Key::Line {
+                    colour,
+                    marker: Some(marker),
+                }
+            },
+        })
+        .collect();
+    let has_intervals = spec
+        .series
+        .iter()
+        .flat_map(|line| &line.points)
+        .any(|p| p.y.is_finite() && p.interval.is_some_and(finite_interval));
+    if has_intervals && !spec.interval_label.is_empty() {
+        legend.push(LegendEntry {
+            label: &spec.interval_label,
+            key: Key::Interval(x.interval_style(spec.intervals)),
+        });
+    }
+    let frame = Frame {
+        title: &spec.title,
+        legend,
+        x: x.axis.clone(),
+        y: &y,
+    };
+    let mut svg = String::new();
+    draw_frame(&mut svg, &frame, |root, chart| {
+        draw_param_plot(root, chart, spec, &x, &y)
+    })
+    .map_err(|reason| ChartError::Draw {
+        title: spec.title.clone(),
+        reason,
+    })?;
+    Ok(svg)
+}
+
+/// Every point's `x` is a finite number (an index into the categories, for those) and every
+/// interval runs from low to high.
+fn check_param_points(spec: &ParamChartSpec) -> Result<(), ChartError> {
+    for line in &spec.series {
+        for p in &line.points {
+            let why = match &spec.x_scale {
+                _ if !p.x.is_finite() => Some("not a finite number"),
+                ParamScale::Categories(names)
+                    if p.x < 0.0 || p.x.fract() != 0.0 || p.x >= names.len() as f64 =>
+                {
+                    Some("not the index of one of the chart's categories")
+                }
+                _ => None,
+            };
+            if let Some(why) = why {
+                return Err(ChartError::ParamValue {
+                    title: spec.title.clone(),
+                    line: line.label.clone(),
+                    x: p.x,
+                    why,
+                });
+            }
+            if let Some((lo, hi)) = p.interval.filter(|&i| finite_interval(i))
+                && lo > hi
+            {
+                return Err(ChartError::IntervalBackwards {
+                    title: spec.title.clone(),
+                    line: line.label.clone(),
+                    x: p.x,
+                    lo,
+                    hi,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn finite_interval((lo, hi): (f64, f64)) -> bool {
+    lo.is_finite() && hi.is_finite()
+}
+
+/// An axis as the frame draws it: a range, ticks with their labels, and a title.
+#[derive(Clone, Debug)]
+struct XAxis {
+    lo: f64,
+    hi: f64,
+    ticks: Vec<(f64, String)>,
+    title: String,
+}
+
+/// The x axis of a parameter chart, and whether it is a list of categories.
+struct ParamAxis {
+    axis: XAxis,
+    categorical: bool,
+}
+
+impl ParamAxis {
+    /// A numeric axis spans the values with a little padding and puts ticks at 1-2-5 steps
+    /// in the unit's scale; a categorical one gives each category an equal slot.
+    fn new(spec: &ParamChartSpec) -> Result<ParamAxis, ChartError> {
+        let title = spec.x_label.clone();
+        let unit = match &spec.x_scale {
+            ParamScale::Categories(names) => {
+                let slot_px = (WIDTH as i32 - 4 * MARGIN - 100) / names.len().max(1) as i32;
+                let ticks = names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, name)| (i as f64, fit_text(name, slot_px - 8, TICK_SIZE)))
+                    .collect();
+                let axis = XAxis {
+                    lo: -0.5,
+                    hi: names.len().max(1) as f64 - 0.5,
+                    ticks,
+                    title,
+                };
+                return Ok(ParamAxis {
+                    axis,
+                    categorical: true,
+                });
+            }
+            ParamScale::Numeric(unit) => *unit,
+        };
+        let xs = spec
+            .series
+            .iter()
+            .flat_map(|l| l.points.iter().map(|p| p.x));
+        let (mut min, mut max) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
+            (lo.min(x), hi.max(x))
+        });
+        if min > max {
+            // No points: a unit axis, so the frame still has something to draw.
+            (min, max) = (0.0, 1.0);
+        } else if min == max {
+            // One value: centre it on an axis as wide as the value (or 1, around zero).
+            let half = if min == 0.0 { 0.5 } else { min.abs() / 2.0 };
+            (min, max) = (min - half, max + half);
+        }
+        let range_error = || ChartError::ValueRange {
+            title: spec.title.clone(),
+            min,
+            max,
+        };
+        let pad = (max - min) * X_PADDING;
+        let (lo, hi) = (min - pad, max + pad);
+        if !(hi - lo).is_finite() {
+            return Err(range_error());
+        }
+        let (divisor, suffix, gap) = tick_scale(unit, lo.abs().max(hi.abs()));
+        let (step, decimals) = value_step((hi - lo) / divisor);
+        let first = libm::ceil(lo / divisor / step);
+        let last = libm::floor(hi / divisor / step);
+        if !(first.is_finite()
+            && last.is_finite()
+            && last - first <= 2.0 * MAX_TICK_INTERVALS as f64)
+        {
+            return Err(range_error());
+        }
+        // Each tick is an integer times the step, so rounding never accumulates.
+        // A step is at most a quarter of the span, so there are always ticks to place.
+        let ticks = (0..=((last - first).max(0.0) as u64))
+            .map(|k| (first + k as f64) * step)
+            .map(|t| (t * divisor, format!("{}{gap}{suffix}", fixed(t, decimals))))
+            .collect();
+        Ok(ParamAxis {
+            axis: XAxis {
+                lo,
+                hi,
+                ticks,
+                title,
+            },
+            categorical: false,
+        })
+    }
+
+    /// Between categories there is nothing for a band to span.
+    fn interval_style(&self, wanted: IntervalStyle) -> IntervalStyle {
+        if self.categorical {
+            IntervalStyle::ErrorBars
+        } else {
+            wanted
+        }
+    }
+}
+
+/// The scale of a parameter axis's tick labels: what to divide by, the suffix each label
+/// carries (`ms`, `k`, `%`, `/s`), and the space before it (`100 ms` but `50%`).
+fn tick_scale(unit: Unit, max_abs: f64) -> (f64, String, &'static str) {
+    let (divisor, suffix) = unit.axis_scale(max_abs);
+    // The axis title of a count says "thousands"; a tick says "k".
+    let prefix = match divisor {
+        d if d < 1e3 => "",
+        d if d < 1e6 => "k",
+        d if d < 1e9 => "M",
+        d if d < 1e12 => "G",
+        _ => "T",
+    };
+    match unit {
+        Unit::Nanos => (divisor, suffix, " "),
+        Unit::Ratio => (divisor, suffix, ""),
+        Unit::Count => (divisor, prefix.to_owned(), ""),
+        Unit::PerSecond => (divisor, format!("{prefix}/s"), ""),
+    }
 }
 
 /// The time axis: its range in nanoseconds and its ticks at round durations.
@@ -211,6 +609,22 @@ impl TimeAxis {
             from_ns,
             until_ns,
             ticks_ns,
+        }
+    }
+}
+
+impl TimeAxis {
+    /// The axis as the frame draws it, with durations as tick labels.
+    fn ticked(&self) -> XAxis {
+        XAxis {
+            lo: self.from_ns as f64,
+            hi: self.until_ns as f64,
+            ticks: self
+                .ticks_ns
+                .iter()
+                .map(|&t| (t as f64, SimDuration::from_nanos(t).to_string()))
+                .collect(),
+            title: "virtual time".to_owned(),
         }
     }
 }
@@ -263,13 +677,16 @@ struct ValueAxis {
 
 impl ValueAxis {
     /// From 0 (or the lowest value, if negative) to the highest value plus headroom, both
-    /// rounded out to a tick.
-    fn new(spec: &ChartSpec) -> Result<ValueAxis, ChartError> {
-        let finite = spec
-            .series
-            .iter()
-            .flat_map(|line| line.points.iter().map(|&(_, v)| v))
-            .filter(|v| v.is_finite());
+    /// rounded out to a tick; non-finite values are left out. With `span`, the axis covers
+    /// those two values too, data or not.
+    fn new(
+        chart_title: &str,
+        label: &str,
+        unit: Unit,
+        values: impl Iterator<Item = f64>,
+        span: Option<(f64, f64)>,
+    ) -> Result<ValueAxis, ChartError> {
+        let finite = values.filter(|v| v.is_finite());
         let (min, max) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
             (lo.min(v), hi.max(v))
         });
@@ -279,10 +696,14 @@ impl ValueAxis {
         } else {
             (0.0, 0.0)
         };
-        let (divisor, suffix) = spec.unit.axis_scale(min.abs().max(max.abs()));
+        let (min, max) = match span {
+            Some((a, b)) => (min.min(a).min(b), max.max(a).max(b)),
+            None => (min, max),
+        };
+        let (divisor, suffix) = unit.axis_scale(min.abs().max(max.abs()));
         let (mut lo, mut hi) = (min / divisor, max / divisor);
         let range_error = || ChartError::ValueRange {
-            title: spec.title.clone(),
+            title: chart_title.to_owned(),
             min,
             max,
         };
@@ -298,7 +719,7 @@ impl ValueAxis {
         if lo < 0.0 && max <= 0.0 {
             lo -= (hi - lo) * HEADROOM;
         }
-        if spec.unit == Unit::Ratio && max <= 1.0 {
+        if unit == Unit::Ratio && max <= 1.0 {
             // A share never exceeds everything: stop the axis at 100% rather than 120%.
             hi = hi.min(1.0 / divisor);
         }
@@ -316,9 +737,9 @@ impl ValueAxis {
             .map(|k| (first + k as f64) * step)
             .collect();
         let title = if suffix.is_empty() {
-            spec.y_label.clone()
+            label.to_owned()
         } else {
-            format!("{} ({suffix})", spec.y_label)
+            format!("{label} ({suffix})")
         };
         Ok(ValueAxis {
             divisor,
@@ -471,32 +892,86 @@ fn legend_layout(labels: &[&str]) -> (Vec<(i32, i32)>, i32) {
     (spots, if labels.is_empty() { 0 } else { row + 1 })
 }
 
-fn draw(svg: &mut String, spec: &ChartSpec, x: &TimeAxis, y: &ValueAxis) -> Result<(), String> {
+/// The whole canvas, in pixels.
+type Root<'b> = DrawingArea<SVGBackend<'b>, Shift>;
+/// The plot inside the axes, in data coordinates (scaled values on the y axis).
+type Plot<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<Ticked, Ticked>>;
+
+fn err<E: std::error::Error + Send + Sync>(e: DrawingAreaErrorKind<E>) -> String {
+    e.to_string()
+}
+
+/// What every chart has around its data: a title, a legend, two axes.
+struct Frame<'s> {
+    title: &'s str,
+    legend: Vec<LegendEntry<'s>>,
+    x: XAxis,
+    y: &'s ValueAxis,
+}
+
+struct LegendEntry<'s> {
+    label: &'s str,
+    key: Key,
+}
+
+/// What a legend entry shows left of its label.
+#[derive(Clone, Copy)]
+enum Key {
+    /// A short stretch of a variant's line, with its marker when the chart has markers.
+    Line {
+        colour: RGBColor,
+        marker: Option<Marker>,
+    },
+    /// A variant's marker alone, for a chart whose points are not joined.
+    Marker { colour: RGBColor, marker: Marker },
+    /// How intervals look, in grey: they take the colour of their line.
+    Interval(IntervalStyle),
+}
+
+/// The shapes that tell variants apart where colour cannot (grey print, overlapping points),
+/// in the order variants get them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Marker {
+    Circle,
+    Square,
+    Triangle,
+    Diamond,
+}
+
+const MARKERS: [Marker; 4] = [
+    Marker::Circle,
+    Marker::Square,
+    Marker::Triangle,
+    Marker::Diamond,
+];
+
+/// Draws the frame, then `plot` inside it, then the "no data" note if there is nothing.
+fn draw_frame(
+    svg: &mut String,
+    frame: &Frame<'_>,
+    plot: impl FnOnce(&Root<'_>, &mut Plot<'_, '_>) -> Result<(), String>,
+) -> Result<(), String> {
     let root = SVGBackend::with_string(svg, (WIDTH, HEIGHT)).into_drawing_area();
-    let err = |e: DrawingAreaErrorKind<_>| e.to_string();
+    let y = frame.y;
     root.fill(&WHITE).map_err(err)?;
 
     let title_style = TextStyle::from(font(TITLE_SIZE).style(FontStyle::Bold))
         .color(&TEXT)
         .pos(Pos::new(HPos::Left, VPos::Top));
-    let title = fit_text(&spec.title, WIDTH as i32 - 2 * MARGIN, TITLE_SIZE * 1.1);
+    let title = fit_text(frame.title, WIDTH as i32 - 2 * MARGIN, TITLE_SIZE * 1.1);
     root.draw(&Text::new(title, (MARGIN, 16), title_style))
         .map_err(err)?;
 
-    let labels: Vec<&str> = spec.series.iter().map(|l| l.label.as_str()).collect();
+    let labels: Vec<&str> = frame.legend.iter().map(|e| e.label).collect();
     let (spots, rows) = legend_layout(&labels);
     let legend_style = TextStyle::from(font(LEGEND_SIZE))
         .color(&TEXT)
         .pos(Pos::new(HPos::Left, VPos::Center));
-    for ((label, &(lx, ly)), colour) in labels.iter().zip(&spots).zip(PALETTE.iter()) {
+    for (entry, &(lx, ly)) in frame.legend.iter().zip(&spots) {
         let mid = ly + LEGEND_ROW / 2;
-        root.draw(&PathElement::new(
-            vec![(lx, mid), (lx + LEGEND_SWATCH, mid)],
-            colour.stroke_width(3),
-        ))
-        .map_err(err)?;
+        draw_key(&root, entry.key, (lx, mid))?;
         root.draw(&Text::new(
-            (*label).to_owned(),
+            entry.label.to_owned(),
             (lx + LEGEND_SWATCH + 8, mid),
             legend_style.clone(),
         ))
@@ -512,13 +987,7 @@ fn draw(svg: &mut String, spec: &ChartSpec, x: &TimeAxis, y: &ValueAxis) -> Resu
         .max()
         .unwrap_or(1);
     let y_label_area = text_width(&"0".repeat(y_tick_chars), TICK_SIZE) + 52;
-    let x_range = Ticked::new(
-        x.from_ns as f64..x.until_ns as f64,
-        x.ticks_ns
-            .iter()
-            .map(|&t| (t as f64, SimDuration::from_nanos(t).to_string()))
-            .collect(),
-    );
+    let x_range = Ticked::new(frame.x.lo..frame.x.hi, frame.x.ticks.clone());
     let y_range = Ticked::new(
         y.lo..y.hi,
         y.ticks.iter().map(|&v| (v, y.tick_label(v))).collect(),
@@ -538,7 +1007,7 @@ fn draw(svg: &mut String, spec: &ChartSpec, x: &TimeAxis, y: &ValueAxis) -> Resu
         .axis_style(AXIS.stroke_width(1))
         .label_style(font(TICK_SIZE).color(&SUBTLE_TEXT))
         .axis_desc_style(font(AXIS_TITLE_SIZE).color(&TEXT))
-        .x_desc("virtual time")
+        .x_desc(frame.x.title.clone())
         .y_desc(y.title.clone())
         .draw()
         .map_err(err)?;
@@ -547,12 +1016,128 @@ fn draw(svg: &mut String, spec: &ChartSpec, x: &TimeAxis, y: &ValueAxis) -> Resu
         // With negative values, zero is a reference line rather than the bottom edge.
         chart
             .draw_series(std::iter::once(PathElement::new(
-                vec![(x.from_ns as f64, 0.0), (x.until_ns as f64, 0.0)],
+                vec![(frame.x.lo, 0.0), (frame.x.hi, 0.0)],
                 AXIS.stroke_width(1),
             )))
             .map_err(err)?;
     }
 
+    plot(&root, &mut chart)?;
+
+    if !y.has_data {
+        let (plot_x, plot_y) = chart.plotting_area().get_pixel_range();
+        let centre = (
+            (plot_x.start + plot_x.end) / 2,
+            (plot_y.start + plot_y.end) / 2,
+        );
+        let style = TextStyle::from(font(LEGEND_SIZE))
+            .color(&SUBTLE_TEXT)
+            .pos(Pos::new(HPos::Center, VPos::Center));
+        root.draw(&Text::new("no data".to_owned(), centre, style))
+            .map_err(err)?;
+    }
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+/// A legend key whose left end is at `lx`, centred on `mid`.
+fn draw_key(root: &Root<'_>, key: Key, (lx, mid): (i32, i32)) -> Result<(), String> {
+    match key {
+        Key::Line { colour, marker } => {
+            root.draw(&PathElement::new(
+                vec![(lx, mid), (lx + LEGEND_SWATCH, mid)],
+                colour.stroke_width(3),
+            ))
+            .map_err(err)?;
+            if let Some(shape) = marker {
+                draw_marker(root, shape, colour, (lx + LEGEND_SWATCH / 2, mid))?;
+            }
+        }
+        Key::Marker { colour, marker } => {
+            draw_marker(root, marker, colour, (lx + LEGEND_SWATCH / 2, mid))?;
+        }
+        Key::Interval(IntervalStyle::Band) => {
+            root.draw(&Rectangle::new(
+                [(lx, mid - 7), (lx + LEGEND_SWATCH, mid + 7)],
+                BAND.mix(CI_BAND_OPACITY * 2.0).filled(),
+            ))
+            .map_err(err)?;
+        }
+        Key::Interval(IntervalStyle::ErrorBars) => {
+            draw_error_bar(root, BAND, lx + LEGEND_SWATCH / 2, (mid + 8, mid - 8))?;
+        }
+    }
+    Ok(())
+}
+
+/// A filled marker centred on `at`, over a white halo.
+fn draw_marker(
+    root: &Root<'_>,
+    shape: Marker,
+    colour: RGBColor,
+    at: (i32, i32),
+) -> Result<(), String> {
+    for (r, style) in [
+        (MARKER_RADIUS + MARKER_HALO, WHITE.filled()),
+        (MARKER_RADIUS, colour.filled()),
+    ] {
+        let (x, y) = at;
+        // The polygons' corners are pushed out a little so each shape has about the area of
+        // the circle: a square of the circle's width looks bigger, a triangle smaller.
+        match shape {
+            Marker::Circle => root.draw(&Circle::new(at, r, style)),
+            Marker::Square => {
+                let h = r * 9 / 10;
+                root.draw(&Rectangle::new([(x - h, y - h), (x + h, y + h)], style))
+            }
+            Marker::Triangle => {
+                let (w, up, down) = (r * 6 / 5, r * 7 / 5, r * 4 / 5);
+                root.draw(&Polygon::new(
+                    vec![(x, y - up), (x + w, y + down), (x - w, y + down)],
+                    style,
+                ))
+            }
+            Marker::Diamond => {
+                let d = r * 13 / 10;
+                root.draw(&Polygon::new(
+                    vec![(x, y - d), (x + d, y), (x, y + d), (x - d, y)],
+                    style,
+                ))
+            }
+        }
+        .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// A vertical bar at `x` from pixel row `low` to `high` (`low` >= `high`: rows count down),
+/// with caps.
+fn draw_error_bar(
+    root: &Root<'_>,
+    colour: RGBColor,
+    x: i32,
+    (low, high): (i32, i32),
+) -> Result<(), String> {
+    let style = colour.mix(ERROR_BAR_OPACITY).stroke_width(2);
+    root.draw(&PathElement::new(vec![(x, low), (x, high)], style))
+        .map_err(err)?;
+    for y in [low, high] {
+        root.draw(&PathElement::new(
+            vec![(x - CAP_HALF, y), (x + CAP_HALF, y)],
+            style,
+        ))
+        .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// The fault windows, shaded, and one line per variant over virtual time.
+fn draw_time_plot(
+    root: &Root<'_>,
+    chart: &mut Plot<'_, '_>,
+    spec: &ChartSpec,
+    y: &ValueAxis,
+) -> Result<(), String> {
     // Bands go under the lines, and are drawn in pixels so an instant fault is still visible.
     let (plot_x, plot_y) = chart.plotting_area().get_pixel_range();
     let to_px = |t: SimTime| chart.backend_coord(&(t.as_nanos() as f64, y.lo)).0;
@@ -608,19 +1193,131 @@ fn draw(svg: &mut String, spec: &ChartSpec, x: &TimeAxis, y: &ValueAxis) -> Resu
         root.draw(&Text::new(label, at, label_style.clone()))
             .map_err(err)?;
     }
-    if !y.has_data {
-        let centre = (
-            (plot_x.start + plot_x.end) / 2,
-            (plot_y.start + plot_y.end) / 2,
-        );
-        let style = TextStyle::from(font(LEGEND_SIZE))
-            .color(&SUBTLE_TEXT)
-            .pos(Pos::new(HPos::Center, VPos::Center));
-        root.draw(&Text::new("no data".to_owned(), centre, style))
-            .map_err(err)?;
-    }
-    root.present().map_err(err)?;
     Ok(())
+}
+
+/// A parameter chart's point in pixels: where its marker goes and, if it has one, the rows
+/// its interval spans.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct PixelPoint {
+    x: i32,
+    y: i32,
+    interval: Option<(i32, i32)>,
+}
+
+/// Per variant: bands under everything, then lines, error bars, and markers on top, each
+/// layer for every variant before the next, so no variant's band or line covers another's
+/// markers. Drawn in pixels, each variant shifted sideways by its [`DODGE`].
+fn draw_param_plot(
+    root: &Root<'_>,
+    chart: &mut Plot<'_, '_>,
+    spec: &ParamChartSpec,
+    x: &ParamAxis,
+    y: &ValueAxis,
+) -> Result<(), String> {
+    let count = spec.series.len() as i32;
+    let step = if x.categorical {
+        DODGE_CATEGORIES
+    } else {
+        DODGE
+    };
+    let lines: Vec<Vec<Vec<PixelPoint>>> = spec
+        .series
+        .iter()
+        .enumerate()
+        .map(|(i, line)| {
+            let dodge = (2 * i as i32 + 1 - count) * step / 2;
+            let px = |value: f64, v: f64| {
+                let (px, py) = chart.backend_coord(&(value, v / y.divisor));
+                (px + dodge, py)
+            };
+            finite_param_runs(&line.points)
+                .into_iter()
+                .map(|run| {
+                    run.into_iter()
+                        .map(|p| {
+                            let (px_x, px_y) = px(p.x, p.y);
+                            let interval = p
+                                .interval
+                                .filter(|&i| finite_interval(i))
+                                .map(|(lo, hi)| (px(p.x, lo).1, px(p.x, hi).1));
+                            PixelPoint {
+                                x: px_x,
+                                y: px_y,
+                                interval,
+                            }
+                        })
+                        .collect()
+                })
+                .collect()
+        })
+        .collect();
+    let style = x.interval_style(spec.intervals);
+    let colours = || lines.iter().zip(PALETTE);
+
+    let mut bars: Vec<(RGBColor, PixelPoint)> = Vec::new();
+    for (runs, colour) in colours() {
+        for run in runs {
+            for stretch in with_intervals(run) {
+                match (style, stretch) {
+                    (IntervalStyle::Band, [_, _, ..]) => {
+                        let upper = stretch.iter().filter_map(|p| Some((p.x, p.interval?.1)));
+                        let lower = stretch
+                            .iter()
+                            .rev()
+                            .filter_map(|p| Some((p.x, p.interval?.0)));
+                        root.draw(&Polygon::new(
+                            upper.chain(lower).collect::<Vec<_>>(),
+                            colour.mix(CI_BAND_OPACITY).filled(),
+                        ))
+                        .map_err(err)?;
+                    }
+                    // A band needs two points; one alone gets a bar.
+                    _ => bars.extend(stretch.iter().map(|&p| (colour, p))),
+                }
+            }
+        }
+    }
+    if !x.categorical {
+        for (runs, colour) in colours() {
+            for run in runs.iter().filter(|run| run.len() > 1) {
+                root.draw(&PathElement::new(
+                    run.iter().map(|p| (p.x, p.y)).collect::<Vec<_>>(),
+                    colour.stroke_width(2),
+                ))
+                .map_err(err)?;
+            }
+        }
+    }
+    for (colour, p) in bars {
+        if let Some(rows) = p.interval {
+            draw_error_bar(root, colour, p.x, rows)?;
+        }
+    }
+    for ((runs, colour), &shape) in colours().zip(MARKERS.iter().cycle()) {
+        for p in runs.iter().flatten() {
+            draw_marker(root, shape, colour, (p.x, p.y))?;
+        }
+    }
+    Ok(())
+}
+
+/// The stretches of consecutive points (in x order) with a finite value; a NaN or infinity
+/// ends a stretch, as in [`finite_runs`].
+fn finite_param_runs(points: &[ParamPoint]) -> Vec<Vec<ParamPoint>> {
+    let mut sorted = points.to_vec();
+    sorted.sort_by(|a, b| a.x.total_cmp(&b.x));
+    sorted
+        .split(|p| !p.y.is_finite())
+        .filter(|run| !run.is_empty())
+        .map(<[ParamPoint]>::to_vec)
+        .collect()
+}
+
+/// The stretches of consecutive points of `run` that have an interval.
+fn with_intervals(run: &[PixelPoint]) -> impl Iterator<Item = &[PixelPoint]> {
+    run.split(|p| p.interval.is_none())
+        .filter(|stretch| !stretch.is_empty())
 }
 
 /// The stretches of consecutive finite points, in chart coordinates (nanoseconds, scaled
@@ -955,5 +1652,377 @@ mod tests {
         assert_eq!(value_step(8.0), (1.0, 0));
         assert_eq!(value_step(1.0), (0.2, 1));
         assert_eq!(value_step(3e5), (50_000.0, 0));
+    }
+
+    /// A sweep of `api.workers` with three variants: the share of 20 seeds where a check
+    /// held, with rough intervals (the statistics are not this module's business).
+    fn param_sample() -> ParamChartSpec {
+        let held = [[0, 0, 0, 1, 3], [0, 5, 20, 20, 20], [2, 18, 20, 20, 20]];
+        let series = ["baseline", "bounded queue", "deadline shedding"]
+            .iter()
+            .zip(held)
+            .map(|(name, held)| ParamLine {
+                label: (*name).to_owned(),
+                points: held
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &h)| {
+                        let y = f64::from(h) / 20.0;
+                        ParamPoint {
+                            x: 10.0 * (i as f64 + 1.0),
+                            y,
+                            interval: Some(((y - 0.15).max(0.0), (y + 0.15).min(1.0))),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        ParamChartSpec {
+            title: "goodput during the spike: seeds where it held".to_owned(),
+            x_label: "api.workers".to_owned(),
+            x_scale: ParamScale::Numeric(Unit::Count),
+            y_label: "seeds where it held".to_owned(),
+            unit: Unit::Ratio,
+            y_span: Some((0.0, 1.0)),
+            series,
+            intervals: IntervalStyle::Band,
+            interval_label: "95% Wilson interval, 20 seeds".to_owned(),
+        }
+    }
+
+    fn render_param(spec: &ParamChartSpec) -> String {
+        match render_param_svg(spec) {
+            Ok(svg) => svg,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn text(label: &str) -> String {
+        format!(">\n{label}\n</text>")
+    }
+
+    /// Markers of the three first variants: a circle, a square and a triangle (a polygon)
+    /// in its colour, each over a white halo of the same shape.
+    fn markers(svg: &str) -> [usize; 3] {
+        let count = |element: &str, colour: &str| {
+            svg.lines()
+                .filter(|l| l.starts_with(element))
+                .filter(|l| l.contains(&format!(r#"opacity="1" fill="{colour}""#)))
+                .count()
+        };
+        [
+            count("<circle", "#0072B2"),
+            count("<rect", "#D55E00"),
+            count("<polygon", "#009E73"),
+        ]
+    }
+
+    #[test]
+    fn a_param_chart_has_its_axes_a_marker_per_point_a_legend_and_bands() {
+        let spec = param_sample();
+        let svg = render_param(&spec);
+        assert!(svg.starts_with("<svg"), "{}", &svg[..80]);
+        assert!(svg.contains(&spec.title));
+        // The x axis is the parameter, with ticks at its values; the y axis a share.
+        assert!(svg.contains(&text("api.workers")), "{svg}");
+        for tick in ["10", "20", "30", "40", "50"] {
+            assert!(svg.contains(&text(tick)), "tick {tick}");
+        }
+        assert!(svg.contains(&text("seeds where it held (%)")));
+        assert!(svg.contains(&text("100")));
+        assert!(!svg.contains(&text("120")), "a share stops at 100%");
+        assert!(!svg.contains("virtual time"));
+        // One legend entry per variant and one for the intervals.
+        for line in &spec.series {
+            assert!(svg.contains(&text(&line.label)), "{}", line.label);
+        }
+        assert!(svg.contains(&text("95% Wilson interval, 20 seeds")));
+        // A marker per point and one in the legend, per variant.
+        assert_eq!(markers(&svg), [6, 6, 6], "{svg}");
+        // A band per variant, in its colour, and a grey key for it in the legend.
+        for colour in ["#0072B2", "#D55E00", "#009E73"] {
+            let band = format!(r#"<polygon opacity="0.18" fill="{colour}""#);
+            assert_eq!(svg.matches(&band).count(), 1, "{colour}");
+        }
+        assert_eq!(svg.matches(r##"opacity="0.36" fill="#808080""##).count(), 1);
+        // A line through each variant's points.
+        assert_eq!(
+            svg.matches(r##"<polyline fill="none" opacity="1" stroke="#D55E00" stroke-width="2""##)
+                .count(),
+            1,
+            "{svg}"
+        );
+    }
+
+    #[test]
+    fn the_same_param_spec_gives_the_same_bytes() {
+        let spec = param_sample();
+        let svg = render_param(&spec);
+        assert_eq!(svg, render_param(&spec.clone()));
+        // Pinned as the time chart is (see `the_same_spec_gives_the_same_bytes`).
+        let fnv1a = svg.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        assert_eq!((svg.len(), fnv1a), (9_037, 13_632_420_697_957_546_979));
+    }
+
+    fn param_spec(x_scale: ParamScale, series: Vec<ParamLine>) -> ParamChartSpec {
+        ParamChartSpec {
+            title: "sweep".to_owned(),
+            x_label: "param".to_owned(),
+            x_scale,
+            y_label: "value".to_owned(),
+            unit: Unit::Count,
+            y_span: None,
+            series,
+            intervals: IntervalStyle::ErrorBars,
+            interval_label: "95% interval".to_owned(),
+        }
+    }
+
+    fn param_line(label: &str, points: &[(f64, f64)]) -> ParamLine {
+        ParamLine {
+            label: label.to_owned(),
+            points: points
+                .iter()
+                .map(|&(x, y)| ParamPoint {
+                    x,
+                    y,
+                    interval: Some((y * 0.9, y * 1.1)),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_numeric_param_gets_round_ticks_and_error_bars() {
+        let spec = param_spec(
+            ParamScale::Numeric(Unit::Count),
+            vec![param_line(
+                "baseline",
+                &[(5.0, 10.0), (40.0, 30.0), (15.0, 20.0)],
+            )],
+        );
+        let svg = render_param(&spec);
+        for tick in ["5", "10", "20", "40"] {
+            assert!(svg.contains(&text(tick)), "tick {tick}: {svg}");
+        }
+        assert!(!svg.contains(&text("45")), "ticks stay within the values");
+        // Points are joined in x order, whatever order they came in.
+        let line = svg
+            .lines()
+            .find(|l| {
+                l.starts_with(
+                    r##"<polyline fill="none" opacity="1" stroke="#0072B2" stroke-width="2""##,
+                )
+            })
+            .expect("a line");
+        let xs: Vec<i32> = line
+            .split("points=\"")
+            .nth(1)
+            .expect("points")
+            .split_whitespace()
+            .filter_map(|p| p.split(',').next()?.parse().ok())
+            .collect();
+        assert_eq!(xs.len(), 3, "{line}");
+        assert!(xs.windows(2).all(|w| w[0] < w[1]), "{xs:?}");
+        // An error bar is a vertical line and two caps, per point: no band.
+        assert_eq!(svg.matches(r#"opacity="0.18""#).count(), 0);
+        let bars = svg
+            .lines()
+            .filter(|l| {
+                l.starts_with("<polyline") && l.contains(r##"stroke="#0072B2" stroke-width="2""##)
+            })
+            .count();
+        assert_eq!(
+            bars,
+            1 + 3 * 3,
+            "the line, then three strokes per bar: {svg}"
+        );
+        assert_eq!(markers(&svg)[0], 3 + 1);
+        // The key for error bars is a grey bar.
+        assert!(svg.contains(r##"stroke="#808080" stroke-width="2""##));
+    }
+
+    #[test]
+    fn a_duration_param_reads_in_one_time_unit() {
+        let ms = |v: f64| v * 1e6;
+        let spec = param_spec(
+            ParamScale::Numeric(Unit::Nanos),
+            vec![param_line(
+                "baseline",
+                &[(ms(100.0), 1.0), (ms(300.0), 2.0), (ms(500.0), 3.0)],
+            )],
+        );
+        let svg = render_param(&spec);
+        for tick in ["100 ms", "200 ms", "300 ms", "400 ms", "500 ms"] {
+            assert!(svg.contains(&text(tick)), "tick {tick}: {svg}");
+        }
+        let long = param_spec(
+            ParamScale::Numeric(Unit::Nanos),
+            vec![param_line(
+                "baseline",
+                &[(ms(250.0), 1.0), (ms(2_000.0), 2.0)],
+            )],
+        );
+        let svg = render_param(&long);
+        assert!(svg.contains(&text("0.5 s")), "{svg}");
+        assert!(svg.contains(&text("2 s")));
+        assert!(!svg.contains(" ms\n"), "one scale for every tick");
+    }
+
+    #[test]
+    fn a_ratio_param_and_a_ratio_value_read_in_percent() {
+        let mut spec = param_spec(
+            ParamScale::Numeric(Unit::Ratio),
+            vec![param_line(
+                "baseline",
+                &[(0.1, 0.99), (0.3, 0.95), (0.5, 0.6)],
+            )],
+        );
+        spec.unit = Unit::Ratio;
+        let svg = render_param(&spec);
+        for tick in ["10%", "20%", "50%"] {
+            assert!(svg.contains(&text(tick)), "tick {tick}: {svg}");
+        }
+        assert!(svg.contains(&text("value (%)")));
+        assert!(svg.contains(&text("100")));
+        let counts = param_spec(
+            ParamScale::Numeric(Unit::PerSecond),
+            vec![param_line("baseline", &[(1_000.0, 1.0), (5_000.0, 2.0)])],
+        );
+        let svg = render_param(&counts);
+        assert!(svg.contains(&text("1k/s")), "{svg}");
+        assert!(svg.contains(&text("5k/s")));
+    }
+
+    #[test]
+    fn categories_are_slots_with_names_and_unjoined_points() {
+        let names = ["RoundRobin", "Random", "LeastOutstanding"].map(str::to_owned);
+        let mut spec = param_spec(
+            ParamScale::Categories(names.to_vec()),
+            vec![
+                param_line("baseline", &[(0.0, 1.0), (1.0, 2.0), (2.0, 3.0)]),
+                param_line("fix", &[(0.0, 2.0), (1.0, 3.0), (2.0, 4.0)]),
+            ],
+        );
+        // A band cannot join categories: it is drawn as bars.
+        spec.intervals = IntervalStyle::Band;
+        let svg = render_param(&spec);
+        for name in &names {
+            assert!(svg.contains(&text(name)), "{name}");
+        }
+        assert_eq!(svg.matches(r#"opacity="0.18""#).count(), 0, "no band");
+        assert_eq!(
+            svg.lines()
+                .filter(|l| l.starts_with("<polyline") && l.contains(r##"stroke="#0072B2""##))
+                .count(),
+            3 * 3,
+            "three strokes per error bar and no line, legend included: {svg}"
+        );
+        assert_eq!(markers(&svg)[..2], [3 + 1, 3 + 1]);
+    }
+
+    #[test]
+    fn gaps_single_points_and_no_data() {
+        let mut spec = param_spec(
+            ParamScale::Numeric(Unit::Count),
+            vec![param_line(
+                "baseline",
+                &[(1.0, 1.0), (2.0, 2.0), (3.0, f64::NAN), (4.0, 2.0)],
+            )],
+        );
+        for p in &mut spec.series[0].points {
+            p.interval = None;
+        }
+        let svg = render_param(&spec);
+        // One line for the first two points; the last, alone, is a marker.
+        let line = r##"<polyline fill="none" opacity="1" stroke="#0072B2" stroke-width="2""##;
+        let lines: Vec<&str> = svg.lines().filter(|l| l.starts_with(line)).collect();
+        assert_eq!(lines.len(), 1, "{svg}");
+        assert_eq!(lines[0].matches(',').count(), 2, "{}", lines[0]);
+        assert_eq!(markers(&svg)[0], 3 + 1);
+        assert!(
+            !svg.contains("95% interval"),
+            "no intervals, nothing to explain"
+        );
+        // One value alone still gets an axis around it.
+        let one = render_param(&param_spec(
+            ParamScale::Numeric(Unit::Count),
+            vec![param_line("baseline", &[(20.0, 5.0)])],
+        ));
+        assert!(one.contains(&text("20")), "{one}");
+        assert!(!one.contains("no data"));
+        for empty in [
+            param_spec(ParamScale::Numeric(Unit::Count), vec![]),
+            param_spec(
+                ParamScale::Numeric(Unit::Nanos),
+                vec![param_line("baseline", &[(1.0, f64::NAN)])],
+            ),
+        ] {
+            let svg = render_param(&empty);
+            assert!(svg.contains(&text("no data")), "{empty:?}");
+            // Without a value there is no interval to explain.
+            assert!(!svg.contains("95% interval"), "{svg}");
+        }
+    }
+
+    #[test]
+    fn bad_param_specs_are_rejected_with_a_reason() {
+        let reason = |spec: &ParamChartSpec| render_param_svg(spec).err().map(|e| e.to_string());
+        let nan = param_spec(
+            ParamScale::Numeric(Unit::Count),
+            vec![param_line("baseline", &[(f64::NAN, 1.0)])],
+        );
+        assert_eq!(
+            reason(&nan).as_deref(),
+            Some(
+                "chart \"sweep\": line \"baseline\" has a point at x = NaN, which is not a \
+                 finite number"
+            )
+        );
+        let outside = param_spec(
+            ParamScale::Categories(vec!["a".to_owned()]),
+            vec![param_line("fix", &[(1.0, 1.0)])],
+        );
+        assert_eq!(
+            reason(&outside).as_deref(),
+            Some(
+                "chart \"sweep\": line \"fix\" has a point at x = 1, which is not the index \
+                 of one of the chart's categories"
+            )
+        );
+        let mut backwards = param_spec(ParamScale::Numeric(Unit::Count), vec![]);
+        backwards.series = vec![ParamLine {
+            label: "baseline".to_owned(),
+            points: vec![ParamPoint {
+                x: 1.0,
+                y: 1.0,
+                interval: Some((2.0, 0.5)),
+            }],
+        }];
+        assert_eq!(
+            reason(&backwards).as_deref(),
+            Some(
+                "chart \"sweep\": line \"baseline\" has an interval at x = 1 whose low end (2) \
+                 is above its high end (0.5)"
+            )
+        );
+        let nine = (0..9)
+            .map(|i| param_line(&format!("v{i}"), &[(1.0, 1.0)]))
+            .collect();
+        let too_many = param_spec(ParamScale::Numeric(Unit::Count), nine);
+        assert!(matches!(
+            render_param_svg(&too_many),
+            Err(ChartError::TooManyLines { count: 9, .. })
+        ));
+        let huge = param_spec(
+            ParamScale::Numeric(Unit::Count),
+            vec![param_line("baseline", &[(-f64::MAX, 1.0), (f64::MAX, 1.0)])],
+        );
+        assert!(matches!(
+            render_param_svg(&huge),
+            Err(ChartError::ValueRange { .. })
+        ));
     }
 }

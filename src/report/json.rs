@@ -30,6 +30,24 @@
 //!
 //! `exit_code` follows the command line's classes: 0 every expectation met, 2 a safety check
 //! missed its expectation, 3 a liveness check did, or a run ended at a limit.
+//!
+//! Schema `faultline.sweep`, version 1: what `faultline sweep` writes to `sweep.json` and
+//! prints with `--json` ([`Sweep`]). One run report per value of the parameter, each of
+//! command `sweep` and with the same seeds, so that a point can be read (or charted) as
+//! any report is:
+//!
+//! ```text
+//! {
+//!   "schema": "faultline.sweep", "version": 1,
+//!   "param": "<override path>",             // api.workers
+//!   "points": [ {                           // in the order the values were given
+//!       "value": "<RON text>",              // as it was set: 20, 0.5, "\"100ms\"", RoundRobin
+//!       "report": { <faultline.report, version 1> } } ]
+//! }
+//! ```
+//!
+//! A point's report describes the scenario as it was at that value (its `digest` covers the
+//! override), so two points never look like shards of one run to `faultline merge`.
 
 use std::collections::BTreeMap;
 
@@ -40,6 +58,38 @@ use crate::scenario::Expect;
 
 pub const SCHEMA: &str = "faultline.report";
 pub const VERSION: u32 = 1;
+pub const SWEEP_SCHEMA: &str = "faultline.sweep";
+pub const SWEEP_VERSION: u32 = 1;
+
+/// A whole sweep: the reports of one scenario at each value of one parameter.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sweep {
+    pub schema: String,
+    pub version: u32,
+    /// The override path the sweep set (`api.workers`).
+    pub param: String,
+    pub points: Vec<SweepPoint>,
+}
+
+/// One value of a sweep's parameter and the report of the runs there.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SweepPoint {
+    /// The value as RON text, as it was set: `20`, `"100ms"` (quotes included), `RoundRobin`.
+    pub value: String,
+    pub report: Report,
+}
+
+impl Sweep {
+    /// A sweep document of the current schema and version.
+    pub fn new(param: impl Into<String>, points: Vec<SweepPoint>) -> Sweep {
+        Sweep {
+            schema: SWEEP_SCHEMA.to_owned(),
+            version: SWEEP_VERSION,
+            param: param.into(),
+            points,
+        }
+    }
+}
 
 /// A whole report.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -17,6 +17,7 @@ use crate::report::json::{
     CheckInfo, FaultInfo, Override, Report, ReportOutcome, SCHEMA, ScenarioInfo, SeedRun, Shard,
     VERSION, VariantReport,
 };
+use crate::report::{IntervalStyle, ParamChartSpec, ParamLine, ParamPoint, ParamScale, Unit};
 use crate::scenario::build::build;
 use crate::scenario::error::ScenarioError;
 use crate::scenario::load::{Scenario, Variant};
@@ -210,12 +211,9 @@ pub fn run_many(
     (report, details)
 }
 
-/// One point of a sweep: the parameter's value and the report of the runs there.
-#[derive(Clone, Debug)]
-pub struct SweepPoint {
-    pub value: String,
-    pub report: Report,
-}
+/// One point of a sweep: the parameter's value and the report of the runs there. Its type
+/// lives with the JSON schema it is part of (`faultline.sweep`).
+pub use crate::report::json::SweepPoint;
 
 /// Runs `variants` (by name; empty means all) on `seeds` at every value of the override
 /// `path`. Every point is loaded and validated before anything runs, so a value that does not
@@ -351,6 +349,297 @@ pub fn sweep_values(spec: &str) -> Result<Vec<String>, String> {
         .collect())
 }
 
+/// Where a sweep's values sit on a chart's x axis.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SweepAxis {
+    /// Every value is a number (a count, `Unit::Count`) or every value a duration
+    /// (`Unit::Nanos`, `xs` in nanoseconds): one `x` per value.
+    Numeric { unit: Unit, xs: Vec<f64> },
+    /// Anything else (`RoundRobin`, `Random`, or numbers mixed with durations): each value is
+    /// a category of its own.
+    Categories,
+}
+
+/// How the values of a sweep (RON texts, as [`sweep_values`] gives them) are placed on an
+/// axis. A number cannot be told to be a ratio from its text, so a swept fraction is plotted
+/// as a plain number.
+pub fn sweep_axis(values: &[String]) -> SweepAxis {
+    let numbers: Option<Vec<f64>> = values
+        .iter()
+        .map(|v| v.trim().parse::<f64>().ok().filter(|x| x.is_finite()))
+        .collect();
+    if let Some(xs) = numbers.filter(|xs| !xs.is_empty()) {
+        return SweepAxis::Numeric {
+            unit: Unit::Count,
+            xs,
+        };
+    }
+    let durations: Option<Vec<f64>> = values
+        .iter()
+        .map(|v| {
+            let text = v.trim().strip_prefix('"')?.strip_suffix('"')?;
+            Some(text.parse::<SimDuration>().ok()?.as_nanos() as f64)
+        })
+        .collect();
+    match durations.filter(|xs| !xs.is_empty()) {
+        Some(xs) => SweepAxis::Numeric {
+            unit: Unit::Nanos,
+            xs,
+        },
+        None => SweepAxis::Categories,
+    }
+}
+
+/// A statistic of the seeds at one sweep point, with its 95% confidence interval when the
+/// seeds allow one.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Estimate {
+    pub value: f64,
+    /// `(low, high)`, containing `value`; None when one sample says nothing about spread.
+    pub interval: Option<(f64, f64)>,
+    /// How many samples (seeds) it is from.
+    pub samples: u32,
+}
+
+/// z for a two-sided 95% interval: the 0.975 quantile of the standard normal.
+const Z_975: f64 = 1.959_963_984_540_054;
+
+/// The share of `trials` that were `successes`, with the 95% Wilson score interval. Wilson
+/// rather than the normal approximation because sweeps run few seeds and shares are often
+/// 0 or 1, where the normal interval collapses to a point and claims certainty; Wilson's
+/// stays inside [0, 1] and keeps a width that shrinks as seeds are added. None without
+/// trials.
+pub fn wilson_95(successes: u32, trials: u32) -> Option<Estimate> {
+    assert!(
+        successes <= trials,
+        "{successes} successes in {trials} trials"
+    );
+    if trials == 0 {
+        return None;
+    }
+    let n = f64::from(trials);
+    let p = f64::from(successes) / n;
+    let z2 = Z_975 * Z_975;
+    let scale = 1.0 + z2 / n;
+    let centre = (p + z2 / (2.0 * n)) / scale;
+    // `sqrt` is correctly rounded by IEEE 754, so this is the same on every platform.
+    let half = Z_975 / scale * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
+    // Rounding can leave an end a hair past the share (at 0 or 1) or past [0, 1].
+    let lo = (centre - half).clamp(0.0, 1.0).min(p);
+    let hi = (centre + half).clamp(0.0, 1.0).max(p);
+    assert!(lo <= p && p <= hi, "{lo} <= {p} <= {hi}");
+    Some(Estimate {
+        value: p,
+        interval: Some((lo, hi)),
+        samples: trials,
+    })
+}
+
+/// The mean of `samples` with its 95% Student t interval (the seeds are a small sample of
+/// the runs the scenario could have, and their spread is estimated from themselves). When
+/// every sample is non-negative the interval is cut at 0: a count or a latency cannot have a
+/// negative mean, however few the seeds. None without samples; no interval from one.
+pub fn mean_95(samples: &[f64]) -> Option<Estimate> {
+    if samples.is_empty() {
+        return None;
+    }
+    assert!(
+        samples.iter().all(|x| x.is_finite()),
+        "samples are finite: {samples:?}"
+    );
+    let n = samples.len() as f64;
+    let mean = samples.iter().sum::<f64>() / n;
+    let count = u32::try_from(samples.len()).unwrap_or(u32::MAX);
+    if samples.len() < 2 {
+        return Some(Estimate {
+            value: mean,
+            interval: None,
+            samples: count,
+        });
+    }
+    let variance = samples.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1.0);
+    let half = t_975(count - 1) * (variance / n).sqrt();
+    let mut lo = mean - half;
+    if samples.iter().all(|&x| x >= 0.0) {
+        lo = lo.max(0.0);
+    }
+    // With identical samples the half width is zero and the interval the mean itself.
+    let (lo, hi) = (lo.min(mean), (mean + half).max(mean));
+    Some(Estimate {
+        value: mean,
+        interval: Some((lo, hi)),
+        samples: count,
+    })
+}
+
+/// The 0.975 quantile of Student's t with `df` degrees of freedom (df >= 1): tabulated to
+/// 30, then the Cornish-Fisher expansion around the normal quantile, which is within 3e-8 of
+/// the exact value from 31 on.
+fn t_975(df: u32) -> f64 {
+    const TABLE: [f64; 30] = [
+        12.706_204_736,
+        4.302_652_730,
+        3.182_446_305,
+        2.776_445_105,
+        2.570_581_836,
+        2.446_911_851,
+        2.364_624_252,
+        2.306_004_135,
+        2.262_157_163,
+        2.228_138_852,
+        2.200_985_160,
+        2.178_812_830,
+        2.160_368_656,
+        2.144_786_688,
+        2.131_449_546,
+        2.119_905_299,
+        2.109_815_578,
+        2.100_922_040,
+        2.093_024_054,
+        2.085_963_447,
+        2.079_613_845,
+        2.073_873_068,
+        2.068_657_610,
+        2.063_898_562,
+        2.059_538_553,
+        2.055_529_439,
+        2.051_830_516,
+        2.048_407_142,
+        2.045_229_642,
+        2.042_272_456,
+    ];
+    assert!(df >= 1, "a t quantile needs a degree of freedom");
+    if let Some(&t) = TABLE.get(df as usize - 1) {
+        return t;
+    }
+    let (z, v) = (Z_975, f64::from(df));
+    let z3 = z * z * z;
+    let z5 = z3 * z * z;
+    let z7 = z5 * z * z;
+    let z9 = z7 * z * z;
+    z + (z3 + z) / (4.0 * v)
+        + (5.0 * z5 + 16.0 * z3 + 3.0 * z) / (96.0 * v * v)
+        + (3.0 * z7 + 19.0 * z5 + 17.0 * z3 - 15.0 * z) / (384.0 * v * v * v)
+        + (79.0 * z9 + 776.0 * z7 + 1482.0 * z5 - 1920.0 * z3 - 945.0 * z)
+            / (92_160.0 * v * v * v * v)
+}
+
+/// What a sweep chart shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SweepChartKind {
+    /// The share of seeds where check `i` (in the scenario's check order) held.
+    Held(usize),
+    /// The mean over seeds of table row `i`.
+    Mean(usize),
+}
+
+/// One chart of a sweep, ready to render.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SweepChart {
+    pub kind: SweepChartKind,
+    /// The check's name or the row's expression, for a file name.
+    pub subject: String,
+    pub spec: ParamChartSpec,
+}
+
+/// The charts of a sweep of `param` over `points` of `scenario` (as [`sweep`] ran them):
+/// for each check, the share of seeds where it held against the parameter, with a 95%
+/// Wilson interval as error bars; for each table row, the mean over seeds with a 95% t
+/// interval as a band; one line per variant in both.
+pub fn sweep_charts(scenario: &Scenario, param: &str, points: &[SweepPoint]) -> Vec<SweepChart> {
+    let values: Vec<String> = points.iter().map(|p| p.value.clone()).collect();
+    let (x_scale, xs) = match sweep_axis(&values) {
+        SweepAxis::Numeric { unit, xs } => (ParamScale::Numeric(unit), xs),
+        SweepAxis::Categories => (
+            ParamScale::Categories(values.clone()),
+            (0..values.len()).map(|i| i as f64).collect(),
+        ),
+    };
+    assert_eq!(xs.len(), points.len(), "one x per point");
+    let seeds = points.first().map_or(0, |p| p.report.seeds.len());
+    let seeds_text = if seeds == 1 {
+        "1 seed".to_owned()
+    } else {
+        format!("{seeds} seeds")
+    };
+    let variants: Vec<&str> = points.first().map_or(Vec::new(), |p| {
+        p.report.variants.iter().map(|v| v.name.as_str()).collect()
+    });
+    // One line per variant, from a statistic of the variant's report at each point.
+    let lines = |stat: &dyn Fn(&VariantReport) -> Option<Estimate>| -> Vec<ParamLine> {
+        variants
+            .iter()
+            .enumerate()
+            .map(|(slot, name)| ParamLine {
+                label: (*name).to_owned(),
+                points: points
+                    .iter()
+                    .zip(&xs)
+                    .map(|(p, &x)| {
+                        let estimate = p.report.variants.get(slot).and_then(stat);
+                        ParamPoint {
+                            x,
+                            y: estimate.map_or(f64::NAN, |e| e.value),
+                            interval: estimate.and_then(|e| e.interval),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect()
+    };
+    let mut charts = Vec::new();
+    for (i, check) in scenario.checks.iter().enumerate() {
+        let series = lines(&|v| {
+            let s = v.summary.get(i)?;
+            wilson_95(s.holds, s.holds + s.fails)
+        });
+        charts.push(SweepChart {
+            kind: SweepChartKind::Held(i),
+            subject: check.name().to_owned(),
+            spec: ParamChartSpec {
+                title: format!("{}: seeds where it held", check.name()),
+                x_label: param.to_owned(),
+                x_scale: x_scale.clone(),
+                y_label: "seeds where it held".to_owned(),
+                unit: Unit::Ratio,
+                y_span: Some((0.0, 1.0)),
+                series,
+                // Error bars, not bands: with a few seeds a share's interval is wide (0 of
+                // 5 is 0-43%), variants often share a value (0% or 100%), and their bands
+                // pile up into one muddy block where bars, side by side, stay apart.
+                intervals: IntervalStyle::ErrorBars,
+                interval_label: format!("95% Wilson interval, {seeds_text}"),
+            },
+        });
+    }
+    for (i, row) in scenario.table.iter().enumerate() {
+        let series = lines(&|v| {
+            let xs: Vec<f64> = v
+                .runs
+                .iter()
+                .filter_map(|r| r.rows.get(i).copied()?)
+                .collect();
+            mean_95(&xs)
+        });
+        charts.push(SweepChart {
+            kind: SweepChartKind::Mean(i),
+            subject: row.to_string(),
+            spec: ParamChartSpec {
+                title: format!("{row}: mean over {seeds_text}"),
+                x_label: param.to_owned(),
+                x_scale: x_scale.clone(),
+                y_label: row.to_string(),
+                unit: scenario.table_units[i],
+                y_span: None,
+                series,
+                intervals: IntervalStyle::Band,
+                interval_label: "95% t interval of the mean".to_owned(),
+            },
+        });
+    }
+    charts
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,5 +683,112 @@ mod tests {
             seeds(7, 10, Some(Shard { index: 1, count: 3 })),
             [7, 10, 13, 16]
         );
+    }
+
+    fn close(a: f64, b: f64, tolerance: f64) -> bool {
+        (a - b).abs() <= tolerance
+    }
+
+    fn interval(e: Option<Estimate>) -> (f64, f64) {
+        match e.and_then(|e| e.interval) {
+            Some(i) => i,
+            None => panic!("no interval in {e:?}"),
+        }
+    }
+
+    #[test]
+    fn wilson_intervals_match_the_textbook_and_stay_in_range() {
+        // Reference values computed apart from this code, from the closed form.
+        let (lo, hi) = interval(wilson_95(0, 10));
+        assert_eq!(lo, 0.0);
+        assert!(close(hi, 0.277_54, 1e-5), "{hi}");
+        let (lo, hi) = interval(wilson_95(5, 10));
+        assert!(close(lo, 0.236_59, 1e-5), "{lo}");
+        assert!(close(hi, 0.763_41, 1e-5), "{hi}");
+        let all = wilson_95(8, 8).expect("trials");
+        assert_eq!(all.value, 1.0);
+        assert_eq!(interval(Some(all)).1, 1.0);
+        assert!(close(interval(Some(all)).0, 0.675_6, 1e-4));
+        assert_eq!(all.samples, 8);
+        // More seeds, a narrower interval around the same share.
+        let width = |h, n| {
+            let (lo, hi) = interval(wilson_95(h, n));
+            hi - lo
+        };
+        assert!(width(10, 20) < width(5, 10));
+        assert!(width(0, 20) < width(0, 5));
+        assert_eq!(wilson_95(0, 0), None);
+    }
+
+    #[test]
+    fn t_intervals_of_the_mean() {
+        // Mean 3, sd 1.5811, se 0.7071, t(4) = 2.7764: 3 ± 1.9632.
+        let e = mean_95(&[1.0, 2.0, 3.0, 4.0, 5.0]).expect("samples");
+        assert_eq!(e.value, 3.0);
+        assert_eq!(e.samples, 5);
+        let (lo, hi) = interval(Some(e));
+        assert!(close(lo, 1.036_8, 1e-4), "{lo}");
+        assert!(close(hi, 4.963_2, 1e-4), "{hi}");
+        // Non-negative samples: the interval stops at zero.
+        let (lo, hi) = interval(mean_95(&[0.0, 0.0, 9.0]));
+        assert_eq!(lo, 0.0);
+        assert!(hi > 9.0, "{hi}");
+        // Negative samples: it does not.
+        assert!(interval(mean_95(&[-1.0, 0.0, 9.0])).0 < -1.0);
+        // Identical samples: no spread, the interval is the mean.
+        assert_eq!(interval(mean_95(&[4.0, 4.0])), (4.0, 4.0));
+        // One sample says nothing about spread; none, nothing at all.
+        let one = mean_95(&[7.0]).expect("a sample");
+        assert_eq!((one.value, one.interval), (7.0, None));
+        assert_eq!(mean_95(&[]), None);
+    }
+
+    #[test]
+    fn t_quantiles_continue_past_the_table() {
+        assert_eq!(t_975(1), 12.706_204_736);
+        assert_eq!(t_975(30), 2.042_272_456);
+        // Exact values (numerical inversion of the t distribution) for df 31, 60 and 1000.
+        assert!(close(t_975(31), 2.039_513_446, 1e-7), "{}", t_975(31));
+        assert!(close(t_975(60), 2.000_297_822, 1e-8));
+        assert!(close(t_975(1000), 1.962_339_081, 1e-8));
+        assert!(t_975(31) < t_975(30), "decreasing across the seam");
+        assert!(t_975(u32::MAX) > Z_975);
+    }
+
+    #[test]
+    fn sweep_values_find_their_axis() {
+        let strings = |vs: &[&str]| vs.iter().map(|v| (*v).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            sweep_axis(&sweep_values("10..30:10").unwrap()),
+            SweepAxis::Numeric {
+                unit: Unit::Count,
+                xs: vec![10.0, 20.0, 30.0]
+            }
+        );
+        assert_eq!(
+            sweep_axis(&sweep_values("0.1..0.2:0.1").unwrap()),
+            SweepAxis::Numeric {
+                unit: Unit::Count,
+                xs: vec![0.1, 0.2]
+            }
+        );
+        assert_eq!(
+            sweep_axis(&sweep_values("100ms..1s:450ms").unwrap()),
+            SweepAxis::Numeric {
+                unit: Unit::Nanos,
+                xs: vec![100e6, 550e6, 1_000e6]
+            }
+        );
+        assert_eq!(
+            sweep_axis(&strings(&["RoundRobin", "Random"])),
+            SweepAxis::Categories
+        );
+        assert_eq!(
+            sweep_axis(&strings(&["10", "\"1s\""])),
+            SweepAxis::Categories,
+            "a number and a duration share no axis"
+        );
+        assert_eq!(sweep_axis(&strings(&["inf"])), SweepAxis::Categories);
+        assert_eq!(sweep_axis(&[]), SweepAxis::Categories);
     }
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use faultline::report::json::Report;
+use faultline::report::json::{Report, Sweep};
 
 fn faultline(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_faultline"))
@@ -184,6 +184,7 @@ fn a_missed_expectation_exits_by_class() {
 
 #[test]
 fn sweep_runs_every_point() {
+    let out = scratch("cli-sweep");
     let o = faultline(&[
         "sweep",
         "traffic_spike",
@@ -193,6 +194,8 @@ fn sweep_runs_every_point() {
         "1",
         "--variant",
         "baseline",
+        "--out",
+        out.to_str().unwrap(),
     ]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let text = stdout(&o);
@@ -350,4 +353,182 @@ fn usage_errors_and_missing_files_exit_1() {
     );
     let o = faultline(&["--help"]);
     assert_eq!(code(&o), 0);
+}
+
+/// The files in `dir`, by name, with their contents.
+fn files(dir: &Path) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read_to_string(&path).unwrap())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn sweep_out_writes_the_json_and_a_chart_per_check_and_row() {
+    let dir = scratch("cli-sweep-out");
+    let sweep_into = |out: &Path| {
+        faultline(&[
+            "sweep",
+            "traffic_spike",
+            "--param",
+            "api.workers=10..30:10",
+            "--seeds",
+            "2",
+            "--variant",
+            "baseline",
+            "--variant",
+            "bounded queue",
+            "--json",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let o = sweep_into(&dir.join("a"));
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let written = files(&dir.join("a"));
+    let names: Vec<&str> = written.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "01-held-goodput-during-the-spike.svg",
+            "02-held-recovers-after-the-spike.svg",
+            "03-mean-users-latency-p99.svg",
+            "04-mean-api-rejected-total.svg",
+            "05-mean-max-api-queue-len.svg",
+            "sweep.json",
+        ],
+        "one chart per check, then one per table row"
+    );
+    let json = &written[5].1;
+    assert_eq!(
+        stdout(&o).trim_end(),
+        json,
+        "--json prints what sweep.json holds"
+    );
+    let sweep: Sweep = serde_json::from_str(json).unwrap();
+    assert_eq!(sweep.schema, "faultline.sweep");
+    assert_eq!(sweep.version, 1);
+    assert_eq!(sweep.param, "api.workers");
+    let values: Vec<&str> = sweep.points.iter().map(|p| p.value.as_str()).collect();
+    assert_eq!(values, ["10", "20", "30"]);
+    for p in &sweep.points {
+        assert_eq!(p.report.schema, "faultline.report");
+        assert_eq!(p.report.command, "sweep");
+        assert_eq!(p.report.seeds, [1, 2]);
+        let variants: Vec<&str> = p.report.variants.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(variants, ["baseline", "bounded queue"]);
+    }
+    // At 20 workers the bounded queue holds the goodput check on both seeds, the baseline on
+    // neither: the chart's whole point.
+    let held = |point: usize, variant: usize| {
+        sweep.points[point].report.variants[variant].summary[0].holds
+    };
+    assert_eq!((held(1, 0), held(1, 1)), (0, 2));
+    for (name, svg) in &written[..5] {
+        assert!(svg.starts_with("<svg"), "{name}");
+        for needle in [
+            ">\napi.workers\n</text>",
+            ">\nbaseline\n</text>",
+            ">\nbounded queue\n</text>",
+            ">\n20\n</text>",
+        ] {
+            assert!(svg.contains(needle), "{name}: `{needle}` missing");
+        }
+    }
+    for (name, svg) in &written[..2] {
+        assert!(
+            svg.contains(">\nseeds where it held (%)\n</text>"),
+            "{name}"
+        );
+        assert!(
+            svg.contains(">\n95% Wilson interval, 2 seeds\n</text>"),
+            "{name}"
+        );
+    }
+    assert!(
+        written[2].1.contains(">\nusers.latency.p99 ("),
+        "{}",
+        written[2].1
+    );
+    assert!(
+        written[2]
+            .1
+            .contains(">\n95% t interval of the mean\n</text>")
+    );
+    // The same sweep again: the same files, byte for byte.
+    let again = sweep_into(&dir.join("b"));
+    assert_eq!(code(&again), 0, "{}", stderr(&again));
+    assert!(
+        files(&dir.join("b")) == written,
+        "a sweep is a pure function of its input"
+    );
+}
+
+#[test]
+fn a_duration_sweep_reads_in_time_units_and_bad_sweeps_write_nothing() {
+    let dir = scratch("cli-sweep-durations");
+    let out = dir.join("timeouts");
+    let o = faultline(&[
+        "sweep",
+        "traffic_spike",
+        "--param",
+        "users.timeout=500ms..1500ms:500ms",
+        "--seeds",
+        "1",
+        "--variant",
+        "baseline",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("users.timeout = \"1s\": goodput"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stdout(&o).contains("wrote sweep.json, 5 charts in"),
+        "{}",
+        stdout(&o)
+    );
+    let chart = std::fs::read_to_string(out.join("01-held-goodput-during-the-spike.svg")).unwrap();
+    for tick in ["0.6 s", "1 s", "1.4 s"] {
+        assert!(
+            chart.contains(&format!(">\n{tick}\n</text>")),
+            "{tick}: {chart}"
+        );
+    }
+    let cases: &[(&[&str], &str)] = &[
+        (&["--param", "api.wrkers=1..2:1"], "wrkers"),
+        (
+            &["--param", "api.workers=\"1s\",\"2s\""],
+            "components.api.workers",
+        ),
+        (&["--param", "api.workers"], "expected PATH=VALUES"),
+        (&["--param", "api.workers=5..1:1"], "needs A <= B"),
+        (
+            &["--param", "api.workers=1..2:1", "--seeds", "0"],
+            "--seeds must be at least 1",
+        ),
+    ];
+    for (i, (args, needle)) in cases.iter().enumerate() {
+        let target = dir.join(format!("bad-{i}"));
+        let mut all = vec!["sweep", "traffic_spike", "--out", target.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let o = faultline(&all);
+        assert_eq!(code(&o), 1, "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(needle),
+            "{args:?}: `{needle}` missing from {}",
+            stderr(&o)
+        );
+        assert!(stdout(&o).is_empty(), "{args:?}: {}", stdout(&o));
+        assert!(!target.exists(), "{args:?}: nothing written for bad input");
+    }
 }
