@@ -24,6 +24,7 @@
 mod balancer;
 mod client;
 mod database;
+mod resilience;
 mod service;
 
 use std::fmt;
@@ -35,6 +36,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub use balancer::{LoadBalancer, LoadBalancerConfig, Policy};
 pub use client::{Arrivals, Client, ClientConfig, Mix};
 pub use database::{Contention, Database, DatabaseConfig, QueryConfig};
+pub use resilience::{
+    Backoff, BreakerConfig, BreakerState, CircuitBreaker, Jitter, RetryBudget, RetryBudgetState,
+    RetryPolicy, TokenBucket, TokenBucketConfig,
+};
 pub use service::{CallConfig, KindConfig, PoolConfig, Service, ServiceConfig};
 
 use crate::actor::{ActorId, Ctx};
@@ -79,8 +84,8 @@ pub enum Status {
     Err(ErrorKind),
 }
 
-/// Why a call failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// Why a call failed. Configs name kinds as written here (`retry_on: [Rejected, Timeout]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum ErrorKind {
     /// No capacity: every worker busy and the queue full, or (with `shed_by_deadline`) the
     /// estimated wait longer than the time left before the request's deadline.
@@ -149,6 +154,33 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
+    /// The same error about a field of the struct at `prefix`: `max_attempts` becomes
+    /// `retry.max_attempts`.
+    pub(crate) fn within(self, prefix: &str) -> ConfigError {
+        let under = |field: String| format!("{prefix}.{field}");
+        match self {
+            ConfigError::Zero { field } => ConfigError::Zero {
+                field: under(field),
+            },
+            ConfigError::Empty { field } => ConfigError::Empty {
+                field: under(field),
+            },
+            ConfigError::Dist { field, source } => ConfigError::Dist {
+                field: under(field),
+                source,
+            },
+            ConfigError::Invalid { field, reason } => ConfigError::Invalid {
+                field: under(field),
+                reason,
+            },
+            ConfigError::UnknownTarget { field, name } => ConfigError::UnknownTarget {
+                field: under(field),
+                name,
+            },
+            ConfigError::Ron(e) => ConfigError::Ron(e),
+        }
+    }
+
     /// The path of the offending field, when the error is about one field.
     pub fn field(&self) -> Option<&str> {
         match self {
