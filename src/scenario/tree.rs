@@ -3414,6 +3414,7 @@ mod tests {
             drop_expired: false,
             shed_by_deadline: false,
             propagate_deadline: false,
+            retry_after: None,
         }
     }
 

@@ -58,6 +58,7 @@ fn service(workers: u32, queue_capacity: Option<u32>, kinds: Vec<KindConfig>) ->
         drop_expired: false,
         shed_by_deadline: false,
         propagate_deadline: false,
+        retry_after: None,
     }
 }
 
@@ -1284,4 +1285,66 @@ fn new_validation_errors_name_their_field() {
     let unknown = r#"(target: "db", timeout: "1s", pooled: true)"#;
     let err = ron::from_str::<CallConfig>(unknown).expect_err("the old field is gone");
     assert!(err.to_string().contains("pooled"), "{err}");
+}
+
+/// What a [`Hints`] saw: (time, id, status, retry_after) per response.
+type HintLog = Durable<Vec<(SimTime, u64, Status, Option<SimDuration>)>>;
+
+/// Sends `reqs` requests (ids 0..) at start and logs the responses.
+struct Hints {
+    to: ActorId,
+    reqs: usize,
+    log: HintLog,
+}
+
+impl Actor<Rpc> for Hints {
+    fn on_start(&mut self, ctx: &mut Ctx<'_, Rpc>) {
+        for id in 0..self.reqs as u64 {
+            let req = Request {
+                id,
+                kind: 0,
+                reply_to: ctx.me(),
+                created: ctx.now(),
+                deadline: None,
+            };
+            ctx.send(self.to, Rpc::Request(req));
+        }
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Rpc>, _from: ActorId, msg: Rpc) {
+        if let Rpc::Response(r) = msg {
+            let entry = (ctx.now(), r.id, r.status, r.retry_after);
+            self.log.borrow_mut().push(entry);
+        }
+    }
+}
+
+#[test]
+fn a_full_queue_rejection_carries_the_retry_after_hint() {
+    // One worker, no queue, 1 s of work, `retry_after: 250ms`. Of two requests sent at once,
+    // the second is rejected with the hint; the answer to the first carries none.
+    for hint in [Some(ms(250)), None] {
+        let (mut sim, h) = sim_one_host(1);
+        let kinds = vec![kind("q", constant(secs_d(1)), vec![])];
+        let mut cfg = service(1, Some(0), kinds);
+        cfg.retry_after = hint;
+        let svc = spawn_service(&mut sim, h, "svc", cfg);
+        let log = Durable::new(Vec::new());
+        let l = log.clone();
+        sim.spawn(h, "hints", move || Hints {
+            to: svc,
+            reqs: 2,
+            log: l.clone(),
+        })
+        .expect("unique");
+        sim.run();
+        let rejected = Status::Err(ErrorKind::Rejected);
+        assert_eq!(
+            *log.borrow(),
+            [
+                (SimTime::ZERO, 1, rejected, hint),
+                (secs(1), 0, Status::Ok, None)
+            ]
+        );
+    }
 }

@@ -75,6 +75,9 @@ pub struct Request {
 pub struct Response {
     pub id: u64,
     pub status: Status,
+    /// The server's hint to wait at least this long before trying again (HTTP Retry-After on a
+    /// 429 or 503): a [`Service`] with `retry_after` sets it on its queue-full rejections.
+    pub retry_after: Option<SimDuration>,
 }
 
 /// How a call ended.
@@ -439,9 +442,25 @@ impl<'de> Deserialize<'de> for KindRef {
     }
 }
 
-/// Sends `Response { id, status }` to `to`.
+/// Sends `Response { id, status }`, with no Retry-After hint, to `to`.
 pub(crate) fn reply<M: Carry<Rpc>>(ctx: &mut Ctx<'_, M>, to: ActorId, id: u64, status: Status) {
-    ctx.send(to, M::wrap(Rpc::Response(Response { id, status })));
+    reply_retry_after(ctx, to, id, status, None);
+}
+
+/// Sends `Response { id, status, retry_after }` to `to`.
+pub(crate) fn reply_retry_after<M: Carry<Rpc>>(
+    ctx: &mut Ctx<'_, M>,
+    to: ActorId,
+    id: u64,
+    status: Status,
+    retry_after: Option<SimDuration>,
+) {
+    let response = Response {
+        id,
+        status,
+        retry_after,
+    };
+    ctx.send(to, M::wrap(Rpc::Response(response)));
 }
 
 // ---------------------------------------------------------------------------------------------
