@@ -1,15 +1,20 @@
 //! Services, databases and the calls between them: the `Rpc` message family and its components.
 //!
 //! Request/response calls with the mechanisms behind the service failure modes of the catalogue
-//! (cascading timeouts, connection-pool exhaustion, traffic spikes): a workload [`Client`], a
-//! [`Service`] with a bounded worker pool and queue that holds a worker for the whole of its
-//! downstream calls, named client-side connection pools in front of a [`Database`] whose
-//! queries slow down with concurrency, and a [`LoadBalancer`]. The service's overload controls
-//! (deadline-aware shedding, dropping expired work, deadline propagation, fallbacks) are off by
-//! default, so a scenario's baseline shows the failure and its fix variants switch them on. Every component is an ordinary
-//! actor generic over `M: Carry<Rpc>` and built from a serde config (`deny_unknown_fields`,
-//! durations as `"250ms"`, rates as `"200/s"`, distributions as [`Dist`]) whose
-//! `validate()` names the offending field.
+//! (cascading timeouts, retry storms, connection-pool exhaustion, thundering herds, traffic
+//! spikes): a workload [`Client`], a [`Service`] with a bounded worker pool and queue that
+//! holds a worker for the whole of its downstream calls, named client-side connection pools in
+//! front of a [`Database`] whose queries slow down with concurrency, and a [`LoadBalancer`].
+//! The service's overload controls (deadline-aware shedding, dropping expired work, deadline
+//! propagation, fallbacks, a Retry-After hint on rejections) are off by default, so a
+//! scenario's baseline shows the failure and its fix variants switch them on. So are the
+//! client's: retries ([`RetryPolicy`]: backoff, jitter, a [`RetryBudget`], honouring
+//! Retry-After) and a [`CircuitBreaker`] ([`BreakerConfig`]). Those, and a [`TokenBucket`]
+//! rate limiter, are pure state machines in `resilience.rs` (time and the caller's stream in,
+//! decisions out), so any component can embed them. Every component is an ordinary actor
+//! generic over `M: Carry<Rpc>` and built from a serde config (`deny_unknown_fields`,
+//! durations as `"250ms"`, rates as `"200/s"`, distributions as [`Dist`]) whose `validate()`
+//! names the offending field (`retry.backoff.Exponential.cap`).
 //!
 //! Configs name their peers by actor name, as scenario files do; a component resolves the names
 //! once in `on_start` (so actors can be spawned in any order and may call each other in cycles).
@@ -76,7 +81,8 @@ pub struct Response {
     pub id: u64,
     pub status: Status,
     /// The server's hint to wait at least this long before trying again (HTTP Retry-After on a
-    /// 429 or 503): a [`Service`] with `retry_after` sets it on its queue-full rejections.
+    /// 429 or 503): a [`Service`] with `retry_after` sets it on its queue-full rejections, and a
+    /// [`Client`] whose [`RetryPolicy`] has `respect_retry_after` waits at least this long.
     pub retry_after: Option<SimDuration>,
 }
 
@@ -113,8 +119,12 @@ pub enum Tick {
     RateStep(u32),
     /// Client: closed-loop user `n` has finished thinking.
     UserWake(u32),
-    /// Client: request `id` has timed out.
+    /// Client: the attempt `id` has timed out.
     ClientTimeout(u64),
+    /// Client: the backoff after the failed attempt `id` is over; send the request again.
+    RetryDue(u64),
+    /// Client: the circuit breaker's cooldown may be over (to move it to half-open on time).
+    BreakerCooldown,
     /// Service: worker `worker` finished the CPU work of job `seq`.
     WorkDone { worker: u32, seq: u64 },
     /// Service: the downstream call of job `seq` timed out.
