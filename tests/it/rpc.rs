@@ -3,7 +3,7 @@
 //! fallbacks, dropping expired work, shedding by deadline under overload, deadline propagation,
 //! contention and `Slow` faults on a database, load-balancer policies, rate schedules, kind
 //! references by name, config validation and determinism; client retries (amplification,
-//! backoff, jitter, budgets, Retry-After) and the circuit breaker.
+//! backoff, jitter, budgets, Retry-After), the circuit breaker, and a retry storm in miniature.
 //!
 //! Random outcomes are checked against bounds derived in each test (Poisson counts within a few
 //! standard deviations, replication means within t standard errors); structural outcomes
@@ -1923,4 +1923,193 @@ fn retry_and_breaker_configs_validate_and_read_from_scenario_files() {
     assert_eq!(fixed.backoff, exponential(ms(50), secs_d(2)));
     assert_eq!(fixed.jitter, Jitter::Full);
     assert_eq!(fixed.max_attempts, 4, "the rest of the policy is kept");
+}
+
+// ---------------------------------------------------------------------------------------------
+// A retry storm in miniature (catalogue S2)
+// ---------------------------------------------------------------------------------------------
+
+/// Goodput and offered load of one storm run.
+#[derive(Debug)]
+struct Storm {
+    /// Successful requests a second, 5..10 s (before the trigger).
+    before: f64,
+    /// The same, 40..60 s (long after it).
+    after: f64,
+    /// Attempts a second, 40..60 s.
+    attempts_after: f64,
+    sent: u64,
+    retries: u64,
+}
+
+/// The storm system. A service of 10 workers with Exp(10 ms) work (capacity 1,000/s) and an
+/// unbounded FIFO queue, as a thread pool in front of an accept queue is; clients with a
+/// 100 ms timeout. `users` > 0: that many closed-loop users thinking Exp(1 s) (700 users:
+/// ~690 requests/s, 69% load); 0: Poisson 700/s. From 10 s the service is `factor` times
+/// slower for `slow_s` seconds; the run lasts 60 s (just short of it, for the budget's
+/// windows).
+fn storm(seed: u64, users: u32, (slow_s, factor): (u64, f64), retry: Option<RetryPolicy>) -> Storm {
+    let (mut sim, h) = sim_one_host(seed);
+    let kinds = vec![kind("q", exp(ms(10)), vec![])];
+    spawn_service(&mut sim, h, "svc", service(10, None, kinds));
+    let arrivals = if users > 0 {
+        let think = exp(secs_d(1));
+        Arrivals::Closed { users, think }
+    } else {
+        Arrivals::Poisson(rate("700/s"))
+    };
+    let mut c = client("svc", arrivals);
+    c.timeout = Some(ms(100));
+    c.retry = retry;
+    spawn_client(&mut sim, h, "load", c);
+    let fault = Fault::Slow {
+        target: "svc".into(),
+        factor,
+    };
+    let plan = FaultPlan::new().window(secs(10), secs(10 + slow_s), fault);
+    sim.add_faults(&plan).expect("svc exists");
+    let mut at = |t: SimTime| {
+        sim.run_until(t);
+        (
+            counter(&sim, "load.ok_total"),
+            counter(&sim, "load.attempts_total"),
+        )
+    };
+    let (ok5, _) = at(secs(5));
+    let (ok10, _) = at(secs(10));
+    let (ok40, attempts40) = at(secs(40));
+    let (ok60, attempts60) = at(SimTime::from_nanos(60_000_000_000 - 1));
+    Storm {
+        before: (ok10 - ok5) as f64 / 5.0,
+        after: (ok60 - ok40) as f64 / 20.0,
+        attempts_after: (attempts60 - attempts40) as f64 / 20.0,
+        sent: counter(&sim, "load.sent_total"),
+        retries: counter(&sim, "load.retries_total"),
+    }
+}
+
+#[test]
+fn a_short_slowdown_leaves_retries_without_backoff_collapsed_and_backoff_or_a_budget_recover() {
+    // The metastable mechanism. Before the trigger, ~690 requests/s at 69% load are served in
+    // ~11 ms. A slowdown makes the queue outgrow the 100 ms timeout; from then on every
+    // attempt times out, and each timed-out attempt is retried at once while the server still
+    // does the work of the old one (the queue keeps it). In that collapsed state a user's
+    // request makes 4 attempts of 100 ms, backoffs, and then the user thinks 1 s, so users
+    // offer 4 N / (0.4 s + E[backoffs] + 1 s) attempts a second. Without backoff that is
+    // 2,800 / 1.4 = 2,000/s: twice the capacity, so the queue only grows and goodput stays
+    // at 0 after the trigger is gone, although the users alone (no retries) load it to 69%.
+    // With exponential backoff and full jitter from b, E[backoffs] = b/2 + b + 2b = 3.5 b:
+    // b = 250 ms gives 1,231/s (still above capacity: stays down), b = 1 s (the AWS SDKs'
+    // default) gives 571/s (below: recovers). A Finagle budget (20% + 10/s) caps attempts at
+    // ~1.2 x 690 + 10 = 838/s, below capacity: recovers.
+    //
+    // Measured (seeds 1-6; triggers 1 s x2, 1 s x3, 2 s x3, 5 s x3, 5 s x1.5, 10 s x2): without
+    // retries goodput is back within 10 s of the trigger's end every time; without backoff it
+    // is 0.00 of its pre-trigger value at 40-60 s every time, offering 1,944-2,059 attempts/s;
+    // b = 250 ms: 0.00 in 35 of 36 runs; b = 500 ms (889/s predicted): back, slowly (still at
+    // 0.23-0.45 after the 10 s x2 trigger); b = 1 s: back as fast as without retries; the
+    // budget: back within 25 s. The test asserts three triggers x four seeds of these.
+    let users = 700;
+    let none = retry(4, Backoff::None, Jitter::None);
+    let backoff = |base| retry(4, exponential(base, secs_d(20)), Jitter::Full);
+    let budget = RetryPolicy {
+        budget: Some(RetryBudget::default()),
+        ..none.clone()
+    };
+    for trigger in [(1, 2.0), (2, 3.0), (5, 3.0)] {
+        for seed in 1..=4 {
+            let case = format!("trigger {trigger:?}, seed {seed}");
+            let control = storm(seed, users, trigger, None);
+            let storm_none = storm(seed, users, trigger, Some(none.clone()));
+            let storm_250 = storm(seed, users, trigger, Some(backoff(ms(250))));
+            let storm_1s = storm(seed, users, trigger, Some(backoff(secs_d(1))));
+            let storm_budget = storm(seed, users, trigger, Some(budget.clone()));
+            eprintln!(
+                "{case}: goodput before/after: no retries {:.0}/{:.0}, no backoff {:.0}/{:.0} \
+                 ({:.0} attempts/s), backoff 250 ms {:.0}/{:.0}, backoff 1 s {:.0}/{:.0}, \
+                 budget {:.0}/{:.0}",
+                control.before,
+                control.after,
+                storm_none.before,
+                storm_none.after,
+                storm_none.attempts_after,
+                storm_250.before,
+                storm_250.after,
+                storm_1s.before,
+                storm_1s.after,
+                storm_budget.before,
+                storm_budget.after,
+            );
+            // Healthy before: N / (think + ~11 ms) = 693/s; over 5 s a count sd of ~12/s.
+            for run in [&control, &storm_none, &storm_250, &storm_1s, &storm_budget] {
+                assert!((run.before - 693.0).abs() < 60.0, "{case}: {run:?}");
+            }
+            // The trigger alone does not hold the system down: without retries it recovers.
+            assert!(control.after >= 0.9 * control.before, "{case}: {control:?}");
+            // Retries without backoff do, at the predicted load (over 20 s, ~40,000 attempts
+            // whose count varies by ~0.7%: 5% is ~7 sd).
+            assert!(
+                storm_none.after < 0.02 * storm_none.before,
+                "{case}: {storm_none:?}"
+            );
+            let predicted = 4.0 * f64::from(users) / 1.4;
+            let off = (storm_none.attempts_after / predicted - 1.0).abs();
+            assert!(off < 0.05, "{case}: {storm_none:?} vs {predicted}");
+            assert!(
+                storm_250.after < 0.02 * storm_250.before,
+                "{case}: {storm_250:?}"
+            );
+            assert!(
+                storm_1s.after >= 0.9 * storm_1s.before,
+                "{case}: {storm_1s:?}"
+            );
+            assert!(
+                storm_budget.after >= 0.9 * storm_budget.before,
+                "{case}: {storm_budget:?}"
+            );
+            // The budget's guarantee over the six 10 s windows.
+            let cap = 0.2 * storm_budget.sent as f64 + 10.0 * 60.0;
+            assert!(
+                storm_budget.retries as f64 <= cap,
+                "{case}: {storm_budget:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn in_an_open_loop_backoff_only_postpones_the_storm_and_a_budget_ends_it() {
+    // Poisson arrivals do not wait for anyone: in the collapsed state each request still makes
+    // its 4 attempts, backoff or not, so the offered load stays 4 x 700 = 2,800/s against a
+    // capacity of 1,000/s. Backoff moves retries later; it removes none. Only a limit on the
+    // number of retries (the budget: ~1.2 x 700 + 10 = 850/s) brings it below capacity. This
+    // is why S2 needs closed-loop callers (or a budget) for backoff to be the fix.
+    let none = retry(4, Backoff::None, Jitter::None);
+    let aws = retry(4, exponential(secs_d(1), secs_d(20)), Jitter::Full);
+    let budget = RetryPolicy {
+        budget: Some(RetryBudget::default()),
+        ..none.clone()
+    };
+    for seed in 1..=3 {
+        let trigger = (2, 3.0);
+        let control = storm(seed, 0, trigger, None);
+        let storm_none = storm(seed, 0, trigger, Some(none.clone()));
+        let storm_aws = storm(seed, 0, trigger, Some(aws.clone()));
+        let storm_budget = storm(seed, 0, trigger, Some(budget.clone()));
+        eprintln!(
+            "open loop, seed {seed}: {control:?} {storm_none:?} {storm_aws:?} {storm_budget:?}"
+        );
+        assert!(control.after >= 0.9 * control.before, "{control:?}");
+        for run in [&storm_none, &storm_aws] {
+            assert!(run.after < 0.02 * run.before, "seed {seed}: {run:?}");
+            // Every request makes its 4 attempts: 2,800/s (a 20 s count of ~56,000 attempts;
+            // 5% is many standard deviations).
+            let off = (run.attempts_after / 2_800.0 - 1.0).abs();
+            assert!(off < 0.05, "seed {seed}: {run:?}");
+        }
+        assert!(
+            storm_budget.after >= 0.9 * storm_budget.before,
+            "{storm_budget:?}"
+        );
+    }
 }
