@@ -38,12 +38,14 @@ use crate::engine::time::{SimDuration, SimTime};
 /// Guide, "Retry behavior").
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 
-/// The first retry's backoff ceiling by default: 1 s, the initial backoff of the AWS SDKs'
-/// standard mode (aws-smithy-runtime's standard retry strategy: "initial backoff 1 s", retry
-/// `i` waits up to `1 s * 2^i`).
+/// The first retry's backoff ceiling by default: 1 s, the initial backoff of the AWS SDKs for
+/// Rust (aws-smithy-client `retry::Config`: "the default backoff multiplier of 1 second ...
+/// the first retry will occur after 0 to 1 seconds, the second retry will occur after 0 to 2
+/// seconds").
 pub const DEFAULT_BACKOFF_BASE: SimDuration = SimDuration::from_secs(1);
 
-/// The longest backoff by default: 20 s, the same strategy's `MAX_BACKOFF`.
+/// The longest backoff by default: 20 s, `MAX_BACKOFF` in the standard retry strategy of
+/// aws-smithy-runtime (the same SDKs).
 pub const DEFAULT_BACKOFF_CAP: SimDuration = SimDuration::from_secs(20);
 
 /// How long to wait before a retry, before jitter. Retry `n` (1 for the first retry) waits
@@ -60,8 +62,8 @@ pub enum Backoff {
 }
 
 impl Default for Backoff {
-    /// Exponential from 1 s to 20 s: the AWS SDKs' standard mode ([`DEFAULT_BACKOFF_BASE`],
-    /// [`DEFAULT_BACKOFF_CAP`]).
+    /// Exponential from 1 s to 20 s: the AWS SDKs' standard mode (`DEFAULT_BACKOFF_BASE`,
+    /// `DEFAULT_BACKOFF_CAP`).
     fn default() -> Self {
         Backoff::Exponential {
             base: DEFAULT_BACKOFF_BASE,
@@ -103,7 +105,7 @@ pub enum Jitter {
 #[serde(deny_unknown_fields)]
 pub struct RetryPolicy {
     /// Attempts per request, the first included: 1 never retries. Default 3
-    /// ([`DEFAULT_MAX_ATTEMPTS`]).
+    /// (the AWS SDKs' standard mode).
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
     /// Default `Exponential(base: "1s", cap: "20s")`.
@@ -484,10 +486,11 @@ impl RetryBudgetState {
 // Circuit breaker
 // ---------------------------------------------------------------------------------------------
 
-/// resilience4j's `slidingWindowSize` default, 100 calls (count-based window), as are the four
-/// below (resilience4j CircuitBreaker documentation, "Create and configure a CircuitBreaker":
+/// resilience4j's `slidingWindowSize` default, 100 calls (count-based window); the four below
+/// are its defaults too (resilience4j.readme.io, CircuitBreaker, the configuration table:
 /// failureRateThreshold 50, slidingWindowSize 100, minimumNumberOfCalls 100,
-/// waitDurationInOpenState 60000 ms, permittedNumberOfCallsInHalfOpenState 10).
+/// waitDurationInOpenState 60000 ms, permittedNumberOfCallsInHalfOpenState 10; Apache Camel's
+/// resilience4j EIP documents the same values).
 pub const DEFAULT_BREAKER_WINDOW: u32 = 100;
 /// resilience4j's `minimumNumberOfCalls` default, 100.
 pub const DEFAULT_BREAKER_MINIMUM_CALLS: u32 = 100;
