@@ -3417,6 +3417,7 @@ mod tests {
             queue: Default::default(),
             memory: None,
             warmup: None,
+            retry_after: None,
         }
     }
 

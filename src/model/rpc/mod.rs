@@ -1,15 +1,20 @@
 //! Services, databases and the calls between them: the `Rpc` message family and its components.
 //!
 //! Request/response calls with the mechanisms behind the service failure modes of the catalogue
-//! (cascading timeouts, connection-pool exhaustion, traffic spikes): a workload [`Client`], a
-//! [`Service`] with a bounded worker pool and queue that holds a worker for the whole of its
-//! downstream calls, named client-side connection pools in front of a [`Database`] whose
-//! queries slow down with concurrency, and a [`LoadBalancer`]. The service's overload controls
-//! (deadline-aware shedding, dropping expired work, deadline propagation, fallbacks) are off by
-//! default, so a scenario's baseline shows the failure and its fix variants switch them on. Every component is an ordinary
-//! actor generic over `M: Carry<Rpc>` and built from a serde config (`deny_unknown_fields`,
-//! durations as `"250ms"`, rates as `"200/s"`, distributions as [`Dist`]) whose
-//! `validate()` names the offending field.
+//! (cascading timeouts, retry storms, connection-pool exhaustion, thundering herds, traffic
+//! spikes): a workload [`Client`], a [`Service`] with a bounded worker pool and queue that
+//! holds a worker for the whole of its downstream calls, named client-side connection pools in
+//! front of a [`Database`] whose queries slow down with concurrency, and a [`LoadBalancer`].
+//! The service's overload controls (deadline-aware shedding, dropping expired work, deadline
+//! propagation, fallbacks, a Retry-After hint on rejections) are off by default, so a
+//! scenario's baseline shows the failure and its fix variants switch them on. So are the
+//! client's: retries ([`RetryPolicy`]: backoff, jitter, a [`RetryBudget`], honouring
+//! Retry-After) and a [`CircuitBreaker`] ([`BreakerConfig`]). Those, and a [`TokenBucket`]
+//! rate limiter, are pure state machines in `resilience.rs` (time and the caller's stream in,
+//! decisions out), so any component can embed them. Every component is an ordinary actor
+//! generic over `M: Carry<Rpc>` and built from a serde config (`deny_unknown_fields`,
+//! durations as `"250ms"`, rates as `"200/s"`, distributions as [`Dist`]) whose `validate()`
+//! names the offending field (`retry.backoff.Exponential.cap`).
 //!
 //! Configs name their peers by actor name, as scenario files do; a component resolves the names
 //! once in `on_start` (so actors can be spawned in any order and may call each other in cycles).
@@ -24,6 +29,7 @@
 mod balancer;
 mod client;
 mod database;
+mod resilience;
 mod service;
 
 use std::fmt;
@@ -35,6 +41,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub use balancer::{HealthCheck, LoadBalancer, LoadBalancerConfig, Policy, SlowStart};
 pub use client::{Arrivals, Client, ClientConfig, Mix};
 pub use database::{Contention, Database, DatabaseConfig, QueryConfig};
+pub use resilience::{
+    Backoff, BreakerConfig, BreakerState, CircuitBreaker, Jitter, RetryBudget, RetryBudgetState,
+    RetryPolicy, TokenBucket, TokenBucketConfig,
+};
 pub use service::{
     CallConfig, DEFAULT_RESTART_AFTER, DEFAULT_RESTART_AFTER_MAX, KindConfig, MemoryConfig,
     PoolConfig, QueueDiscipline, RESTART_BACKOFF_RESET, Service, ServiceConfig, Warmup,
@@ -73,6 +83,10 @@ pub struct Request {
 pub struct Response {
     pub id: u64,
     pub status: Status,
+    /// The server's hint to wait at least this long before trying again (HTTP Retry-After on a
+    /// 429 or 503): a [`Service`] with `retry_after` sets it on its queue-full rejections, and a
+    /// [`Client`] whose [`RetryPolicy`] has `respect_retry_after` waits at least this long.
+    pub retry_after: Option<SimDuration>,
 }
 
 /// How a call ended.
@@ -82,8 +96,8 @@ pub enum Status {
     Err(ErrorKind),
 }
 
-/// Why a call failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// Why a call failed. Configs name kinds as written here (`retry_on: [Rejected, Timeout]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum ErrorKind {
     /// No capacity: every worker busy and the queue full, or (with `shed_by_deadline`) the
     /// estimated wait longer than the time left before the request's deadline.
@@ -108,8 +122,12 @@ pub enum Tick {
     RateStep(u32),
     /// Client: closed-loop user `n` has finished thinking.
     UserWake(u32),
-    /// Client: request `id` has timed out.
+    /// Client: the attempt `id` has timed out.
     ClientTimeout(u64),
+    /// Client: the backoff after the failed attempt `id` is over; send the request again.
+    RetryDue(u64),
+    /// Client: the circuit breaker's cooldown may be over (to move it to half-open on time).
+    BreakerCooldown,
     /// Service: worker `worker` finished the CPU work of job `seq`.
     WorkDone { worker: u32, seq: u64 },
     /// Service: the downstream call of job `seq` timed out.
@@ -157,6 +175,33 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
+    /// The same error about a field of the struct at `prefix`: `max_attempts` becomes
+    /// `retry.max_attempts`.
+    pub(crate) fn within(self, prefix: &str) -> ConfigError {
+        let under = |field: String| format!("{prefix}.{field}");
+        match self {
+            ConfigError::Zero { field } => ConfigError::Zero {
+                field: under(field),
+            },
+            ConfigError::Empty { field } => ConfigError::Empty {
+                field: under(field),
+            },
+            ConfigError::Dist { field, source } => ConfigError::Dist {
+                field: under(field),
+                source,
+            },
+            ConfigError::Invalid { field, reason } => ConfigError::Invalid {
+                field: under(field),
+                reason,
+            },
+            ConfigError::UnknownTarget { field, name } => ConfigError::UnknownTarget {
+                field: under(field),
+                name,
+            },
+            ConfigError::Ron(e) => ConfigError::Ron(e),
+        }
+    }
+
     /// The path of the offending field, when the error is about one field.
     pub fn field(&self) -> Option<&str> {
         match self {
@@ -415,9 +460,25 @@ impl<'de> Deserialize<'de> for KindRef {
     }
 }
 
-/// Sends `Response { id, status }` to `to`.
+/// Sends `Response { id, status }`, with no Retry-After hint, to `to`.
 pub(crate) fn reply<M: Carry<Rpc>>(ctx: &mut Ctx<'_, M>, to: ActorId, id: u64, status: Status) {
-    ctx.send(to, M::wrap(Rpc::Response(Response { id, status })));
+    reply_retry_after(ctx, to, id, status, None);
+}
+
+/// Sends `Response { id, status, retry_after }` to `to`.
+pub(crate) fn reply_retry_after<M: Carry<Rpc>>(
+    ctx: &mut Ctx<'_, M>,
+    to: ActorId,
+    id: u64,
+    status: Status,
+    retry_after: Option<SimDuration>,
+) {
+    let response = Response {
+        id,
+        status,
+        retry_after,
+    };
+    ctx.send(to, M::wrap(Rpc::Response(response)));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -349,6 +349,11 @@ pub struct ServiceConfig {
     /// Slower CPU work after each start; None (the default) starts warm.
     #[serde(default)]
     pub warmup: Option<Warmup>,
+    /// Attach this Retry-After hint to the `Rejected` replies for a full queue (an HTTP 429
+    /// with `Retry-After`), so that clients honouring it back off; None sends no hint. Shed
+    /// (`shed_by_deadline`) and other replies carry none.
+    #[serde(default)]
+    pub retry_after: Option<SimDuration>,
 }
 
 impl ServiceConfig {
@@ -1202,7 +1207,8 @@ impl<M: Carry<Rpc>> Service<M> {
         {
             let rejected = self.m().rejected;
             ctx.metrics().inc(rejected);
-            reply(ctx, req.reply_to, req.id, Status::Err(ErrorKind::Rejected));
+            let (status, hint) = (Status::Err(ErrorKind::Rejected), self.config.retry_after);
+            super::reply_retry_after(ctx, req.reply_to, req.id, status, hint);
         } else if self.should_shed(now, req) {
             let shed = self.m().shed;
             ctx.metrics().inc(shed);
