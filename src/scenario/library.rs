@@ -10,6 +10,11 @@ pub const SHIPPED: &[(&str, &str, &str)] = &[
         include_str!("../../scenarios/cascading_timeouts.ron"),
     ),
     (
+        "herd_after_restart",
+        "scenarios/herd_after_restart.ron",
+        include_str!("../../scenarios/herd_after_restart.ron"),
+    ),
+    (
         "mmc_queue",
         "scenarios/mmc_queue.ron",
         include_str!("../../scenarios/mmc_queue.ron"),
@@ -20,9 +25,19 @@ pub const SHIPPED: &[(&str, &str, &str)] = &[
         include_str!("../../scenarios/pool_exhaustion.ron"),
     ),
     (
+        "retry_storm",
+        "scenarios/retry_storm.ron",
+        include_str!("../../scenarios/retry_storm.ron"),
+    ),
+    (
         "traffic_spike",
         "scenarios/traffic_spike.ron",
         include_str!("../../scenarios/traffic_spike.ron"),
+    ),
+    (
+        "unbounded_queue",
+        "scenarios/unbounded_queue.ron",
+        include_str!("../../scenarios/unbounded_queue.ron"),
     ),
 ];
 

@@ -3955,3 +3955,159 @@ fn in_an_open_loop_backoff_only_postpones_the_storm_and_a_budget_ends_it() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Load balancer: connection limits (max_outstanding) and failing closed
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn lb_max_outstanding_refuses_beyond_the_limit_at_once() {
+    // Sinks never answer, so outstanding counts only grow: with a limit of 30 per backend over
+    // two backends, the first 60 requests are forwarded and the other 40 refused with a 503.
+    let mut lb = LoadBalancerConfig::new(sink_names(2), Policy::RoundRobin);
+    lb.max_outstanding = Some(30);
+    let (sim, id, logs) = lb_over_sinks(lb, 100, 1);
+    let balancer = sim.inspect::<LoadBalancer<Rpc>>(id).expect("a balancer");
+    assert_eq!(balancer.outstanding(), [30, 30]);
+    assert_eq!(logs[0].borrow().len(), 30);
+    assert_eq!(logs[1].borrow().len(), 30);
+    assert_eq!(counter(&sim, "lb.refused_total"), 40);
+    assert_eq!(counter(&sim, "lb.forwarded_total"), 60);
+    // The refusals are answers, not silence: the client saw 40 errors and no timeouts.
+    assert_eq!(counter(&sim, "load.error_total"), 40);
+    assert_eq!(counter(&sim, "load.timeout_total"), 0);
+    let bad = LoadBalancerConfig {
+        max_outstanding: Some(0),
+        ..LoadBalancerConfig::new(sink_names(1), Policy::RoundRobin)
+    };
+    let err = LoadBalancer::<Rpc>::new(bad)
+        .err()
+        .expect("zero is refused");
+    assert_eq!(err.field(), Some("max_outstanding"));
+}
+
+/// One backend (`b0`, 4 workers at 2 ms) behind a balancer with health checks every second and
+/// `fail_open`; b0 crashes at 10.5 s and restarts at 20.5 s. Returns the sim, run to 30 s.
+fn single_backend(
+    fail_open: bool,
+    max_outstanding: Option<u32>,
+    slow: Option<SlowStart>,
+) -> Sim<Rpc> {
+    let (mut sim, h) = sim_one_host(3);
+    let kinds = vec![kind("q", constant(ms(2)), vec![])];
+    spawn_service(&mut sim, h, "b0", service(4, None, kinds));
+    let mut lb = LoadBalancerConfig::new(vec!["b0".into()], Policy::RoundRobin);
+    lb.health = Some(HealthCheck {
+        fail_open,
+        ..health(secs_d(1), ms(500), 2, 2)
+    });
+    lb.max_outstanding = max_outstanding;
+    lb.slow_start = slow;
+    let proto: LoadBalancer<Rpc> = LoadBalancer::new(lb).expect("valid");
+    sim.spawn(h, "lb", move || proto.clone()).expect("unique");
+    let mut c = client("lb", Arrivals::Constant(rate("100/s")));
+    c.timeout = Some(secs_d(1));
+    spawn_client(&mut sim, h, "load", c);
+    let plan = FaultPlan::new()
+        .at(
+            at_ms(10_500),
+            Fault::Crash {
+                target: "b0".into(),
+            },
+        )
+        .at(
+            at_ms(20_500),
+            Fault::Restart {
+                target: "b0".into(),
+            },
+        );
+    sim.add_faults(&plan).expect("b0 exists");
+    sim.run_until(secs(30));
+    sim
+}
+
+#[test]
+fn lb_failing_closed_answers_503_while_no_backend_is_healthy() {
+    // Probes at 0, 1, 2, ... s; b0 dies at 10.5 s, so the probes of 11 s and 12 s time out at
+    // 11.5 s and 12.5 s: ejected at 12.5 s. It is back at 20.5 s; the probes of 21 s and 22 s
+    // pass: in rotation again at 22 s (plus the probe's 2 ms of work).
+    let open = single_backend(true, None, None);
+    let closed = single_backend(false, None, None);
+    // Failing open, the 950 requests sent between the ejection and the return (9.5 s at
+    // 100/s, minus the ones in flight at the crash) still go to the dead backend and time
+    // out; failing closed, every request sent while b0 is ejected is refused at once.
+    let refused = counter(&closed, "lb.refused_total");
+    assert!((945..=952).contains(&refused), "refused {refused}");
+    assert_eq!(counter(&open, "lb.refused_total"), 0);
+    let (t_open, t_closed) = (
+        counter(&open, "load.timeout_total"),
+        counter(&closed, "load.timeout_total"),
+    );
+    // Failing closed only loses what was sent to b0 before the ejection (10.5 s to 12.5 s);
+    // failing open loses everything sent while b0 is down (10.5 s to 20.5 s). Failing closed
+    // pays for it by refusing until the second good probe (20.5 s to 22 s) instead.
+    assert!(
+        (195..=205).contains(&t_closed),
+        "timeouts failing closed: {t_closed}"
+    );
+    assert!(
+        (995..=1001).contains(&t_open),
+        "timeouts failing open: {t_open}"
+    );
+    assert_eq!(counter(&closed, "load.error_total"), refused);
+    // Both are back to full service at the end.
+    assert_eq!(gauge(&closed, "lb.healthy.b0"), 1.0);
+}
+
+#[test]
+fn lb_slow_start_ramps_the_connection_limit() {
+    // One backend with one worker at 100 ms (10/s) under 100/s: its backlog is bounded only by
+    // the balancer's limit of 40 outstanding. After its return (probes at whole seconds, the
+    // second good one at 22 s) slow start ramps the limit from 4 (10%) to 40 over 10 s, so in
+    // its first 2 s back the backend is given the limit at 2 s (8) plus the ~20 it completes,
+    // instead of 40 plus the ~20 at once.
+    let given_in_first_two_seconds = |slow: Option<SlowStart>| {
+        let (mut sim, h) = sim_one_host(3);
+        let kinds = vec![kind("q", constant(ms(100)), vec![])];
+        spawn_service(&mut sim, h, "b0", service(1, None, kinds));
+        let mut lb = LoadBalancerConfig::new(vec!["b0".into()], Policy::RoundRobin);
+        lb.health = Some(HealthCheck {
+            fail_open: false,
+            ..health(secs_d(1), ms(500), 2, 2)
+        });
+        lb.max_outstanding = Some(40);
+        lb.slow_start = slow;
+        let proto: LoadBalancer<Rpc> = LoadBalancer::new(lb).expect("valid");
+        sim.spawn(h, "lb", move || proto.clone()).expect("unique");
+        let mut c = client("lb", Arrivals::Constant(rate("100/s")));
+        c.timeout = Some(secs_d(10));
+        spawn_client(&mut sim, h, "load", c);
+        let plan = FaultPlan::new()
+            .at(
+                at_ms(10_500),
+                Fault::Crash {
+                    target: "b0".into(),
+                },
+            )
+            .at(
+                at_ms(20_500),
+                Fault::Restart {
+                    target: "b0".into(),
+                },
+            );
+        sim.add_faults(&plan).expect("b0 exists");
+        sim.run_until(at_ms(22_100));
+        assert_eq!(
+            gauge(&sim, "lb.healthy.b0"),
+            1.0,
+            "back in rotation by 22.1 s"
+        );
+        let before = counter(&sim, "lb.forwarded_total.b0");
+        sim.run_until(at_ms(24_000));
+        counter(&sim, "lb.forwarded_total.b0") - before
+    };
+    let ramped = given_in_first_two_seconds(Some(linear_ramp(10)));
+    let full = given_in_first_two_seconds(None);
+    assert!((24..=32).contains(&ramped), "with slow start: {ramped}");
+    assert!((55..=65).contains(&full), "without: {full}");
+}

@@ -41,8 +41,19 @@
 //! (elapsed / window) ^ (1 / aggression))`; `aggression` 1 is linear, as an ALB's ramp is.
 //! Without it a backend that comes back gets its full share at once, cold caches and all.
 //!
-//! Metrics (owner = the balancer's name): `forwarded_total`, `forwarded_total.<backend>`, and
-//! `expired_total` (forwarded requests forgotten at their deadline); with `health`, the gauges
+//! **Connection limits** (`max_outstanding`, off by default): at most this many requests are
+//! outstanding at each backend at once, HAProxy's per-server `maxconn`; a request for a
+//! backend at its limit is refused at once with `Unavailable` (a 503, which clients may retry)
+//! rather than queued at the balancer. Slow start ramps the limit with the weight, as HAProxy's
+//! `slowstart` ramps a server's `maxconn`: a backend that comes back accepts `min_weight_percent`
+//! of its connections at first. This is what protects a *single* restarting backend, which no
+//! weight can: its share of the traffic is all of it, but its concurrency is capped while it
+//! warms up.
+//!
+//! Metrics (owner = the balancer's name): `forwarded_total`, `forwarded_total.<backend>`,
+//! `expired_total` (forwarded requests forgotten at their deadline) and `refused_total`
+//! (requests refused because their backend was at `max_outstanding`, or, with `health.fail_open`
+//! off, because no backend was healthy); with `health`, the gauges
 //! `healthy.<backend>` (1 while the backend is in rotation, 0 while ejected) and `panic` (1
 //! while routing to every backend regardless of health), and the counters `probes_total`
 //! (probes sent), `probe_failures_total` (probes that failed, including the ones ignored during
@@ -135,6 +146,16 @@ pub struct HealthCheck {
     /// 50).
     #[serde(default)]
     pub panic_threshold_percent: f64,
+    /// With no backend healthy, route to all of them anyway (true, the default: an ALB fails
+    /// open) or refuse every request at once with `Unavailable` (false: Envoy with panic mode
+    /// disabled answers 503 "no healthy upstream"). Failing closed is what lets a balancer see
+    /// its only backend come back: probes reach an idle backend, not one buried under traffic.
+    #[serde(default = "yes")]
+    pub fail_open: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_health_interval() -> SimDuration {
@@ -163,6 +184,7 @@ impl Default for HealthCheck {
             kind: KindRef::default(),
             grace: SimDuration::ZERO,
             panic_threshold_percent: 0.0,
+            fail_open: true,
         }
     }
 }
@@ -225,6 +247,10 @@ pub struct LoadBalancerConfig {
     /// Slow start for backends that come back; None gives them their full weight at once.
     #[serde(default)]
     pub slow_start: Option<SlowStart>,
+    /// At most this many outstanding requests per backend (HAProxy's `maxconn`); more are
+    /// refused with `Unavailable`. Ramped by slow start. None (the default) is unlimited.
+    #[serde(default)]
+    pub max_outstanding: Option<u32>,
 }
 
 impl LoadBalancerConfig {
@@ -236,6 +262,7 @@ impl LoadBalancerConfig {
             weights: Vec::new(),
             health: None,
             slow_start: None,
+            max_outstanding: None,
         }
     }
 
@@ -341,6 +368,9 @@ impl Validate for LoadBalancerConfig {
         if let Some(h) = &self.health {
             h.validate()?;
         }
+        if let Some(m) = self.max_outstanding {
+            nonzero("max_outstanding", u64::from(m))?;
+        }
         if let Some(s) = &self.slow_start {
             s.validate()?;
             if self.health.is_none() {
@@ -413,6 +443,7 @@ pub struct LoadBalancer<M> {
     scratch: Vec<f64>,
     counters: Vec<CounterId>,
     total: Option<(CounterId, CounterId)>,
+    refused: Option<CounterId>,
     healthy_gauges: Vec<GaugeId>,
     health_metrics: Option<HealthMetrics>,
     _m: PhantomData<M>,
@@ -450,6 +481,7 @@ impl<M> LoadBalancer<M> {
             scratch: Vec::with_capacity(n),
             counters: Vec::new(),
             total: None,
+            refused: None,
             healthy_gauges: Vec::new(),
             health_metrics: None,
             _m: PhantomData,
@@ -470,10 +502,23 @@ impl<M> LoadBalancer<M> {
     /// Backend `b`'s weight at `now`: its static weight times its slow-start factor.
     fn weight(&self, b: usize, now: SimTime) -> f64 {
         let base = self.config.weights.get(b).copied().unwrap_or(1.0);
+        base * self.ramp(b, now)
+    }
+
+    /// Backend `b`'s slow-start factor at `now`, in (0, 1]; 1 when not ramping.
+    fn ramp(&self, b: usize, now: SimTime) -> f64 {
         match (&self.config.slow_start, self.health[b].ramp_from) {
-            (Some(s), Some(from)) => base * s.factor(now.saturating_duration_since(from)),
-            _ => base,
+            (Some(s), Some(from)) => s.factor(now.saturating_duration_since(from)),
+            _ => 1.0,
         }
+    }
+
+    /// How many requests backend `b` may have outstanding at `now`, if limited: at least one,
+    /// so a ramping backend is never shut out entirely.
+    fn limit(&self, b: usize, now: SimTime) -> Option<u32> {
+        let max = self.config.max_outstanding?;
+        let ramped = libm::ceil(f64::from(max) * self.ramp(b, now)) as u32;
+        Some(ramped.clamp(1, max))
     }
 
     /// `outstanding[a] / weight a < outstanding[b] / weight b`, without dividing, so that with
@@ -491,7 +536,9 @@ impl<M> LoadBalancer<M> {
             .health
             .as_ref()
             .map_or(0.0, |h| h.panic_threshold_percent);
-        let panic = up == 0 || (up as f64) * 100.0 < threshold * n as f64;
+        let fail_open = self.config.health.as_ref().is_none_or(|h| h.fail_open);
+        let panic =
+            (up == 0 && fail_open) || (up > 0 && (up as f64) * 100.0 < threshold * n as f64);
         self.eligible.clear();
         let healthy = &self.healthy;
         self.eligible
@@ -510,7 +557,8 @@ impl<M: Carry<Rpc>> LoadBalancer<M> {
         let k = self.eligible.len();
         debug_assert!(
             k > 0,
-            "panic mode keeps every backend eligible when none is healthy"
+            "panic mode keeps every backend eligible when none is healthy, and failing closed \
+             refuses before picking"
         );
         let mut weights = std::mem::take(&mut self.scratch);
         weights.clear();
@@ -586,7 +634,22 @@ impl<M: Carry<Rpc>> LoadBalancer<M> {
     }
 
     fn forward(&mut self, ctx: &mut Ctx<'_, M>, req: Request) {
-        let b = self.pick(ctx);
+        let now = ctx.now();
+        // No backend to send to (failing closed with none healthy), or the one picked is at
+        // its connection limit: a 503 at once.
+        let picked = (!self.eligible.is_empty()).then(|| self.pick(ctx));
+        let refuse = picked.is_none_or(|b| {
+            self.limit(b, now)
+                .is_some_and(|limit| self.outstanding[b] >= limit)
+        });
+        if refuse {
+            let refused = self.refused.expect("registered at start");
+            ctx.metrics().inc(refused);
+            let status = Status::Err(super::ErrorKind::Unavailable);
+            super::reply(ctx, req.reply_to, req.id, status);
+            return;
+        }
+        let b = picked.expect("not refused, so a backend was picked");
         let id = self.next_id;
         self.next_id += 1;
         self.outstanding[b] += 1;
@@ -730,6 +793,7 @@ impl<M: Carry<Rpc>> Actor<M> for LoadBalancer<M> {
             .map(|name| ctx.counter(&format!("forwarded_total.{name}")))
             .collect();
         self.total = Some((ctx.counter("forwarded_total"), ctx.counter("expired_total")));
+        self.refused = Some(ctx.counter("refused_total"));
         if self.config.health.is_none() {
             return;
         }
