@@ -11,7 +11,6 @@
 //! passes.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
@@ -26,7 +25,7 @@ use crate::report::Unit;
 use crate::scenario::components::{Config, Kind};
 use crate::scenario::error::{Problem, Problems, ScenarioError, Sources, join};
 use crate::scenario::models::{self, Model};
-use crate::scenario::tree::{self, Node, SourceId, Span, Value};
+use crate::scenario::tree::{self, Node, SourceId, Span, Value, to_ron};
 
 /// The top-level fields of a scenario file, for "did you mean".
 const TOP_FIELDS: [&str; 14] = [
@@ -1144,71 +1143,4 @@ fn strip_field(message: &str, field: &str) -> String {
         .filter(|m| !m.is_empty())
         .unwrap_or(message)
         .to_string()
-}
-
-/// A tree as RON text, for reports of what a variant overrides.
-pub fn to_ron(n: &Node) -> String {
-    let mut out = String::new();
-    write_ron(&mut out, n);
-    out
-}
-
-fn write_ron(out: &mut String, n: &Node) {
-    fn list(out: &mut String, open: &str, close: &str, items: &[Node]) {
-        out.push_str(open);
-        for (i, x) in items.iter().enumerate() {
-            if i > 0 {
-                out.push_str(", ");
-            }
-            write_ron(out, x);
-        }
-        out.push_str(close);
-    }
-    match &n.value {
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Int(i) => {
-            let _ = write!(out, "{i}");
-        }
-        Value::Float(f) => {
-            let _ = write!(out, "{f:?}");
-        }
-        Value::Str(s) => {
-            let _ = write!(out, "{s:?}");
-        }
-        Value::Char(c) => {
-            let _ = write!(out, "{c:?}");
-        }
-        Value::Unit => out.push_str("()"),
-        Value::Ident(i) => out.push_str(i),
-        Value::List(items) => list(out, "[", "]", items),
-        Value::Map(entries) => {
-            out.push('{');
-            for (i, (k, v)) in entries.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_ron(out, k);
-                out.push_str(": ");
-                write_ron(out, v);
-            }
-            out.push('}');
-        }
-        Value::Struct { name, fields } => {
-            out.push_str(name.as_deref().unwrap_or(""));
-            out.push('(');
-            for (i, f) in fields.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                out.push_str(&f.key);
-                out.push_str(": ");
-                write_ron(out, &f.value);
-            }
-            out.push(')');
-        }
-        Value::Tuple { name, items } => {
-            out.push_str(name.as_deref().unwrap_or(""));
-            list(out, "(", ")", items);
-        }
-    }
 }

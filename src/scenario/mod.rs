@@ -26,4 +26,5 @@ pub use build::build;
 pub use components::{Config, Kind, Msg};
 pub use error::{Problem, ScenarioError, Sources};
 pub use library::{SHIPPED, shipped};
-pub use load::{ChartDecl, Component, Expect, LinkDecl, Scenario, Variant, fault_label, to_ron};
+pub use load::{ChartDecl, Component, Expect, LinkDecl, Scenario, Variant, fault_label};
+pub use tree::{to_ron, to_ron_pretty};
