@@ -4519,17 +4519,7 @@ mod tests {
 
     #[test]
     fn pretty_and_flat_text_read_back_to_the_same_tree() {
-        // Seeded, without persistence: the same trees on every run.
-        let config = ProptestConfig {
-            cases: 1024,
-            failure_persistence: None,
-            ..ProptestConfig::default()
-        };
-        let rng = proptest::test_runner::TestRng::from_seed(
-            proptest::test_runner::RngAlgorithm::ChaCha,
-            &[11; 32],
-        );
-        let mut runner = proptest::test_runner::TestRunner::new_with_rng(config, rng);
+        let mut runner = crate::prop::runner(1024, 4096, 11);
         let result = runner.run(&any_node(), |node| {
             for (how, text) in [("pretty", to_ron_pretty(&node)), ("flat", to_ron(&node))] {
                 let back = parse(&text, SRC)
