@@ -1756,10 +1756,16 @@ impl Counterexample {
         } else {
             "it fails"
         };
+        // Shrinking ends on the edge, where the detail's rounding can read `150/s < 150/s`.
+        let exact = found
+            .judged
+            .outcome
+            .value
+            .map_or(String::new(), |v| format!(" (the value is {v:.6})"));
         let mut header = vec![
             format!(
                 "Scenario `{}` ({}), variant `{variant}`: the check `{check}` {expect_word}; on \
-                 seed {} {verdict}: {}",
+                 seed {} {verdict}: {}{exact}.",
                 s.name, s.file, found.case.seed, found.judged.outcome.detail
             ),
             {
@@ -1883,9 +1889,13 @@ impl Counterexample {
 
 impl fmt::Display for Counterexample {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let exact = self
+            .outcome
+            .value
+            .map_or(String::new(), |v| format!(" (the value is {v:.6})"));
         writeln!(
             f,
-            "`{}` / `{}` / `{}` on seed {}: {}",
+            "`{}` / `{}` / `{}` on seed {}: {}{exact}",
             self.scenario, self.variant, self.check, self.seed, self.outcome.detail
         )?;
         writeln!(
