@@ -43,7 +43,10 @@
 //!
 //! The layers, from the bottom: [`engine`] (time, queue, streams, trace, run loop), [`actor`]
 //! (the `Actor` trait and its `Ctx`), [`net`] (hosts, links, partitions, clocks), [`fault`]
-//! (faults as data and the seeded nemesis), [`dist`] (distributions), [`metrics`].
+//! (faults as data and the seeded nemesis), [`dist`] (distributions), [`metrics`]; above them
+//! [`model`] (built-in components), [`check`] (checks on a run), [`scenario`] (scenario files),
+//! [`report`], and [`prop`] (property tests over scenarios: fault plans, parameters and seeds
+//! as proptest strategies, and failures shrunk to a scenario file that replays them).
 
 pub mod actor;
 pub mod check;
@@ -53,6 +56,7 @@ pub mod fault;
 pub mod metrics;
 pub mod model;
 pub mod net;
+pub mod prop;
 pub mod report;
 pub mod scenario;
 

@@ -42,7 +42,8 @@ enum Command {
     /// Run every variant of a scenario on one seed; print them side by side and write
     /// report.json, metrics.csv and SVG charts.
     Run(RunArgs),
-    /// Run every variant on many seeds and count, per check, the seeds where it held.
+    /// Run every variant on many seeds and count, per check, the seeds where it held; with
+    /// --shrink, shrink a failure to a minimal scenario file that replays it.
     Check(CheckArgs),
     /// Run the scenario at each value of a parameter, over many seeds.
     Sweep(SweepArgs),
@@ -110,6 +111,13 @@ struct CheckArgs {
     /// Also write the JSON report to this file (for `faultline merge`).
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// When a variant misses an expectation that a check holds, shrink the scenario's own
+    /// fault plan for the first seed it fails on (fewest faults, shortest windows, mildest
+    /// slowdowns that still fail), write the minimal scenario file to DIR (default:
+    /// faultline-out/<scenario>/shrunk) and print the command that replays it. Nothing is
+    /// written when every check holds where it should. Written `--shrink` or `--shrink=DIR`.
+    #[arg(long, value_name = "DIR", num_args = 0..=1, require_equals = true)]
+    shrink: Option<Option<PathBuf>>,
 }
 
 #[derive(Args)]
@@ -596,7 +604,71 @@ fn cmd_check(a: CheckArgs) -> Result<u8, Failure> {
         }
         print_outcome(&report, &s, None);
     }
+    if let Some(dir) = a.shrink {
+        let dir = dir.unwrap_or_else(|| Path::new("faultline-out").join(&s.name).join("shrunk"));
+        // With --json, standard output is the report alone.
+        let lines = shrink_failures(&s, &report, &dir)?;
+        for line in lines {
+            if a.common.json {
+                eprintln!("{line}");
+            } else {
+                println!("{line}");
+            }
+        }
+    }
     Ok(report.outcome.exit_code as u8)
+}
+
+/// The most runs `check --shrink` spends shrinking one failure.
+const SHRINK_RUNS_MAX: u32 = 100;
+
+/// For each variant and check that it expects to hold but that failed on a seed, shrinks the
+/// scenario's fault plan for the first such seed and writes the replay file into `dir`.
+/// Returns what to print.
+fn shrink_failures(s: &Scenario, report: &Report, dir: &Path) -> anyhow::Result<Vec<String>> {
+    let mut lines = Vec::new();
+    for v in &report.variants {
+        for (ci, check) in s.checks.iter().enumerate() {
+            if v.expect.get(check.name()) != Some(&Expect::Holds) {
+                continue;
+            }
+            let Some(run) = v.runs.iter().find(|r| !r.checks[ci].holds) else {
+                continue;
+            };
+            let shrunk =
+                faultline::prop::shrink_plan(s, &v.name, check.name(), run.seed, SHRINK_RUNS_MAX)
+                    .with_context(|| format!("shrinking `{}` / `{}`", v.name, check.name()))?;
+            let Some(cx) = shrunk else {
+                continue;
+            };
+            let path = cx.write(dir)?;
+            let path = path.display().to_string();
+            lines.push(wrap(
+                &format!(
+                    "shrunk `{}` / `{}` (seed {}): {} of {} faults left, wrote {path}",
+                    v.name,
+                    check.name(),
+                    cx.seed,
+                    cx.faults.entries.len(),
+                    cx.original.faults.entries.len()
+                ),
+                2,
+            ));
+            for e in &cx.faults.entries {
+                let when = match (e.at, e.from, e.until) {
+                    (Some(at), _, _) => format!("at {at}"),
+                    (_, Some(from), Some(until)) => format!("from {from} to {until}"),
+                    _ => String::new(),
+                };
+                lines.push(format!(
+                    "  {} {when}",
+                    faultline::scenario::fault_label(&e.fault)
+                ));
+            }
+            lines.push(format!("replay: {}", cx.replay_command(&path)));
+        }
+    }
+    Ok(lines)
 }
 
 fn cmd_sweep(a: SweepArgs) -> Result<u8, Failure> {

@@ -11,7 +11,6 @@
 //! passes.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
@@ -26,7 +25,7 @@ use crate::report::Unit;
 use crate::scenario::components::{Config, Kind};
 use crate::scenario::error::{Problem, Problems, ScenarioError, Sources, join};
 use crate::scenario::models::{self, Model};
-use crate::scenario::tree::{self, Node, SourceId, Span, Value};
+use crate::scenario::tree::{self, Node, SourceId, Span, Value, to_ron};
 
 /// The top-level fields of a scenario file, for "did you mean".
 const TOP_FIELDS: [&str; 14] = [
@@ -293,6 +292,25 @@ impl Scenario {
         }
     }
 
+    /// The same scenario with its fault plan replaced by `plan`. The text is rewritten with
+    /// `plan` in place of the file's `faults` (by [`tree::to_ron_pretty`]) and read again with
+    /// the same overrides, so the plan is checked exactly as a file's faults are (names that
+    /// exist, well-formed windows, nothing that starts after the run ends), and everything
+    /// derived from the text (the digest, a sweep that re-reads it) agrees with the plan. The
+    /// rewritten text keeps no comments.
+    pub fn with_faults(&self, plan: &FaultPlan) -> Result<Scenario, ScenarioError> {
+        let mut root = tree::parse(&self.text, SourceId(0))
+            .map_err(|e| ScenarioError::plain(&self.file, e.to_string()))?;
+        let faults = fault_plan_node(plan).map_err(|e| ScenarioError::plain(&self.file, e))?;
+        set_field(
+            &mut root,
+            "faults",
+            faults,
+            &["checks", "charts", "table", "variants"],
+        );
+        Scenario::with_overrides(&tree::to_ron_pretty(&root), &self.file, &self.extra)
+    }
+
     pub fn variant(&self, name: &str) -> Option<&Variant> {
         self.variants.iter().find(|v| v.name == name)
     }
@@ -312,6 +330,44 @@ impl Scenario {
             })
             .collect()
     }
+}
+
+/// Sets field `key` of a struct node to `value`: in place when it is there, else before the
+/// first of the fields `before` that is (so a new field lands where a person would write it),
+/// else at the end. Anything but a struct is left alone.
+pub(crate) fn set_field(node: &mut Node, key: &str, value: Node, before: &[&str]) {
+    let span = value.span;
+    let Value::Struct { fields, .. } = &mut node.value else {
+        return;
+    };
+    if let Some(f) = fields.iter_mut().find(|f| f.key == key) {
+        f.value = value;
+        return;
+    }
+    let at = fields
+        .iter()
+        .position(|f| before.contains(&f.key.as_str()))
+        .unwrap_or(fields.len());
+    fields.insert(
+        at,
+        tree::Field {
+            key: key.to_string(),
+            key_span: span,
+            value,
+        },
+    );
+}
+
+/// A fault plan as the tree of a scenario's `faults: [...]`, as written in a file.
+pub(crate) fn fault_plan_node(plan: &FaultPlan) -> Result<Node, String> {
+    // The plan's serde form is the file's form; ron writes it and the tree reader reads it
+    // back, so the two cannot drift apart. Implicit `Some` writes `from: "2m"` as a person
+    // does, not `from: Some("2m")`.
+    let text = ron::Options::default()
+        .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
+        .to_string(&plan.entries)
+        .map_err(|e| format!("a fault plan as RON: {e}"))?;
+    tree::parse(&text, SourceId(0)).map_err(|e| format!("a fault plan as RON: {e}: {text}"))
 }
 
 /// A short label for a fault: `slow pg x10`, `crash api`.
@@ -1152,71 +1208,4 @@ fn strip_field(message: &str, field: &str) -> String {
         .filter(|m| !m.is_empty())
         .unwrap_or(message)
         .to_string()
-}
-
-/// A tree as RON text, for reports of what a variant overrides.
-pub fn to_ron(n: &Node) -> String {
-    let mut out = String::new();
-    write_ron(&mut out, n);
-    out
-}
-
-fn write_ron(out: &mut String, n: &Node) {
-    fn list(out: &mut String, open: &str, close: &str, items: &[Node]) {
-        out.push_str(open);
-        for (i, x) in items.iter().enumerate() {
-            if i > 0 {
-                out.push_str(", ");
-            }
-            write_ron(out, x);
-        }
-        out.push_str(close);
-    }
-    match &n.value {
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Int(i) => {
-            let _ = write!(out, "{i}");
-        }
-        Value::Float(f) => {
-            let _ = write!(out, "{f:?}");
-        }
-        Value::Str(s) => {
-            let _ = write!(out, "{s:?}");
-        }
-        Value::Char(c) => {
-            let _ = write!(out, "{c:?}");
-        }
-        Value::Unit => out.push_str("()"),
-        Value::Ident(i) => out.push_str(i),
-        Value::List(items) => list(out, "[", "]", items),
-        Value::Map(entries) => {
-            out.push('{');
-            for (i, (k, v)) in entries.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_ron(out, k);
-                out.push_str(": ");
-                write_ron(out, v);
-            }
-            out.push('}');
-        }
-        Value::Struct { name, fields } => {
-            out.push_str(name.as_deref().unwrap_or(""));
-            out.push('(');
-            for (i, f) in fields.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                out.push_str(&f.key);
-                out.push_str(": ");
-                write_ron(out, &f.value);
-            }
-            out.push(')');
-        }
-        Value::Tuple { name, items } => {
-            out.push_str(name.as_deref().unwrap_or(""));
-            list(out, "(", ")", items);
-        }
-    }
 }

@@ -1810,6 +1810,239 @@ fn signed(magnitude: u128, neg: bool) -> Option<i128> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The writer
+
+/// The line width [`to_ron_pretty`] keeps to where it can.
+const PRETTY_WIDTH: usize = 100;
+
+/// One level of indentation in [`to_ron_pretty`]'s output.
+const PRETTY_INDENT: &str = "    ";
+
+/// A tree as RON text on one line (`Exp(mean: "20ms")`, `{"a": [1, 2]}`), for messages and
+/// reports of what a variant overrides. [`parse`] reads it back to the same tree, spans aside.
+pub fn to_ron(n: &Node) -> String {
+    let mut out = String::new();
+    write_flat(&mut out, n, usize::MAX);
+    out
+}
+
+/// A tree as indented RON text, for files a person reads: a value that fits on the rest of its
+/// line is written there, as [`to_ron`] writes it; a longer list, map, struct or tuple is broken
+/// with one item a line, indented four spaces, each followed by a comma. The text ends with a
+/// line break.
+///
+/// It round-trips: for every tree [`parse`] can produce, `parse(&to_ron_pretty(&node))` is
+/// `node` again but for the spans. Comments are not part of the tree, so they are not written.
+///
+/// ```
+/// use faultline::scenario::tree::{SourceId, parse, to_ron_pretty};
+///
+/// let node = parse(r#"(name: "spike", faults: [(at: "5m", fault: Heal)])"#, SourceId(0)).unwrap();
+/// assert_eq!(to_ron_pretty(&node), "(name: \"spike\", faults: [(at: \"5m\", fault: Heal)])\n");
+/// let long = parse(&format!("[{}]", ["\"a fairly long string\""; 6].join(", ")), SourceId(0)).unwrap();
+/// assert_eq!(to_ron_pretty(&long), format!("[\n{}]\n", "    \"a fairly long string\",\n".repeat(6)));
+/// ```
+pub fn to_ron_pretty(n: &Node) -> String {
+    let mut out = String::new();
+    write_pretty(&mut out, n, 0, 0);
+    out.push('\n');
+    out
+}
+
+/// Writes `n` on one line; stops early (returning false) once `out` is longer than `limit`
+/// bytes, so that [`write_pretty`] can ask "does it fit?" without writing a whole large value.
+fn write_flat(out: &mut String, n: &Node, limit: usize) -> bool {
+    fn items(out: &mut String, open: &str, close: &str, items: &[Node], limit: usize) -> bool {
+        out.push_str(open);
+        for (i, x) in items.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            if !write_flat(out, x, limit) {
+                return false;
+            }
+        }
+        out.push_str(close);
+        out.len() <= limit
+    }
+    match &n.value {
+        Value::List(xs) => items(out, "[", "]", xs, limit),
+        Value::Tuple { name, items: xs } => {
+            write_name(out, name.as_deref());
+            items(out, "(", ")", xs, limit)
+        }
+        Value::Map(entries) => {
+            out.push('{');
+            for (i, (k, v)) in entries.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                if !write_flat(out, k, limit) {
+                    return false;
+                }
+                out.push_str(": ");
+                if !write_flat(out, v, limit) {
+                    return false;
+                }
+            }
+            out.push('}');
+            out.len() <= limit
+        }
+        Value::Struct { name, fields } => {
+            write_name(out, name.as_deref());
+            out.push('(');
+            for (i, f) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_key(out, &f.key);
+                out.push_str(": ");
+                if !write_flat(out, &f.value, limit) {
+                    return false;
+                }
+            }
+            out.push(')');
+            out.len() <= limit
+        }
+        _ => {
+            write_scalar(out, n);
+            out.len() <= limit
+        }
+    }
+}
+
+/// Writes `n` starting at column `col` (in chars) of a line indented `depth` levels.
+fn write_pretty(out: &mut String, n: &Node, depth: usize, col: usize) {
+    let breakable = match &n.value {
+        Value::List(xs) | Value::Tuple { items: xs, .. } => !xs.is_empty(),
+        Value::Map(entries) => !entries.is_empty(),
+        Value::Struct { fields, .. } => !fields.is_empty(),
+        _ => false,
+    };
+    if !breakable {
+        write_flat(out, n, usize::MAX);
+        return;
+    }
+    // `room` counts chars and `write_flat`'s limit bytes: a text of multi-byte chars may give
+    // up on one line a little early, never run past the width.
+    let room = PRETTY_WIDTH.saturating_sub(col);
+    let mut flat = String::new();
+    if write_flat(&mut flat, n, room) && flat.chars().count() <= room {
+        out.push_str(&flat);
+        return;
+    }
+    let inner = PRETTY_INDENT.repeat(depth + 1);
+    let inner_col = inner.len();
+    let line = |out: &mut String| {
+        out.push('\n');
+        out.push_str(&inner);
+    };
+    let close = |out: &mut String, c: char| {
+        out.push('\n');
+        out.push_str(&PRETTY_INDENT.repeat(depth));
+        out.push(c);
+    };
+    match &n.value {
+        Value::List(xs) => {
+            out.push('[');
+            for x in xs {
+                line(out);
+                write_pretty(out, x, depth + 1, inner_col);
+                out.push(',');
+            }
+            close(out, ']');
+        }
+        Value::Tuple { name, items: xs } => {
+            write_name(out, name.as_deref());
+            out.push('(');
+            for x in xs {
+                line(out);
+                write_pretty(out, x, depth + 1, inner_col);
+                out.push(',');
+            }
+            close(out, ')');
+        }
+        Value::Map(entries) => {
+            out.push('{');
+            for (k, v) in entries {
+                line(out);
+                let key = to_ron(k);
+                out.push_str(&key);
+                out.push_str(": ");
+                write_pretty(out, v, depth + 1, inner_col + key.chars().count() + 2);
+                out.push(',');
+            }
+            close(out, '}');
+        }
+        Value::Struct { name, fields } => {
+            write_name(out, name.as_deref());
+            out.push('(');
+            for f in fields {
+                line(out);
+                let start = out.len();
+                write_key(out, &f.key);
+                out.push_str(": ");
+                let key_cols = out[start..].chars().count();
+                write_pretty(out, &f.value, depth + 1, inner_col + key_cols);
+                out.push(',');
+            }
+            close(out, ')');
+        }
+        // Scalars cannot be broken and were written above.
+        _ => write_scalar(out, n),
+    }
+}
+
+/// Whether `s` reads back as an identifier without the raw prefix `r#`.
+fn is_plain_ident(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(is_ident_start) && chars.all(is_ident_continue)
+}
+
+/// A struct, tuple or enum-variant name; `r#` where the plain form would read as something
+/// else (`true`, `inf`) or is not an identifier at all (`a-b`).
+fn write_name(out: &mut String, name: Option<&str>) {
+    if let Some(name) = name {
+        if !is_plain_ident(name) || matches!(name, "true" | "false" | "inf" | "NaN") {
+            out.push_str("r#");
+        }
+        out.push_str(name);
+    }
+}
+
+/// A field key: the reader takes any identifier there, so only non-identifiers need `r#`.
+fn write_key(out: &mut String, key: &str) {
+    if !is_plain_ident(key) {
+        out.push_str("r#");
+    }
+    out.push_str(key);
+}
+
+fn write_scalar(out: &mut String, n: &Node) {
+    use std::fmt::Write as _;
+    // Writing to a String cannot fail.
+    let _ = match &n.value {
+        Value::Bool(b) => write!(out, "{b}"),
+        Value::Int(i) => write!(out, "{i}"),
+        // `{:?}` keeps every digit a float needs to read back the same, and writes `1.0` for
+        // a whole number (so it stays a float), `inf`, `-inf` and `NaN`.
+        Value::Float(x) => write!(out, "{x:?}"),
+        // Rust's escapes (`\n`, `\"`, `\u{..}`) are all ones the reader knows.
+        Value::Str(s) => write!(out, "{s:?}"),
+        Value::Char(c) => write!(out, "{c:?}"),
+        Value::Unit => write!(out, "()"),
+        Value::Ident(name) => {
+            write_name(out, Some(name));
+            Ok(())
+        }
+        Value::List(_) | Value::Map(_) | Value::Struct { .. } | Value::Tuple { .. } => {
+            write_flat(out, n, usize::MAX);
+            Ok(())
+        }
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
 // The deserializer
 
 /// Deserialize a typed value from a tree.
@@ -4175,5 +4408,193 @@ mod tests {
                 prop_assert_eq!(&ours, &zoo);
             }
         }
+    }
+
+    // --- the writer ---------------------------------------------------------------------------
+
+    /// Identifiers the reader gives back as they are written, and ones that need `r#`.
+    fn ident_name() -> impl Strategy<Value = String> + Clone {
+        prop_oneof![
+            "[a-zA-Z_][a-zA-Z0-9_]{0,6}",
+            "[a-zA-Z0-9_][a-zA-Z0-9_.+-]{0,6}",
+            prop::sample::select(vec![
+                "true", "false", "inf", "NaN", "None", "Some", "r", "b"
+            ])
+            .prop_map(str::to_string),
+        ]
+    }
+
+    fn leaf_node() -> impl Strategy<Value = Node> {
+        let value = prop_oneof![
+            any::<bool>().prop_map(Value::Bool),
+            any::<i128>().prop_map(Value::Int),
+            float().prop_map(Value::Float),
+            any::<String>().prop_map(Value::Str),
+            any::<char>().prop_map(Value::Char),
+            Just(Value::Unit),
+            ident_name().prop_map(Value::Ident),
+        ];
+        value.prop_map(|v| Node::new(v, Span::default()))
+    }
+
+    /// Trees in the image of the reader: what `parse` can give (no empty anonymous struct or
+    /// tuple, which read as `()`; `Some` with exactly one item; distinct field and string
+    /// keys), spans left at the default.
+    fn any_node() -> impl Strategy<Value = Node> {
+        leaf_node().prop_recursive(4, 48, 5, |inner| {
+            let node = |v: Value| Node::new(v, Span::default());
+            let name = prop::option::of(ident_name());
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5)
+                    .prop_map(move |xs| node(Value::List(xs))),
+                prop::collection::vec((inner.clone(), inner.clone()), 0..4).prop_map(move |kvs| {
+                    let mut seen = Vec::new();
+                    let entries = kvs
+                        .into_iter()
+                        .filter(|(k, _)| match &k.value {
+                            Value::Str(s) if seen.contains(s) => false,
+                            Value::Str(s) => {
+                                seen.push(s.clone());
+                                true
+                            }
+                            _ => true,
+                        })
+                        .collect();
+                    node(Value::Map(entries))
+                }),
+                (
+                    name.clone()
+                        .prop_filter("`Some` is a tuple", |n| n.as_deref() != Some("Some")),
+                    prop::collection::btree_map(ident_name(), inner.clone(), 0..4),
+                )
+                    .prop_filter("`()` is the unit", |(n, fs)| n.is_some() || !fs.is_empty())
+                    .prop_map(move |(name, fields)| {
+                        let fields = fields
+                            .into_iter()
+                            .map(|(key, value)| Field {
+                                key,
+                                key_span: Span::default(),
+                                value,
+                            })
+                            .collect();
+                        node(Value::Struct { name, fields })
+                    }),
+                (name, prop::collection::vec(inner.clone(), 1..4)).prop_map(
+                    move |(name, items)| {
+                        let items = if name.as_deref() == Some("Some") {
+                            items.into_iter().take(1).collect()
+                        } else {
+                            items
+                        };
+                        node(Value::Tuple { name, items })
+                    }
+                ),
+            ]
+        })
+    }
+
+    /// Whether two trees are equal but for their spans (and NaN is NaN).
+    fn same(a: &Node, b: &Node) -> bool {
+        let (mut a, mut b) = (a.clone(), b.clone());
+        strip_spans(&mut a);
+        strip_spans(&mut b);
+        fn nan_to_text(n: &mut Node) {
+            match &mut n.value {
+                Value::Float(x) if x.is_nan() => {
+                    n.value = Value::Ident(format!("NaN{}", x.is_sign_negative()))
+                }
+                Value::List(xs) | Value::Tuple { items: xs, .. } => {
+                    xs.iter_mut().for_each(nan_to_text)
+                }
+                Value::Map(entries) => entries.iter_mut().for_each(|(k, v)| {
+                    nan_to_text(k);
+                    nan_to_text(v);
+                }),
+                Value::Struct { fields, .. } => {
+                    fields.iter_mut().for_each(|f| nan_to_text(&mut f.value))
+                }
+                _ => {}
+            }
+        }
+        nan_to_text(&mut a);
+        nan_to_text(&mut b);
+        a == b
+    }
+
+    #[test]
+    fn pretty_and_flat_text_read_back_to_the_same_tree() {
+        let mut runner = crate::prop::runner(1024, 4096, 11);
+        let result = runner.run(&any_node(), |node| {
+            for (how, text) in [("pretty", to_ron_pretty(&node)), ("flat", to_ron(&node))] {
+                let back = parse(&text, SRC)
+                    .map_err(|e| TestCaseError::fail(format!("{how}: {e}\n{text}")))?;
+                prop_assert!(
+                    same(&back, &node),
+                    "{how} differs:\n{text}\n{back:?}\n{node:?}"
+                );
+            }
+            let pretty = to_ron_pretty(&node);
+            prop_assert!(pretty.ends_with('\n'));
+            prop_assert_eq!(
+                pretty.lines().count() == 1,
+                pretty.trim_end() == to_ron(&node)
+            );
+            Ok(())
+        });
+        if let Err(e) = result {
+            panic!("{e}");
+        }
+    }
+
+    #[test]
+    fn pretty_text_is_indented_and_within_the_width() {
+        let node = p(TREE);
+        let text = to_ron_pretty(&node);
+        assert!(same(&p(&text), &node), "{text}");
+        assert!(text.lines().count() > 3, "a long value is broken:\n{text}");
+        for line in text.lines() {
+            assert!(line.chars().count() <= PRETTY_WIDTH, "too long: {line}");
+            let indent = line.len() - line.trim_start().len();
+            assert_eq!(
+                indent % PRETTY_INDENT.len(),
+                0,
+                "indented by levels: {line:?}"
+            );
+        }
+        // Every shipped scenario and model reads back the same, within the width.
+        let files = crate::scenario::SHIPPED
+            .iter()
+            .map(|(_, path, text)| (*path, *text))
+            .chain(crate::scenario::models::FILES.iter().copied());
+        for (path, text) in files {
+            let node = p(text);
+            let pretty = to_ron_pretty(&node);
+            assert!(same(&p(&pretty), &node), "{path}:\n{pretty}");
+            let long = pretty.lines().filter(|l| l.chars().count() > PRETTY_WIDTH);
+            // Only a value that cannot be broken (a long string) may run past the width.
+            for line in long {
+                assert!(line.trim_end_matches(',').ends_with('"'), "{path}: {line}");
+            }
+        }
+        // A short value stays on one line, as `to_ron` writes it.
+        let short = p("Exp(mean: \"20ms\")");
+        assert_eq!(to_ron_pretty(&short), "Exp(mean: \"20ms\")\n");
+        assert_eq!(to_ron(&short), "Exp(mean: \"20ms\")");
+        // Names the reader would take for something else are written raw.
+        let tricky = Node::new(Value::Ident("true".into()), Span::default());
+        assert_eq!(to_ron(&tricky), "r#true");
+        assert_eq!(
+            parse("r#true", SRC).unwrap().value,
+            Value::Ident("true".into())
+        );
+        let odd = p("(r#a-b: r#x.y(c: inf))");
+        assert_eq!(to_ron(&odd), "(r#a-b: r#x.y(c: inf))");
+        assert!(same(&p(&to_ron(&odd)), &odd));
+        // A broken struct: one field a line, each with a trailing comma, the close on its own.
+        let wide = format!("Wide(a: \"{}\", b: [1, 2])", "x".repeat(90));
+        assert_eq!(
+            to_ron_pretty(&p(&wide)),
+            format!("Wide(\n    a: \"{}\",\n    b: [1, 2],\n)\n", "x".repeat(90))
+        );
     }
 }

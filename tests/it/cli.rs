@@ -532,3 +532,110 @@ fn a_duration_sweep_reads_in_time_units_and_bad_sweeps_write_nothing() {
         assert!(!target.exists(), "{args:?}: nothing written for bad input");
     }
 }
+
+/// traffic_spike with a plan of two faults: a 2x slowdown of the service through the spike
+/// (which breaks the fixes' goodput) and a crash of the client long after it (which breaks
+/// nothing the fixes expect).
+fn spike_with_faults(dir: &Path) -> PathBuf {
+    use faultline::{Fault, FaultPlan, SimTime};
+    let t = |s: &str| -> SimTime { s.parse().unwrap() };
+    let (file, text) = faultline::scenario::shipped("traffic_spike").unwrap();
+    let s = faultline::scenario::Scenario::from_str(text, file).unwrap();
+    let plan = FaultPlan::new()
+        .window(
+            t("2m"),
+            t("4m"),
+            Fault::Slow {
+                target: "api".into(),
+                factor: 2.0,
+            },
+        )
+        .window(
+            t("8m"),
+            t("8m30s"),
+            Fault::Pause {
+                target: "users".into(),
+            },
+        );
+    let path = dir.join("spike-with-faults.ron");
+    std::fs::write(&path, &s.with_faults(&plan).unwrap().text).unwrap();
+    path
+}
+
+#[test]
+fn check_shrink_writes_a_minimal_file_whose_replay_command_fails_the_same_way() {
+    let dir = scratch("cli-shrink");
+    let input = spike_with_faults(&dir);
+    let shrunk = dir.join("shrunk");
+    let shrink_arg = format!("--shrink={}", shrunk.display());
+    let args = [
+        "check",
+        input.to_str().unwrap(),
+        "--variant",
+        "deadline shedding",
+        "--seeds",
+        "1",
+        &shrink_arg,
+    ];
+    let o = faultline(&args);
+    assert_eq!(
+        code(&o),
+        2,
+        "a safety check missed: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let text = stdout(&o);
+    let file = shrunk.join("traffic_spike-deadline-shedding-goodput-during-the-spike-seed1.ron");
+    assert!(
+        text.contains("shrunk `deadline shedding` / `goodput during the spike` (seed 1): 1 of 2"),
+        "{text}"
+    );
+    let replay = format!("replay: faultline run {} --seed 1", file.display());
+    assert!(text.contains(&replay), "`{replay}` missing from:\n{text}");
+    let written: Vec<_> = std::fs::read_dir(&shrunk).unwrap().collect();
+    assert_eq!(written.len(), 1, "one check missed, one file");
+    let s = faultline::scenario::Scenario::from_path(&file).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.faults.entries.len(), 1, "the pause is not needed");
+    let e = &s.faults.entries[0];
+    assert!(matches!(e.fault, faultline::Fault::Slow { .. }), "{e:?}");
+    assert!(e.until.unwrap().as_nanos() - e.from.unwrap().as_nanos() < 120_000_000_000);
+    // The command it printed replays the failure.
+    let out = dir.join("replay-out");
+    let o = faultline(&[
+        "run",
+        file.to_str().unwrap(),
+        "--seed",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 2, "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("deadline shedding / goodput during the spike:"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn check_shrink_writes_nothing_when_every_check_holds_where_it_should() {
+    // The default directory, under the working directory.
+    let default = Path::new(env!("CARGO_MANIFEST_DIR")).join("faultline-out/traffic_spike/shrunk");
+    let _ = std::fs::remove_dir_all(&default);
+    // `--shrink` takes its directory only after `=`, so the scenario is not mistaken for it.
+    let o = faultline(&["check", "--shrink", "traffic_spike", "--seeds", "1"]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    assert!(!stdout(&o).contains("shrunk"), "{}", stdout(&o));
+    assert!(!default.exists(), "nothing is written");
+}
+
+#[test]
+fn check_help_documents_shrink() {
+    let o = faultline(&["check", "--help"]);
+    assert_eq!(code(&o), 0);
+    let help = stdout(&o);
+    assert!(help.contains("--shrink[=<DIR>]"), "{help}");
+    assert!(help.contains("faultline-out/<scenario>/shrunk"), "{help}");
+    assert!(help.contains("replays"), "{help}");
+}

@@ -9,6 +9,7 @@ mod engine;
 mod faults;
 mod fidelity;
 mod metrics;
+mod properties;
 mod rpc;
 mod scenarios;
 mod support;

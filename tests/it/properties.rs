@@ -1,0 +1,717 @@
+//! Properties of the shipped scenarios through `faultline::prop`, as examples for the ones to
+//! come, and the harness's own: shrinking reaches the smallest failing case, every drawn plan
+//! validates, a counterexample replays from its file, the same runner seed finds the same one.
+//!
+//! CI runs a handful of cases per property; `FAULTLINE_SLOW=1` runs many more. The bounds the
+//! properties state were found with the harness itself: run the property with a wider space
+//! (a harsher factor), read the shrunk counterexample, narrow the space, and repeat until
+//! hundreds of cases hold; each test says what it found.
+
+use std::path::Path;
+
+use faultline::prop::{
+    Case, FaultSpace, Param, ParamStrategy, PropError, PropFailure, Property, runner, shrink_plan,
+};
+use faultline::scenario::run::run_seed;
+use faultline::scenario::{Expect, Scenario, shipped};
+use faultline::{Fault, FaultPlan, NemesisKind, SimDuration, SimTime};
+use proptest::prelude::RngCore as _;
+use proptest::strategy::{Strategy, ValueTree};
+use proptest::test_runner::TestCaseError;
+
+fn slow() -> bool {
+    std::env::var_os("FAULTLINE_SLOW").is_some_and(|v| v == "1")
+}
+
+/// `fast` cases in CI, `slow` under `FAULTLINE_SLOW=1`.
+fn cases(fast: u32, slow_: u32) -> u32 {
+    if slow() { slow_ } else { fast }
+}
+
+fn load(name: &str) -> Scenario {
+    let (file, text) = shipped(name).unwrap();
+    Scenario::from_str(text, file).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn t(s: &str) -> SimTime {
+    s.parse().unwrap()
+}
+
+fn d(s: &str) -> SimDuration {
+    s.parse().unwrap()
+}
+
+/// traffic_spike's arrivals with the spike at `{}` requests a second.
+const SPIKE: &str = r#"Schedule([("0s", "100/s"), ("2m", "{}/s"), ("4m", "100/s")])"#;
+
+fn spike(rate: u64) -> String {
+    SPIKE.replace("{}", &rate.to_string())
+}
+
+/// A fresh scratch directory under the target directory.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Runs `case` on `variant` of `s` and returns the outcome of `check`.
+fn run_case(s: &Scenario, variant: &str, check: &str, case: &Case) -> faultline::check::Outcome {
+    let mut extra = s.extra.clone();
+    extra.extend(case.params.iter().cloned());
+    let s = Scenario::with_overrides(&s.text, &s.file, &extra)
+        .and_then(|s| s.with_faults(&case.faults))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let vi = s.variants.iter().position(|v| v.name == variant).unwrap();
+    let ci = s.checks.iter().position(|c| c.name() == check).unwrap();
+    let (run, _) = run_seed(&s, vi, case.seed, false);
+    assert!(!run.limit_hit, "{variant} seed {} hit a limit", case.seed);
+    run.checks[ci].clone()
+}
+
+fn counterexample(
+    r: Result<faultline::prop::PropReport, PropFailure>,
+) -> faultline::prop::Counterexample {
+    match r {
+        Err(PropFailure::Counterexample(c)) => *c,
+        Err(other) => panic!("expected a counterexample: {other}"),
+        Ok(report) => panic!("expected a counterexample, every case held: {report:?}"),
+    }
+}
+
+fn witness(
+    r: Result<faultline::prop::PropReport, PropFailure>,
+) -> (u32, u32, faultline::prop::Counterexample) {
+    match r {
+        Ok(report) => {
+            let w = report
+                .witness
+                .expect("an exists property reports its witness");
+            assert!(report.cases >= 1);
+            assert_eq!(
+                report.held,
+                report.cases - 1,
+                "it stops at the first failing case"
+            );
+            assert!(report.runs >= report.cases);
+            (report.cases, report.held, *w)
+        }
+        Err(e) => panic!("expected a failing case to be found: {e}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Another fault plan for a scenario
+
+/// `with_faults` replaces the plan and checks it exactly as a file's faults are checked.
+#[test]
+fn with_faults_replaces_the_plan_and_validates_it_as_a_file() {
+    let s = load("pool_exhaustion");
+    let plan = FaultPlan::new()
+        .window(
+            t("1m"),
+            t("1m30s"),
+            Fault::Pause {
+                target: "api".into(),
+            },
+        )
+        .at(t("9m"), Fault::Heal);
+    let other = s.with_faults(&plan).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(other.faults, plan);
+    assert_ne!(other.digest, s.digest, "result files tell the two apart");
+    assert_eq!(other.variants, s.variants);
+    assert_eq!(other.name, s.name);
+    assert_eq!(other.file, s.file);
+    // The text says what runs, so re-reading it (as a sweep does) keeps the plan.
+    let again = Scenario::from_str(&other.text, &other.file).unwrap();
+    assert_eq!(again.faults, plan);
+    assert_eq!(again.digest, other.digest);
+    assert!(other.text.contains(r#"faults: [(from: "1m", until: "1m30s", fault: Pause(target: "api")), (at: "9m", fault: Heal)],"#), "{}", other.text);
+    // The empty plan, and back.
+    assert_eq!(
+        s.with_faults(&FaultPlan::new()).unwrap().faults,
+        FaultPlan::new()
+    );
+    assert_eq!(other.with_faults(&s.faults).unwrap().faults, s.faults);
+    // Overrides given on top of the file are kept.
+    let extra = [("api.workers".to_string(), "50".to_string())];
+    let with_set = Scenario::with_overrides(&s.text, &s.file, &extra).unwrap();
+    let moved = with_set.with_faults(&plan).unwrap();
+    assert_eq!(moved.extra, extra);
+    assert_eq!(moved.variants, with_set.variants);
+    // A plan the file could not state is refused, as the file would be.
+    let typo = FaultPlan::new().window(
+        t("1m"),
+        t("2m"),
+        Fault::Crash {
+            target: "pgg".into(),
+        },
+    );
+    let e = s.with_faults(&typo).unwrap_err().to_string();
+    assert!(
+        e.contains("faults[0].fault.target: no component or host is called `pgg`"),
+        "{e}"
+    );
+    assert!(e.contains("did you mean `pg`?"), "{e}");
+    let late = FaultPlan::new().at(t("11m"), Fault::Heal);
+    let e = s.with_faults(&late).unwrap_err().to_string();
+    assert!(e.contains("after the run ends"), "{e}");
+    let backwards = FaultPlan::new().window(
+        t("2m"),
+        t("1m"),
+        Fault::Pause {
+            target: "api".into(),
+        },
+    );
+    assert!(s.with_faults(&backwards).is_err());
+}
+
+// ---------------------------------------------------------------------------------------------
+// traffic_spike
+
+/// The slowdowns of the service a spike may meet: up to 3 of them, anywhere in the run, up to
+/// 2m30s long (longer than the 1m30s the check judges), at most `harsh` times slower.
+fn api_slowdowns(s: &Scenario, harsh: f64) -> FaultSpace {
+    FaultSpace::for_scenario(s)
+        .kinds([NemesisKind::Slow])
+        .targets(["api"])
+        .slow_factor(1.1, harsh)
+}
+
+/// Deadline shedding keeps goodput above 150/s through spikes from 1000/s to 4000/s and any
+/// plan of slowdowns of the service up to 1.2x.
+///
+/// How the bound was found: with slowdowns up to 4x the harness shrinks to a single 2.5x
+/// slowdown of 29 s inside the judged window; up to 1.6x, two overlapping ones; up to 1.38x
+/// (so factors to 1.3 on the 0.1 grid), one 1.3x slowdown covering the 90 s window, which
+/// leaves 149.9/s. That fits the capacity: 20 workers at 100 ms serve 200/s, 154/s when 1.3x
+/// slower, and the shed requests still cost a little. At 1.2x (167/s) 200 cases held. Without
+/// slowdowns it held for spikes up to 40,000/s.
+#[test]
+fn deadline_shedding_keeps_goodput_through_spikes_and_slowdowns_up_to_1_2x() {
+    let s = load("traffic_spike");
+    let report = Property::new(&s)
+        .variant("deadline shedding")
+        .check("goodput during the spike")
+        .expect(Expect::Holds)
+        .faults(api_slowdowns(&s, 1.2))
+        .param(Param::int("users.arrivals", 1000, 4000).template(SPIKE))
+        .cases(cases(6, 200))
+        .runner_seed(1)
+        .run()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.cases, cases(6, 200));
+    assert_eq!(report.held, report.cases);
+    assert_eq!(report.runs, report.cases, "nothing to shrink");
+    assert!(report.witness.is_none());
+}
+
+/// The same space breaks the baseline, and needs nothing of it: the witness shrinks to no
+/// fault at all and the mildest spike, on which the fix holds.
+#[test]
+fn the_baseline_loses_goodput_to_the_mildest_spike_without_any_fault() {
+    let s = load("traffic_spike");
+    let (_, _, w) = witness(
+        Property::new(&s)
+            .variant("baseline")
+            .check("goodput during the spike")
+            .expect(Expect::Fails)
+            .faults(api_slowdowns(&s, 1.2))
+            .param(Param::int("users.arrivals", 1000, 4000).template(SPIKE))
+            .seeds(1..=1000)
+            .cases(cases(8, 64))
+            .run(),
+    );
+    assert_eq!(w.faults, FaultPlan::new(), "no fault is needed");
+    assert_eq!(w.params, [("users.arrivals".to_string(), spike(1000))]);
+    assert_eq!(w.seed, 1, "the first seed of the range fails too");
+    assert!(!w.outcome.holds);
+    assert!(w.outcome.value.unwrap() < 150.0, "{}", w.outcome.detail);
+    let case = Case {
+        seed: w.seed,
+        faults: w.faults.clone(),
+        params: w.params.clone(),
+    };
+    assert!(run_case(&s, "deadline shedding", "goodput during the spike", &case).holds);
+}
+
+// ---------------------------------------------------------------------------------------------
+// pool_exhaustion
+
+/// Slowdowns of the database: up to 3, anywhere, up to 3 minutes (the scenario's own is 10x for
+/// 3 minutes), at most `harsh` times slower.
+fn db_slowdowns(s: &Scenario, harsh: f64) -> FaultSpace {
+    FaultSpace::for_scenario(s)
+        .kinds([NemesisKind::Slow])
+        .targets(["pg"])
+        .window_max(d("3m"))
+        .slow_factor(1.1, harsh)
+}
+
+/// A pool of 30 keeps browsing above 95% through any plan of database slowdowns up to 15x.
+///
+/// How the bound was found: up to 40x the harness shrinks to one 18.3x slowdown of 54 s; up to
+/// 17x, to one 16.8x slowdown of 95 s (94.8% of browsing answered). Up to 16x, 96 cases held,
+/// and up to 15x, 96 cases held with windows up to 3 minutes and 256 under `FAULTLINE_SLOW`.
+/// The stated bound keeps a margin below the first failure found.
+#[test]
+fn a_pool_of_30_keeps_browsing_through_database_slowdowns_up_to_15x() {
+    let s = load("pool_exhaustion");
+    let report = Property::new(&s)
+        .variant("pool of 30")
+        .check("browsing succeeds")
+        .faults(db_slowdowns(&s, 15.0))
+        .cases(cases(6, 256))
+        .runner_seed(2)
+        .run()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((report.cases, report.held), (cases(6, 256), cases(6, 256)));
+}
+
+/// The same space breaks Hikari's default pool of 10, and a short slowdown is enough; the
+/// pool of 30 survives the very case that breaks it.
+#[test]
+fn the_default_pool_loses_browsing_to_a_database_slowdown_the_fix_survives() {
+    let s = load("pool_exhaustion");
+    let (_, _, w) = witness(
+        Property::new(&s)
+            .variant("baseline")
+            .check("browsing succeeds")
+            .expect(Expect::Fails)
+            .faults(db_slowdowns(&s, 15.0))
+            .cases(cases(8, 64))
+            .runner_seed(2)
+            .shrink_runs_max(if slow() { 256 } else { 8 })
+            .run(),
+    );
+    assert!(!w.outcome.holds);
+    assert!(w.outcome.value.unwrap() < 0.95);
+    assert!(
+        !w.faults.entries.is_empty(),
+        "without a slowdown browsing succeeds"
+    );
+    assert!(w.faults.entries.len() <= w.original.faults.entries.len());
+    for e in &w.faults.entries {
+        let Fault::Slow { target, factor } = &e.fault else {
+            panic!("only slowdowns are drawn: {e:?}")
+        };
+        assert_eq!(target, "pg");
+        assert!((1.1..=15.0).contains(factor), "{factor}");
+        let (from, until) = (e.from.unwrap(), e.until.unwrap());
+        assert!(until.as_nanos() - from.as_nanos() <= d("3m").as_nanos());
+    }
+    let case = Case {
+        seed: w.seed,
+        faults: w.faults.clone(),
+        params: Vec::new(),
+    };
+    assert!(!run_case(&s, "baseline", "browsing succeeds", &case).holds);
+    assert!(run_case(&s, "pool of 30", "browsing succeeds", &case).holds);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Counterexamples
+
+/// A property that fails quickly: deadline shedding under slowdowns up to 3x.
+fn failing_property(s: &Scenario) -> Property {
+    Property::new(s)
+        .variant("deadline shedding")
+        .check("goodput during the spike")
+        .faults(api_slowdowns(s, 3.0))
+        .param(Param::int("users.arrivals", 500, 1000).template(SPIKE))
+        .cases(16)
+        .runner_seed(7)
+        .shrink_runs_max(if slow() { 256 } else { 12 })
+}
+
+/// The same runner seed finds the same counterexample; its file loads and fails the same way.
+#[test]
+fn a_counterexample_is_found_again_by_its_runner_seed_and_replays_from_its_file() {
+    let s = load("traffic_spike");
+    let a = counterexample(failing_property(&s).run());
+    let b = counterexample(failing_property(&s).run());
+    assert_eq!(a.seed, b.seed);
+    assert_eq!(a.faults, b.faults);
+    assert_eq!(a.params, b.params);
+    assert_eq!(a.outcome, b.outcome);
+    assert_eq!(a.original, b.original);
+    assert_eq!(a.text, b.text, "byte for byte");
+
+    // What it says.
+    assert_eq!(a.variant, "deadline shedding");
+    assert_eq!(a.check, "goodput during the spike");
+    assert!(!a.outcome.holds);
+    assert!(a.outcome.value.unwrap() < 150.0);
+    assert!(
+        !a.faults.entries.is_empty(),
+        "the fix holds without a slowdown"
+    );
+    assert!(a.faults.entries.len() <= a.original.faults.entries.len());
+    assert_eq!(a.params.len(), 1);
+    assert!(a.text.contains(&format!(
+        "faultline run {} --seed {}",
+        a.file_name(),
+        a.seed
+    )));
+
+    // The file loads, keeps the variants to compare, and fails the same way.
+    let dir = scratch("prop-replay");
+    let path = a.write(&dir).unwrap();
+    assert_eq!(path, dir.join(a.file_name()));
+    let written = std::fs::read_to_string(&path).unwrap();
+    let replay = format!("faultline run {} --seed {}", path.display(), a.seed);
+    assert!(written.starts_with("// A shrunk counterexample. Replay it with:\n"));
+    assert!(written.contains(&replay), "{written}");
+    let r = Scenario::from_path(&path).unwrap_or_else(|e| panic!("{e}\n{written}"));
+    let names: Vec<&str> = r.variants.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(names, ["baseline", "deadline shedding"]);
+    assert_eq!(r.faults, a.faults);
+    assert_eq!(r.seed, a.seed);
+    let fix = r.variant("deadline shedding").unwrap();
+    assert_eq!(
+        fix.expect.get("goodput during the spike"),
+        Some(&Expect::Holds)
+    );
+    assert!(fix.set.contains(&a.params[0]), "{:?}", fix.set);
+    let (run, _) = run_seed(&r, 1, a.seed, false);
+    let ci = r.checks.iter().position(|c| c.name() == a.check).unwrap();
+    assert_eq!(
+        run.checks[ci], a.outcome,
+        "the replay fails exactly as the harness saw"
+    );
+}
+
+/// Shrinking the scenario's own plan (what `check --shrink` does): the fault the failure does
+/// not need goes, the slowdown's window shrinks inside the written one and its factor drops.
+#[test]
+fn a_written_plan_shrinks_to_the_part_that_fails() {
+    let base = load("traffic_spike");
+    let written = FaultPlan::new()
+        .window(
+            t("2m"),
+            t("4m"),
+            Fault::Slow {
+                target: "api".into(),
+                factor: 2.0,
+            },
+        )
+        .window(
+            t("6m"),
+            t("7m"),
+            Fault::Crash {
+                target: "users".into(),
+            },
+        );
+    let s = base.with_faults(&written).unwrap();
+    assert_eq!(s.faults, written);
+    let cx = shrink_plan(&s, "deadline shedding", "goodput during the spike", 3, 12)
+        .unwrap()
+        .expect("a 2x slowdown through the spike breaks goodput");
+    assert_eq!(cx.seed, 3);
+    assert_eq!(cx.original.faults, written);
+    assert_eq!(cx.faults.entries.len(), 1, "{:?}", cx.faults);
+    let e = &cx.faults.entries[0];
+    let Fault::Slow { factor, .. } = e.fault else {
+        panic!("the slowdown stays: {e:?}")
+    };
+    assert!((1.0..=2.0).contains(&factor), "{factor}");
+    let (from, until) = (e.from.unwrap(), e.until.unwrap());
+    assert!(t("2m") <= from && from < until && until <= t("4m"), "{e:?}");
+    assert!(
+        until.as_nanos() - from.as_nanos() < d("2m").as_nanos(),
+        "{e:?}"
+    );
+    assert!(!cx.outcome.holds);
+    let r = Scenario::from_str(&cx.text, "replay.ron").unwrap_or_else(|e| panic!("{e}"));
+    let vi = r
+        .variants
+        .iter()
+        .position(|v| v.name == cx.variant)
+        .unwrap();
+    assert_eq!(run_seed(&r, vi, cx.seed, false).0.checks[0], cx.outcome);
+    // Where the check holds there is nothing to shrink.
+    assert!(
+        shrink_plan(
+            &base,
+            "deadline shedding",
+            "goodput during the spike",
+            3,
+            64
+        )
+        .unwrap()
+        .is_none()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The strategies
+
+/// A plan "fails" when it slows `api` at least 3x over all of [100s, 130s]: shrinking must end
+/// at exactly one such slowdown, from 100s to 130s, at 3x, whatever else was drawn.
+#[test]
+fn shrinking_reaches_the_smallest_failing_plan() {
+    let s = load("traffic_spike");
+    let space = FaultSpace::for_scenario(&s)
+        .kinds([NemesisKind::Slow, NemesisKind::Crash, NemesisKind::Pause])
+        .targets(["api", "users"])
+        .between(t("1m"), t("3m"))
+        .window_max(d("90s"))
+        .faults_max(4);
+    let strategy = space.strategy().unwrap();
+    let fails = |plan: &FaultPlan| {
+        plan.entries.iter().any(|e| match &e.fault {
+            Fault::Slow { target, factor } => {
+                target == "api"
+                    && *factor >= 3.0
+                    && e.from.unwrap() <= t("100s")
+                    && e.until.unwrap() >= t("130s")
+            }
+            _ => false,
+        })
+    };
+    let calls = std::cell::Cell::new(0u32);
+    let mut runner = runner(2000, 10_000, 3);
+    let result = runner.run(&strategy, |plan| {
+        calls.set(calls.get() + 1);
+        if fails(&plan) {
+            return Err(TestCaseError::fail("slow"));
+        }
+        Ok(())
+    });
+    let Err(proptest::test_runner::TestError::Fail(_, plan)) = result else {
+        panic!("a failing plan is drawn in 2000: {result:?}")
+    };
+    let want = FaultPlan::new().window(
+        t("100s"),
+        t("130s"),
+        Fault::Slow {
+            target: "api".into(),
+            factor: 3.0,
+        },
+    );
+    assert_eq!(plan, want);
+    assert!(calls.get() < 2000, "found before the cases ran out");
+}
+
+/// Parameters shrink to the mildest failing value, from either end; the values are RON.
+#[test]
+fn parameters_shrink_to_the_mildest_failing_value() {
+    let params = [
+        Param::int("api.workers", 50, 5),
+        Param::int("users.arrivals", 100, 5000).template(SPIKE),
+        Param::duration("users.timeout", d("100ms"), d("5s"), d("100ms")),
+        Param::float("x.y", 0.5, 2.0, 0.25),
+        Param::values("lb.policy", ["RoundRobin", "LeastOutstanding", "P2C"]),
+    ];
+    assert_eq!(params[0].count(), 46);
+    assert_eq!(
+        (params[0].value(0), params[0].value(45)),
+        ("50".into(), "5".into())
+    );
+    assert_eq!(params[1].value(1), spike(101));
+    assert_eq!(params[2].value(0), "\"100ms\"");
+    assert_eq!(params[2].value(49), "\"5s\"");
+    assert_eq!(params[3].count(), 7);
+    assert_eq!(params[3].value(3), "1.25");
+    assert_eq!(params[4].value(2), "P2C");
+    let strategy = ParamStrategy::new(&params).unwrap();
+    // Fails when workers <= 20 and the spike >= 2345/s: the rest shrinks to its mild end.
+    let mut runner = runner(500, 10_000, 5);
+    let result = runner.run(&strategy, |values| {
+        let workers: i64 = values[0].1.parse().unwrap();
+        let rate: u64 = values[1]
+            .1
+            .split('"')
+            .nth(7)
+            .unwrap()
+            .trim_end_matches("/s")
+            .parse()
+            .unwrap();
+        if workers <= 20 && rate >= 2345 {
+            return Err(TestCaseError::fail("overloaded"));
+        }
+        Ok(())
+    });
+    let Err(proptest::test_runner::TestError::Fail(_, values)) = result else {
+        panic!("{result:?}")
+    };
+    let got: Vec<&str> = values.iter().map(|(_, v)| v.as_str()).collect();
+    assert_eq!(
+        got,
+        ["20", spike(2345).as_str(), "\"100ms\"", "0.5", "RoundRobin"]
+    );
+    // A bad parameter is refused before anything runs.
+    let bad = Param::float("x", 1.0, 2.0, 0.0);
+    assert!(matches!(
+        ParamStrategy::new(&[bad]),
+        Err(PropError::Param { .. })
+    ));
+    let no_slot = Param::int("x", 1, 2).template("Schedule([])");
+    assert!(matches!(
+        ParamStrategy::new(&[no_slot]),
+        Err(PropError::Param { .. })
+    ));
+}
+
+/// The property every plan must have: it names only actors and hosts of the scenario, its
+/// windows lie in the space's range on its grain, and the scenario accepts it as a file's
+/// faults. Checked on drawn plans and on every plan shrinking visits from them.
+#[test]
+fn every_drawn_and_shrunk_plan_validates() {
+    for name in ["traffic_spike", "pool_exhaustion"] {
+        let s = load(name);
+        let space = FaultSpace::for_scenario(&s)
+            .between(t("30s"), t("9m"))
+            .window_max(d("2m"))
+            .grain(d("5s"))
+            .faults_max(5)
+            .slow_factor(2.0, 8.0)
+            .skew(d("3s"), d("250ms"));
+        let strategy = space.strategy().unwrap();
+        let actors: Vec<&str> = s.variants[0]
+            .components
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        let check = |plan: &FaultPlan| -> Result<(), TestCaseError> {
+            proptest::prop_assert!(plan.entries.len() <= 5);
+            for e in &plan.entries {
+                let (from, until) = (e.from.unwrap(), e.until.unwrap());
+                proptest::prop_assert!(e.at.is_none());
+                proptest::prop_assert!(t("30s") <= from && from < until && until <= t("9m"));
+                proptest::prop_assert!(until.as_nanos() - from.as_nanos() <= d("2m").as_nanos());
+                proptest::prop_assert_eq!(from.as_nanos() % d("5s").as_nanos(), 0);
+                proptest::prop_assert_eq!(until.as_nanos() % d("5s").as_nanos(), 0);
+                let hosts_ok =
+                    |hs: &[String]| !hs.is_empty() && hs.iter().all(|h| s.hosts.contains(h));
+                match &e.fault {
+                    Fault::Crash { target } | Fault::Pause { target } => {
+                        proptest::prop_assert!(actors.contains(&target.as_str()));
+                    }
+                    Fault::Slow { target, factor } => {
+                        proptest::prop_assert!(actors.contains(&target.as_str()));
+                        proptest::prop_assert!((2.0..=8.0).contains(factor), "{}", factor);
+                    }
+                    Fault::ClockOffset { host, offset } => {
+                        proptest::prop_assert!(s.hosts.contains(host));
+                        let n = offset.nanos.unsigned_abs();
+                        proptest::prop_assert!((250_000_000..=3_000_000_000).contains(&n));
+                        proptest::prop_assert_eq!(n % 250_000_000, 0);
+                    }
+                    Fault::Partition { a, b, .. } | Fault::OneWay { from: a, to: b, .. } => {
+                        proptest::prop_assert!(hosts_ok(a) && hosts_ok(b));
+                        proptest::prop_assert!(a.iter().all(|h| !b.contains(h)));
+                    }
+                    other => proptest::prop_assert!(false, "not a drawn kind: {:?}", other),
+                }
+            }
+            s.with_faults(plan)
+                .map_err(|e| TestCaseError::fail(format!("{e}")))?;
+            Ok(())
+        };
+        // As a property, so that a plan that does not validate is itself shrunk.
+        let mut run = runner(cases(200, 2000), 1000, 9);
+        if let Err(e) = run.run(&strategy, |plan| check(&plan)) {
+            panic!("{name}: {e}");
+        }
+        // And along shrinking paths, answering "fails" and "passes" at random.
+        let mut run = runner(1, 0, 10);
+        let mut kinds = std::collections::BTreeSet::new();
+        for _ in 0..cases(40, 400) {
+            let mut tree = strategy.new_tree(&mut run).unwrap();
+            for _ in 0..30 {
+                let plan = tree.current();
+                check(&plan).unwrap_or_else(|e| panic!("{name}: {e}: {plan:?}"));
+                kinds.extend(plan.entries.iter().map(|e| e.fault.kind()));
+                let go_on = if run.rng().next_u32() % 2 == 0 {
+                    tree.simplify()
+                } else {
+                    tree.complicate()
+                };
+                if !go_on {
+                    break;
+                }
+            }
+        }
+        let all = [
+            "clock_offset",
+            "crash",
+            "one_way",
+            "partition",
+            "pause",
+            "slow",
+        ];
+        assert_eq!(
+            kinds.into_iter().collect::<Vec<_>>(),
+            all,
+            "{name}: every kind is drawn"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Properties that cannot run, or cannot pass
+
+#[test]
+fn a_property_that_cannot_run_says_why() {
+    let s = load("traffic_spike");
+    let base = || Property::new(&s).check("goodput during the spike");
+    let invalid = |r: Result<_, PropFailure>| match r {
+        Err(PropFailure::Invalid(e)) => e,
+        Err(other) => panic!("expected an invalid property: {other}"),
+        Ok(report) => panic!("expected an invalid property, it ran: {report:?}"),
+    };
+    let e = invalid(base().variant("deadline shedin").run());
+    assert!(
+        matches!(&e, PropError::UnknownVariant { suggestion: Some(m), .. } if m == "deadline shedding"),
+        "{e}"
+    );
+    let e = invalid(base().check("goodput durin the spike").run());
+    assert!(
+        matches!(&e, PropError::UnknownCheck { suggestion: Some(m), .. } if m == "goodput during the spike"),
+        "{e}"
+    );
+    let e = invalid(Property::new(&s).run());
+    assert!(matches!(e, PropError::NoCheck), "{e}");
+    let space = FaultSpace::for_scenario(&s).targets(["apj"]);
+    let e = invalid(base().faults(space).run());
+    assert_eq!(
+        e.to_string(),
+        "fault space: no component or host of `traffic_spike` is called `apj` (did you mean `api`?)"
+    );
+    let space = FaultSpace::for_scenario(&s).between(t("5m"), t("11m"));
+    assert!(matches!(space.validate(), Err(PropError::Space(_))));
+    let space = FaultSpace::for_scenario(&s)
+        .kinds([NemesisKind::Partition])
+        .hosts(["api"]);
+    assert!(
+        space
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("two hosts")
+    );
+    let e = invalid(base().param(Param::int("api.workerz", 10, 20)).run());
+    assert!(matches!(e, PropError::Case(_)), "{e}");
+    assert!(e.to_string().contains("workerz"), "{e}");
+    let (lo, hi) = (5, 4);
+    let e = invalid(base().seeds(lo..=hi).run());
+    assert!(matches!(e, PropError::Seeds(_)), "{e}");
+}
+
+/// "Exists" cannot pass vacuously: a property expecting a failure that never comes fails.
+#[test]
+fn an_exists_property_fails_when_nothing_fails() {
+    let s = load("traffic_spike");
+    let r = Property::new(&s)
+        .variant("bounded queue")
+        .check("goodput during the spike")
+        .expect(Expect::Fails)
+        .cases(3)
+        .run();
+    match r {
+        Err(PropFailure::NotFound { cases }) => assert_eq!(cases, 3),
+        Err(other) => panic!("{other}"),
+        Ok(report) => panic!("found a failure of a fix that holds: {report:?}"),
+    }
+}
