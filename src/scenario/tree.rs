@@ -3401,6 +3401,8 @@ mod tests {
                         timeout: ms(250),
                         pool: Some("main".into()),
                         fallback: false,
+                        breaker: None,
+                        retry: None,
                     }],
                 },
             ],
@@ -3418,6 +3420,7 @@ mod tests {
             memory: None,
             warmup: None,
             retry_after: None,
+            rate_limit: None,
         }
     }
 

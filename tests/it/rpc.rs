@@ -68,6 +68,7 @@ fn service(workers: u32, queue_capacity: Option<u32>, kinds: Vec<KindConfig>) ->
         memory: None,
         warmup: None,
         retry_after: None,
+        rate_limit: None,
     }
 }
 
@@ -79,6 +80,8 @@ fn call(target: &str, kind: u32, timeout: SimDuration) -> CallConfig {
         timeout,
         pool: None,
         fallback: false,
+        breaker: None,
+        retry: None,
     }
 }
 
