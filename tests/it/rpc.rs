@@ -4518,6 +4518,40 @@ fn retries_on_a_call_multiply_the_attempts_and_hold_the_worker_throughout() {
 }
 
 #[test]
+fn retries_at_two_tiers_multiply_down_the_chain() {
+    // `front` calls `mid` (1 s timeout) and `mid` calls `dead` (100 ms timeout), each with 3
+    // attempts and no backoff, 1 ms of work at each tier. `mid` answers Timeout after its
+    // three attempts (300 ms), and `front` tries again: `dead` sees 3 x 3 = 9 attempts for one
+    // user request, the product of the tiers' `max_attempts`.
+    let (mut sim, h) = sim_one_host(1);
+    let dead = spawn_sink(&mut sim, h, "dead");
+    let tier = |target: &str, timeout: SimDuration| CallConfig {
+        retry: Some(retry(3, Backoff::None, Jitter::None)),
+        ..call(target, 0, timeout)
+    };
+    let mid_kinds = vec![kind("q", constant(ms(1)), vec![tier("dead", ms(100))])];
+    spawn_service(&mut sim, h, "mid", service(4, None, mid_kinds));
+    let front_kinds = vec![kind("q", constant(ms(1)), vec![tier("mid", secs_d(1))])];
+    let front = spawn_service(&mut sim, h, "front", service(4, None, front_kinds));
+    let log = spawn_burst(&mut sim, h, front, vec![(0, None)]);
+    sim.run();
+    // Front's attempt i reaches mid at 1 + 301 (i - 1) ms; mid calls dead 1 ms later, three
+    // times 100 ms apart.
+    let want: Vec<u64> = (0..3)
+        .flat_map(|i| (0..3).map(move |j| 2 + 301 * i + 100 * j))
+        .collect();
+    assert_eq!(received_ms(&dead), want);
+    assert_eq!(
+        by_id(&log),
+        [(0, at_ms(904), Status::Err(ErrorKind::Timeout))]
+    );
+    assert_eq!(counter(&sim, "front.call_attempts_total.mid"), 3);
+    assert_eq!(counter(&sim, "mid.call_attempts_total.dead"), 9);
+    assert_eq!(counter(&sim, "mid.call_retries_total.dead"), 6);
+    assert_eq!(counter(&sim, "mid.failed_total"), 3);
+}
+
+#[test]
 fn with_a_propagated_deadline_attempts_count_against_the_request_deadline() {
     // Four attempts of 100 ms, 50 ms apart, as above; the request's deadline cuts them short.
     let policy = || retry(4, Backoff::Fixed(ms(50)), Jitter::None);
