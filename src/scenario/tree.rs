@@ -3634,6 +3634,8 @@ mod tests {
                         timeout: ms(250),
                         pool: Some("main".into()),
                         fallback: false,
+                        breaker: None,
+                        retry: None,
                     }],
                 },
             ],
@@ -3651,6 +3653,7 @@ mod tests {
             memory: None,
             warmup: None,
             retry_after: None,
+            rate_limit: None,
         }
     }
 

@@ -6,7 +6,8 @@
 //! FIFO / LIFO / adaptive-LIFO queues, cancellation at the caller's deadline, and bulkheads;
 //! load-balancer weights, health checks and slow start (the thundering herd after a restart);
 //! client retries (amplification, backoff, jitter, budgets, Retry-After), the circuit breaker,
-//! and a retry storm in miniature.
+//! and a retry storm in miniature; a service's own breakers and retries on its downstream
+//! calls, its rate limit, and Retry-After on shed replies.
 //!
 //! Random outcomes are checked against bounds derived in each test (Poisson counts within a few
 //! standard deviations, replication means within t standard errors); structural outcomes
@@ -68,6 +69,7 @@ fn service(workers: u32, queue_capacity: Option<u32>, kinds: Vec<KindConfig>) ->
         memory: None,
         warmup: None,
         retry_after: None,
+        rate_limit: None,
     }
 }
 
@@ -79,6 +81,8 @@ fn call(target: &str, kind: u32, timeout: SimDuration) -> CallConfig {
         timeout,
         pool: None,
         fallback: false,
+        breaker: None,
+        retry: None,
     }
 }
 
@@ -4110,4 +4114,1087 @@ fn lb_slow_start_ramps_the_connection_limit() {
     let full = given_in_first_two_seconds(None);
     assert!((24..=32).contains(&ramped), "with slow start: {ramped}");
     assert!((55..=65).contains(&full), "without: {full}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// A service's own resilience: breakers and retries on its calls, a rate limit at its door
+// ---------------------------------------------------------------------------------------------
+//
+// Timelines are exact where every duration is constant and every actor is on one host
+// (messages arrive at the instant they are sent); the S1 comparison under Poisson load derives
+// its bounds in the test.
+
+use faultline::model::rpc::{BreakerState, Response, TokenBucketConfig};
+
+/// Records every request and answers it `Ok` at once, except while `down.0 <= now < down.1`,
+/// when it never answers: a dependency that hangs for a while, then comes back.
+struct Flaky {
+    down: (SimTime, SimTime),
+    log: Received,
+}
+
+impl Actor<Rpc> for Flaky {
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Rpc>, _from: ActorId, msg: Rpc) {
+        let Rpc::Request(req) = msg else {
+            return;
+        };
+        let now = ctx.now();
+        self.log.borrow_mut().push((now, req));
+        if self.down.0 <= now && now < self.down.1 {
+            return;
+        }
+        let ok = Response {
+            id: req.id,
+            status: Status::Ok,
+            retry_after: None,
+        };
+        ctx.send(req.reply_to, Rpc::Response(ok));
+    }
+}
+
+fn spawn_flaky(sim: &mut Sim<Rpc>, h: HostId, name: &str, down: (SimTime, SimTime)) -> Received {
+    let log = Received::new(Vec::new());
+    let l = log.clone();
+    sim.spawn(h, name, move || Flaky {
+        down,
+        log: l.clone(),
+    })
+    .expect("unique");
+    log
+}
+
+/// A breaker opening at 50% failures.
+fn call_breaker(
+    window: u32,
+    minimum_calls: u32,
+    cooldown: SimDuration,
+    probes: u32,
+) -> BreakerConfig {
+    BreakerConfig {
+        window,
+        minimum_calls,
+        failure_rate: 0.5,
+        cooldown,
+        half_open_calls: probes,
+    }
+}
+
+/// The breaker's transition notes of `sim`'s trace: (ms, note).
+fn breaker_notes(sim: &Sim<Rpc>) -> Vec<(u64, String)> {
+    sim.trace()
+        .records()
+        .expect("recorded")
+        .iter()
+        .filter(|r| r.kind == faultline::TraceKind::Note && r.detail.starts_with("breaker"))
+        .map(|r| (r.time_ns / 1_000_000, r.detail.clone()))
+        .collect()
+}
+
+/// `front` (100 workers, 1 ms of work) calls `dep` with a 55 ms timeout through a breaker
+/// (window 10, minimum 10, 50%, cooldown 1 s, 2 probes), falling back or not; `load` sends to
+/// `front` every 10 ms from 10 ms and waits for every answer; `dep` hangs until 2,500 ms and
+/// answers at once after. Runs to 5,000 ms, with a trace and gauges sampled every 5 ms.
+fn dead_dependency(fallback: bool) -> (Sim<Rpc>, Received, ActorId) {
+    let config = SimConfig {
+        sample_interval: Some(ms(5)),
+        record_trace: true,
+        ..SimConfig::new(1)
+    };
+    let mut sim: Sim<Rpc> = Sim::with_config(config).expect("valid config");
+    let h = sim.add_host("h").expect("fresh host");
+    let dep = spawn_flaky(&mut sim, h, "dep", (SimTime::ZERO, at_ms(2_500)));
+    let dep_call = CallConfig {
+        breaker: Some(call_breaker(10, 10, secs_d(1), 2)),
+        fallback,
+        ..call("dep", 0, ms(55))
+    };
+    let kinds = vec![kind("q", constant(ms(1)), vec![dep_call])];
+    let front = spawn_service(&mut sim, h, "front", service(100, None, kinds));
+    spawn_client(
+        &mut sim,
+        h,
+        "load",
+        client("front", Arrivals::Constant(rate("100/s"))),
+    );
+    sim.run_until(at_ms(5_000));
+    (sim, dep, front)
+}
+
+#[test]
+fn a_call_breaker_stops_calls_to_a_dead_dependency_probes_it_and_closes_when_it_is_back() {
+    // Request t (t = 10, 20, .. ms) calls `dep` at t + 1 ms.
+    // - Calls at 11..=151 ms (15) are all sent and all time out, 55 ms later; the 10th
+    //   timeout, at 156 ms, opens the breaker until 1,156 ms. The last 5 calls' timeouts come
+    //   while it is open and are ignored.
+    // - Open: the calls at 161..=1,151 ms (100) fail at once, unsent.
+    // - Half-open at 1,156 (its cooldown timer): probes at 1,161 and 1,171; 1,181..=1,211 (4)
+    //   refused; the first probe's timeout at 1,216 reopens it until 2,216.
+    // - Again: 1,221..=2,211 (100) refused; probes at 2,221 and 2,231, 4 refused, reopened at
+    //   2,276 until 3,276; 2,281..=3,271 (100) refused.
+    // - `dep` is back from 2,500 ms. Probes at 3,281 and 3,291 are answered at once: closed
+    //   at 3,291, and the calls at 3,301..=4,991 (170) all go through. The request at 5,000
+    //   is still in its CPU work.
+    let (sim, dep, front) = dead_dependency(false);
+    let mut want: Vec<u64> = (11..=151).step_by(10).collect();
+    want.extend([1_161, 1_171, 2_221, 2_231, 3_281, 3_291]);
+    want.extend((3_301..=4_991).step_by(10));
+    assert_eq!(received_ms(&dep), want, "what reached the dependency");
+    assert_eq!(want.len(), 191);
+    let get = |n: &str| counter(&sim, n);
+    assert_eq!(get("front.call_attempts_total.dep"), 191);
+    assert_eq!(get("front.call_retries_total.dep"), 0);
+    assert_eq!(
+        get("front.breaker_rejected_total.dep"),
+        100 + 4 + 100 + 4 + 100
+    );
+    assert_eq!(get("front.completed_total"), 2 + 170);
+    assert_eq!(
+        get("front.failed_total"),
+        15 + 2 * 2 + 308,
+        "timeouts, failed probes and refusals"
+    );
+    assert_eq!(get("front.fallback_total"), 0);
+    assert_eq!(get("load.sent_total"), 500);
+    assert_eq!(get("load.ok_total"), 172);
+    assert_eq!(get("load.error_total"), 327, "every failure is answered");
+    let svc = sim.inspect::<Service<Rpc>>(front).expect("up");
+    assert_eq!(svc.breaker_state("dep"), Some(BreakerState::Closed));
+    assert_eq!(svc.breaker_state("nobody"), None);
+
+    let want: Vec<(u64, String)> = [
+        (156, "closed -> open"),
+        (1_156, "open -> half-open"),
+        (1_216, "half-open -> open"),
+        (2_216, "open -> half-open"),
+        (2_276, "half-open -> open"),
+        (3_276, "open -> half-open"),
+        (3_291, "half-open -> closed"),
+    ]
+    .iter()
+    .map(|(t, s)| (*t, format!("breaker dep: {s}")))
+    .collect();
+    assert_eq!(breaker_notes(&sim), want);
+    let series = sim
+        .metrics()
+        .series("front.breaker_state.dep")
+        .expect("sampled");
+    for (t, state) in [
+        (100, 0.0),
+        (500, 2.0),
+        (1_190, 1.0),
+        (1_500, 2.0),
+        (2_250, 1.0),
+        (3_285, 1.0),
+        (4_000, 0.0),
+    ] {
+        assert_eq!(series.value_at(at_ms(t)), Some(state), "at {t} ms");
+    }
+
+    // With `fallback`, the breaker does exactly the same (the same calls reach `dep`), but
+    // every failure is answered Ok, degraded: a refusal 1 ms after the request arrived (its
+    // CPU work, nothing more), a timeout 56 ms after. So 480 of the 499 answers take 1 ms
+    // (p90) and 19 take 56 ms (3.8%: the p99).
+    let (sim, dep, _) = dead_dependency(true);
+    assert_eq!(received_ms(&dep).len(), 191);
+    let get = |n: &str| counter(&sim, n);
+    assert_eq!(get("front.breaker_rejected_total.dep"), 308);
+    assert_eq!(get("front.completed_total"), 499);
+    assert_eq!(get("front.failed_total"), 0);
+    assert_eq!(get("front.fallback_total"), 327);
+    assert_eq!(get("front.degraded_total"), 327);
+    assert_eq!(get("load.ok_total"), 499);
+    assert_eq!(breaker_notes(&sim).len(), 7);
+    // Quantiles within the histogram's 0.1% (three significant figures).
+    let latency = histogram(&sim, "load.latency");
+    let near = |got: u64, want_ms: u64| {
+        let want = want_ms * 1_000_000;
+        want <= got && got <= want + want / 1_000
+    };
+    assert_eq!(latency.count, 499);
+    assert_eq!(latency.min, 1_000_000);
+    assert!(
+        near(latency.p90, 1),
+        "refused and served calls: 1 ms: {latency:?}"
+    );
+    assert!(near(latency.p99, 56), "timed-out calls: 56 ms: {latency:?}");
+    assert!(near(latency.max, 56), "{latency:?}");
+}
+
+#[test]
+fn calls_to_one_target_share_its_breaker_and_entries_without_one_bypass_it() {
+    // Kinds `a` and `b` call `dead` (which never answers) through the same breaker (window 4,
+    // minimum 4, cooldown 10 s); `c` calls it without one. Four `a` requests at 0 time out
+    // at 51 ms and open it. At 100 ms three `b` requests are refused at once (101 ms) although
+    // no `b` call ever failed, and a `c` request still goes out.
+    let (mut sim, h) = sim_one_host(1);
+    let dead = spawn_sink(&mut sim, h, "dead");
+    let b = call_breaker(4, 4, secs_d(10), 1);
+    let through = |kind: u32| CallConfig {
+        breaker: Some(b.clone()),
+        ..call("dead", kind, ms(50))
+    };
+    let kinds = vec![
+        kind("a", constant(ms(1)), vec![through(0)]),
+        kind("b", constant(ms(1)), vec![through(1)]),
+        kind("c", constant(ms(1)), vec![call("dead", 2, ms(50))]),
+    ];
+    let front = spawn_service(&mut sim, h, "front", service(10, None, kinds));
+    let first = spawn_burst(&mut sim, h, front, vec![(0, None); 4]);
+    let later = spawn_burst_at(
+        &mut sim,
+        h,
+        "later",
+        front,
+        at_ms(100),
+        vec![(1, None), (1, None), (1, None), (2, None)],
+    );
+    // Before the cooldown ends, at 10,051 ms.
+    sim.run_until(secs(1));
+    let timeout = Status::Err(ErrorKind::Timeout);
+    let unavailable = Status::Err(ErrorKind::Unavailable);
+    let want: Vec<_> = (0..4).map(|id| (id, at_ms(51), timeout)).collect();
+    assert_eq!(by_id(&first), want);
+    let mut want: Vec<_> = (0..3).map(|id| (id, at_ms(101), unavailable)).collect();
+    want.push((3, at_ms(151), timeout));
+    assert_eq!(by_id(&later), want);
+    let kinds_sent: Vec<u32> = dead.borrow().iter().map(|(_, r)| r.kind).collect();
+    assert_eq!(kinds_sent, [0, 0, 0, 0, 2], "no `b` call was sent");
+    assert_eq!(counter(&sim, "front.breaker_rejected_total.dead"), 3);
+    assert_eq!(counter(&sim, "front.call_attempts_total.dead"), 5);
+    let front_svc = sim.inspect::<Service<Rpc>>(front).expect("up");
+    assert_eq!(front_svc.breaker_state("dead"), Some(BreakerState::Open));
+}
+
+#[test]
+fn pool_timeouts_and_rejections_count_against_the_breaker_which_takes_no_permit_when_open() {
+    // A breaker (window 4, minimum 4) in front of a 0-wait bulkhead of 2 permits to `dead`
+    // (50 ms timeout). Four requests at 0: at 1 ms two calls take the permits and are sent,
+    // two find none and fail at once (2 failures); the two sent time out at 51 ms, and the
+    // 4th failure opens the breaker. A fifth request at 100 ms is refused by the breaker
+    // before it reaches the pool: no permit asked for, no pool timeout counted.
+    let (mut sim, h) = sim_one_host(1);
+    let dead = spawn_sink(&mut sim, h, "dead");
+    let guarded = CallConfig {
+        breaker: Some(call_breaker(4, 4, secs_d(10), 1)),
+        ..pooled("dead", ms(50), "bulkhead")
+    };
+    let mut cfg = service(10, None, vec![kind("q", constant(ms(1)), vec![guarded])]);
+    cfg.pools
+        .insert("bulkhead".into(), pool(2, SimDuration::ZERO));
+    let front = spawn_service(&mut sim, h, "front", cfg);
+    let first = spawn_burst(&mut sim, h, front, vec![(0, None); 4]);
+    let later = spawn_burst_at(&mut sim, h, "later", front, at_ms(100), vec![(0, None)]);
+    sim.run_until(secs(1));
+    let (timeout, pool_timeout) = (
+        Status::Err(ErrorKind::Timeout),
+        Status::Err(ErrorKind::PoolTimeout),
+    );
+    assert_eq!(
+        by_id(&first),
+        [
+            (0, at_ms(51), timeout),
+            (1, at_ms(51), timeout),
+            (2, at_ms(1), pool_timeout),
+            (3, at_ms(1), pool_timeout),
+        ]
+    );
+    let unavailable = Status::Err(ErrorKind::Unavailable);
+    assert_eq!(by_id(&later), [(0, at_ms(101), unavailable)]);
+    assert_eq!(dead.borrow().len(), 2);
+    assert_eq!(counter(&sim, "front.pool_timeouts_total.bulkhead"), 2);
+    assert_eq!(
+        histogram(&sim, "front.pool_wait.bulkhead").count,
+        4,
+        "the refusal asked none"
+    );
+    assert_eq!(counter(&sim, "front.breaker_rejected_total.dead"), 1);
+    let svc = sim.inspect::<Service<Rpc>>(front).expect("up");
+    assert_eq!(svc.breaker_state("dead"), Some(BreakerState::Open));
+    assert_eq!(svc.pool_in_use("bulkhead"), Some(0));
+
+    // A full downstream queue's `Rejected` is a failure too. `busy` has one worker (1 s of
+    // work) and no queue; the breaker (window 2, minimum 2) opens on the two rejections at
+    // 1 ms, and the first call's success at 1,001 ms, from before the opening, changes
+    // nothing.
+    let (mut sim, h) = sim_one_host(1);
+    let busy = service(1, Some(0), vec![kind("q", constant(secs_d(1)), vec![])]);
+    spawn_service(&mut sim, h, "busy", busy);
+    let guarded = CallConfig {
+        breaker: Some(call_breaker(2, 2, secs_d(10), 1)),
+        ..call("busy", 0, secs_d(5))
+    };
+    let cfg = service(10, None, vec![kind("q", constant(ms(1)), vec![guarded])]);
+    let front = spawn_service(&mut sim, h, "front", cfg);
+    let first = spawn_burst(&mut sim, h, front, vec![(0, None); 3]);
+    let later = spawn_burst_at(&mut sim, h, "later", front, at_ms(100), vec![(0, None)]);
+    sim.run_until(secs(2));
+    let rejected = Status::Err(ErrorKind::Rejected);
+    assert_eq!(
+        by_id(&first),
+        [
+            (0, at_ms(1_001), Status::Ok),
+            (1, at_ms(1), rejected),
+            (2, at_ms(1), rejected),
+        ]
+    );
+    assert_eq!(by_id(&later), [(0, at_ms(101), unavailable)]);
+    assert_eq!(counter(&sim, "busy.rejected_total"), 2);
+    let svc = sim.inspect::<Service<Rpc>>(front).expect("up");
+    assert_eq!(svc.breaker_state("busy"), Some(BreakerState::Open));
+}
+
+/// What the browsing probes of a breaker-on-a-call run saw, and what reached payment.
+#[derive(Debug)]
+struct Shielded {
+    sent: u64,
+    ok: u64,
+    /// Calls `order` sent to payment.
+    calls: u64,
+    refused: u64,
+}
+
+/// S1 with short timeouts that are not enough: `order` (4 workers) serves "pay", which calls
+/// `payment` with a 500 ms timeout (through a breaker, with `breaker`), and "browse", which
+/// calls nothing; 1 ms of work each. Paying requests at 20/s and browsing probes at 10/s
+/// (Poisson), both with a 1 s client timeout. `payment` takes 5 s a request when `slow`, 20 ms
+/// otherwise. 60 s.
+fn shielded(breaker: bool, slow: bool, seed: u64) -> Shielded {
+    let (mut sim, h) = sim_one_host(seed);
+    let work = if slow { secs_d(5) } else { ms(20) };
+    let pay_kinds = vec![kind("q", constant(work), vec![])];
+    spawn_service(&mut sim, h, "payment", service(1_000, None, pay_kinds));
+    let pay = CallConfig {
+        breaker: breaker.then(|| call_breaker(10, 10, secs_d(5), 2)),
+        ..call("payment", 0, ms(500))
+    };
+    let kinds = vec![
+        kind("pay", constant(ms(1)), vec![pay]),
+        kind("browse", constant(ms(1)), vec![]),
+    ];
+    spawn_service(&mut sim, h, "order", service(4, None, kinds));
+    let mut payers = client("order", Arrivals::Poisson(rate("20/s")));
+    payers.timeout = Some(secs_d(1));
+    spawn_client(&mut sim, h, "pay", payers);
+    let mut probe = client("order", Arrivals::Poisson(rate("10/s")));
+    probe.mix = vec![mix("browse", 1)];
+    probe.timeout = Some(secs_d(1));
+    spawn_client(&mut sim, h, "probe", probe);
+    sim.run_until(secs(60));
+    Shielded {
+        sent: counter(&sim, "probe.sent_total"),
+        ok: counter(&sim, "probe.ok_total"),
+        calls: counter(&sim, "order.call_attempts_total.payment"),
+        refused: counter(&sim, "order.breaker_rejected_total.payment"),
+    }
+}
+
+#[test]
+fn a_breaker_on_the_slow_call_keeps_the_other_endpoints_success_rate() {
+    // S1. Payment slows to 5 s a request. A 500 ms call timeout alone does not save `order`:
+    // paying requests need 20/s x 0.5 s = 10 workers of the 4, so every worker waits on
+    // payment, the FIFO queue grows by ~12 requests a second, and browsing probes (1 ms, no
+    // payment) wait past their 1 s timeout from the first seconds on. Bound: at most 10%
+    // answered (that would take the workers to stay free for 6 s, i.e. fewer than 4 paying
+    // arrivals in 6 s: P(Poisson(120) < 4) ~ 1e-47).
+    //
+    // Without the breaker the workers send payment one call per 501 ms each, the whole run
+    // long: between 4 x floor(59 / 0.501) = 468 and 4 x 120 = 480 calls.
+    //
+    // With the breaker, the 10th timed-out call opens it (after ~1.7 s: four calls start as
+    // soon as four paying requests have come, each round of four takes 0.5 s, the third
+    // round has the 9th and 10th); from then on a paying request fails in 1 ms, and every
+    // 5.5 s (cooldown, then a probe's timeout) two paying probes hold two workers for 0.5 s,
+    // leaving two for browsing. A browsing probe is lost only if it waited over 1 s behind
+    // held workers before the breaker opened. Bound: >= 95% answered, which allows the
+    // opening to come as late as 3 s (30 probes of ~600); later needs fewer than 10 paying
+    // requests in the first 2 s (P(Poisson(40) < 10) ~ 1e-9). Healthy payment answers
+    // every probe; the breaker's share must be within 5 points of it on every seed, and its
+    // mean gain over the timeout alone significant at t(0.9995, 5).
+    //
+    // Measured (seeds 1-6): healthy 100%; timeout alone 3-14 of 587-642 probes answered
+    // (0.5-2.4%), with 480 calls to payment; breaker 99.7-100%, with 32-33 calls to payment
+    // and 1,130-1,202 paying requests refused.
+    let mut gains = Vec::new();
+    for seed in 1..=6 {
+        let healthy = shielded(false, false, seed);
+        let alone = shielded(false, true, seed);
+        let guarded = shielded(true, true, seed);
+        eprintln!("seed {seed}: healthy {healthy:?}, timeout only {alone:?}, breaker {guarded:?}");
+        let share = |r: &Shielded| r.ok as f64 / r.sent as f64;
+        assert_eq!(healthy.sent, alone.sent, "the same probes");
+        assert_eq!(healthy.sent, guarded.sent, "the same probes");
+        assert!(
+            (healthy.sent as f64 - 600.0).abs() < 5.0 * 600f64.sqrt(),
+            "{healthy:?}"
+        );
+        assert!(share(&healthy) >= 0.99, "seed {seed}: {healthy:?}");
+        assert!(share(&alone) <= 0.1, "seed {seed}: held: {alone:?}");
+        assert!(
+            share(&guarded) >= 0.95,
+            "seed {seed}: shielded: {guarded:?}"
+        );
+        assert!(share(&healthy) - share(&guarded) <= 0.05, "seed {seed}");
+        assert_eq!((healthy.refused, alone.refused), (0, 0));
+        assert!((468..=480).contains(&alone.calls), "seed {seed}: {alone:?}");
+        // Paying requests: ~1,200 (sd 35), nearly all refused once the breaker is open;
+        // payment gets the calls before the opening (10 to ~16: the rounds in flight) and
+        // 2 probes per 5.5 s cycle (at most 22 more).
+        assert!(guarded.refused >= 1_000, "seed {seed}: {guarded:?}");
+        assert!(guarded.calls <= 40, "seed {seed}: {guarded:?}");
+        gains.push(share(&guarded) - share(&alone));
+    }
+    let (mean, se) = mean_se(&gains);
+    // t(0.9995, 5) = 6.87 standard errors.
+    assert!(mean > 6.87 * se, "gain: {mean:.3} +- {se:.3}");
+}
+
+/// `front` (one worker, 1 ms of work) calls `dead`, which never answers, with a 100 ms
+/// timeout and `retry`; `reqs` (kind 0, deadline) are sent at 0. Runs until nothing is left.
+fn retried(
+    retry: RetryPolicy,
+    fallback: bool,
+    propagate_deadline: bool,
+    reqs: Vec<(u32, Option<SimTime>)>,
+) -> (Sim<Rpc>, Received, Replies) {
+    let (mut sim, h) = sim_one_host(1);
+    let dead = spawn_sink(&mut sim, h, "dead");
+    let dead_call = CallConfig {
+        retry: Some(retry),
+        fallback,
+        ..call("dead", 0, ms(100))
+    };
+    let mut cfg = service(1, None, vec![kind("q", constant(ms(1)), vec![dead_call])]);
+    cfg.propagate_deadline = propagate_deadline;
+    let front = spawn_service(&mut sim, h, "front", cfg);
+    let log = spawn_burst(&mut sim, h, front, reqs);
+    sim.run();
+    (sim, dead, log)
+}
+
+#[test]
+fn retries_on_a_call_multiply_the_attempts_and_hold_the_worker_throughout() {
+    // Two requests at once to one worker. Each does 1 ms of work, then makes `n` attempts of
+    // 100 ms (all time out) 50 ms apart: attempt i at 1 + 150 (i - 1) ms after the job starts,
+    // and the job fails at d = 150 n - 49 ms. The worker is held all along: the second request
+    // starts only then, and fails at 2 d. `dead` sees exactly n attempts per request.
+    let timeout = Status::Err(ErrorKind::Timeout);
+    for n in 1..=4_u64 {
+        let policy = retry(n as u32, Backoff::Fixed(ms(50)), Jitter::None);
+        let (sim, dead, log) = retried(policy, false, false, vec![(0, None); 2]);
+        let d = 150 * n - 49;
+        let want: Vec<u64> = [0, d]
+            .iter()
+            .flat_map(|start| (0..n).map(move |i| start + 1 + 150 * i))
+            .collect();
+        assert_eq!(received_ms(&dead), want, "{n} attempts");
+        assert_eq!(
+            by_id(&log),
+            [(0, at_ms(d), timeout), (1, at_ms(2 * d), timeout)]
+        );
+        for (t, req) in dead.borrow().iter() {
+            assert_eq!(
+                req.deadline,
+                Some(*t + ms(100)),
+                "each attempt its own timeout"
+            );
+            assert_eq!(req.created, SimTime::ZERO, "the request's creation");
+        }
+        assert_eq!(counter(&sim, "front.call_attempts_total.dead"), 2 * n);
+        assert_eq!(counter(&sim, "front.call_retries_total.dead"), 2 * (n - 1));
+        assert_eq!(counter(&sim, "front.failed_total"), 2);
+        assert_eq!(sim.now(), at_ms(2 * d));
+        assert_eq!(
+            sim.metrics().gauge_time_weighted_mean("front.busy_workers"),
+            Some(1.0),
+            "{n}: the worker was held through every attempt and backoff"
+        );
+    }
+
+    // Exponential backoff with full jitter: the gaps are random but within their ceilings,
+    // drawn from the service's own stream (the same seed, the same gaps).
+    let jittered = || {
+        let policy = retry(4, exponential(ms(40), ms(100)), Jitter::Full);
+        let (_, dead, _) = retried(policy, false, false, vec![(0, None)]);
+        received_ms(&dead)
+    };
+    let times = jittered();
+    assert_eq!(times, jittered(), "replayed");
+    assert_eq!(times.len(), 4);
+    for (w, ceiling) in times.windows(2).zip([40, 80, 100]) {
+        let gap = w[1] - w[0] - 100;
+        assert!(gap <= ceiling, "{times:?}");
+    }
+
+    // With a fallback the request is answered Ok once the retries are used up, degraded.
+    let policy = retry(3, Backoff::Fixed(ms(50)), Jitter::None);
+    let (sim, dead, log) = retried(policy, true, false, vec![(0, None)]);
+    assert_eq!(by_id(&log), [(0, at_ms(401), Status::Ok)]);
+    assert_eq!(received_ms(&dead), [1, 151, 301]);
+    assert_eq!(
+        counter(&sim, "front.fallback_total"),
+        1,
+        "one fallback per call"
+    );
+    assert_eq!(counter(&sim, "front.degraded_total"), 1);
+
+    // A rejection's Retry-After hint stretches the backoff when the policy honours it. `busy`
+    // has one worker (1 s of work), no queue, and a 300 ms hint. Two requests to `front` at
+    // once: 0's call takes the worker at 1 ms; 1's is rejected then, and retried after
+    // max(10 ms, 300 ms) at 301 and 601 (both rejected: the worker is busy until 1,001), so it
+    // fails at 601; ignoring the hint it retries at 11 and 21 and fails at 21.
+    for (respect_retry_after, fails_at) in [(true, 601), (false, 21)] {
+        let (mut sim, h) = sim_one_host(1);
+        let mut busy = service(1, Some(0), vec![kind("q", constant(secs_d(1)), vec![])]);
+        busy.retry_after = Some(ms(300));
+        spawn_service(&mut sim, h, "busy", busy);
+        let busy_call = CallConfig {
+            retry: Some(RetryPolicy {
+                respect_retry_after,
+                ..retry(3, Backoff::Fixed(ms(10)), Jitter::None)
+            }),
+            ..call("busy", 0, secs_d(5))
+        };
+        let kinds = vec![kind("q", constant(ms(1)), vec![busy_call])];
+        let front = spawn_service(&mut sim, h, "front", service(2, None, kinds));
+        let log = spawn_burst(&mut sim, h, front, vec![(0, None); 2]);
+        sim.run();
+        let rejected = Status::Err(ErrorKind::Rejected);
+        assert_eq!(
+            by_id(&log),
+            [
+                (0, at_ms(1_001), Status::Ok),
+                (1, at_ms(fails_at), rejected)
+            ],
+            "respect_retry_after: {respect_retry_after}"
+        );
+        assert_eq!(counter(&sim, "busy.rejected_total"), 3);
+        assert_eq!(counter(&sim, "front.call_attempts_total.busy"), 4);
+        assert_eq!(counter(&sim, "front.call_retries_total.busy"), 2);
+    }
+}
+
+#[test]
+fn retries_at_two_tiers_multiply_down_the_chain() {
+    // `front` calls `mid` (1 s timeout) and `mid` calls `dead` (100 ms timeout), each with 3
+    // attempts and no backoff, 1 ms of work at each tier. `mid` answers Timeout after its
+    // three attempts (300 ms), and `front` tries again: `dead` sees 3 x 3 = 9 attempts for one
+    // user request, the product of the tiers' `max_attempts`.
+    let (mut sim, h) = sim_one_host(1);
+    let dead = spawn_sink(&mut sim, h, "dead");
+    let tier = |target: &str, timeout: SimDuration| CallConfig {
+        retry: Some(retry(3, Backoff::None, Jitter::None)),
+        ..call(target, 0, timeout)
+    };
+    let mid_kinds = vec![kind("q", constant(ms(1)), vec![tier("dead", ms(100))])];
+    spawn_service(&mut sim, h, "mid", service(4, None, mid_kinds));
+    let front_kinds = vec![kind("q", constant(ms(1)), vec![tier("mid", secs_d(1))])];
+    let front = spawn_service(&mut sim, h, "front", service(4, None, front_kinds));
+    let log = spawn_burst(&mut sim, h, front, vec![(0, None)]);
+    sim.run();
+    // Front's attempt i reaches mid at 1 + 301 (i - 1) ms; mid calls dead 1 ms later, three
+    // times 100 ms apart.
+    let want: Vec<u64> = (0..3)
+        .flat_map(|i| (0..3).map(move |j| 2 + 301 * i + 100 * j))
+        .collect();
+    assert_eq!(received_ms(&dead), want);
+    assert_eq!(
+        by_id(&log),
+        [(0, at_ms(904), Status::Err(ErrorKind::Timeout))]
+    );
+    assert_eq!(counter(&sim, "front.call_attempts_total.mid"), 3);
+    assert_eq!(counter(&sim, "mid.call_attempts_total.dead"), 9);
+    assert_eq!(counter(&sim, "mid.call_retries_total.dead"), 6);
+    assert_eq!(counter(&sim, "mid.failed_total"), 3);
+}
+
+#[test]
+fn with_a_propagated_deadline_attempts_count_against_the_request_deadline() {
+    // Four attempts of 100 ms, 50 ms apart, as above; the request's deadline cuts them short.
+    let policy = || retry(4, Backoff::Fixed(ms(50)), Jitter::None);
+    let timeout = Status::Err(ErrorKind::Timeout);
+    let deadlines = |dead: &Received| -> Vec<u64> {
+        let log = dead.borrow();
+        log.iter()
+            .map(|(_, r)| r.deadline.expect("every call has one").as_nanos() / 1_000_000)
+            .collect()
+    };
+
+    // Deadline 260 ms: attempts at 1 (deadline 101) and 151 (deadline 251); a third would be
+    // sent at 301, after the deadline, so it is not made: the call fails at 251, and so does
+    // the request (an answer in time, not a cancellation).
+    let (sim, dead, log) = retried(policy(), false, true, vec![(0, Some(at_ms(260)))]);
+    assert_eq!(received_ms(&dead), [1, 151]);
+    assert_eq!(deadlines(&dead), [101, 251]);
+    assert_eq!(by_id(&log), [(0, at_ms(251), timeout)]);
+    assert_eq!(counter(&sim, "front.failed_total"), 1);
+    assert_eq!(counter(&sim, "front.cancelled_total"), 0);
+    assert_eq!(counter(&sim, "front.call_retries_total.dead"), 1);
+
+    // Deadline 200 ms: the second attempt inherits it and the job is cancelled then.
+    let (sim, dead, log) = retried(policy(), false, true, vec![(0, Some(at_ms(200)))]);
+    assert_eq!(deadlines(&dead), [101, 200]);
+    assert_eq!(by_id(&log), [(0, at_ms(200), timeout)]);
+    assert_eq!(counter(&sim, "front.cancelled_total"), 1);
+    assert_eq!(counter(&sim, "front.failed_total"), 0);
+
+    // Deadline 120 ms: the first retry would come at 151, too late: the request fails at
+    // once when the first attempt times out, at 101, instead of holding its worker to 120.
+    let (sim, dead, log) = retried(policy(), false, true, vec![(0, Some(at_ms(120)))]);
+    assert_eq!(deadlines(&dead), [101]);
+    assert_eq!(by_id(&log), [(0, at_ms(101), timeout)]);
+    assert_eq!(counter(&sim, "front.failed_total"), 1);
+    assert_eq!(counter(&sim, "front.cancelled_total"), 0);
+    assert_eq!(counter(&sim, "front.call_retries_total.dead"), 0);
+
+    // Without propagation the service neither knows nor cares: four attempts, each with its
+    // own deadline, and an answer at 551 ms that nobody waits for.
+    let (_, dead, log) = retried(policy(), false, false, vec![(0, Some(at_ms(200)))]);
+    assert_eq!(deadlines(&dead), [101, 251, 401, 551]);
+    assert_eq!(by_id(&log), [(0, at_ms(551), timeout)]);
+}
+
+#[test]
+fn retry_budgets_are_per_call_entry_and_cap_each_entrys_retries() {
+    // Kinds `a` and `b` call `dead` (which never answers) with a 50 ms timeout and up to 3
+    // retries at once, each under its own budget (10% + 1/s, ttl 10 s); `a` requests come at
+    // 100/s, `b` at 10/s (Poisson), for 60 s less a nanosecond (six whole windows). Each
+    // entry's retries are at most 0.1 x its calls + 60 (proved in `RetryBudgetState`) and,
+    // with demand at 3 a call, nearly that. `b` alone gets ~120; were the budget shared it
+    // could spend `a`'s deposits too.
+    let run = |budget: Option<RetryBudget>| {
+        let (mut sim, h) = sim_one_host(3);
+        let dead = spawn_sink(&mut sim, h, "dead");
+        let retried_call = |kind: u32| CallConfig {
+            retry: Some(RetryPolicy {
+                budget: budget.clone(),
+                ..retry(4, Backoff::None, Jitter::None)
+            }),
+            ..call("dead", kind, ms(50))
+        };
+        let kinds = vec![
+            kind("a", constant(ms(1)), vec![retried_call(0)]),
+            kind("b", constant(ms(1)), vec![retried_call(1)]),
+        ];
+        spawn_service(&mut sim, h, "front", service(200, None, kinds));
+        for (name, k, r) in [("a", 0, "100/s"), ("b", 1, "10/s")] {
+            let mut c = client("front", Arrivals::Poisson(rate(r)));
+            c.mix = vec![mix(name, k)];
+            spawn_client(&mut sim, h, name, c);
+        }
+        sim.run_until(SimTime::from_nanos(60_000_000_000 - 1));
+        // Per kind: (calls, attempts). A call is one request's: its attempts share `created`.
+        let mut per_kind = [(0_u64, 0_u64); 2];
+        let mut seen = std::collections::BTreeSet::new();
+        for (_, req) in dead.borrow().iter() {
+            let entry = &mut per_kind[req.kind as usize];
+            entry.1 += 1;
+            if seen.insert((req.kind, req.created)) {
+                entry.0 += 1;
+            }
+        }
+        let get = |n: &str| counter(&sim, &format!("front.{n}.dead"));
+        let attempts = get("call_attempts_total");
+        let retries = get("call_retries_total");
+        let exhausted = get("call_retry_budget_exhausted_total");
+        (per_kind, attempts, retries, exhausted)
+    };
+    let budget = RetryBudget {
+        ratio: 0.1,
+        min_per_sec: 1.0,
+        ttl: secs_d(10),
+    };
+    let ([(calls_a, attempts_a), (calls_b, attempts_b)], attempts, retries, exhausted) =
+        run(Some(budget));
+    eprintln!(
+        "a: {calls_a} calls, {attempts_a} attempts; b: {calls_b} calls, {attempts_b} attempts"
+    );
+    assert!(
+        (calls_a as f64 - 6_000.0).abs() < 5.0 * 6_000_f64.sqrt(),
+        "{calls_a}"
+    );
+    assert!(
+        (calls_b as f64 - 600.0).abs() < 5.0 * 600_f64.sqrt(),
+        "{calls_b}"
+    );
+    assert_eq!(attempts, attempts_a + attempts_b);
+    assert_eq!(retries, attempts - calls_a - calls_b);
+    for (name, calls, attempts) in [("a", calls_a, attempts_a), ("b", calls_b, attempts_b)] {
+        let retries = (attempts - calls) as f64;
+        let bound = 0.1 * calls as f64 + 60.0;
+        assert!(retries <= bound, "{name}: {retries} > {bound}");
+        assert!(retries >= 0.95 * bound, "{name}: {retries} << {bound}");
+    }
+    // A refusal ends its call, so each call is refused at most once, and every call never
+    // refused made all 4 attempts (but the ~15 unfinished at the end).
+    assert!(exhausted <= calls_a + calls_b);
+    assert!(
+        exhausted + retries / 3 + 30 >= calls_a + calls_b,
+        "{exhausted}"
+    );
+
+    // Without a budget every call makes its 4 attempts: the dependency sees 4x the calls.
+    let ([(calls_a, attempts_a), (calls_b, attempts_b)], _, retries, exhausted) = run(None);
+    assert_eq!(exhausted, 0);
+    let calls = calls_a + calls_b;
+    assert!(attempts_a + attempts_b <= 4 * calls);
+    assert!(
+        attempts_a + attempts_b + 3 * 30 >= 4 * calls,
+        "{retries} of {calls}"
+    );
+}
+
+/// What a [`HintedBurst`] saw: (time, id, status, retry_after) per response.
+type HintedLog = Durable<Vec<(SimTime, u64, Status, Option<SimDuration>)>>;
+
+/// Sends one request per `(kind, deadline)` at start (ids 0..) and logs the responses with
+/// their Retry-After hints.
+struct HintedBurst {
+    to: ActorId,
+    reqs: Vec<(u32, Option<SimTime>)>,
+    log: HintedLog,
+}
+
+impl Actor<Rpc> for HintedBurst {
+    fn on_start(&mut self, ctx: &mut Ctx<'_, Rpc>) {
+        for (id, &(kind, deadline)) in self.reqs.iter().enumerate() {
+            let req = Request {
+                id: id as u64,
+                kind,
+                reply_to: ctx.me(),
+                created: ctx.now(),
+                deadline,
+            };
+            ctx.send(self.to, Rpc::Request(req));
+        }
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Rpc>, _from: ActorId, msg: Rpc) {
+        if let Rpc::Response(r) = msg {
+            let entry = (ctx.now(), r.id, r.status, r.retry_after);
+            self.log.borrow_mut().push(entry);
+        }
+    }
+}
+
+fn spawn_hinted(
+    sim: &mut Sim<Rpc>,
+    h: HostId,
+    to: ActorId,
+    reqs: Vec<(u32, Option<SimTime>)>,
+) -> HintedLog {
+    let log = HintedLog::new(Vec::new());
+    let l = log.clone();
+    sim.spawn(h, "hinted", move || HintedBurst {
+        to,
+        reqs: reqs.clone(),
+        log: l.clone(),
+    })
+    .expect("unique");
+    log
+}
+
+fn bucket_config(rate_str: &str, burst: u32) -> TokenBucketConfig {
+    TokenBucketConfig {
+        rate: rate(rate_str),
+        burst,
+    }
+}
+
+#[test]
+fn a_rate_limit_admits_exactly_its_burst_and_rate_over_an_hour() {
+    // Constant arrivals faster than the bucket's rate, for an hour. The bucket is full (and
+    // earns nothing) until the first arrival, one gap g after the start; from then on it
+    // never fills again (a token comes less often than a request), so less than one token is
+    // left after each arrival and the admitted requests are exactly burst + floor((T - g) x
+    // rate), T = 3,600 s the last arrival's time (the gaps, 8 ms and 25 ms, are whole
+    // nanoseconds, so the arrivals land on the grid exactly):
+    // 10 + floor(3,599.992 s x 100/s) = 360,009 and 5 + floor(3,599.975 s x 1,000/m) = 60,004.
+    for (arrivals, bucket, burst, sent, admitted) in [
+        ("125/s", "100/s", 10, 450_000_u64, 360_009_u64),
+        ("40/s", "1000/m", 5, 144_000, 60_004),
+    ] {
+        let (mut sim, h) = sim_one_host(1);
+        let mut cfg = service(10, None, vec![kind("q", constant(ms(1)), vec![])]);
+        cfg.rate_limit = Some(bucket_config(bucket, burst));
+        let svc = spawn_service(&mut sim, h, "svc", cfg);
+        spawn_client(
+            &mut sim,
+            h,
+            "load",
+            client("svc", Arrivals::Constant(rate(arrivals))),
+        );
+        sim.run_until(secs(3_600));
+        let case = format!("{arrivals} into {bucket} (burst {burst})");
+        assert_eq!(counter(&sim, "load.sent_total"), sent, "{case}");
+        assert_eq!(
+            counter(&sim, "svc.rate_limited_total"),
+            sent - admitted,
+            "{case}"
+        );
+        let in_work = sim.inspect::<Service<Rpc>>(svc).expect("up").busy_workers() as u64;
+        assert_eq!(
+            counter(&sim, "svc.completed_total") + in_work,
+            admitted,
+            "{case}"
+        );
+        assert_eq!(
+            counter(&sim, "load.error_total"),
+            sent - admitted,
+            "refused at once"
+        );
+        assert_eq!(counter(&sim, "svc.rejected_total"), 0, "{case}");
+    }
+}
+
+#[test]
+fn a_rate_limit_rejects_at_the_door_with_the_retry_after_hint() {
+    // A bucket of 3 (refilling 1/s), one worker with 1 s of work, no queue. Of six requests
+    // at once, 0..=2 take the tokens (0 the worker, 1 and 2 find the queue full), 3..=5 find
+    // the bucket empty and are refused before the queue is looked at, the expired 5 (deadline
+    // 0) included. Every refusal carries the hint.
+    for hint in [Some(secs_d(2)), None] {
+        let (mut sim, h) = sim_one_host(1);
+        let mut cfg = service(1, Some(0), vec![kind("q", constant(secs_d(1)), vec![])]);
+        cfg.rate_limit = Some(bucket_config("1/s", 3));
+        cfg.retry_after = hint;
+        cfg.drop_expired = true;
+        let svc = spawn_service(&mut sim, h, "svc", cfg);
+        let mut reqs = vec![(0, None); 5];
+        reqs.push((0, Some(SimTime::ZERO)));
+        let log = spawn_hinted(&mut sim, h, svc, reqs);
+        sim.run();
+        let rejected = Status::Err(ErrorKind::Rejected);
+        let mut want: Vec<_> = (1..=5)
+            .map(|id| (SimTime::ZERO, id, rejected, hint))
+            .collect();
+        want.push((secs(1), 0, Status::Ok, None));
+        assert_eq!(*log.borrow(), want);
+        assert_eq!(counter(&sim, "svc.rate_limited_total"), 3);
+        assert_eq!(counter(&sim, "svc.rejected_total"), 2);
+        assert_eq!(
+            counter(&sim, "svc.expired_total"),
+            0,
+            "refused before its deadline is read"
+        );
+    }
+}
+
+#[test]
+fn a_shed_reply_carries_the_retry_after_hint_too() {
+    // One worker with 1 s of work and shed_by_deadline: request 0 takes the worker; request 1,
+    // with a 500 ms deadline, would be answered after ~2 s (no job has finished: the kind's
+    // 1 s mean, twice, plus the margin) and is shed at once, with the hint.
+    for hint in [Some(ms(300)), None] {
+        let (mut sim, h) = sim_one_host(1);
+        let mut cfg = service(1, None, vec![kind("q", constant(secs_d(1)), vec![])]);
+        cfg.shed_by_deadline = true;
+        cfg.retry_after = hint;
+        let svc = spawn_service(&mut sim, h, "svc", cfg);
+        let log = spawn_hinted(&mut sim, h, svc, vec![(0, None), (0, Some(at_ms(500)))]);
+        sim.run();
+        let rejected = Status::Err(ErrorKind::Rejected);
+        assert_eq!(
+            *log.borrow(),
+            [
+                (SimTime::ZERO, 1, rejected, hint),
+                (secs(1), 0, Status::Ok, None)
+            ]
+        );
+        assert_eq!(counter(&sim, "svc.shed_total"), 1);
+    }
+}
+
+#[test]
+fn the_call_resilience_fields_default_to_off_read_from_ron_and_name_their_errors() {
+    // Absent, they change nothing.
+    let text = r#"(workers: 2, kinds: [(name: "q", service: Const("1ms"),
+                   calls: [(target: "db", timeout: "1s")])])"#;
+    let plain = from_ron::<ServiceConfig>(text).expect("valid");
+    assert_eq!(plain.rate_limit, None);
+    assert_eq!(plain.kinds[0].calls[0].breaker, None);
+    assert_eq!(plain.kinds[0].calls[0].retry, None);
+
+    let text = r#"(
+        workers: 2,
+        retry_after: Some("1s"),
+        rate_limit: Some((rate: "200/s", burst: 50)),
+        kinds: [(name: "q", service: Const("1ms"), calls: [(
+            target: "db",
+            timeout: "1s",
+            breaker: Some((window: 20, minimum_calls: 10, cooldown: "5s")),
+            retry: Some((max_attempts: 2, backoff: Fixed("50ms"), jitter: None,
+                         budget: Some(()))),
+        )])],
+    )"#;
+    let cfg = from_ron::<ServiceConfig>(text).expect("valid");
+    assert_eq!(cfg.rate_limit, Some(bucket_config("200/s", 50)));
+    let c = &cfg.kinds[0].calls[0];
+    let b = c.breaker.as_ref().expect("set");
+    assert_eq!((b.window, b.minimum_calls, b.cooldown), (20, 10, secs_d(5)));
+    assert_eq!(
+        (b.failure_rate, b.half_open_calls),
+        (0.5, 10),
+        "resilience4j's defaults for the rest"
+    );
+    let r = c.retry.as_ref().expect("set");
+    assert_eq!((r.max_attempts, r.backoff), (2, Backoff::Fixed(ms(50))));
+    assert_eq!(r.budget, Some(RetryBudget::default()), "Finagle's defaults");
+    let back: ServiceConfig = ron::from_str(&ron::to_string(&cfg).unwrap()).unwrap();
+    assert_eq!(back, cfg, "round trip");
+    let typo = r#"(workers: 1, kinds: [(name: "q", service: Const("1ms"),
+                   calls: [(target: "db", timeout: "1s", breakr: Some(()))])])"#;
+    let err = from_ron::<ServiceConfig>(typo).expect_err("unknown field");
+    assert!(err.to_string().contains("breakr"), "{err}");
+
+    // Errors name the field. Kinds `a` (calls db) and `b` (calls db, then cache).
+    let field = |tune: &dyn Fn(&mut ServiceConfig)| {
+        let kinds = vec![
+            kind("a", constant(ms(1)), vec![call("db", 0, ms(100))]),
+            kind(
+                "b",
+                constant(ms(1)),
+                vec![call("db", 1, ms(100)), call("cache", 0, ms(10))],
+            ),
+        ];
+        let mut cfg = service(2, None, kinds);
+        tune(&mut cfg);
+        Service::<Rpc>::new(cfg)
+            .err()
+            .map(|e| (e.field().map(str::to_string), e.to_string()))
+    };
+    let (f, _) = field(&|c| {
+        c.kinds[0].calls[0].breaker = Some(BreakerConfig {
+            minimum_calls: 200,
+            ..BreakerConfig::default()
+        })
+    })
+    .expect("minimum above the window");
+    assert_eq!(
+        f.as_deref(),
+        Some("kinds[0].calls[0].breaker.minimum_calls")
+    );
+    let (f, _) =
+        field(&|c| c.kinds[1].calls[1].retry = Some(retry(0, Backoff::None, Jitter::None)))
+            .expect("no attempts");
+    assert_eq!(f.as_deref(), Some("kinds[1].calls[1].retry.max_attempts"));
+    let (f, _) = field(&|c| {
+        c.kinds[0].calls[0].retry = Some(RetryPolicy {
+            budget: Some(RetryBudget {
+                ratio: -1.0,
+                ..RetryBudget::default()
+            }),
+            ..RetryPolicy::default()
+        })
+    })
+    .expect("negative ratio");
+    assert_eq!(f.as_deref(), Some("kinds[0].calls[0].retry.budget.ratio"));
+    let (f, _) = field(&|c| c.rate_limit = Some(bucket_config("10/s", 0))).expect("no burst");
+    assert_eq!(f.as_deref(), Some("rate_limit.burst"));
+    let (f, _) =
+        field(&|c| c.rate_limit = Some(bucket_config("0.0000001/s", 1))).expect("too slow");
+    assert_eq!(f.as_deref(), Some("rate_limit.rate"));
+    // One breaker per target: two calls to `db` must agree on it.
+    let (f, msg) = field(&|c| {
+        c.kinds[0].calls[0].breaker = Some(call_breaker(10, 10, secs_d(5), 2));
+        c.kinds[1].calls[0].breaker = Some(call_breaker(10, 10, secs_d(6), 2));
+    })
+    .expect("two breakers for db");
+    assert_eq!(f.as_deref(), Some("kinds[1].calls[0].breaker"));
+    assert!(msg.contains("kinds[0].calls[0].breaker"), "{msg}");
+    assert!(msg.contains("share one breaker"), "{msg}");
+    // The same breaker twice is one breaker; another target may have its own.
+    let agree = field(&|c| {
+        let b = call_breaker(10, 10, secs_d(5), 2);
+        c.kinds[0].calls[0].breaker = Some(b.clone());
+        c.kinds[1].calls[0].breaker = Some(b);
+        c.kinds[1].calls[1].breaker = Some(call_breaker(4, 2, secs_d(1), 1));
+    });
+    assert!(agree.is_none(), "{agree:?}");
+}
+
+#[test]
+fn a_scenario_writes_call_breakers_retries_and_rate_limits_and_checks_their_metrics() {
+    // The S1 system of `a_breaker_on_the_slow_call_keeps_the_other_endpoints_success_rate`
+    // as a scenario. Every new metric is registered in the baseline too (a check may name it
+    // in every variant), and each variant's `set` switches one mechanism on.
+    let text = r#"
+    Scenario(
+        name: "call_breaker",
+        about: "A slow payment holds every order worker, unless a breaker on the call stops it.",
+        seed: 1,
+        duration: "30s",
+        components: {
+            "pay": Client(target: "order", arrivals: Poisson("20/s"), timeout: "1s",
+                          mix: [(name: "pay", kind: "pay", weight: 1.0)]),
+            "browse": Client(target: "order", arrivals: Poisson("10/s"), timeout: "1s",
+                             mix: [(name: "browse", kind: "browse", weight: 1.0)]),
+            "order": Service(
+                workers: 4,
+                queue_capacity: None,
+                kinds: [
+                    (name: "pay", service: Const("1ms"),
+                     calls: [(target: "payment", kind: "charge", timeout: "500ms")]),
+                    (name: "browse", service: Const("1ms")),
+                ],
+            ),
+            "payment": Service(workers: 1000, queue_capacity: None,
+                               kinds: [(name: "charge", service: Const("5s"))]),
+        },
+        checks: [
+            AtLeast(name: "browsing succeeds",
+                    value: "ratio(browse.ok_total, browse.sent_total)", min: 0.95),
+            AtMost(name: "payment spared", value: "order.call_attempts_total.payment", max: 100),
+            AtMost(name: "breaker closed", value: "max(order.breaker_state.payment)", max: 0),
+            AtMost(name: "nothing refused", value: "order.breaker_rejected_total.payment", max: 0),
+            AtMost(name: "no retries", value: "order.call_retries_total.payment", max: 0),
+            AtMost(name: "budget unused",
+                   value: "order.call_retry_budget_exhausted_total.payment", max: 0),
+            AtMost(name: "not rate limited", value: "order.rate_limited_total", max: 0),
+        ],
+        variants: [
+            (name: "baseline", about: "A 500 ms call timeout, nothing else.",
+             expect: {"browsing succeeds": Fails, "payment spared": Fails}),
+            (name: "breaker", about: "A breaker on the call to payment.",
+             set: {"order.kinds[0].calls[0].breaker":
+                   (window: 10, minimum_calls: 10, cooldown: "5s", half_open_calls: 2)},
+             expect: {"browsing succeeds": Holds, "payment spared": Holds,
+                      "breaker closed": Fails, "nothing refused": Fails}),
+            (name: "retries", about: "One retry, within a budget with no reserve.",
+             set: {"order.kinds[0].calls[0].retry":
+                   (max_attempts: 2, backoff: None, budget: (ratio: 0.1, min_per_sec: 0.0))},
+             expect: {"no retries": Fails, "budget unused": Fails}),
+            (name: "rate limit", about: "At most 2 requests a second into order.",
+             set: {"order.rate_limit": (rate: "2/s", burst: 5), "order.retry_after": "1s"},
+             expect: {"payment spared": Holds, "not rate limited": Fails}),
+        ],
+    )"#;
+    let s = faultline::scenario::Scenario::from_str(text, "call_breaker.ron")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let order = |vi: usize| match &s.variants[vi].component("order").expect("order").config {
+        faultline::scenario::Config::Service(c) => c.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(order(0).kinds[0].calls[0].breaker, None);
+    assert_eq!(
+        order(1).kinds[0].calls[0].breaker,
+        Some(call_breaker(10, 10, secs_d(5), 2))
+    );
+    let r = order(2).kinds[0].calls[0].retry.clone().expect("set");
+    assert_eq!((r.max_attempts, r.backoff), (2, Backoff::None));
+    assert_eq!(order(3).rate_limit, Some(bucket_config("2/s", 5)));
+    assert_eq!(order(3).retry_after, Some(secs_d(1)));
+    // (holds per check, in check order) for each variant, seed 1.
+    let want = [
+        [false, false, true, true, true, true, true],
+        [true, true, false, false, true, true, true],
+        [false, false, true, true, false, false, true],
+        [false, true, true, true, true, true, false],
+    ];
+    for (vi, want) in want.iter().enumerate() {
+        let (run, _) = faultline::scenario::run::run_seed(&s, vi, 1, false);
+        let holds: Vec<bool> = run.checks.iter().map(|c| c.holds).collect();
+        let values: Vec<Option<f64>> = run.checks.iter().map(|c| c.value).collect();
+        eprintln!("{}: {values:?}", s.variants[vi].name);
+        assert_eq!(holds, want, "{}: {values:?}", s.variants[vi].name);
+    }
 }

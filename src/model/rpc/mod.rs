@@ -9,9 +9,10 @@
 //! propagation, fallbacks, a Retry-After hint on rejections) are off by default, so a
 //! scenario's baseline shows the failure and its fix variants switch them on. So are the
 //! client's: retries ([`RetryPolicy`]: backoff, jitter, a [`RetryBudget`], honouring
-//! Retry-After) and a [`CircuitBreaker`] ([`BreakerConfig`]). Those, and a [`TokenBucket`]
-//! rate limiter, are pure state machines in `resilience.rs` (time and the caller's stream in,
-//! decisions out), so any component can embed them. Every component is an ordinary actor
+//! Retry-After) and a [`CircuitBreaker`] ([`BreakerConfig`]), which a service can also put on
+//! each downstream call, and a [`TokenBucket`] rate limiter at a service's door. All four are
+//! pure state machines in `resilience.rs` (time and the caller's stream in, decisions out), so
+//! any component can embed them. Every component is an ordinary actor
 //! generic over `M: Carry<Rpc>` and built from a serde config (`deny_unknown_fields`,
 //! durations as `"250ms"`, rates as `"200/s"`, distributions as [`Dist`]) whose `validate()`
 //! names the offending field (`retry.backoff.Exponential.cap`).
@@ -84,8 +85,9 @@ pub struct Response {
     pub id: u64,
     pub status: Status,
     /// The server's hint to wait at least this long before trying again (HTTP Retry-After on a
-    /// 429 or 503): a [`Service`] with `retry_after` sets it on its queue-full rejections, and a
-    /// [`Client`] whose [`RetryPolicy`] has `respect_retry_after` waits at least this long.
+    /// 429 or 503): a [`Service`] with `retry_after` sets it on its rejections (queue full,
+    /// shed by deadline, rate limited), and a [`Client`] (or a service's call) whose
+    /// [`RetryPolicy`] has `respect_retry_after` waits at least this long.
     pub retry_after: Option<SimDuration>,
 }
 
@@ -126,7 +128,8 @@ pub enum Tick {
     ClientTimeout(u64),
     /// Client: the backoff after the failed attempt `id` is over; send the request again.
     RetryDue(u64),
-    /// Client: the circuit breaker's cooldown may be over (to move it to half-open on time).
+    /// Client or service: a circuit breaker's cooldown may be over (to move it to half-open
+    /// on time). A service with several breakers advances each one that is due.
     BreakerCooldown,
     /// Service: worker `worker` finished the CPU work of job `seq`.
     WorkDone { worker: u32, seq: u64 },
@@ -136,6 +139,9 @@ pub enum Tick {
     PoolTimeout { worker: u32, seq: u64 },
     /// Service: the deadline of job `seq` has passed (with `propagate_deadline`): cancel it.
     JobDeadline { worker: u32, seq: u64 },
+    /// Service: the backoff before the next attempt of job `seq`'s current downstream call is
+    /// over; make the attempt.
+    CallRetryDue { worker: u32, seq: u64 },
     /// Database: query `id` (the database's own number) is done.
     QueryDone(u64),
     /// Load balancer: forwarded call or health probe `id` passed its deadline; forget it (a

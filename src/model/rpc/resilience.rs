@@ -751,6 +751,22 @@ impl CircuitBreaker {
         }
     }
 
+    /// Gives back the permission `allow` granted (in the current epoch) to a call that was
+    /// then not made, so that it counts as neither outcome: resilience4j's
+    /// `releasePermission`. Only a half-open breaker counts permissions (its probes); without
+    /// this, a probe that is never sent would hold its slot, and the breaker would stay
+    /// half-open, refusing every call, for good.
+    pub fn release(&mut self) {
+        if let Phase::HalfOpen {
+            admitted,
+            succeeded,
+        } = &mut self.phase
+        {
+            debug_assert!(*admitted > *succeeded, "a probe to release was admitted");
+            *admitted -= 1;
+        }
+    }
+
     /// The outcome of a call `allow` admitted (in the current epoch).
     pub fn record(&mut self, now: SimTime, success: bool) {
         match &mut self.phase {
@@ -1358,6 +1374,37 @@ mod tests {
         assert!(!b.allow(at_ms(4_006)));
         assert!(b.allow(at_ms(4_007)));
         assert_eq!(b.epoch(), 7);
+    }
+
+    #[test]
+    fn a_released_probe_slot_admits_another_probe() {
+        let mut b = breaker(4, 2, 2);
+        b.record(at_ms(0), false);
+        b.record(at_ms(0), false);
+        // Open: nothing to release, nothing changes.
+        b.release();
+        assert_eq!(b.state(), BreakerState::Open);
+        assert!(!b.allow(at_ms(999)));
+        // Half-open with both probes out: a third is refused until one is given back.
+        assert!(b.allow(at_ms(1_000)));
+        assert!(b.allow(at_ms(1_000)));
+        assert!(!b.allow(at_ms(1_000)));
+        b.release();
+        assert_eq!(b.state(), BreakerState::HalfOpen);
+        let epoch = b.epoch();
+        assert!(b.allow(at_ms(1_001)), "the released slot");
+        assert!(!b.allow(at_ms(1_001)));
+        // The two probes still out decide: both succeed, it closes.
+        b.record(at_ms(1_002), true);
+        assert_eq!(b.state(), BreakerState::HalfOpen);
+        b.record(at_ms(1_003), true);
+        assert_eq!(b.state(), BreakerState::Closed);
+        assert_eq!(b.epoch(), epoch + 1);
+        // Closed: a release changes neither the window nor the state.
+        b.record(at_ms(1_004), false);
+        b.release();
+        assert_eq!(b.window_counts(), (1, 1));
+        assert_eq!(b.state(), BreakerState::Closed);
     }
 
     #[test]

@@ -39,24 +39,49 @@
 //! - `queue`: `Fifo` (default), `Lifo` (newest first: its caller is the most likely to still be
 //!   waiting) or `AdaptiveLifo(threshold)` (FIFO until more than `threshold` are queued, then
 //!   LIFO: Facebook's adaptive LIFO, S2).
+//! - `breaker` on a call: a [`CircuitBreaker`] per downstream target. Open, it fails the call
+//!   at once, without sending it or taking a pool permit, so a dead or slow dependency stops
+//!   holding workers (S1); with `fallback` the request is answered at once, degraded (the
+//!   standard breaker + fallback pair).
+//! - `retry` on a call: a [`RetryPolicy`] applied while the worker is held, as a synchronous
+//!   client library retries: it multiplies the load on the dependency and the time each
+//!   worker is held (retry amplification down a call chain, S2), unless a budget caps it.
+//! - `rate_limit`: a [`TokenBucket`] at the door; a request beyond its rate is rejected at
+//!   once (S5, S8).
+//! - `retry_after`: a Retry-After hint on every `Rejected` reply (queue full, shed, rate
+//!   limited).
 //!
 //! Fields and metrics added with these mechanisms, all off (or absent) by default:
 //! `queue` ([`QueueDiscipline`]); `memory` ([`MemoryConfig`]: `limit`, `per_request`, `base`,
 //! `restart_after`, `restart_after_max`), with the `memory_bytes` gauge and the
 //! `oom_kills_total` counter; `warmup` ([`Warmup`]: `duration`, `factor`); `cancelled_total`;
-//! and pools' `acquire_timeout` may be 0.
+//! and pools' `acquire_timeout` may be 0. Then, per call, `breaker` ([`BreakerConfig`]) and
+//! `retry` ([`RetryPolicy`]), with, per target `<target>`, the `breaker_state.<target>` gauge
+//! and the `breaker_rejected_total.<target>`, `call_attempts_total.<target>`,
+//! `call_retries_total.<target>` and `call_retry_budget_exhausted_total.<target>` counters;
+//! and `rate_limit` ([`TokenBucketConfig`]) with `rate_limited_total`.
 //!
-//! Not yet here (they slot in around `send_call` and `call_ended`): retries with backoff and
-//! circuit breakers; CoDel-style queue timeouts.
+//! The state machines are the client's, from `resilience.rs`; this module only wires them
+//! into the job's phases: an attempt asks the breaker (`attempt`), takes its permit and is
+//! sent (`send_call`), ends (`attempt_ended`: recorded, then retried after a backoff or
+//! ended for good), and only then does the call end (`call_ended`: next call, fallback, or
+//! failure).
+//!
+//! Not yet here: CoDel-style queue timeouts; a breaker that also counts slow calls
+//! (resilience4j's slow-call rate); here a slow call is a failure only once it times out,
+//! so a breaker needs a call timeout shorter than the slowness it is to catch.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::marker::PhantomData;
 
 use serde::{Deserialize, Serialize};
 
+use super::resilience::{BreakerState, RetryBudgetState};
 use super::{
-    ConfigError, ErrorKind, KindRef, Request, Rpc, Status, Tick, Validate, check_kind_name,
-    check_suffix_name, check_unique_names, compile, nonzero, quoted_list, reply, resolve,
+    BreakerConfig, CircuitBreaker, ConfigError, ErrorKind, KindRef, Request, Response, RetryPolicy,
+    Rpc, Status, Tick, TokenBucket, TokenBucketConfig, Validate, check_kind_name,
+    check_suffix_name, check_unique_names, compile, nonzero, quoted_list, reply, reply_retry_after,
+    resolve,
 };
 use crate::actor::{Actor, ActorId, Ctx, Durable, TimerId};
 use crate::dist::{Dist, Sampler};
@@ -128,9 +153,50 @@ pub struct CallConfig {
     /// When the call fails (error response, call timeout, pool acquire timeout), carry on with
     /// the next call as if it had succeeded (a cached or default answer) instead of failing the
     /// request. The caller then sees `Ok`; the service counts `fallback_total` and, for the
-    /// request, `degraded_total`.
+    /// request, `degraded_total`. A call that the breaker refuses, or that has used up its
+    /// retries, falls back the same way.
     #[serde(default)]
     pub fallback: bool,
+    /// A circuit breaker in front of the call (`breaker: (window: 20, minimum_calls: 10,
+    /// cooldown: "5s")`; `breaker: ()` takes resilience4j's defaults, [`BreakerConfig`]);
+    /// None (the default) makes every call.
+    ///
+    /// The breaker belongs to the call's *target*, not to the entry: every entry that names
+    /// the same target and sets `breaker` goes through one breaker, so their configs must be
+    /// equal; an entry to that target without `breaker` neither asks it nor feeds it. Client
+    /// libraries key breakers by dependency (resilience4j by the instance name a client is
+    /// built for, Hystrix by command group, Envoy by upstream cluster), and for good reason:
+    /// a dead dependency is dead for every kind of call, and the failures one kind sees should
+    /// spare the others the timeouts.
+    ///
+    /// Open (or half-open with its probes out), the breaker fails an attempt at once with
+    /// `Unavailable`, without sending it and without taking a pool permit; with `fallback`
+    /// the job goes on at once, degraded. A refusal is not retried. An admitted attempt
+    /// counts as a failure unless it is answered `Ok`: an error response (a `Rejected` from
+    /// a full downstream queue too: it says the dependency is overloaded, and only fewer
+    /// calls let it drain; resilience4j records every error by default), a call timeout, a
+    /// pool timeout (the permits all held by calls that have not come back) or cancellation
+    /// at the request's deadline while the attempt waits (which, with the propagated deadline,
+    /// is the attempt's own timeout). An attempt admitted but never sent, because the
+    /// request's deadline had already passed, counts as neither.
+    #[serde(default)]
+    pub breaker: Option<BreakerConfig>,
+    /// Retry a failed attempt of the call (`retry: (max_attempts: 3, backoff: Fixed("50ms"),
+    /// jitter: None)`; `retry: ()` takes the AWS SDKs' defaults, [`RetryPolicy`]); None (the
+    /// default) never retries.
+    ///
+    /// The retry is synchronous, as in a client library called from a thread-per-request
+    /// handler: the worker stays held through every attempt and every backoff, so retries
+    /// inside a service amplify the load on the dependency (`max_attempts` times the calls
+    /// when it is down) and hold the service's own workers for as long. Each attempt takes
+    /// its own pool permit (released when it ends, held during no backoff) and asks the
+    /// breaker again. The policy's budget is this entry's own: every call of the entry
+    /// deposits, each of its retries withdraws. With `propagate_deadline`, every attempt's
+    /// deadline is capped by the request's, and a retry whose backoff would end at or after
+    /// the request's deadline is not made (nobody would wait for its answer): the call ends
+    /// with its last failure then.
+    #[serde(default)]
+    pub retry: Option<RetryPolicy>,
 }
 
 /// One request kind the service handles.
@@ -349,11 +415,20 @@ pub struct ServiceConfig {
     /// Slower CPU work after each start; None (the default) starts warm.
     #[serde(default)]
     pub warmup: Option<Warmup>,
-    /// Attach this Retry-After hint to the `Rejected` replies for a full queue (an HTTP 429
-    /// with `Retry-After`), so that clients honouring it back off; None sends no hint. Shed
-    /// (`shed_by_deadline`) and other replies carry none.
+    /// Attach this Retry-After hint to every `Rejected` reply: a full queue (an HTTP 429 with
+    /// `Retry-After`), a request shed by `shed_by_deadline` and one refused by `rate_limit`
+    /// (503s and 429s with the hint, as load shedders and rate limiters send them), so that
+    /// clients honouring it back off; None sends no hint. Other replies carry none.
     #[serde(default)]
     pub retry_after: Option<SimDuration>,
+    /// A token-bucket rate limit at the door (`rate_limit: (rate: "200/s", burst: 50)`): a
+    /// request that arrives when the bucket is empty is answered `Rejected` at once (with the
+    /// `retry_after` hint, if set) and counted in `rate_limited_total`, before anything else
+    /// looks at it (its deadline, a free worker, the queue). Every admitted request takes a
+    /// token. The bucket is the process's: it starts full, and full again after a restart.
+    /// None (the default) admits any rate.
+    #[serde(default)]
+    pub rate_limit: Option<TokenBucketConfig>,
 }
 
 impl ServiceConfig {
@@ -412,6 +487,9 @@ impl Validate for ServiceConfig {
         if let Some(memory) = &self.memory {
             memory.validate()?;
         }
+        if let Some(rate_limit) = &self.rate_limit {
+            rate_limit.validate().map_err(|e| e.within("rate_limit"))?;
+        }
         if let Some(warmup) = &self.warmup {
             nonzero("warmup.duration", warmup.duration.as_nanos())?;
             if !(warmup.factor.is_finite() && warmup.factor >= 1.0) {
@@ -424,20 +502,46 @@ impl Validate for ServiceConfig {
                 });
             }
         }
+        // The first breaker config seen per target, with its entry's field path: the others
+        // must equal it (one breaker per target).
+        let mut breakers: Vec<(&str, String, &BreakerConfig)> = Vec::new();
         for (k, kind) in self.kinds.iter().enumerate() {
             check_kind_name(format!("kinds[{k}].name"), &kind.name)?;
             compile(format!("kinds[{k}].service"), &kind.service)?;
             for (c, call) in kind.calls.iter().enumerate() {
                 let field = format!("kinds[{k}].calls[{c}]");
                 nonzero(format!("{field}.timeout"), call.timeout.as_nanos())?;
-                let Some(pool) = &call.pool else {
-                    continue;
-                };
-                if !self.pools.contains_key(pool) {
+                if let Some(pool) = &call.pool
+                    && !self.pools.contains_key(pool)
+                {
                     return Err(ConfigError::Invalid {
                         field: format!("{field}.pool"),
                         reason: self.unknown_pool(pool),
                     });
+                }
+                if let Some(retry) = &call.retry {
+                    retry
+                        .validate()
+                        .map_err(|e| e.within(&format!("{field}.retry")))?;
+                }
+                let Some(breaker) = &call.breaker else {
+                    continue;
+                };
+                let here = format!("{field}.breaker");
+                breaker.validate().map_err(|e| e.within(&here))?;
+                match breakers.iter().find(|(t, _, _)| *t == call.target) {
+                    Some((_, first, config)) if *config != breaker => {
+                        return Err(ConfigError::Invalid {
+                            field: here,
+                            reason: format!(
+                                "differs from {first}: calls to `{}` share one breaker, so \
+                                 every call to it that sets `breaker` must set the same one",
+                                call.target
+                            ),
+                        });
+                    }
+                    Some(_) => {}
+                    None => breakers.push((&call.target, here, breaker)),
                 }
             }
         }
@@ -497,11 +601,15 @@ impl ServiceConfig {
 #[derive(Clone, Copy, Debug)]
 struct Call {
     target: ActorId,
+    /// Index into `Service::deps`: the target's breaker and metrics.
+    dep: u32,
     kind: u32,
     timeout: SimDuration,
     /// Index into `Service::pools`.
     pool: Option<u32>,
     fallback: bool,
+    /// Whether the call goes through its target's breaker.
+    breaker: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -510,6 +618,17 @@ struct Kind {
     /// The analytic mean of `service` in ns, the hold-time estimate before any job completed.
     service_mean_ns: Option<f64>,
     calls: Vec<Call>,
+    /// Per call: its retry budget, if its retry policy has one.
+    budgets: Vec<Option<RetryBudgetState>>,
+}
+
+/// A downstream target, as every call entry naming it shares it: its breaker (if any entry
+/// asks for one) and its metrics.
+#[derive(Clone, Debug)]
+struct Dependency {
+    /// The target's actor name: the suffix of its metrics.
+    name: String,
+    breaker: Option<CircuitBreaker>,
 }
 
 /// Where a job stands.
@@ -529,6 +648,8 @@ enum Phase {
         timer: TimerId,
         pool: Option<u32>,
     },
+    /// Between two attempts of the current call: `timer` ends the backoff.
+    Backoff { timer: TimerId },
 }
 
 /// A request a worker holds.
@@ -543,6 +664,13 @@ struct Job {
     seq: u64,
     /// The index of the current (or next) downstream call.
     call: usize,
+    /// Attempts of the current call made so far, the one in progress included.
+    attempt: u32,
+    /// The backoff before the current call's latest retry (decorrelated jitter walks from it).
+    last_sleep: Option<SimDuration>,
+    /// The breaker epoch in which the current attempt was admitted, while its outcome is
+    /// still to be recorded; None when the call has no breaker or between attempts.
+    admitted: Option<u64>,
     /// A call fell back: the answer, if Ok, is degraded.
     degraded: bool,
     phase: Phase,
@@ -636,6 +764,19 @@ struct ServiceMetrics {
     pools: Vec<PoolMetrics>,
     /// With `memory`: the `memory_bytes` gauge and the `oom_kills_total` counter.
     memory: Option<(GaugeId, CounterId)>,
+    rate_limited: CounterId,
+    /// One per downstream target, in `Service::deps` order.
+    deps: Vec<DepMetrics>,
+}
+
+/// The metrics of one downstream target, suffixed `.<target>`.
+#[derive(Clone, Copy)]
+struct DepMetrics {
+    breaker_state: GaugeId,
+    breaker_rejected: CounterId,
+    attempts: CounterId,
+    retries: CounterId,
+    budget_exhausted: CounterId,
 }
 
 #[derive(Clone, Copy)]
@@ -646,13 +787,15 @@ struct PoolMetrics {
     wait: HistogramId,
 }
 
-/// A service with a worker pool, a queue, downstream calls and named connection pools.
+/// A service with a worker pool, a queue, downstream calls (with breakers and retries) and
+/// named connection pools, behind an optional rate limit.
 ///
 /// Metrics (owner = the service's name): `queue_len` and `busy_workers` gauges;
-/// `rejected_total` (no worker and no queue room), `shed_total` (rejected by
-/// `shed_by_deadline`), `expired_total` (dropped by `drop_expired`), `completed_total` (replied
-/// Ok, degraded or not), `failed_total` (replied with an error from a call, a call timeout or a
-/// pool timeout), `cancelled_total` (stopped at their deadline with `propagate_deadline`),
+/// `rate_limited_total` (refused at the door by `rate_limit`), `rejected_total` (no worker and
+/// no queue room), `shed_total` (rejected by `shed_by_deadline`), `expired_total` (dropped by
+/// `drop_expired`), `completed_total` (replied Ok, degraded or not), `failed_total` (replied
+/// with an error from a call, a call timeout, a pool timeout or an open breaker),
+/// `cancelled_total` (stopped at their deadline with `propagate_deadline`),
 /// `fallback_total` (calls that failed and fell back), `degraded_total` (requests replied Ok
 /// after at least one fallback); the `latency` histogram (ns, arrival to reply, every request
 /// a worker took: ok, failed or cancelled; not the shed, rejected or expired ones).
@@ -662,6 +805,21 @@ struct PoolMetrics {
 /// including the ones that timed out or were cancelled). With `memory`: the `memory_bytes`
 /// gauge (0 while the service is down) and `oom_kills_total`. Metrics live in the simulation,
 /// not in the instance, so every counter keeps counting across restarts.
+///
+/// Per downstream target `<target>` (the actor name a call names), registered whether or not
+/// its calls have a breaker or retries: the `breaker_state.<target>` gauge (0 closed, 1
+/// half-open, 2 open; 0 without a breaker), `breaker_rejected_total.<target>` (attempts the
+/// breaker refused: not sent), `call_attempts_total.<target>` (requests actually sent to it,
+/// first tries and retries: the load it sees), `call_retries_total.<target>` (of those, the
+/// retries), and `call_retry_budget_exhausted_total.<target>` (retries wanted but refused by
+/// an entry's budget; the call then ended with its last failure). Breaker transitions are
+/// trace notes, `breaker <target>: closed -> open`. So `call_attempts_total -
+/// call_retries_total` is the calls whose first attempt was sent, and `breaker_rejected_total`
+/// the attempts that never left.
+///
+/// Breakers, budgets and the rate limiter are the process's state: an OOM kill or a crash
+/// loses them, and the next incarnation starts with closed breakers, fresh budgets and a full
+/// bucket, as a restarted process does.
 ///
 /// A `Service` value is one actor's: its factory may clone it for each incarnation (the clones
 /// share the OOM record that must survive a crash), but two actors need two `Service::new`s.
@@ -673,6 +831,11 @@ pub struct Service<M> {
     queue: VecDeque<(Request, SimTime)>,
     /// In name order (the config's BTreeMap order); calls refer to them by index.
     pools: Vec<Pool>,
+    /// Downstream targets in the order the kinds' calls first name them; calls refer to them
+    /// by index.
+    deps: Vec<Dependency>,
+    /// With `rate_limit`.
+    bucket: Option<TokenBucket>,
     /// Outstanding downstream calls: call id -> (worker, job seq).
     calls: BTreeMap<u64, (u32, u64)>,
     next_call_id: u64,
@@ -698,24 +861,51 @@ impl<M> Service<M> {
             u32::try_from(i).expect("fewer than 2^32 pools")
         };
         let mut kinds = Vec::with_capacity(config.kinds.len());
+        let mut deps: Vec<Dependency> = Vec::new();
         for (k, kind) in config.kinds.iter().enumerate() {
             let mut calls = Vec::with_capacity(kind.calls.len());
+            let mut budgets = Vec::with_capacity(kind.calls.len());
             for (c, call) in kind.calls.iter().enumerate() {
+                let dep = match deps.iter().position(|d| d.name == call.target) {
+                    Some(i) => i,
+                    None => {
+                        deps.push(Dependency {
+                            name: call.target.clone(),
+                            breaker: None,
+                        });
+                        deps.len() - 1
+                    }
+                };
+                if let Some(b) = &call.breaker {
+                    // Validated: every entry to this target that sets a breaker sets this one.
+                    let shared = &mut deps[dep].breaker;
+                    debug_assert!(shared.as_ref().is_none_or(|s| s.config() == b));
+                    shared.get_or_insert_with(|| CircuitBreaker::new(b.clone()));
+                }
+                let budget = call.retry.as_ref().and_then(|r| r.budget.as_ref());
+                budgets.push(budget.map(RetryBudgetState::new));
                 calls.push(Call {
                     // Targets are resolved at start; the placeholder id is never sent to.
                     target: ActorId(u32::MAX),
+                    dep: u32::try_from(dep).expect("fewer than 2^32 targets"),
                     kind: call.kind.index(format!("kinds[{k}].calls[{c}].kind"))?,
                     timeout: call.timeout,
                     pool: call.pool.as_deref().map(pool_index),
                     fallback: call.fallback,
+                    breaker: call.breaker.is_some(),
                 });
             }
             kinds.push(Kind {
                 service: compile(format!("kinds[{k}].service"), &kind.service)?,
                 service_mean_ns: kind.service.mean().filter(|m| m.is_finite() && *m >= 0.0),
                 calls,
+                budgets,
             });
         }
+        let bucket = match &config.rate_limit {
+            Some(r) => Some(TokenBucket::new(r).map_err(|e| e.within("rate_limit"))?),
+            None => None,
+        };
         let pools = config
             .pools
             .values()
@@ -732,6 +922,8 @@ impl<M> Service<M> {
             kinds,
             queue: VecDeque::new(),
             pools,
+            deps,
+            bucket,
             calls: BTreeMap::new(),
             next_call_id: 0,
             next_seq: 0,
@@ -755,6 +947,12 @@ impl<M> Service<M> {
     pub fn pool_in_use(&self, name: &str) -> Option<u32> {
         let i = self.config.pools.keys().position(|p| p == name)?;
         Some(self.pools[i].in_use)
+    }
+
+    /// The state of the breaker in front of calls to `target`, if any of them has one.
+    pub fn breaker_state(&self, target: &str) -> Option<BreakerState> {
+        let dep = self.deps.iter().find(|d| d.name == target)?;
+        dep.breaker.as_ref().map(CircuitBreaker::state)
     }
 
     /// Bytes held now, `base + (queued + held) * per_request`, if the service has a `memory`
@@ -879,6 +1077,9 @@ impl<M: Carry<Rpc>> Service<M> {
             started: ctx.now(),
             seq,
             call: 0,
+            attempt: 0,
+            last_sleep: None,
+            admitted: None,
             degraded: false,
             phase: Phase::Working,
             work_timer,
@@ -888,11 +1089,55 @@ impl<M: Carry<Rpc>> Service<M> {
 
     /// Makes the job's next call, or replies Ok if there is none left.
     fn advance(&mut self, ctx: &mut Ctx<'_, M>, w: u32) {
-        let job = self.workers[w as usize].expect("advancing a held job");
-        let Some(&call) = self.kinds[job.req.kind as usize].calls.get(job.call) else {
+        let job = self.workers[w as usize]
+            .as_mut()
+            .expect("advancing a held job");
+        let (k, c) = (job.req.kind as usize, job.call);
+        if c >= self.kinds[k].calls.len() {
             self.finish(ctx, w, Status::Ok, Outcome::Completed);
             return;
-        };
+        }
+        // A fresh call: attempts count from the first, and the call pays into its entry's
+        // budget (every call deposits, as every request of a client does).
+        job.attempt = 0;
+        job.last_sleep = None;
+        debug_assert!(job.admitted.is_none());
+        let now = ctx.now();
+        if let Some(budget) = &mut self.kinds[k].budgets[c] {
+            budget.deposit(now);
+        }
+        self.attempt(ctx, w);
+    }
+
+    /// Makes an attempt at the job's current call: past its breaker, then its pool, then sent.
+    fn attempt(&mut self, ctx: &mut Ctx<'_, M>, w: u32) {
+        let job = self.workers[w as usize]
+            .as_mut()
+            .expect("attempting from a held job");
+        debug_assert!(matches!(job.phase, Phase::Working), "{:?}", job.phase);
+        debug_assert!(job.admitted.is_none(), "the last attempt was recorded");
+        let call = self.kinds[job.req.kind as usize].calls[job.call];
+        job.attempt += 1;
+        let seq = job.seq;
+        if call.breaker {
+            let now = ctx.now();
+            let dep = &mut self.deps[call.dep as usize];
+            let b = dep.breaker.as_mut().expect("a call with a breaker has one");
+            let before = (b.epoch(), b.state());
+            let allowed = b.allow(now);
+            let epoch = b.epoch();
+            self.breaker_moved(ctx, call.dep, before);
+            if !allowed {
+                // Failing fast is the point: nothing sent, no permit taken, and no retry (a
+                // retry into an open breaker would only spend an attempt).
+                let rejected = self.m().deps[call.dep as usize].breaker_rejected;
+                ctx.metrics().inc(rejected);
+                self.call_ended(ctx, w, Status::Err(ErrorKind::Unavailable));
+                return;
+            }
+            let job = self.workers[w as usize].as_mut().expect("held");
+            job.admitted = Some(epoch);
+        }
         let Some(p) = call.pool else {
             self.send_call(ctx, w, call);
             return;
@@ -913,14 +1158,11 @@ impl<M: Carry<Rpc>> Service<M> {
             let pm = self.m().pools[p as usize];
             ctx.metrics().record(pm.wait, 0);
             ctx.metrics().inc(pm.timeouts);
-            self.call_ended(ctx, w, Status::Err(ErrorKind::PoolTimeout));
+            self.attempt_ended(ctx, w, Status::Err(ErrorKind::PoolTimeout), None);
         } else {
             pool.waiters.push_back(w);
             let after = pool.acquire_timeout;
-            let tick = Tick::PoolTimeout {
-                worker: w,
-                seq: job.seq,
-            };
+            let tick = Tick::PoolTimeout { worker: w, seq };
             let timer = ctx.set_timer(after, M::wrap(Rpc::Tick(tick)));
             let job = self.workers[w as usize].as_mut().expect("held");
             job.phase = Phase::Acquiring {
@@ -959,7 +1201,9 @@ impl<M: Carry<Rpc>> Service<M> {
         if deadline <= now {
             // The original caller has given up already: sending would only make the callee
             // work for nobody. Only a propagated deadline can be this early (timeouts are > 0).
+            // The attempt is not made, so its breaker learns nothing from it.
             debug_assert!(propagate);
+            self.release_admission(w);
             return;
         }
         let req = Request {
@@ -969,7 +1213,145 @@ impl<M: Carry<Rpc>> Service<M> {
             created: job.req.created,
             deadline: Some(deadline),
         };
+        let retry = job.attempt > 1;
+        debug_assert!(job.attempt >= 1);
+        let dm = self.m().deps[call.dep as usize];
+        ctx.metrics().inc(dm.attempts);
+        if retry {
+            ctx.metrics().inc(dm.retries);
+        }
         ctx.send(call.target, M::wrap(Rpc::Request(req)));
+    }
+
+    /// The current attempt of worker `w`'s call ended with `status` (its connection, if any,
+    /// already released; `hint` the response's Retry-After): tells the breaker, then retries
+    /// after the backoff or ends the call.
+    fn attempt_ended(
+        &mut self,
+        ctx: &mut Ctx<'_, M>,
+        w: u32,
+        status: Status,
+        hint: Option<SimDuration>,
+    ) {
+        self.record_admission(ctx, w, status == Status::Ok);
+        let job = self.workers[w as usize].as_mut().expect("held");
+        job.phase = Phase::Working;
+        let retry = match status {
+            Status::Ok => None,
+            Status::Err(e) => self.retry_delay(ctx, w, e, hint),
+        };
+        match retry {
+            None => self.call_ended(ctx, w, status),
+            Some(delay) if delay.is_zero() => self.attempt(ctx, w),
+            Some(delay) => {
+                let job = self.workers[w as usize].as_mut().expect("held");
+                let tick = Tick::CallRetryDue {
+                    worker: w,
+                    seq: job.seq,
+                };
+                let timer = ctx.set_timer(delay, M::wrap(Rpc::Tick(tick)));
+                job.phase = Phase::Backoff { timer };
+            }
+        }
+    }
+
+    /// The wait before retrying worker `w`'s call after `error`, or None to end the call.
+    /// Draws the jitter from the service's stream and withdraws from the entry's budget.
+    fn retry_delay(
+        &mut self,
+        ctx: &mut Ctx<'_, M>,
+        w: u32,
+        error: ErrorKind,
+        hint: Option<SimDuration>,
+    ) -> Option<SimDuration> {
+        let job = self.workers[w as usize].expect("held");
+        let (k, c) = (job.req.kind as usize, job.call);
+        let policy = self.config.kinds[k].calls[c].retry.as_ref()?;
+        if !(policy.retries_on(error) && policy.has_attempts_left(job.attempt)) {
+            return None;
+        }
+        // After `attempt` attempts this is retry number `attempt`.
+        let sleep = policy.sleep(job.attempt, job.last_sleep, ctx.rng());
+        let floor = hint.filter(|_| policy.respect_retry_after);
+        let delay = floor.map_or(sleep, |h| sleep.max(h));
+        let now = ctx.now();
+        let too_late = job
+            .req
+            .deadline
+            .is_some_and(|d| now.saturating_add(delay) >= d);
+        if self.config.propagate_deadline && too_late {
+            // Its answer could only come after the caller has given up (and at the deadline
+            // the job is cancelled anyway): end the call now, with the failure it has.
+            return None;
+        }
+        if let Some(budget) = &mut self.kinds[k].budgets[c]
+            && !budget.try_withdraw(now)
+        {
+            let dep = self.kinds[k].calls[c].dep as usize;
+            let exhausted = self.m().deps[dep].budget_exhausted;
+            ctx.metrics().inc(exhausted);
+            return None;
+        }
+        let job = self.workers[w as usize].as_mut().expect("held");
+        // The walk of decorrelated jitter follows its own draws, not the server's hints.
+        job.last_sleep = Some(sleep);
+        Some(delay)
+    }
+
+    /// Takes worker `w`'s admission by its call's breaker, if the breaker is still in the
+    /// state that admitted it (an outcome says nothing about a later state).
+    fn take_admission(&mut self, w: u32) -> Option<u32> {
+        let job = self.workers[w as usize].as_mut().expect("held");
+        let epoch = job.admitted.take()?;
+        let dep = self.kinds[job.req.kind as usize].calls[job.call].dep;
+        let b = self.deps[dep as usize].breaker.as_ref();
+        let b = b.expect("an admitted call has a breaker");
+        (b.epoch() == epoch).then_some(dep)
+    }
+
+    /// Tells the breaker that admitted worker `w`'s attempt how it went.
+    fn record_admission(&mut self, ctx: &mut Ctx<'_, M>, w: u32, success: bool) {
+        let Some(dep) = self.take_admission(w) else {
+            return;
+        };
+        let now = ctx.now();
+        let b = self.deps[dep as usize].breaker.as_mut().expect("admitted");
+        let before = (b.epoch(), b.state());
+        b.record(now, success);
+        self.breaker_moved(ctx, dep, before);
+    }
+
+    /// Gives back the breaker's permission for worker `w`'s attempt, which was not made.
+    fn release_admission(&mut self, w: u32) {
+        if let Some(dep) = self.take_admission(w) {
+            let b = self.deps[dep as usize].breaker.as_mut().expect("admitted");
+            b.release();
+        }
+    }
+
+    /// Notes a transition of `dep`'s breaker, if its epoch is no longer `before`'s: a trace
+    /// note, the gauge, and a timer for the end of an open state's cooldown (so the gauge
+    /// turns half-open on time, not at the next call).
+    fn breaker_moved(&mut self, ctx: &mut Ctx<'_, M>, dep: u32, before: (u64, BreakerState)) {
+        let d = &self.deps[dep as usize];
+        let b = d.breaker.as_ref().expect("only breakers move");
+        if b.epoch() == before.0 {
+            return;
+        }
+        let (state, until) = (b.state(), b.open_until());
+        debug_assert!(until.is_some() == (state == BreakerState::Open));
+        let note = format!(
+            "breaker {}: {} -> {}",
+            d.name,
+            before.1.name(),
+            state.name()
+        );
+        ctx.trace_note(&note);
+        let gauge = self.m().deps[dep as usize].breaker_state;
+        ctx.metrics().set(gauge, state.gauge());
+        if let Some(until) = until {
+            ctx.set_timer_at(until, M::wrap(Rpc::Tick(Tick::BreakerCooldown)));
+        }
     }
 
     /// Returns a connection of pool `p`: the first waiter gets it at once.
@@ -995,12 +1377,14 @@ impl<M: Carry<Rpc>> Service<M> {
         self.send_call(ctx, w, call);
     }
 
-    /// The job's current call ended with `status` (its connection, if any, already released):
-    /// go on to the next call, fall back, or fail the request.
+    /// The job's current call ended with `status`, for good (its connection, if any, already
+    /// released; no retry left or wanted): go on to the next call, fall back, or fail the
+    /// request.
     fn call_ended(&mut self, ctx: &mut Ctx<'_, M>, w: u32, status: Status) {
         let job = self.workers[w as usize]
             .as_mut()
             .expect("a call ends in a held job");
+        debug_assert!(job.admitted.is_none(), "the attempt was recorded");
         let call = self.kinds[job.req.kind as usize].calls[job.call];
         job.call += 1;
         // Whatever the call was waiting for (a connection, a response) is over; a fallback may
@@ -1082,6 +1466,8 @@ impl<M: Carry<Rpc>> Service<M> {
                 let wait = self.m().pools[p as usize].wait;
                 let waited = (ctx.now() - since).as_nanos();
                 ctx.metrics().record(wait, waited);
+                // A wait for a permit that ran out, as a pool timeout does.
+                self.record_admission(ctx, w, false);
             }
             Phase::Calling {
                 call_id,
@@ -1095,6 +1481,13 @@ impl<M: Carry<Rpc>> Service<M> {
                 if let Some(p) = pool {
                     self.release(ctx, p);
                 }
+                // The call's deadline was the request's: this is its timeout.
+                self.record_admission(ctx, w, false);
+            }
+            Phase::Backoff { timer } => {
+                // Not reached while a retry whose backoff would outlast the deadline is never
+                // scheduled (`retry_delay`); kept so that every phase can be cancelled.
+                ctx.cancel_timer(timer);
             }
         }
         let job = self.workers[w as usize].as_mut().expect("still held");
@@ -1130,6 +1523,8 @@ impl<M: Carry<Rpc>> Service<M> {
         // What the dead process held is gone: its gauges read nothing until it is back.
         let mut gauges = vec![gauge, m.queue_len, m.busy_workers];
         gauges.extend(m.pools.iter().flat_map(|p| [p.in_use, p.waiting]));
+        // Its breakers die with it; the next incarnation's start closed.
+        gauges.extend(m.deps.iter().map(|d| d.breaker_state));
         for g in gauges {
             ctx.metrics().set(g, 0.0);
         }
@@ -1193,10 +1588,20 @@ impl<M: Carry<Rpc>> Service<M> {
             );
             return;
         }
+        let now = ctx.now();
+        if let Some(bucket) = &mut self.bucket
+            && !bucket.try_take(now)
+        {
+            // At the door: before the deadline, the workers or the queue are looked at.
+            let limited = self.m().rate_limited;
+            ctx.metrics().inc(limited);
+            let (status, hint) = (Status::Err(ErrorKind::Rejected), self.config.retry_after);
+            reply_retry_after(ctx, req.reply_to, req.id, status, hint);
+            return;
+        }
         if self.is_dropped_expired(ctx, req) {
             return;
         }
-        let now = ctx.now();
         if let Some(w) = self.workers.iter().position(Option::is_none) {
             debug_assert!(self.queue.is_empty(), "a free worker means an empty queue");
             self.begin(ctx, w as u32, req, now);
@@ -1208,17 +1613,19 @@ impl<M: Carry<Rpc>> Service<M> {
             let rejected = self.m().rejected;
             ctx.metrics().inc(rejected);
             let (status, hint) = (Status::Err(ErrorKind::Rejected), self.config.retry_after);
-            super::reply_retry_after(ctx, req.reply_to, req.id, status, hint);
+            reply_retry_after(ctx, req.reply_to, req.id, status, hint);
         } else if self.should_shed(now, req) {
             let shed = self.m().shed;
             ctx.metrics().inc(shed);
-            reply(ctx, req.reply_to, req.id, Status::Err(ErrorKind::Rejected));
+            let (status, hint) = (Status::Err(ErrorKind::Rejected), self.config.retry_after);
+            reply_retry_after(ctx, req.reply_to, req.id, status, hint);
         } else {
             self.queue.push_back((req, now));
         }
     }
 
-    fn on_response(&mut self, ctx: &mut Ctx<'_, M>, id: u64, status: Status) {
+    fn on_response(&mut self, ctx: &mut Ctx<'_, M>, r: Response) {
+        let id = r.id;
         // Unknown ids are late responses to calls that already timed out, or that a cancelled
         // job abandoned.
         let Some((w, seq)) = self.calls.remove(&id) else {
@@ -1238,7 +1645,7 @@ impl<M: Carry<Rpc>> Service<M> {
         if let Some(p) = pool {
             self.release(ctx, p);
         }
-        self.call_ended(ctx, w, status);
+        self.attempt_ended(ctx, w, r.status, r.retry_after);
     }
 
     fn on_tick(&mut self, ctx: &mut Ctx<'_, M>, tick: Tick) {
@@ -1258,10 +1665,31 @@ impl<M: Carry<Rpc>> Service<M> {
                 if let Some(p) = pool {
                     self.release(ctx, p);
                 }
-                self.call_ended(ctx, worker, Status::Err(ErrorKind::Timeout));
+                self.attempt_ended(ctx, worker, Status::Err(ErrorKind::Timeout), None);
             }
             Tick::JobDeadline { worker, seq } if self.job(worker, seq).is_some() => {
                 self.cancel(ctx, worker);
+            }
+            Tick::CallRetryDue { worker, seq } => {
+                let Some(job) = self.job(worker, seq) else {
+                    return;
+                };
+                let Phase::Backoff { .. } = job.phase else {
+                    return;
+                };
+                job.phase = Phase::Working;
+                self.attempt(ctx, worker);
+            }
+            Tick::BreakerCooldown => {
+                let now = ctx.now();
+                for dep in 0..self.deps.len() {
+                    let Some(b) = &mut self.deps[dep].breaker else {
+                        continue;
+                    };
+                    let before = (b.epoch(), b.state());
+                    b.advance(now);
+                    self.breaker_moved(ctx, dep as u32, before);
+                }
             }
             Tick::PoolTimeout { worker, seq } => {
                 let Some(job) = self.job(worker, seq) else {
@@ -1278,7 +1706,7 @@ impl<M: Carry<Rpc>> Service<M> {
                 let wait = (ctx.now() - since).as_nanos();
                 ctx.metrics().record(pm.wait, wait);
                 ctx.metrics().inc(pm.timeouts);
-                self.call_ended(ctx, worker, Status::Err(ErrorKind::PoolTimeout));
+                self.attempt_ended(ctx, worker, Status::Err(ErrorKind::PoolTimeout), None);
             }
             _ => {}
         }
@@ -1305,6 +1733,20 @@ impl<M: Carry<Rpc>> Actor<M> for Service<M> {
                 wait: ctx.histogram(&format!("pool_wait.{name}")),
             })
             .collect();
+        // Registered for every target whether or not its calls have a breaker or retries, so
+        // that a scenario's checks and charts name the same metrics in its baseline and fixes.
+        let deps = self
+            .deps
+            .iter()
+            .map(|d| DepMetrics {
+                breaker_state: ctx.gauge(&format!("breaker_state.{}", d.name)),
+                breaker_rejected: ctx.counter(&format!("breaker_rejected_total.{}", d.name)),
+                attempts: ctx.counter(&format!("call_attempts_total.{}", d.name)),
+                retries: ctx.counter(&format!("call_retries_total.{}", d.name)),
+                budget_exhausted: ctx
+                    .counter(&format!("call_retry_budget_exhausted_total.{}", d.name)),
+            })
+            .collect();
         self.metrics = Some(ServiceMetrics {
             queue_len: ctx.gauge("queue_len"),
             busy_workers: ctx.gauge("busy_workers"),
@@ -1323,7 +1765,13 @@ impl<M: Carry<Rpc>> Actor<M> for Service<M> {
                 .memory
                 .as_ref()
                 .map(|_| (ctx.gauge("memory_bytes"), ctx.counter("oom_kills_total"))),
+            rate_limited: ctx.counter("rate_limited_total"),
+            deps,
         });
+        for (d, dm) in self.deps.iter().zip(&self.m().deps) {
+            let state = d.breaker.as_ref().map_or(0.0, CircuitBreaker::gauge);
+            ctx.metrics().set(dm.breaker_state, state);
+        }
         self.publish(ctx);
     }
 
@@ -1336,7 +1784,7 @@ impl<M: Carry<Rpc>> Actor<M> for Service<M> {
                     return;
                 }
             }
-            Some(Rpc::Response(r)) => self.on_response(ctx, r.id, r.status),
+            Some(Rpc::Response(r)) => self.on_response(ctx, r),
             _ => return,
         }
         self.publish(ctx);
