@@ -496,6 +496,27 @@ fn cmd_run(a: RunArgs) -> Result<u8, Failure> {
     Ok(report.outcome.exit_code as u8)
 }
 
+/// Removes the charts an earlier run left in `out` (`NN-*.svg`, the names this command gives
+/// them), so that a directory never mixes the charts of two versions of a scenario.
+fn remove_old_charts(out: &Path) -> anyhow::Result<()> {
+    let entries =
+        std::fs::read_dir(out).with_context(|| format!("cannot read {}", out.display()))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let ours = name.len() > 7
+            && name.as_bytes()[..2].iter().all(u8::is_ascii_digit)
+            && name.as_bytes()[2] == b'-'
+            && name.ends_with(".svg");
+        if ours {
+            let path = entry.path();
+            std::fs::remove_file(&path)
+                .with_context(|| format!("cannot remove {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// Slug of a chart title for its file name.
 fn slug(title: &str) -> String {
     let mut out = String::new();
@@ -549,6 +570,7 @@ fn write_run_outputs(
         charts.push((format!("{:02}-{}.svg", i + 1, slug(&chart.title())), svg));
     }
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    remove_old_charts(out)?;
     let write = |name: &str, text: &str| -> anyhow::Result<()> {
         let path = out.join(name);
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
@@ -800,6 +822,7 @@ fn write_sweep_outputs(
         ));
     }
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    remove_old_charts(out)?;
     let write = |name: &str, text: &str| -> anyhow::Result<()> {
         let path = out.join(name);
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
