@@ -111,13 +111,17 @@ struct CheckArgs {
     /// Also write the JSON report to this file (for `faultline merge`).
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
-    /// When a variant misses an expectation that a check holds, shrink the scenario's own
-    /// fault plan for the first seed it fails on (fewest faults, shortest windows, mildest
-    /// slowdowns that still fail), write the minimal scenario file to DIR (default:
-    /// faultline-out/<scenario>/shrunk) and print the command that replays it. Nothing is
-    /// written when every check holds where it should. Written `--shrink` or `--shrink=DIR`.
+    /// Where to write the minimal scenario file of each failure (default:
+    /// scenarios/regressions). When a variant misses an expectation that a check holds, `check`
+    /// shrinks the scenario's own fault plan for the first seed it fails on (fewest faults,
+    /// shortest windows, mildest slowdowns that still fail), writes the file and prints the
+    /// command that replays it. Nothing is written when every check holds where it should.
+    /// Written `--shrink=DIR`.
     #[arg(long, value_name = "DIR", num_args = 0..=1, require_equals = true)]
     shrink: Option<Option<PathBuf>>,
+    /// Do not shrink failures or write anything for them.
+    #[arg(long, conflicts_with = "shrink")]
+    no_shrink: bool,
 }
 
 #[derive(Args)]
@@ -626,8 +630,11 @@ fn cmd_check(a: CheckArgs) -> Result<u8, Failure> {
         }
         print_outcome(&report, &s, None);
     }
-    if let Some(dir) = a.shrink {
-        let dir = dir.unwrap_or_else(|| Path::new("faultline-out").join(&s.name).join("shrunk"));
+    if !a.no_shrink {
+        let dir = a
+            .shrink
+            .flatten()
+            .unwrap_or_else(|| Path::new("scenarios").join("regressions"));
         // With --json, standard output is the report alone.
         let lines = shrink_failures(&s, &report, &dir)?;
         for line in lines {

@@ -178,8 +178,10 @@ fn a_missed_expectation_exits_by_class() {
         "1",
         "--variant",
         "baseline",
+        "--no-shrink",
     ]);
     assert_eq!(code(&o), 3, "{}", stdout(&o));
+    assert!(!stdout(&o).contains("shrunk"), "{}", stdout(&o));
 }
 
 #[test]
@@ -620,14 +622,26 @@ fn check_shrink_writes_a_minimal_file_whose_replay_command_fails_the_same_way() 
 
 #[test]
 fn check_shrink_writes_nothing_when_every_check_holds_where_it_should() {
-    // The default directory, under the working directory.
-    let default = Path::new(env!("CARGO_MANIFEST_DIR")).join("faultline-out/traffic_spike/shrunk");
-    let _ = std::fs::remove_dir_all(&default);
+    // The default directory, under the working directory, holds the frozen regressions.
+    let default = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/regressions");
+    let listing = || -> Vec<String> {
+        std::fs::read_dir(&default)
+            .map(|d| {
+                let mut names: Vec<String> = d
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect();
+                names.sort();
+                names
+            })
+            .unwrap_or_default()
+    };
+    let before = listing();
     // `--shrink` takes its directory only after `=`, so the scenario is not mistaken for it.
     let o = faultline(&["check", "--shrink", "traffic_spike", "--seeds", "1"]);
     assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
     assert!(!stdout(&o).contains("shrunk"), "{}", stdout(&o));
-    assert!(!default.exists(), "nothing is written");
+    assert_eq!(listing(), before, "nothing is written");
 }
 
 #[test]
@@ -636,18 +650,29 @@ fn check_help_documents_shrink() {
     assert_eq!(code(&o), 0);
     let help = stdout(&o);
     assert!(help.contains("--shrink[=<DIR>]"), "{help}");
-    assert!(help.contains("faultline-out/<scenario>/shrunk"), "{help}");
+    assert!(help.contains("scenarios/regressions"), "{help}");
+    assert!(help.contains("--no-shrink"), "{help}");
     assert!(help.contains("replays"), "{help}");
 }
 
 #[test]
 fn a_run_replaces_the_charts_an_earlier_run_left() {
     let out = scratch("cli-stale");
-    std::fs::write(out.join("09-a-chart-this-scenario-no-longer-has.svg"), "<svg/>").unwrap();
+    std::fs::write(
+        out.join("09-a-chart-this-scenario-no-longer-has.svg"),
+        "<svg/>",
+    )
+    .unwrap();
     std::fs::write(out.join("notes.txt"), "mine").unwrap();
     let o = faultline(&["run", "mmc_queue", "--out", out.to_str().unwrap()]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert!(!out.join("09-a-chart-this-scenario-no-longer-has.svg").exists());
-    assert_eq!(std::fs::read_to_string(out.join("notes.txt")).unwrap(), "mine");
+    assert!(
+        !out.join("09-a-chart-this-scenario-no-longer-has.svg")
+            .exists()
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("notes.txt")).unwrap(),
+        "mine"
+    );
     assert!(out.join("01-queue-length.svg").exists());
 }

@@ -246,3 +246,27 @@ fn the_closed_form_checks_catch_a_different_queue() {
     // Every figure moves: W to 0.176 s, Lq to 2.2, busy workers to 3.15.
     assert_eq!(held, [false, false, false], "{:?}", run.checks);
 }
+
+/// Every frozen shrunk failure in `scenarios/regressions/` replays on its own seed and shows
+/// what it declares: the baseline still fails on the case that was found, the fixes still hold.
+#[test]
+fn every_frozen_regression_replays_as_declared() {
+    let files = files_in("scenarios/regressions");
+    assert!(
+        !files.is_empty(),
+        "the folder holds at least one regression"
+    );
+    for path in files {
+        let full = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(&path);
+        let s = Scenario::from_path(&full).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            s.variants
+                .iter()
+                .any(|v| v.expect.values().any(|e| *e == Expect::Fails)),
+            "{path}: a regression keeps the failing case"
+        );
+        let variants: Vec<usize> = (0..s.variants.len()).collect();
+        let (report, _) = run_many(&s, "check", &variants, &[s.seed], None, &|| {});
+        assert!(report.outcome.ok, "{path}: {}", report.outcome.reason);
+    }
+}
