@@ -322,8 +322,12 @@ fn width() -> usize {
 /// `text` in lines of at most `width()` characters, broken at spaces; continuation lines are
 /// indented by `indent` spaces. A word longer than a line stands alone on its line.
 fn wrap(text: &str, indent: usize) -> String {
+    if text.chars().count() <= width() {
+        return text.to_string();
+    }
+    let lead = text.len() - text.trim_start_matches(' ').len();
     let mut out = String::new();
-    let mut line = String::new();
+    let mut line = " ".repeat(lead);
     for word in text.split(' ').filter(|w| !w.is_empty()) {
         let len = line.chars().count();
         if len > 0 && len + 1 + word.chars().count() > width() {
@@ -435,6 +439,52 @@ fn check_table(s: &Scenario, report: &Report) -> anyhow::Result<Table> {
         table.push_row("", counts)?;
     }
     Ok(table)
+}
+
+/// Per check, each variant's median value over the seeds with its 95% interval and, for the
+/// fixes, the difference from the baseline's median with its bootstrap interval: how much a fix
+/// changes what the check measures, not only whether it passes.
+fn effect_sizes(s: &Scenario, report: &Report) -> String {
+    use faultline::report::json::Interval;
+    let fmt = |unit: faultline::report::Unit, i: &Interval, signed: bool| {
+        let v = unit.format(i.value);
+        let v = if signed && i.value >= 0.0 {
+            format!("+{v}")
+        } else {
+            v
+        };
+        match (i.lo, i.hi) {
+            (Some(lo), Some(hi)) => format!("{v} [{}, {}]", unit.format(lo), unit.format(hi)),
+            _ => v,
+        }
+    };
+    let name_width = report
+        .variants
+        .iter()
+        .map(|v| v.name.chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut out = String::from(
+        "Medians over the seeds [95% interval]; for each fix, the change from the baseline:\n",
+    );
+    for (i, check) in s.checks.iter().enumerate() {
+        out.push_str(&format!("  {} ({})\n", check.name(), check.value()));
+        for v in &report.variants {
+            let sum = &v.summary[i];
+            let median = sum
+                .median
+                .as_ref()
+                .map_or("no data".to_string(), |m| fmt(s.check_units[i], m, false));
+            let effect = sum.effect.as_ref().map_or(String::new(), |e| {
+                format!("   change {}", fmt(s.check_units[i], e, true))
+            });
+            let line = format!("    {:<name_width$}  {median}{effect}", v.name);
+            out.push_str(&wrap(&line, 6 + name_width));
+            out.push('\n');
+        }
+    }
+    out.push('\n');
+    out
 }
 
 fn print_outcome(report: &Report, s: &Scenario, seed_hint: Option<u64>) {
@@ -625,6 +675,7 @@ fn cmd_check(a: CheckArgs) -> Result<u8, Failure> {
         );
         print!("{}", check_table(&s, &report)?.render(width(), color()));
         println!();
+        print!("{}", effect_sizes(&s, &report));
         if let Some(path) = &a.out {
             println!("wrote {}", path.display());
         }

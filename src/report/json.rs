@@ -22,7 +22,9 @@
 //!       "runs": [ { "seed", "ended", "limit_hit", "trace_hash", "events", "end_ns",
 //!                   "checks": [ { "holds", "value", "at_ns", "detail" } ],   // in check order
 //!                   "rows": [ <number> | null ] } ],                         // in row order
-//!       "summary": [ { "check", "holds", "fails", "expect", "met" } ],
+//!       "summary": [ { "check", "holds", "fails", "expect", "met",
+//!                      "median": null | { "value", "lo", "hi", "samples" },    // over seeds
+//!                      "effect": null | { "value", "lo", "hi", "samples" } } ], // vs variant 0
 //!       "met": bool } ],
 //!   "outcome": { "ok": bool, "exit_code": 0 | 2 | 3, "reason": "..." }
 //! }
@@ -54,6 +56,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::check::{CheckClass, Outcome};
+use crate::report::stats::{Estimate, median_95, median_difference_95};
 use crate::scenario::Expect;
 
 pub const SCHEMA: &str = "faultline.report";
@@ -203,6 +206,35 @@ pub struct CheckSummary {
     pub expect: Option<Expect>,
     /// Whether the expectation is met on every seed; null when nothing is expected.
     pub met: Option<bool>,
+    /// The median of the check's value over the seeds with data, and its 95% interval
+    /// (distribution-free, from the order statistics); null without data.
+    #[serde(default)]
+    pub median: Option<Interval>,
+    /// This variant's median minus the first variant's (the baseline's), with a 95% bootstrap
+    /// interval: the effect size of a fix. Null for the first variant and without data.
+    #[serde(default)]
+    pub effect: Option<Interval>,
+}
+
+/// A point estimate with its 95% interval (`lo`/`hi` null when one seed says nothing about
+/// spread), over `samples` seeds.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    pub value: f64,
+    pub lo: Option<f64>,
+    pub hi: Option<f64>,
+    pub samples: u32,
+}
+
+impl From<Estimate> for Interval {
+    fn from(e: Estimate) -> Interval {
+        Interval {
+            value: e.value,
+            lo: e.interval.map(|i| i.0),
+            hi: e.interval.map(|i| i.1),
+            samples: e.samples,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -213,6 +245,15 @@ pub struct ReportOutcome {
 }
 
 impl VariantReport {
+    /// The values check `i` judged on each seed that had data, in seed order.
+    pub fn values(&self, i: usize) -> Vec<f64> {
+        self.runs
+            .iter()
+            .filter_map(|r| r.checks.get(i).and_then(|o| o.value))
+            .filter(|v| v.is_finite())
+            .collect()
+    }
+
     /// Recomputes `summary` and `met` from `runs` (after runs were added or merged).
     pub fn summarize(&mut self, checks: &[CheckInfo]) {
         self.runs.sort_by_key(|r| r.seed);
@@ -237,6 +278,8 @@ impl VariantReport {
                     fails,
                     expect,
                     met,
+                    median: median_95(&self.values(i)).map(Interval::from),
+                    effect: None,
                 }
             })
             .collect();
@@ -253,6 +296,14 @@ impl Report {
         for v in &mut self.variants {
             v.summarize(&checks);
             seeds.extend(v.runs.iter().map(|r| r.seed));
+        }
+        if let Some((first, rest)) = self.variants.split_first_mut() {
+            for v in rest {
+                for i in 0..v.summary.len() {
+                    let effect = median_difference_95(&first.values(i), &v.values(i));
+                    v.summary[i].effect = effect.map(Interval::from);
+                }
+            }
         }
         seeds.sort_unstable();
         seeds.dedup();

@@ -39,6 +39,7 @@
 pub mod chart;
 pub mod csv;
 pub mod json;
+pub mod stats;
 pub mod table;
 mod unit;
 

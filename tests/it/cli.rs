@@ -676,3 +676,24 @@ fn a_run_replaces_the_charts_an_earlier_run_left() {
     );
     assert!(out.join("01-queue-length.svg").exists());
 }
+
+#[test]
+fn check_reports_medians_and_effect_sizes_against_the_baseline() {
+    let o = faultline(&["check", "traffic_spike", "--seeds", "3"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("Medians over the seeds"), "{text}");
+    assert!(text.contains("goodput during the spike (rate(users.ok_total))"), "{text}");
+    assert!(text.contains("change +"), "{text}");
+    let o = faultline(&["check", "traffic_spike", "--seeds", "3", "--json"]);
+    let report: Report = serde_json::from_str(&stdout(&o)).unwrap();
+    let goodput = |v: usize| report.variants[v].summary[0].clone();
+    assert!(goodput(0).effect.is_none(), "the baseline is the reference");
+    let base = goodput(0).median.expect("data");
+    let fix = goodput(1).median.expect("data");
+    let effect = goodput(1).effect.expect("a fix has an effect");
+    assert_eq!(base.samples, 3);
+    assert!((effect.value - (fix.value - base.value)).abs() < 1e-9);
+    assert!(effect.lo.unwrap() <= effect.value && effect.value <= effect.hi.unwrap());
+    assert!(effect.value > 100.0, "the fix adds goodput: {effect:?}");
+}
