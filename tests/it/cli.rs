@@ -683,7 +683,10 @@ fn check_reports_medians_and_effect_sizes_against_the_baseline() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let text = stdout(&o);
     assert!(text.contains("Medians over the seeds"), "{text}");
-    assert!(text.contains("goodput during the spike (rate(users.ok_total))"), "{text}");
+    assert!(
+        text.contains("goodput during the spike (rate(users.ok_total))"),
+        "{text}"
+    );
     assert!(text.contains("change +"), "{text}");
     let o = faultline(&["check", "traffic_spike", "--seeds", "3", "--json"]);
     let report: Report = serde_json::from_str(&stdout(&o)).unwrap();
