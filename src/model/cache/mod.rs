@@ -1,5 +1,5 @@
-//! The pure cores of the cache family (C1–C5 of the catalogue), starting with consistent
-//! hashing over the cache's shards. None of them is an actor: like
+//! The pure cores of the cache family (C1–C5 of the catalogue): consistent hashing over the
+//! cache's shards, a per-shard store with TTLs and eviction, and TTL jitter. None of them is an actor: like
 //! `model/rpc/resilience.rs`, each takes `now` and, where it draws, the caller's own
 //! `&mut SimRng`, and returns a decision, so each is tested on its exact semantics here and the
 //! actors that embed them stay pure functions of their events and their streams.
@@ -16,10 +16,17 @@
 //! that depends on an order comes from a `Vec` or a `BTreeSet`.
 
 mod ring;
+mod store;
+mod ttl;
 
 use std::hash::{BuildHasherDefault, Hasher};
 
 pub use ring::{DEFAULT_VNODES, MAX_RING_POINTS, Ring};
+pub use store::{
+    DEFAULT_SAMPLES, Entry, Eviction, Lookup, MAX_SAMPLES, MAX_STORE_ENTRIES, Refusal, SetOutcome,
+    Store, StoreConfig, StoreStats,
+};
+pub use ttl::{MAX_TTL_JITTER, Ttl, ttl_with_jitter};
 
 /// SplitMix64's increment, the golden ratio in 64-bit fixed point (`engine::rng::splitmix64`
 /// adds it before mixing).
