@@ -1,8 +1,41 @@
-//! The pure cores of the cache family (C1–C5 of the catalogue): consistent hashing over the
-//! cache's shards, a per-shard store with TTLs and eviction, and TTL jitter. None of them is an actor: like
+//! The pure cores of the cache family (C1–C5 of the catalogue): consistent hashing, a per-shard
+//! store with TTLs and eviction, TTL jitter, probabilistic early expiration (XFetch), a Bloom
+//! filter of existing keys, and key popularity for workloads. None of them is an actor: like
 //! `model/rpc/resilience.rs`, each takes `now` and, where it draws, the caller's own
 //! `&mut SimRng`, and returns a decision, so each is tested on its exact semantics here and the
 //! actors that embed them stay pure functions of their events and their streams.
+//!
+//! # How the pieces will fit
+//!
+//! A `Cache` actor stands for a cluster of N shards (Redis Cluster nodes, a memcached pool).
+//! Callers find a key's shard on a [`Ring`] (ketama-style consistent hashing, 160 virtual nodes
+//! a shard), so adding or losing a shard moves only that shard's share of the keys. Each shard
+//! is a [`Store`]: entries with a TTL, a size and the cost of their last recompute, bounded in
+//! entries and bytes, evicting by exact LRU, Redis-style sampled LRU, or not at all (the
+//! unbounded cache of C5, whose memory the actor compares with a limit and OOM-crashes on).
+//! Each shard also has its own service time that grows with its load — a shard is one
+//! single-threaded Redis process — so a hot key (C4) saturates *its* shard and slows every key
+//! that hashes there while the others idle; the fixes are an L1 cache in the service, and
+//! replicating a hot key over [`Ring::replicas`].
+//!
+//! The service in front of a database runs cache-aside: `get` → miss → query the database →
+//! `set`. What the failure modes add to that loop, each a switch so that a baseline shows the
+//! failure and a variant its fix:
+//! - **Stampede (C1)**: a hot key expires and every concurrent miss queries the database.
+//!   Fixes: single-flight (one query per key in flight, the other requests wait for it or are
+//!   served the [`Lookup::Stale`] value: stale-while-revalidate, with the store's `stale_for`
+//!   window), [`XFetch`] (a request recomputes early with a probability that rises as expiry
+//!   nears; the store keeps the last recompute's duration, `delta`, for it), and background
+//!   refresh ahead of expiry. Per expiry of a key read at rate `lambda`, recomputed in
+//!   `delta`: `1 + lambda delta` database queries without a fix, `exp(1 / beta)` with XFetch
+//!   alone under heavy traffic ([`expected_recomputations`]), one with single-flight.
+//! - **Avalanche (C2)**: keys written together with one TTL expire together. Fix: jittered
+//!   TTLs ([`Ttl`], [`ttl_with_jitter`]).
+//! - **Penetration (C3)**: requests for keys that do not exist ([`KeySpace`]'s `missing`
+//!   share) miss every time. Fixes: negative caching ([`Store::set_negative`], a short TTL),
+//!   and a [`BloomFilter`] of the keys that exist, asked before the cache.
+//! - **Unbounded growth (C5)**: `Eviction::None` and no TTLs. Fixes: an LRU bound, TTLs and
+//!   active expiry ([`Store::purge_expired`]).
 //!
 //! # Hashing
 //!
@@ -15,18 +48,27 @@
 //! stores' hash maps use [`KeyHasher`] (also [`mix64`]) and are never iterated: every result
 //! that depends on an order comes from a `Vec` or a `BTreeSet`.
 
+mod bloom;
+mod keys;
 mod ring;
 mod store;
 mod ttl;
+mod xfetch;
 
 use std::hash::{BuildHasherDefault, Hasher};
 
+pub use bloom::{
+    BloomConfig, BloomFilter, DEFAULT_FALSE_POSITIVE_RATE, MAX_BLOOM_BITS, optimal_bits,
+    optimal_hashes,
+};
+pub use keys::{DEFAULT_MISSING_KEYS, KeySpace, Keys, MISSING_KEY_BASE, Popularity};
 pub use ring::{DEFAULT_VNODES, MAX_RING_POINTS, Ring};
 pub use store::{
     DEFAULT_SAMPLES, Entry, Eviction, Lookup, MAX_SAMPLES, MAX_STORE_ENTRIES, Refusal, SetOutcome,
     Store, StoreConfig, StoreStats,
 };
 pub use ttl::{MAX_TTL_JITTER, Ttl, ttl_with_jitter};
+pub use xfetch::{DEFAULT_BETA, MAX_BETA, XFetch, XFetchConfig, expected_recomputations};
 
 /// SplitMix64's increment, the golden ratio in 64-bit fixed point (`engine::rng::splitmix64`
 /// adds it before mixing).
