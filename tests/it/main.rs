@@ -2,6 +2,7 @@
 //! a user would. Slow sweeps are gated by `FAULTLINE_SLOW=1`.
 
 mod bad_input;
+mod cache;
 mod checks;
 mod cli;
 mod determinism;

@@ -22,6 +22,8 @@ use faultline::model::rpc::{
     QueryConfig, QueueDiscipline, RESTART_BACKOFF_RESET, Rate, Request, RetryBudget, RetryPolicy,
     Rpc, Service, ServiceConfig, Status, Tick, Warmup, from_ron,
 };
+// Keys on requests came later than most of these tests, which send keyless requests.
+use faultline::model::rpc::NO_KEY;
 use faultline::{
     Actor, ActorId, Ctx, Dist, Durable, Fault, FaultPlan, HostId, Scalar, Sim, SimDuration, SimTime,
 };
@@ -112,6 +114,7 @@ fn database(queries: Vec<(&str, Dist)>) -> DatabaseConfig {
             })
             .collect(),
         contention: Contention::Linear(0.0),
+        track_keys: 0,
     }
 }
 
@@ -124,6 +127,7 @@ fn client(target: &str, arrivals: Arrivals) -> ClientConfig {
         limit: None,
         retry: None,
         breaker: None,
+        keys: None,
     }
 }
 
@@ -216,6 +220,7 @@ impl Actor<Rpc> for Burst {
                 reply_to: ctx.me(),
                 created: ctx.now(),
                 deadline,
+                key: NO_KEY,
             };
             ctx.send(self.to, Rpc::Request(req));
         }
@@ -274,6 +279,7 @@ impl Actor<Rpc> for BurstAt {
                 reply_to: ctx.me(),
                 created: ctx.now(),
                 deadline,
+                key: NO_KEY,
             };
             ctx.send(self.to, Rpc::Request(req));
         }
@@ -369,6 +375,7 @@ fn held_workers(loaded: bool, bulkhead: Option<u32>) -> Sim<Rpc> {
         name: "browse".into(),
         kind: 1.into(),
         weight: 1.0,
+        keys: None,
     }];
     probe.timeout = Some(SimDuration::from_secs(2));
     spawn_client(&mut sim, h, "probe", probe);
@@ -484,6 +491,7 @@ fn database_query_time_grows_with_concurrency() {
                 time: constant(ms(10)),
             }],
             contention: Contention::Linear(c),
+            track_keys: 0,
         };
         spawn_db(&mut sim, h, "db", db);
         let think = constant(SimDuration::ZERO);
@@ -686,6 +694,7 @@ fn composed(seed: u64) -> Sim<Rpc> {
             },
         }],
         contention: Contention::Linear(0.05),
+        track_keys: 0,
     };
     spawn_db(&mut sim, h, "db", db);
     for name in ["s0", "s1"] {
@@ -782,6 +791,7 @@ fn mix(name: &str, kind: u32) -> Mix {
         name: name.into(),
         kind: kind.into(),
         weight: 1.0,
+        keys: None,
     }
 }
 
@@ -1292,6 +1302,7 @@ fn kind_refs_read_integers_and_names_and_resolve_with_suggestions() {
             name: "b".into(),
             kind: "checkout".into(),
             weight: 1.0,
+            keys: None,
         },
     ];
     let err = Client::<Rpc>::new(c.clone())
@@ -1576,6 +1587,7 @@ impl Pinger {
             reply_to: ctx.me(),
             created: ctx.now(),
             deadline: None,
+            key: NO_KEY,
         };
         self.next_id += 1;
         ctx.send(self.to, Rpc::Request(req));
@@ -3432,6 +3444,7 @@ impl Actor<Rpc> for Hints {
                 reply_to: ctx.me(),
                 created: ctx.now(),
                 deadline: None,
+                key: NO_KEY,
             };
             ctx.send(self.to, Rpc::Request(req));
         }
@@ -4863,6 +4876,7 @@ impl Actor<Rpc> for HintedBurst {
                 reply_to: ctx.me(),
                 created: ctx.now(),
                 deadline,
+                key: NO_KEY,
             };
             ctx.send(self.to, Rpc::Request(req));
         }

@@ -24,7 +24,9 @@ use crate::dist::{Dist, Sampler};
 use crate::engine::rng::{SimRng, unit_f64};
 use crate::model::rpc::{ConfigError, Validate, compile};
 
-/// The first missing key id: 2^63. Existing ids are below it, missing ids from it on.
+/// The first missing key id: 2^63. Existing ids are below it, missing ids from it on (up to
+/// `u64::MAX - 1`: `u64::MAX` is [`NO_KEY`](crate::model::rpc::NO_KEY), the key of keyless
+/// requests).
 pub const MISSING_KEY_BASE: u64 = 1 << 63;
 
 /// Distinct missing ids by default: 2^48, so that even 10^7 missing requests repeat an id
@@ -60,7 +62,7 @@ pub struct KeySpace {
     /// The share of requests for keys that do not exist, in `[0, 1]`; default 0.
     #[serde(default)]
     pub missing: f64,
-    /// How many distinct missing ids those requests pick from (uniformly), in `1..=2^63`;
+    /// How many distinct missing ids those requests pick from (uniformly), in `1..2^63`;
     /// default 2^48 (practically never the same twice).
     #[serde(default = "default_missing_keys")]
     pub missing_keys: u64,
@@ -143,10 +145,15 @@ impl Validate for KeySpace {
                 field: "missing_keys".into(),
             });
         }
-        if self.missing_keys > MISSING_KEY_BASE {
+        // Below 2^63, so that the largest missing id is `u64::MAX - 1`: `u64::MAX` is NO_KEY.
+        if self.missing_keys >= MISSING_KEY_BASE {
             return Err(ConfigError::Invalid {
                 field: "missing_keys".into(),
-                reason: format!("{} is more than the 2^63 missing ids", self.missing_keys),
+                reason: format!(
+                    "{} must be below 2^63 (the missing ids stop short of u64::MAX, the key of \
+                     keyless requests)",
+                    self.missing_keys
+                ),
             });
         }
         Ok(())
@@ -460,9 +467,20 @@ mod tests {
             Some("missing_keys")
         );
         assert_eq!(
-            field(ok_pop, 0.1, u64::MAX).as_deref(),
+            field(ok_pop.clone(), 0.1, u64::MAX).as_deref(),
             Some("missing_keys")
         );
+        assert_eq!(
+            field(ok_pop.clone(), 0.1, MISSING_KEY_BASE).as_deref(),
+            Some("missing_keys"),
+            "2^63 missing ids would reach u64::MAX, the key of keyless requests"
+        );
+        let widest = KeySpace {
+            popularity: ok_pop,
+            missing: 1.0,
+            missing_keys: MISSING_KEY_BASE - 1,
+        };
+        assert!(widest.validate().is_ok());
         // All hot and no rest is fine.
         let k = keys(hot(4, 1.0, 0), 0.0);
         let mut rng = stream(1, "k");

@@ -49,6 +49,7 @@
 //! that depends on an order comes from a `Vec` or a `BTreeSet`.
 
 mod bloom;
+mod bursts;
 mod keys;
 mod ring;
 mod store;
@@ -61,6 +62,7 @@ pub use bloom::{
     BloomConfig, BloomFilter, DEFAULT_FALSE_POSITIVE_RATE, MAX_BLOOM_BITS, optimal_bits,
     optimal_hashes,
 };
+pub use bursts::{KeyBursts, MAX_TRACKED_KEYS};
 pub use keys::{DEFAULT_MISSING_KEYS, KeySpace, Keys, MISSING_KEY_BASE, Popularity};
 pub use ring::{DEFAULT_VNODES, MAX_RING_POINTS, Ring};
 pub use store::{

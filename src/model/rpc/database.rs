@@ -11,6 +11,15 @@
 //!
 //! Beyond `max_connections` a query is refused at once with `Unavailable`, as PostgreSQL refuses
 //! connections beyond `max_connections` ("FATAL: sorry, too many clients already").
+//!
+//! Keys: a query about a key that does not exist is answered `NotFound`, after its full query
+//! time. Which keys exist follows the key-space convention ([`KeySpace`]): ids below 2^63 are
+//! rows, ids from 2^63 on are not ([`NO_KEY`] is keyless and answered `Ok`). A miss costs as
+//! much as a hit because a point lookup descends the same index either way and only the heap
+//! fetch is saved; that is why penetration traffic (C3) loads a database as much as real
+//! reads. With `track_keys`, the queries for keys `0..track_keys` (the hottest) are counted
+//! one by one, and in bursts of overlapping queries ([`KeyBursts`]): the queries a hot key's
+//! expiry sends.
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
@@ -18,7 +27,7 @@ use std::marker::PhantomData;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ConfigError, ErrorKind, Request, Rpc, Status, Tick, Validate, check_kind_name,
+    ConfigError, ErrorKind, NO_KEY, Request, Rpc, Status, Tick, Validate, check_kind_name,
     check_unique_names, compile, nonzero, reply,
 };
 use crate::actor::{Actor, ActorId, Ctx};
@@ -26,6 +35,9 @@ use crate::dist::{Dist, Sampler};
 use crate::engine::time::SimTime;
 use crate::metrics::{CounterId, GaugeId, HistogramId};
 use crate::model::Carry;
+#[cfg(doc)]
+use crate::model::cache::KeySpace;
+use crate::model::cache::{KeyBursts, MAX_TRACKED_KEYS, MISSING_KEY_BASE};
 
 /// PostgreSQL's `max_connections` default: "The default is typically 100 connections"
 /// (PostgreSQL documentation, 19.3.1 Connection Settings).
@@ -121,6 +133,10 @@ pub struct DatabaseConfig {
     pub queries: Vec<QueryConfig>,
     #[serde(default)]
     pub contention: Contention,
+    /// Count the queries for keys `0..track_keys` one by one, and in bursts (see the module
+    /// docs), at most 1,024 keys; default 0, none.
+    #[serde(default)]
+    pub track_keys: u32,
 }
 
 fn default_max_connections() -> u32 {
@@ -148,6 +164,12 @@ impl Validate for DatabaseConfig {
         }
         let names = self.queries.iter().map(|q| q.name.as_str());
         check_unique_names(names, |i| format!("queries[{i}].name"))?;
+        if self.track_keys > MAX_TRACKED_KEYS {
+            return Err(ConfigError::Invalid {
+                field: "track_keys".into(),
+                reason: format!("{} is more than {MAX_TRACKED_KEYS}", self.track_keys),
+            });
+        }
         self.contention.validate()
     }
 }
@@ -157,14 +179,25 @@ struct DatabaseMetrics {
     active: GaugeId,
     queries: CounterId,
     rejected: CounterId,
+    not_found: CounterId,
     latency: HistogramId,
+    /// With `track_keys`: the burst sizes.
+    bursts: Option<HistogramId>,
+}
+
+/// Whether a row with this key exists (the key-space convention; keyless requests always).
+fn exists(key: u64) -> bool {
+    key < MISSING_KEY_BASE || key == NO_KEY
 }
 
 /// A database server.
 ///
 /// Metrics (owner = the database's name): `active` gauge (queries running), `queries_total`
-/// (completed), `rejected_total` (beyond `max_connections`), `latency` histogram (ns, arrival to
-/// reply of completed queries).
+/// (completed), `rejected_total` (beyond `max_connections`), `not_found_total` (completed
+/// queries answered `NotFound`), `latency` histogram (ns, arrival to reply of completed
+/// queries). With `track_keys: n`: `key_queries_total.<k>` for each key `k < n` (queries
+/// started for it), and the `burst_queries` histogram (queries per burst of a tracked key,
+/// recorded when the burst ends: `burst_queries.max` is the largest stampede).
 #[derive(Clone)]
 pub struct Database<M> {
     config: DatabaseConfig,
@@ -172,7 +205,10 @@ pub struct Database<M> {
     /// Running queries by the database's own number: (request, arrival).
     active: BTreeMap<u64, (Request, SimTime)>,
     next: u64,
+    bursts: KeyBursts,
     metrics: Option<DatabaseMetrics>,
+    /// With `track_keys`: `key_queries_total.<k>`, by key.
+    key_counters: Vec<CounterId>,
     _m: PhantomData<M>,
 }
 
@@ -186,12 +222,15 @@ impl<M> Database<M> {
             .enumerate()
             .map(|(i, q)| compile(format!("queries[{i}].time"), &q.time))
             .collect::<Result<_, _>>()?;
+        let bursts = KeyBursts::new(config.track_keys);
         Ok(Database {
             config,
             times,
             active: BTreeMap::new(),
             next: 0,
+            bursts,
             metrics: None,
+            key_counters: Vec::new(),
             _m: PhantomData,
         })
     }
@@ -204,12 +243,18 @@ impl<M> Database<M> {
 
 impl<M: Carry<Rpc>> Actor<M> for Database<M> {
     fn on_start(&mut self, ctx: &mut Ctx<'_, M>) {
+        let tracked = self.bursts.tracked();
         self.metrics = Some(DatabaseMetrics {
             active: ctx.gauge("active"),
             queries: ctx.counter("queries_total"),
             rejected: ctx.counter("rejected_total"),
+            not_found: ctx.counter("not_found_total"),
             latency: ctx.histogram("latency"),
+            bursts: (tracked > 0).then(|| ctx.histogram("burst_queries")),
         });
+        self.key_counters = (0..tracked)
+            .map(|k| ctx.counter(&format!("key_queries_total.{k}")))
+            .collect();
     }
 
     fn on_message(&mut self, ctx: &mut Ctx<'_, M>, _from: ActorId, msg: M) {
@@ -238,6 +283,10 @@ impl<M: Carry<Rpc>> Actor<M> for Database<M> {
         let id = self.next;
         self.next += 1;
         self.active.insert(id, (req, ctx.now()));
+        if self.bursts.started(req.key) {
+            let k = self.bursts.slot(req.key).expect("tracked");
+            ctx.metrics().inc(self.key_counters[k]);
+        }
         ctx.set_timer(query, M::wrap(Rpc::Tick(Tick::QueryDone(id))));
         let n = self.active.len() as f64;
         ctx.metrics().set(m.active, n);
@@ -252,7 +301,16 @@ impl<M: Carry<Rpc>> Actor<M> for Database<M> {
             .remove(&id)
             .expect("a finishing query is active");
         let m = self.metrics.expect("registered at start");
-        reply(ctx, req.reply_to, req.id, Status::Ok);
+        let status = if exists(req.key) {
+            Status::Ok
+        } else {
+            ctx.metrics().inc(m.not_found);
+            Status::NotFound
+        };
+        reply(ctx, req.reply_to, req.id, status);
+        if let (Some(size), Some(h)) = (self.bursts.finished(req.key), m.bursts) {
+            ctx.metrics().record(h, u64::from(size));
+        }
         ctx.metrics().inc(m.queries);
         let latency = (ctx.now() - arrived).as_nanos();
         ctx.metrics().record(m.latency, latency);

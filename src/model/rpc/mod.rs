@@ -65,6 +65,12 @@ pub enum Rpc {
     Tick(Tick),
 }
 
+/// The key of a request about no key in particular (keyless traffic, health probes): `u64::MAX`.
+/// No key space draws it (existing keys are below 2^63, missing ones below `u64::MAX`; see
+/// [`KeySpace`](crate::model::cache::KeySpace)), so a keyed request can never be mistaken for
+/// a keyless one.
+pub const NO_KEY: u64 = u64::MAX;
+
 /// A call. `id` is chosen by the caller and unique among its outstanding calls; the callee
 /// answers to `reply_to` with the same id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,6 +83,10 @@ pub struct Request {
     pub created: SimTime,
     /// When the caller will give up, if it will.
     pub deadline: Option<SimTime>,
+    /// The key the request is about: drawn by a [`Client`] with `keys`, carried unchanged by
+    /// services (to every downstream call of the request) and load balancers, and looked up
+    /// by a [`Database`] and a cache; [`NO_KEY`] for keyless traffic.
+    pub key: u64,
 }
 
 /// The answer to the request `id`.
@@ -95,7 +105,19 @@ pub struct Response {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
     Ok,
+    /// Served, and the answer is that the request's key does not exist: a [`Database`]'s
+    /// answer to a query for a missing key, passed up by the services that made it (HTTP's
+    /// 404). It is a success for every purpose but the payload: breakers count it as one, and
+    /// nothing retries it, because asking again gives the same answer.
+    NotFound,
     Err(ErrorKind),
+}
+
+impl Status {
+    /// Whether the call was served: `Ok` or `NotFound`.
+    pub fn is_success(self) -> bool {
+        matches!(self, Status::Ok | Status::NotFound)
+    }
 }
 
 /// Why a call failed. Configs name kinds as written here (`retry_on: [Rejected, Timeout]`).

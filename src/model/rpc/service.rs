@@ -673,6 +673,8 @@ struct Job {
     admitted: Option<u64>,
     /// A call fell back: the answer, if Ok, is degraded.
     degraded: bool,
+    /// A call answered `NotFound`: so does the job, if nothing fails.
+    not_found: bool,
     phase: Phase,
     /// The timer of the CPU work (stopped if the job is cancelled during it).
     work_timer: TimerId,
@@ -683,7 +685,7 @@ struct Job {
 /// How a job that a worker held ended, for its counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Outcome {
-    /// Replied `Ok` (`completed_total`).
+    /// Replied `Ok` or `NotFound` (`completed_total`).
     Completed,
     /// Replied with an error from a call, a call timeout or a pool timeout (`failed_total`).
     Failed,
@@ -793,8 +795,9 @@ struct PoolMetrics {
 /// Metrics (owner = the service's name): `queue_len` and `busy_workers` gauges;
 /// `rate_limited_total` (refused at the door by `rate_limit`), `rejected_total` (no worker and
 /// no queue room), `shed_total` (rejected by `shed_by_deadline`), `expired_total` (dropped by
-/// `drop_expired`), `completed_total` (replied Ok, degraded or not), `failed_total` (replied
-/// with an error from a call, a call timeout, a pool timeout or an open breaker),
+/// `drop_expired`), `completed_total` (replied Ok or NotFound, degraded or not),
+/// `failed_total` (replied with an error from a call, a call timeout, a pool timeout or an
+/// open breaker),
 /// `cancelled_total` (stopped at their deadline with `propagate_deadline`),
 /// `fallback_total` (calls that failed and fell back), `degraded_total` (requests replied Ok
 /// after at least one fallback); the `latency` histogram (ns, arrival to reply, every request
@@ -1081,6 +1084,7 @@ impl<M: Carry<Rpc>> Service<M> {
             last_sleep: None,
             admitted: None,
             degraded: false,
+            not_found: false,
             phase: Phase::Working,
             work_timer,
             deadline_timer,
@@ -1094,7 +1098,12 @@ impl<M: Carry<Rpc>> Service<M> {
             .expect("advancing a held job");
         let (k, c) = (job.req.kind as usize, job.call);
         if c >= self.kinds[k].calls.len() {
-            self.finish(ctx, w, Status::Ok, Outcome::Completed);
+            let status = if job.not_found {
+                Status::NotFound
+            } else {
+                Status::Ok
+            };
+            self.finish(ctx, w, status, Outcome::Completed);
             return;
         }
         // A fresh call: attempts count from the first, and the call pays into its entry's
@@ -1212,6 +1221,8 @@ impl<M: Carry<Rpc>> Service<M> {
             reply_to: ctx.me(),
             created: job.req.created,
             deadline: Some(deadline),
+            // Every call of a request is about the request's key.
+            key: job.req.key,
         };
         let retry = job.attempt > 1;
         debug_assert!(job.attempt >= 1);
@@ -1233,11 +1244,12 @@ impl<M: Carry<Rpc>> Service<M> {
         status: Status,
         hint: Option<SimDuration>,
     ) {
-        self.record_admission(ctx, w, status == Status::Ok);
+        self.record_admission(ctx, w, status.is_success());
         let job = self.workers[w as usize].as_mut().expect("held");
         job.phase = Phase::Working;
         let retry = match status {
-            Status::Ok => None,
+            // Served: a `NotFound` would be the same answer however often it is asked.
+            Status::Ok | Status::NotFound => None,
             Status::Err(e) => self.retry_delay(ctx, w, e, hint),
         };
         match retry {
@@ -1392,6 +1404,12 @@ impl<M: Carry<Rpc>> Service<M> {
         job.phase = Phase::Working;
         match status {
             Status::Ok => self.advance(ctx, w),
+            Status::NotFound => {
+                // The request's key does not exist: the rest of the job goes on (a call chain
+                // may still have work for it) and the caller hears `NotFound`.
+                job.not_found = true;
+                self.advance(ctx, w);
+            }
             Status::Err(_) if call.fallback => {
                 job.degraded = true;
                 let fallback = self.m().fallback;
@@ -1408,10 +1426,10 @@ impl<M: Carry<Rpc>> Service<M> {
             .take()
             .expect("finishing a held job");
         debug_assert!(
-            !matches!(job.phase, Phase::Acquiring { .. }) || status != Status::Ok,
+            !matches!(job.phase, Phase::Acquiring { .. }) || !status.is_success(),
             "a job waiting for a connection cannot have succeeded"
         );
-        debug_assert_eq!(status == Status::Ok, outcome == Outcome::Completed);
+        debug_assert_eq!(status.is_success(), outcome == Outcome::Completed);
         if let Some(timer) = job.deadline_timer
             && outcome != Outcome::Cancelled
         {
