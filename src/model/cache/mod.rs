@@ -48,6 +48,7 @@
 //! stores' hash maps use [`KeyHasher`] (also [`mix64`]) and are never iterated: every result
 //! that depends on an order comes from a `Vec` or a `BTreeSet`.
 
+mod actor;
 mod bloom;
 mod bursts;
 mod keys;
@@ -58,6 +59,10 @@ mod xfetch;
 
 use std::hash::{BuildHasherDefault, Hasher};
 
+pub use actor::{
+    Cache, CacheConfig, DEFAULT_QUEUE_CAPACITY, DEFAULT_SWEEP_INTERVAL, MAX_SHARDS, Replication,
+    SWEEP_MAX_PER_SHARD, ShardMemory,
+};
 pub use bloom::{
     BloomConfig, BloomFilter, DEFAULT_FALSE_POSITIVE_RATE, MAX_BLOOM_BITS, optimal_bits,
     optimal_hashes,
