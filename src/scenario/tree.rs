@@ -3621,6 +3621,7 @@ mod tests {
                         mean: Scalar::duration(ms(2)),
                     },
                     calls: vec![],
+                    cache: None,
                 },
                 KindConfig {
                     name: "put".into(),
@@ -3637,6 +3638,7 @@ mod tests {
                         breaker: None,
                         retry: None,
                     }],
+                    cache: None,
                 },
             ],
             pools: BTreeMap::from([(

@@ -6,7 +6,9 @@
 //! also pin the config field names the scenario files use.
 
 use faultline::engine::rng::unit_f64;
-use faultline::model::cache::{Cache, CacheConfig, KeySpace, Keys};
+use faultline::model::cache::{
+    BloomConfig, BloomFilter, Cache, CacheConfig, KeySpace, Keys, expected_recomputations,
+};
 use faultline::model::rpc::{
     CacheOp, CacheReply, CacheRequest, CacheResult, Client, ClientConfig, Database, DatabaseConfig,
     LoadBalancer, LoadBalancerConfig, Rpc, Service, ServiceConfig, Tick, from_ron,
@@ -715,4 +717,578 @@ fn a_full_queue_rejects_at_once() {
     let mut rt = t.round_trips.clone();
     rt.sort_unstable();
     assert_eq!(rt, [0, 0, 0, 0, 0, 0, 0, 1_000_000, 2_000_000, 3_000_000]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cache-aside in a service
+// ---------------------------------------------------------------------------------------------
+
+/// `users` -> `api` (cached reads of kind `read` through `redis`, misses to `db`).
+struct Aside {
+    sim: Sim<Rpc>,
+}
+
+/// Builds the cache-aside bench: the client's arrivals and keys, the kind's `cache` use
+/// (written after `cache: "redis"`), the database's query time; 4 cache shards of 10 us.
+fn aside(seed: u64, arrivals: &str, keys: &str, cache_use: &str, query: &str) -> Aside {
+    let (mut sim, h) = sim_one_host(seed);
+    cache(
+        &mut sim,
+        h,
+        "redis",
+        r#"(shards: 4, service: Exp(mean: "10us"))"#,
+    );
+    database(
+        &mut sim,
+        h,
+        "db",
+        &format!(
+            r#"(max_connections: 100000, queries: [(name: "get", time: {query})], track_keys: 1)"#
+        ),
+    );
+    service(
+        &mut sim,
+        h,
+        "api",
+        &format!(
+            r#"(workers: 5000, kinds: [(name: "read", service: Const("100us"),
+                 calls: [(target: "db", timeout: "5s")],
+                 cache: Some((cache: "redis"{cache_use})))])"#
+        ),
+    );
+    client(
+        &mut sim,
+        h,
+        "users",
+        &format!(r#"(target: "api", arrivals: {arrivals}, keys: Some({keys}))"#),
+    );
+    Aside { sim }
+}
+
+impl Aside {
+    fn count(&self, name: &str) -> u64 {
+        counter(&self.sim, name)
+    }
+}
+
+#[test]
+fn a_cached_read_misses_once_then_hits_until_its_ttl() {
+    // One key read every 10 ms; a 10 ms query; TTL 1 s. The first read misses (cold), its
+    // query takes 10 ms and the set lands at 10.1 ms + the shard's time: the second read (at
+    // 10 ms, looking up at 10.1 ms) may still miss. After that every read hits until the
+    // entry expires, 1 s after the last set, and the next read misses again.
+    let mut a = aside(
+        1,
+        r#"Constant("100/s")"#,
+        "(popularity: HotSet(keys: 1, share: 1.0, rest: 0))",
+        r#", ttl: Some((base: "1s"))"#,
+        r#"Const("10ms")"#,
+    );
+    a.sim.run_until(SimTime::from_nanos(10_500_000_000));
+    let gets = a.count("api.cache_gets_total");
+    let (hits, misses) = (
+        a.count("api.cache_hits_total"),
+        a.count("api.cache_misses_total"),
+    );
+    assert_eq!(hits + misses, gets);
+    assert_eq!(a.count("api.cache_errors_total"), 0);
+    assert_eq!(
+        a.count("api.cache_lookups_total"),
+        gets,
+        "no L1, no Bloom filter"
+    );
+    // 10 or 11 expiries in 10.5 s (one per ~1.02 s cycle, the first a cold miss), each 1 or
+    // 2 misses. The second miss of a cycle looks up about when the first one's query ends,
+    // so the database sees one burst of two or, when it starts just after, two bursts of
+    // one: bursts are queries that overlap at the database.
+    let queries = a.count("db.key_queries_total.0");
+    assert_eq!(queries, a.count("api.db_queries_total"));
+    assert_eq!(queries, misses);
+    assert!((10..=22).contains(&misses), "{misses}");
+    let bursts = histogram(&a.sim, "db.burst_queries");
+    assert!((10..=queries).contains(&bursts.count), "{bursts:?}");
+    assert_eq!((bursts.count as f64 * bursts.mean).round() as u64, queries);
+    assert!(bursts.max <= 2, "{bursts:?}");
+    assert_eq!(a.count("api.cache_sets_total"), misses);
+    assert_eq!(
+        counter(&a.sim, "users.ok_total"),
+        a.count("api.completed_total")
+    );
+    // Hits answer in 100 us of CPU and two 10 us cache legs at most; misses take 10 ms more.
+    let lat = histogram(&a.sim, "users.latency");
+    assert!(lat.p50 < 1_000_000, "{lat:?}");
+    assert!(lat.max >= 10_000_000, "{lat:?}");
+}
+
+/// Key 0's share of Zipf(1000, 0.99) traffic at 10,000 requests a second: its rate.
+fn hot_rate(total: f64) -> f64 {
+    total * zipf_top_share(1_000, 0.99)
+}
+
+const ZIPF: &str = "(popularity: Zipf(n: 1000, s: 0.99))";
+
+/// What happened after the cold start: runs to `from`, notes the counts, runs to `until`
+/// (after the client has stopped, so every burst has ended) and returns the differences.
+struct Warm {
+    /// Database queries for key 0, and its bursts.
+    queries: u64,
+    bursts: u64,
+    /// The service's counters, by name without the `api.` prefix.
+    api: std::collections::BTreeMap<&'static str, u64>,
+}
+
+const API_COUNTERS: [&str; 8] = [
+    "cache_misses_total",
+    "cache_hits_total",
+    "db_queries_total",
+    "background_refreshes_total",
+    "stale_served_total",
+    "coalesced_total",
+    "early_refreshes_total",
+    "refreshes_skipped_total",
+];
+
+fn after_warmup(a: &mut Aside, from: SimTime, until: SimTime) -> Warm {
+    let snapshot = |a: &Aside| {
+        let q = a.count("db.key_queries_total.0");
+        let b = histogram(&a.sim, "db.burst_queries").count;
+        let api: Vec<u64> = API_COUNTERS
+            .iter()
+            .map(|n| a.count(&format!("api.{n}")))
+            .collect();
+        (q, b, api)
+    };
+    a.sim.run_until(from);
+    let (q0, b0, api0) = snapshot(a);
+    a.sim.run_until(until);
+    let (q1, b1, api1) = snapshot(a);
+    Warm {
+        queries: q1 - q0,
+        bursts: b1 - b0,
+        api: API_COUNTERS
+            .iter()
+            .zip(api0.iter().zip(&api1))
+            .map(|(&n, (x0, x1))| (n, x1 - x0))
+            .collect(),
+    }
+}
+
+#[test]
+fn a_hot_key_expiry_stampedes_the_database() {
+    // 10,000 requests a second on Zipf(1000, 0.99) keys: key 0 gets 1/H(1000, 0.99) = 13.7%
+    // of them, lambda = 1,370/s. Its entry (TTL 2 s, no jitter) expires; the first request
+    // after that misses and queries (20 ms); every request that looks up before that query's
+    // set lands, w = 20 ms + the set's few us later, misses too. Per expiry: 1 +
+    // Poisson(lambda w) queries, one burst at the database (they all overlap). Mean over the
+    // expiries after the cold start within 5 standard errors, sqrt(lambda w / bursts).
+    let mut a = aside(
+        1,
+        r#"Poisson("10000/s"), limit: Some(300000)"#,
+        ZIPF,
+        r#", ttl: Some((base: "2s"))"#,
+        r#"Const("20ms")"#,
+    );
+    let Warm {
+        queries, bursts, ..
+    } = after_warmup(&mut a, secs(1), secs(32));
+    let lambda_w = hot_rate(10_000.0) * 0.020;
+    let mean = queries as f64 / bursts as f64;
+    let se = (lambda_w / bursts as f64).sqrt();
+    eprintln!(
+        "no protection: {queries} queries in {bursts} bursts, mean {mean:.2} vs 1 + {lambda_w:.2} (se {se:.2})"
+    );
+    assert!((14..=15).contains(&bursts), "{bursts} expiries in 30 s");
+    assert!(
+        (mean - (1.0 + lambda_w)).abs() < 5.0 * se,
+        "{mean} queries per expiry, expected {} +- {se}",
+        1.0 + lambda_w
+    );
+    assert!(histogram(&a.sim, "db.burst_queries").max > 15);
+}
+
+#[test]
+fn single_flight_sends_exactly_one_query_per_expiry_for_every_seed_and_load() {
+    // The same workload with single-flight, at two loads and three seeds: every burst of key
+    // 0 is a single query (the cold start's too), one per expiry; the requests that missed
+    // while it ran waited for it instead: 1 + Poisson(lambda w) of them per expiry join.
+    for rate in [1_000_u64, 10_000] {
+        for seed in 1..=3 {
+            let mut a = aside(
+                seed,
+                &format!(r#"Poisson("{rate}/s"), limit: Some({})"#, rate * 10),
+                ZIPF,
+                r#", ttl: Some((base: "2s")), stampede: SingleFlight(wait: "1s")"#,
+                r#"Const("20ms")"#,
+            );
+            let Warm {
+                queries, bursts, ..
+            } = after_warmup(&mut a, secs(1), secs(12));
+            let all = histogram(&a.sim, "db.burst_queries");
+            assert_eq!(all.max, 1, "rate {rate}, seed {seed}: {all:?}");
+            assert_eq!(queries, bursts, "rate {rate}, seed {seed}");
+            assert!(
+                (4..=5).contains(&bursts),
+                "rate {rate}, seed {seed}: {bursts}"
+            );
+            assert_eq!(a.count("api.coalesce_timeouts_total"), 0);
+            assert_eq!(a.count("api.db_queries_total"), a.count("db.queries_total"));
+            if rate == 10_000 {
+                // Waiters on every key's flights; key 0 alone contributes ~26 an expiry.
+                let coalesced = a.count("api.coalesced_total");
+                assert!(coalesced > 25 * 5, "seed {seed}: {coalesced}");
+            }
+            // Every request was answered: the waiters with their leader's answer.
+            assert_eq!(
+                counter(&a.sim, "users.ok_total"),
+                counter(&a.sim, "users.sent_total")
+            );
+        }
+    }
+}
+
+/// One key read at 2,000/s, TTL 500 ms, 20 ms queries, and a stampede protection: what
+/// happened after the cold start, over 30 s; and the bench.
+fn one_hot_key(seed: u64, stampede: &str) -> (Warm, Aside) {
+    let mut a = aside(
+        seed,
+        r#"Poisson("2000/s"), limit: Some(60000)"#,
+        "(popularity: HotSet(keys: 1, share: 1.0, rest: 0))",
+        &format!(r#", ttl: Some((base: "500ms")), stampede: {stampede}"#),
+        r#"Const("20ms")"#,
+    );
+    let counts = after_warmup(&mut a, secs(1), secs(31));
+    (counts, a)
+}
+
+#[test]
+fn xfetch_recomputes_about_e_to_the_one_over_beta_times_per_expiry() {
+    // Per expiry, XFetch alone sends 1 + Poisson(E (e^{1/beta} - 1)) queries, E ~ Exp(1), in
+    // heavy traffic (lambda tau e^{-1/beta} = 15 and 49 here): mean `expected_recomputations`
+    // (= e^{1/beta} to 1e-6), variance a + a^2 with a = e^{1/beta} - 1. Four seeds of ~60
+    // expiries each; the mean within 5 standard errors. Nothing waits and nothing misses.
+    for beta in [1.0, 2.0] {
+        let (mut queries, mut bursts) = (0, 0);
+        for seed in 1..=4 {
+            let (w, _) = one_hot_key(seed, &format!("XFetch(beta: {beta})"));
+            queries += w.queries;
+            bursts += w.bursts;
+            assert_eq!(w.api["early_refreshes_total"], w.queries, "all early");
+            assert_eq!(w.api["cache_misses_total"], 0);
+        }
+        let expected = expected_recomputations(2_000.0, SimDuration::from_millis(20), beta);
+        assert!(
+            (expected - libm::exp(1.0 / beta)).abs() < 1e-3,
+            "{expected}"
+        );
+        let a_ = libm::exp(1.0 / beta) - 1.0;
+        let se = ((a_ + a_ * a_) / bursts as f64).sqrt();
+        let mean = queries as f64 / bursts as f64;
+        eprintln!(
+            "xfetch beta {beta}: {queries} queries in {bursts} expiries, mean {mean:.3} vs {expected:.3} (se {se:.3})"
+        );
+        assert!(bursts > 4 * 50, "{bursts}");
+        assert!(
+            (mean - expected).abs() < 5.0 * se,
+            "beta {beta}: {mean} per expiry, expected {expected} +- {se}"
+        );
+    }
+}
+
+#[test]
+fn refresh_ahead_sends_one_background_query_per_cycle_and_none_at_expiry() {
+    // With RefreshAhead(before: 100ms) the first hit within 100 ms of expiry starts one
+    // background refresh; it lands 20 ms later, well before the entry expires. After the
+    // cold start, the key never misses: one query per cycle of ~420 ms, all in the
+    // background, and every request answered from the cache.
+    let (w, a) = one_hot_key(7, r#"RefreshAhead(before: "100ms")"#);
+    assert_eq!(w.queries, w.bursts, "one query per burst");
+    let cycles = 30.0 / 0.42;
+    assert!(
+        (w.queries as f64 - cycles).abs() < 3.0,
+        "{} refreshes, ~{cycles:.0} cycles",
+        w.queries
+    );
+    assert_eq!(w.api["background_refreshes_total"], w.queries);
+    assert_eq!(w.api["db_queries_total"], w.queries);
+    assert_eq!(w.api["cache_misses_total"], 0, "none at expiry");
+    assert_eq!(w.api["refreshes_skipped_total"], 0);
+    // The only misses were the cold start's: about lambda x 20 ms of them.
+    let misses = a.count("api.cache_misses_total");
+    assert!((1..80).contains(&misses), "{misses}");
+}
+
+#[test]
+fn stale_while_revalidate_answers_from_stale_during_the_refresh() {
+    // Entries live 500 ms + 1 s stale. At each logical expiry the first request is answered
+    // stale and starts the refresh; the requests in the next 20 ms are answered stale too,
+    // 1 + Poisson(2,000 x 20 ms) per cycle, and no request ever waits for the database
+    // after the cold start.
+    let (w, a) = one_hot_key(3, r#"StaleWhileRevalidate(stale_for: "1s")"#);
+    assert_eq!(w.queries, w.bursts);
+    assert_eq!(w.api["background_refreshes_total"], w.queries);
+    assert_eq!(w.api["cache_misses_total"], w.api["stale_served_total"]);
+    let per_cycle = w.api["stale_served_total"] as f64 / w.queries as f64;
+    let se = (40.0 / w.queries as f64).sqrt();
+    eprintln!(
+        "swr: {} refreshes, {per_cycle:.2} stale answers each",
+        w.queries
+    );
+    assert!(
+        (per_cycle - 41.0).abs() < 5.0 * se,
+        "{per_cycle} stale answers a cycle"
+    );
+    let lat = a
+        .sim
+        .metrics()
+        .series("users.latency.max")
+        .expect("sampled");
+    let worst = lat.max_over(secs(1), secs(31)).expect("requests");
+    assert!(
+        worst < 1_000_000.0,
+        "slowest answer after the cold start: {worst} ns"
+    );
+}
+
+/// The avalanche bench (C2): a loader writes 100,000 keys' worth of requests through the
+/// service (WriteThrough, keys uniform over 100,000, so 63% of them are written) at
+/// 200,000/s in the first 0.5 s, a deploy's warm-up; then users read 2,000 of those keys at
+/// 10,000/s (5/s each) from 0.5 s to 12 s; TTL 5 s with `jitter`. Returns the database's
+/// read queries in each second from 0 to 12 s.
+fn avalanche(seed: u64, jitter: f64) -> Vec<u64> {
+    let (mut sim, h) = sim_one_host(seed);
+    cache(
+        &mut sim,
+        h,
+        "redis",
+        r#"(shards: 8, service: Exp(mean: "5us"))"#,
+    );
+    database(
+        &mut sim,
+        h,
+        "db",
+        r#"(max_connections: 100000, queries: [(name: "get", time: Const("5ms")),
+            (name: "put", time: Const("1ms"))])"#,
+    );
+    let ttl = format!(r#"ttl: Some((base: "5s", jitter: {jitter}))"#);
+    service(
+        &mut sim,
+        h,
+        "api",
+        &format!(
+            r#"(workers: 5000, kinds: [
+                (name: "read", service: Const("50us"), calls: [(target: "db", kind: 0, timeout: "5s")],
+                 cache: Some((cache: "redis", {ttl}))),
+                (name: "load", service: Const("50us"), calls: [(target: "db", kind: 1, timeout: "5s")],
+                 cache: Some((cache: "redis", {ttl}, writes: true, mode: WriteThrough)))])"#
+        ),
+    );
+    let keys = "(popularity: HotSet(keys: 2000, share: 1.0, rest: 0))";
+    client(
+        &mut sim,
+        h,
+        "loader",
+        r#"(target: "api", arrivals: Poisson("200000/s"), limit: Some(100000),
+            mix: [(name: "load", kind: 1, weight: 1.0)],
+            keys: Some((popularity: Uniform(n: 100000))))"#,
+    );
+    client(
+        &mut sim,
+        h,
+        "users",
+        &format!(
+            r#"(target: "api", arrivals: Schedule([("500ms", "10000/s")]), limit: Some(115000),
+                keys: Some({keys}))"#
+        ),
+    );
+    sim.run_until(secs(12));
+    let series = sim
+        .metrics()
+        .series("api.db_queries_total")
+        .expect("sampled");
+    let at = |t: u64| series.value_at(secs(t)).expect("sampled") as u64;
+    (0..12).map(|t| at(t + 1) - at(t)).collect()
+}
+
+#[test]
+fn jittered_ttls_spread_a_mass_expiry() {
+    // Without jitter the warm-up's entries expire in [5 s, 5.5 s] (and the read keys the
+    // loader missed, set by their first read at 0.5-1.5 s, soon after): the second [5 s, 6 s)
+    // holds at least 0.63 x 2,000 x P(read within 0.5 s) = 1,265 x 0.89 = 1,125 refills.
+    // With jitter 1.0, each key's TTL is uniform on [5 s, 10 s]: any one second holds a key's
+    // expiry with probability at most 1/5, so its refills are at most Binomial(2,000, 0.2),
+    // 400 + 5 sd (17.9) < 490, plus stampede extras (5/s x 5 ms x 400 = 10). Every key is
+    // refilled about once either way: jitter moves the load, it does not remove it.
+    let flat = avalanche(1, 0.0);
+    let spread = avalanche(1, 1.0);
+    eprintln!("db reads per second: no jitter {flat:?}, jitter 1.0 {spread:?}");
+    let peak = |v: &[u64]| *v[3..].iter().max().expect("seconds");
+    let (flat_peak, spread_peak) = (peak(&flat), peak(&spread));
+    assert_eq!(flat[5], flat_peak, "the mass expiry is at 5 s: {flat:?}");
+    assert!(flat_peak >= 1_000, "{flat:?}");
+    assert!(spread_peak < 500, "{spread:?}");
+    assert!(flat_peak >= 3 * spread_peak, "{flat_peak} vs {spread_peak}");
+    // Without jitter, every key is refilled once in [3 s, 9 s); with jitter the refills of
+    // that first expiry reach to 11.5 s, and a key whose first TTL was short may expire again
+    // before 12 s: at least once each.
+    let flat_refills: u64 = flat[3..9].iter().sum();
+    assert!((1_950..=2_100).contains(&flat_refills), "{flat_refills}");
+    let spread_refills: u64 = spread[3..12].iter().sum();
+    assert!(
+        (1_950..=2_400).contains(&spread_refills),
+        "{spread_refills}"
+    );
+}
+
+#[test]
+fn negative_caching_and_a_bloom_filter_stop_penetration_traffic() {
+    // 50,000 reads (5,000/s for 10 s) on Zipf(1000, 0.99) keys, 30% of them for keys that do
+    // not exist. Without a fix each of those misses the cache and queries the database (a
+    // NotFound at full query cost): Binomial(50,000, 0.3). Negative caching cannot help when
+    // the missing ids never repeat (the default: 2^48 of them), but stops a small set of
+    // hammered bad ids: with 100 of them and a 1 s negative TTL, about one query per id per
+    // second. A Bloom filter of the 1,000 keys stops all but its false positives: Binomial
+    // over the missing reads with this filter's rate, (ones / bits)^hashes.
+    let run = |missing_keys: &str, cache_use: &str| {
+        let mut a = aside(
+            9,
+            r#"Poisson("5000/s"), limit: Some(50000)"#,
+            &format!("(popularity: Zipf(n: 1000, s: 0.99), missing: 0.3{missing_keys})"),
+            &format!(r#", ttl: Some((base: "60s")){cache_use}"#),
+            r#"Const("5ms")"#,
+        );
+        a.sim.run_until(secs(11));
+        let missing = counter(&a.sim, "users.not_found_total");
+        assert_eq!(counter(&a.sim, "users.ok_total"), 50_000);
+        assert_binomial("missing reads", missing, 50_000, 0.3);
+        (missing, a)
+    };
+    let (missing, base) = run("", "");
+    assert_eq!(
+        base.count("db.not_found_total"),
+        missing,
+        "every one reaches the database"
+    );
+
+    let (missing, neg) = run("", r#", negative_ttl: Some("1s")"#);
+    assert_eq!(
+        neg.count("db.not_found_total"),
+        missing,
+        "new ids: nothing to reuse"
+    );
+    assert_eq!(neg.count("api.negative_hits_total"), 0);
+
+    let (missing, hammered) = run(", missing_keys: 100", r#", negative_ttl: Some("1s")"#);
+    let reached = hammered.count("db.not_found_total");
+    // Each id is asked 15 times a second: a query, then hits for 1 s; ~11 queries an id.
+    assert!((900..=1_300).contains(&reached), "{reached} of {missing}");
+    assert_eq!(hammered.count("api.negative_hits_total") + reached, missing);
+
+    let (missing, bloom) = run(
+        "",
+        r#", bloom: Some((expected_keys: 1000, false_positive_rate: 0.01))"#,
+    );
+    let mut filter = BloomFilter::new(&BloomConfig {
+        expected_keys: 1_000,
+        false_positive_rate: 0.01,
+    })
+    .expect("valid");
+    (0..1_000).for_each(|k| {
+        filter.insert(k);
+    });
+    let rate = libm::pow(
+        filter.ones() as f64 / filter.bits() as f64,
+        f64::from(filter.hashes()),
+    );
+    let reached = bloom.count("db.not_found_total");
+    assert_binomial("false positives", reached, missing, rate);
+    assert_eq!(bloom.count("api.bloom_rejected_total") + reached, missing);
+    eprintln!(
+        "penetration: {missing} missing reads; database reached by all without a fix, {} with \
+         negative caching of 100 hammered ids, {reached} with a Bloom filter (rate {rate:.4})",
+        hammered.count("db.not_found_total")
+    );
+}
+
+#[test]
+fn a_hot_key_saturates_its_shard_through_the_service_and_an_l1_relieves_it() {
+    // 20,000 reads a second, half of them for one key, through a service to 8 shards of
+    // 10,000 commands a second each: the hot key's shard gets 10,000/s of gets alone, plus its
+    // share of the rest, over its capacity; its queue grows and every request for a key on it
+    // waits (then times out at 100 ms and goes to the database, whose answer is written back
+    // through the same shard). With an L1 of 1 s per service instance, the hot key's reads
+    // stay in the process: one remote get a second for it, and the shard idles like the
+    // others.
+    let run = |l1: &str| {
+        let (mut sim, h) = sim_one_host(13);
+        let id = cache(
+            &mut sim,
+            h,
+            "redis",
+            r#"(shards: 8, service: Exp(mean: "100us"), queue_capacity: None)"#,
+        );
+        database(
+            &mut sim,
+            h,
+            "db",
+            r#"(max_connections: 100000, queries: [(name: "get", time: Const("5ms"))])"#,
+        );
+        service(
+            &mut sim,
+            h,
+            "api",
+            &format!(
+                r#"(workers: 10000, kinds: [(name: "read", service: Const("50us"),
+                     calls: [(target: "db", timeout: "1s")],
+                     cache: Some((cache: "redis", timeout: "100ms", ttl: Some((base: "60s"))
+                                  {l1})))])"#
+            ),
+        );
+        client(
+            &mut sim,
+            h,
+            "users",
+            r#"(target: "api", arrivals: Poisson("20000/s"), limit: Some(60000),
+                keys: Some((popularity: HotSet(keys: 1, share: 0.5, rest: 100000))))"#,
+        );
+        sim.run_until(secs(3));
+        let hot = sim.inspect::<Cache<Rpc>>(id).expect("a cache").shard_of(0);
+        (sim, hot)
+    };
+    let (base, hot) = run("");
+    let queue = gauge(&base, &format!("redis.queue_len.{hot}"));
+    // Arrivals at the hot shard exceed 11,000/s against 10,000/s of service: over 3 s its
+    // queue grows by more than 3,000 (the timed-out gets come back as sets, adding more).
+    assert!(queue > 2_500.0, "hot shard queue {queue}");
+    let others: f64 = (0..8)
+        .filter(|&s| s != hot)
+        .map(|s| gauge(&base, &format!("redis.queue_len.{s}")))
+        .fold(0.0, f64::max);
+    assert!(others < 20.0, "the other shards idle: {others}");
+    let errors = counter(&base, "api.cache_errors_total");
+    assert!(errors > 10_000, "timed-out gets: {errors}");
+    let p99 = histogram(&base, "users.latency").p99;
+    assert!(
+        p99 >= 100_000_000,
+        "users wait for the cache timeout: p99 {p99}"
+    );
+
+    let (l1, hot) = run(r#", l1: Some((capacity: 1000, ttl: "1s"))"#);
+    let series = l1
+        .metrics()
+        .series(&format!("redis.queue_len.{hot}"))
+        .expect("sampled");
+    let worst = series.max_over(SimTime::ZERO, secs(3)).expect("sampled");
+    assert!(
+        worst < 50.0,
+        "with an L1 the hot shard's queue stays short: {worst}"
+    );
+    let l1_hits = counter(&l1, "api.l1_hits_total");
+    // The hot key's ~30,000 reads, minus about one a second that goes to the cache.
+    assert_binomial("hot reads", l1_hits + 3, 60_000, 0.5);
+    assert_eq!(counter(&l1, "api.cache_errors_total"), 0);
+    let p99 = histogram(&l1, "users.latency").p99;
+    assert!(p99 < 10_000_000, "p99 {p99} ns with an L1");
+    eprintln!(
+        "hot key: queue {queue} on its shard without an L1 ({errors} cache timeouts), at most {worst} with one"
+    );
 }

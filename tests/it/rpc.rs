@@ -55,6 +55,7 @@ fn kind(name: &str, service: Dist, calls: Vec<CallConfig>) -> KindConfig {
         name: name.into(),
         service,
         calls,
+        cache: None,
     }
 }
 

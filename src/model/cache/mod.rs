@@ -49,6 +49,7 @@
 //! that depends on an order comes from a `Vec` or a `BTreeSet`.
 
 mod actor;
+mod aside;
 mod bloom;
 mod bursts;
 mod keys;
@@ -62,6 +63,10 @@ use std::hash::{BuildHasherDefault, Hasher};
 pub use actor::{
     Cache, CacheConfig, DEFAULT_QUEUE_CAPACITY, DEFAULT_SWEEP_INTERVAL, MAX_SHARDS, Replication,
     SWEEP_MAX_PER_SHARD, ShardMemory,
+};
+pub use aside::{
+    CacheUse, DEFAULT_CACHE_TIMEOUT, DEFAULT_REFRESHERS, DEFAULT_VALUE_SIZE, L1Config,
+    MAX_REFRESHERS, Stampede, WriteMode,
 };
 pub use bloom::{
     BloomConfig, BloomFilter, DEFAULT_FALSE_POSITIVE_RATE, MAX_BLOOM_BITS, optimal_bits,

@@ -88,6 +88,13 @@ use crate::dist::{Dist, Sampler};
 use crate::engine::time::{SimDuration, SimTime};
 use crate::metrics::{CounterId, GaugeId, HistogramId};
 use crate::model::Carry;
+use crate::model::cache::CacheUse;
+#[cfg(doc)]
+use crate::model::rpc::NO_KEY;
+
+mod aside;
+
+use aside::{CacheKind, CacheMetrics, CacheStage};
 
 /// HikariCP's `maximumPoolSize` default, 10 ("Frequently used" properties in the HikariCP
 /// README, github.com/brettwooldridge/HikariCP: "*Default: 10*").
@@ -209,6 +216,13 @@ pub struct KindConfig {
     /// Made in order after the CPU work, each only if the previous one succeeded (or fell back).
     #[serde(default)]
     pub calls: Vec<CallConfig>,
+    /// Cache-aside in front of the calls ([`CacheUse`]): after the CPU work a read looks its
+    /// key up (Bloom filter, L1, cache) and runs the calls only on a miss, then writes the
+    /// result to the cache; a write runs the calls and then deletes, writes or leaves the
+    /// cached key. None (the default): no cache. Requests without a key ([`NO_KEY`]) skip
+    /// the cache.
+    #[serde(default)]
+    pub cache: Option<CacheUse>,
 }
 
 /// A named pool of permits in front of the calls that name it: a client-side connection pool
@@ -442,6 +456,9 @@ impl ServiceConfig {
                     call.target.as_str(),
                 ));
             }
+            if let Some(cache) = &kind.cache {
+                out.push((format!("kinds[{k}].cache.cache"), cache.cache.as_str()));
+            }
         }
         out
     }
@@ -505,9 +522,23 @@ impl Validate for ServiceConfig {
         // The first breaker config seen per target, with its entry's field path: the others
         // must equal it (one breaker per target).
         let mut breakers: Vec<(&str, String, &BreakerConfig)> = Vec::new();
+        let mut slots = u64::from(self.workers);
         for (k, kind) in self.kinds.iter().enumerate() {
             check_kind_name(format!("kinds[{k}].name"), &kind.name)?;
             compile(format!("kinds[{k}].service"), &kind.service)?;
+            if let Some(cache) = &kind.cache {
+                cache
+                    .validate()
+                    .map_err(|e| e.within(&format!("kinds[{k}].cache")))?;
+                aside::check_bloom_preload(cache, k)?;
+                slots += u64::from(cache.refresher_slots());
+                if slots > u64::from(u32::MAX) {
+                    return Err(ConfigError::Invalid {
+                        field: format!("kinds[{k}].cache.refreshers"),
+                        reason: "workers and refreshers together must fit in a u32".into(),
+                    });
+                }
+            }
             for (c, call) in kind.calls.iter().enumerate() {
                 let field = format!("kinds[{k}].calls[{c}]");
                 nonzero(format!("{field}.timeout"), call.timeout.as_nanos())?;
@@ -620,6 +651,8 @@ struct Kind {
     calls: Vec<Call>,
     /// Per call: its retry budget, if its retry policy has one.
     budgets: Vec<Option<RetryBudgetState>>,
+    /// Cache-aside state: the L1, the Bloom filter, single flights, refresher slots.
+    cache: Option<CacheKind>,
 }
 
 /// A downstream target, as every call entry naming it shares it: its breaker (if any entry
@@ -650,6 +683,20 @@ enum Phase {
     },
     /// Between two attempts of the current call: `timer` ends the backoff.
     Backoff { timer: TimerId },
+    /// Waiting for the answer to cache get `op`, sent at `since`.
+    CacheGet {
+        op: u64,
+        timer: TimerId,
+        since: SimTime,
+    },
+    /// Waiting for the answer to cache set or delete `op`, sent at `since`.
+    CacheSet {
+        op: u64,
+        timer: TimerId,
+        since: SimTime,
+    },
+    /// Waiting for another request's recompute of the same key (single-flight).
+    Waiting { timer: TimerId },
 }
 
 /// A request a worker holds.
@@ -675,6 +722,10 @@ struct Job {
     degraded: bool,
     /// A call answered `NotFound`: so does the job, if nothing fails.
     not_found: bool,
+    /// Where the job stands with its kind's cache.
+    cache: CacheStage,
+    /// A background refresh in a refresher slot: there is no caller to answer.
+    background: bool,
     phase: Phase,
     /// The timer of the CPU work (stopped if the job is cancelled during it).
     work_timer: TimerId,
@@ -842,6 +893,11 @@ pub struct Service<M> {
     /// Outstanding downstream calls: call id -> (worker, job seq).
     calls: BTreeMap<u64, (u32, u64)>,
     next_call_id: u64,
+    /// Outstanding cache commands: command id -> (worker, job seq).
+    cache_ops: BTreeMap<u64, (u32, u64)>,
+    next_cache_op: u64,
+    /// With a cached kind.
+    cache_metrics: Option<CacheMetrics>,
     next_seq: u64,
     /// None until the first job completes.
     hold: Option<HoldEstimate>,
@@ -865,6 +921,8 @@ impl<M> Service<M> {
         };
         let mut kinds = Vec::with_capacity(config.kinds.len());
         let mut deps: Vec<Dependency> = Vec::new();
+        // Refresher slots follow the request workers in `workers`, kind after kind.
+        let mut refresher_base = config.workers;
         for (k, kind) in config.kinds.iter().enumerate() {
             let mut calls = Vec::with_capacity(kind.calls.len());
             let mut budgets = Vec::with_capacity(kind.calls.len());
@@ -898,11 +956,16 @@ impl<M> Service<M> {
                     breaker: call.breaker.is_some(),
                 });
             }
+            let cache = match &kind.cache {
+                Some(use_) => Some(CacheKind::new(use_, k, &mut refresher_base)?),
+                None => None,
+            };
             kinds.push(Kind {
                 service: compile(format!("kinds[{k}].service"), &kind.service)?,
                 service_mean_ns: kind.service.mean().filter(|m| m.is_finite() && *m >= 0.0),
                 calls,
                 budgets,
+                cache,
             });
         }
         let bucket = match &config.rate_limit {
@@ -920,7 +983,7 @@ impl<M> Service<M> {
             })
             .collect();
         Ok(Service {
-            workers: vec![None; config.workers as usize],
+            workers: vec![None; refresher_base as usize],
             config,
             kinds,
             queue: VecDeque::new(),
@@ -929,6 +992,9 @@ impl<M> Service<M> {
             bucket,
             calls: BTreeMap::new(),
             next_call_id: 0,
+            cache_ops: BTreeMap::new(),
+            next_cache_op: 0,
+            cache_metrics: None,
             next_seq: 0,
             hold: None,
             metrics: None,
@@ -942,8 +1008,17 @@ impl<M> Service<M> {
         self.queue.len()
     }
 
+    /// Workers holding a request (background refreshes are not workers).
     pub fn busy_workers(&self) -> usize {
-        self.workers.iter().filter(|w| w.is_some()).count()
+        self.request_workers()
+            .iter()
+            .filter(|w| w.is_some())
+            .count()
+    }
+
+    /// The request workers' slots; the refresher slots follow them.
+    fn request_workers(&self) -> &[Option<Job>] {
+        &self.workers[..self.config.workers as usize]
     }
 
     /// Connections of pool `name` in use, or None if the service has no such pool.
@@ -1085,6 +1160,8 @@ impl<M: Carry<Rpc>> Service<M> {
             admitted: None,
             degraded: false,
             not_found: false,
+            cache: CacheStage::initial(self.kinds[req.kind as usize].cache.is_some()),
+            background: false,
             phase: Phase::Working,
             work_timer,
             deadline_timer,
@@ -1096,8 +1173,19 @@ impl<M: Carry<Rpc>> Service<M> {
         let job = self.workers[w as usize]
             .as_mut()
             .expect("advancing a held job");
+        if job.cache == CacheStage::Lookup {
+            // The CPU work is done: look the key up before any call.
+            self.cache_lookup(ctx, w);
+            return;
+        }
+        let job = self.workers[w as usize].as_mut().expect("held");
         let (k, c) = (job.req.kind as usize, job.call);
         if c >= self.kinds[k].calls.len() {
+            // A recompute or a write ends with a cache command, answered when it is done.
+            if self.cache_store(ctx, w) {
+                return;
+            }
+            let job = self.workers[w as usize].as_mut().expect("held");
             let status = if job.not_found {
                 Status::NotFound
             } else {
@@ -1430,6 +1518,14 @@ impl<M: Carry<Rpc>> Service<M> {
             "a job waiting for a connection cannot have succeeded"
         );
         debug_assert_eq!(status.is_success(), outcome == Outcome::Completed);
+        // A single-flight leader (or a background refresh) that ends before its recompute
+        // did answers the requests waiting on it with its own outcome.
+        self.cache_job_ended(ctx, &job, status);
+        if job.background {
+            debug_assert!(w >= self.config.workers, "a refresher slot");
+            debug_assert!(job.deadline_timer.is_none());
+            return;
+        }
         if let Some(timer) = job.deadline_timer
             && outcome != Outcome::Cancelled
         {
@@ -1507,6 +1603,9 @@ impl<M: Carry<Rpc>> Service<M> {
                 // scheduled (`retry_delay`); kept so that every phase can be cancelled.
                 ctx.cancel_timer(timer);
             }
+            Phase::CacheGet { .. } | Phase::CacheSet { .. } | Phase::Waiting { .. } => {
+                self.cancel_cache_phase(ctx, w);
+            }
         }
         let job = self.workers[w as usize].as_mut().expect("still held");
         job.phase = Phase::Working;
@@ -1578,7 +1677,7 @@ impl<M: Carry<Rpc>> Service<M> {
     /// With `shed_by_deadline` (and every worker busy): whether `req` would be answered after
     /// its deadline.
     fn should_shed(&self, now: SimTime, req: Request) -> bool {
-        debug_assert!(self.workers.iter().all(Option::is_some));
+        debug_assert!(self.request_workers().iter().all(Option::is_some));
         let Some(deadline) = req.deadline.filter(|_| self.config.shed_by_deadline) else {
             return false;
         };
@@ -1620,7 +1719,7 @@ impl<M: Carry<Rpc>> Service<M> {
         if self.is_dropped_expired(ctx, req) {
             return;
         }
-        if let Some(w) = self.workers.iter().position(Option::is_none) {
+        if let Some(w) = self.request_workers().iter().position(Option::is_none) {
             debug_assert!(self.queue.is_empty(), "a free worker means an empty queue");
             self.begin(ctx, w as u32, req, now);
         } else if self
@@ -1688,6 +1787,12 @@ impl<M: Carry<Rpc>> Service<M> {
             Tick::JobDeadline { worker, seq } if self.job(worker, seq).is_some() => {
                 self.cancel(ctx, worker);
             }
+            Tick::CacheTimeout { worker, seq } if self.job(worker, seq).is_some() => {
+                self.on_cache_timeout(ctx, worker);
+            }
+            Tick::FlightTimeout { worker, seq } if self.job(worker, seq).is_some() => {
+                self.on_flight_timeout(ctx, worker);
+            }
             Tick::CallRetryDue { worker, seq } => {
                 let Some(job) = self.job(worker, seq) else {
                     return;
@@ -1739,7 +1844,12 @@ impl<M: Carry<Rpc>> Actor<M> for Service<M> {
                 let field = format!("kinds[{k}].calls[{c}].target");
                 self.kinds[k].calls[c].target = resolve(ctx, &field, &call.target);
             }
+            if let (Some(use_), Some(state)) = (&kind.cache, &mut self.kinds[k].cache) {
+                let field = format!("kinds[{k}].cache.cache");
+                state.target = resolve(ctx, &field, &use_.cache);
+            }
         }
+        self.register_cache_metrics(ctx);
         let pools = self
             .config
             .pools
@@ -1803,6 +1913,7 @@ impl<M: Carry<Rpc>> Actor<M> for Service<M> {
                 }
             }
             Some(Rpc::Response(r)) => self.on_response(ctx, r),
+            Some(Rpc::CacheReply(r)) => self.on_cache_reply(ctx, r),
             _ => return,
         }
         self.publish(ctx);
