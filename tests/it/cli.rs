@@ -643,11 +643,21 @@ fn check_help_documents_shrink() {
 #[test]
 fn a_run_replaces_the_charts_an_earlier_run_left() {
     let out = scratch("cli-stale");
-    std::fs::write(out.join("09-a-chart-this-scenario-no-longer-has.svg"), "<svg/>").unwrap();
+    std::fs::write(
+        out.join("09-a-chart-this-scenario-no-longer-has.svg"),
+        "<svg/>",
+    )
+    .unwrap();
     std::fs::write(out.join("notes.txt"), "mine").unwrap();
     let o = faultline(&["run", "mmc_queue", "--out", out.to_str().unwrap()]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert!(!out.join("09-a-chart-this-scenario-no-longer-has.svg").exists());
-    assert_eq!(std::fs::read_to_string(out.join("notes.txt")).unwrap(), "mine");
+    assert!(
+        !out.join("09-a-chart-this-scenario-no-longer-has.svg")
+            .exists()
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("notes.txt")).unwrap(),
+        "mine"
+    );
     assert!(out.join("01-queue-length.svg").exists());
 }
