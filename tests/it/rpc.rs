@@ -7,7 +7,8 @@
 //! load-balancer weights, health checks and slow start (the thundering herd after a restart);
 //! client retries (amplification, backoff, jitter, budgets, Retry-After), the circuit breaker,
 //! and a retry storm in miniature; a service's own breakers and retries on its downstream
-//! calls, its rate limit, and Retry-After on shed replies.
+//! calls, its rate limit, and Retry-After on shed replies; optimistic transactions on one
+//! record (who conflicts, reads, a `Slow` fault's wider window).
 //!
 //! Random outcomes are checked against bounds derived in each test (Poisson counts within a few
 //! standard deviations, replication means within t standard errors); structural outcomes
@@ -109,9 +110,11 @@ fn database(queries: Vec<(&str, Dist)>) -> DatabaseConfig {
             .map(|(name, time)| QueryConfig {
                 name: name.into(),
                 time,
+                writes: true,
             })
             .collect(),
         contention: Contention::Linear(0.0),
+        optimistic: false,
     }
 }
 
@@ -482,8 +485,10 @@ fn database_query_time_grows_with_concurrency() {
             queries: vec![QueryConfig {
                 name: "select".into(),
                 time: constant(ms(10)),
+                writes: true,
             }],
             contention: Contention::Linear(c),
+            optimistic: false,
         };
         spawn_db(&mut sim, h, "db", db);
         let think = constant(SimDuration::ZERO);
@@ -684,8 +689,10 @@ fn composed(seed: u64) -> Sim<Rpc> {
                 p50: Scalar::duration(ms(2)),
                 p99: Scalar::duration(ms(20)),
             },
+            writes: true,
         }],
         contention: Contention::Linear(0.05),
+        optimistic: false,
     };
     spawn_db(&mut sim, h, "db", db);
     for name in ["s0", "s1"] {
@@ -5197,4 +5204,220 @@ fn a_scenario_writes_call_breakers_retries_and_rate_limits_and_checks_their_metr
         eprintln!("{}: {values:?}", s.variants[vi].name);
         assert_eq!(holds, want, "{}: {values:?}", s.variants[vi].name);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Optimistic concurrency: conflicts on one record
+// ---------------------------------------------------------------------------------------------
+
+// On one host messages arrive the instant they are sent, so a query runs exactly from its
+// sender's send to `time` later, and every time below is exact.
+
+/// An optimistic database with one query kind per `(name, time, writes)`.
+fn occ_db(queries: &[(&str, SimDuration, bool)]) -> DatabaseConfig {
+    DatabaseConfig {
+        queries: queries
+            .iter()
+            .map(|&(name, time, writes)| QueryConfig {
+                name: name.into(),
+                time: constant(time),
+                writes,
+            })
+            .collect(),
+        optimistic: true,
+        ..database(vec![("unused", constant(ms(1)))])
+    }
+}
+
+/// Spawns one [`BurstAt`] per `(name, at_ms, kind)`, each sending one request; returns each
+/// one's single reply (time, status), in the order given. Panics if one got no reply or more.
+fn occ_run(
+    db: DatabaseConfig,
+    senders: &[(&str, u64, u32)],
+    faults: Option<FaultPlan>,
+) -> (Sim<Rpc>, Vec<(SimTime, Status)>) {
+    let (mut sim, h) = sim_one_host(1);
+    let db_id = spawn_db(&mut sim, h, "db", db);
+    let logs: Vec<Replies> = senders
+        .iter()
+        .map(|&(name, at, kind)| {
+            spawn_burst_at(&mut sim, h, name, db_id, at_ms(at), vec![(kind, None)])
+        })
+        .collect();
+    if let Some(plan) = faults {
+        sim.add_faults(&plan).expect("db exists");
+    }
+    sim.run_until(secs(1));
+    let replies = logs
+        .iter()
+        .zip(senders)
+        .map(|(log, (name, _, _))| {
+            let log = log.borrow();
+            assert_eq!(log.len(), 1, "{name}: {log:?}");
+            assert_eq!(log[0].1, 0, "{name}: the reply is to its request");
+            (log[0].0, log[0].2)
+        })
+        .collect();
+    (sim, replies)
+}
+
+const CONFLICT: Status = Status::Err(ErrorKind::Conflict);
+
+/// (queries_total, commits_total, conflicts_total) of `db`, with their sum checked.
+fn occ_counts(sim: &Sim<Rpc>) -> (u64, u64, u64) {
+    let queries = counter(sim, "db.queries_total");
+    let commits = counter(sim, "db.commits_total");
+    let conflicts = counter(sim, "db.conflicts_total");
+    assert_eq!(
+        queries,
+        commits + conflicts,
+        "every query that ends commits or conflicts"
+    );
+    assert_eq!(counter(sim, "db.rejected_total"), 0);
+    (queries, commits, conflicts)
+}
+
+#[test]
+fn of_two_overlapping_writes_the_second_to_finish_conflicts() {
+    // a writes over [0, 10) ms, b over [3, 13): a commits at 10 while b runs, so b fails at 13.
+    let db = occ_db(&[("write", ms(10), true)]);
+    let (sim, replies) = occ_run(db, &[("a", 0, 0), ("b", 3, 0)], None);
+    assert_eq!(replies, [(at_ms(10), Status::Ok), (at_ms(13), CONFLICT)]);
+    assert_eq!(occ_counts(&sim), (2, 1, 1));
+    // The conflict did all its work before it failed: latency is its full query time.
+    let latency = histogram(&sim, "db.latency");
+    assert_eq!((latency.min, latency.max), (10_000_000, 10_000_000));
+    // First committer, not first starter, wins: a long write started first loses to a short
+    // one started later that finishes first (b over [3, 8), a over [0, 20)).
+    let db = occ_db(&[("long", ms(20), true), ("short", ms(5), true)]);
+    let (sim, replies) = occ_run(db, &[("a", 0, 0), ("b", 3, 1)], None);
+    assert_eq!(replies, [(at_ms(20), CONFLICT), (at_ms(8), Status::Ok)]);
+    assert_eq!(occ_counts(&sim), (2, 1, 1));
+    // Three at once: one commits, and so does the write that starts after its commit.
+    let db = occ_db(&[("write", ms(10), true)]);
+    let senders = [("a", 0, 0), ("b", 1, 0), ("c", 2, 0), ("d", 11, 0)];
+    let (sim, replies) = occ_run(db, &senders, None);
+    let want = [
+        (at_ms(10), Status::Ok),
+        (at_ms(11), CONFLICT),
+        (at_ms(12), CONFLICT),
+        (at_ms(21), Status::Ok),
+    ];
+    assert_eq!(replies, want);
+    assert_eq!(occ_counts(&sim), (4, 2, 2));
+}
+
+#[test]
+fn writes_that_do_not_overlap_both_commit_and_without_optimistic_nothing_conflicts() {
+    // a over [0, 10), b over [12, 22): b read after a's commit.
+    let db = occ_db(&[("write", ms(10), true)]);
+    let (sim, replies) = occ_run(db.clone(), &[("a", 0, 0), ("b", 12, 0)], None);
+    assert_eq!(replies, [(at_ms(10), Status::Ok), (at_ms(22), Status::Ok)]);
+    assert_eq!(occ_counts(&sim), (2, 2, 0));
+    // The overlapping pair of the test above, with optimistic concurrency off (the default):
+    // both commit, as before the option existed.
+    let off = DatabaseConfig {
+        optimistic: false,
+        ..db
+    };
+    let (sim, replies) = occ_run(off, &[("a", 0, 0), ("b", 3, 0)], None);
+    assert_eq!(replies, [(at_ms(10), Status::Ok), (at_ms(13), Status::Ok)]);
+    assert_eq!(occ_counts(&sim), (2, 2, 0));
+}
+
+#[test]
+fn reads_never_conflict_and_never_make_a_write_conflict() {
+    // r1 reads over [0, 5) and commits inside w1's write over [2, 12); r2 scans over [1, 30),
+    // across w1's commit at 12; w2 writes over [3, 13). Only w2 fails: w1's commit is the one
+    // that moves the record, and r1's, inside w1, does not.
+    let db = occ_db(&[
+        ("read", ms(5), false),
+        ("write", ms(10), true),
+        ("scan", ms(29), false),
+    ]);
+    let senders = [("r1", 0, 0), ("w1", 2, 1), ("w2", 3, 1), ("r2", 1, 2)];
+    let (sim, replies) = occ_run(db, &senders, None);
+    let want = [
+        (at_ms(5), Status::Ok),
+        (at_ms(12), Status::Ok),
+        (at_ms(13), CONFLICT),
+        (at_ms(30), Status::Ok),
+    ];
+    assert_eq!(replies, want);
+    assert_eq!(occ_counts(&sim), (4, 3, 1));
+    // Reads alone, however many overlap, all commit.
+    let db = occ_db(&[("read", ms(10), false)]);
+    let senders: Vec<(String, u64, u32)> = (0..20).map(|i| (format!("r{i}"), i, 0)).collect();
+    let senders: Vec<(&str, u64, u32)> = senders
+        .iter()
+        .map(|(n, at, k)| (n.as_str(), *at, *k))
+        .collect();
+    let (sim, replies) = occ_run(db, &senders, None);
+    assert!(replies.iter().all(|&(_, s)| s == Status::Ok), "{replies:?}");
+    assert_eq!(occ_counts(&sim), (20, 20, 0));
+}
+
+/// A 2x `Slow` on the database over `[from_ms, until_ms)`.
+fn db_slow(from_ms: u64, until_ms: u64) -> FaultPlan {
+    let slow = Fault::Slow {
+        target: "db".into(),
+        factor: 2.0,
+    };
+    FaultPlan::new().window(at_ms(from_ms), at_ms(until_ms), slow)
+}
+
+#[test]
+fn a_slow_fault_widens_the_conflict_window() {
+    // The non-overlapping pair (a over [0, 10), b from 12) under a 2x `Slow` on the database
+    // from the start: a now runs over [0, 20), so b, over [12, 32), reads before a's commit
+    // and fails. A query's time is fixed when it starts, so both take 20 ms.
+    let db = occ_db(&[("write", ms(10), true)]);
+    let pair = [("a", 0, 0), ("b", 12, 0)];
+    let (sim, replies) = occ_run(db.clone(), &pair, Some(db_slow(0, 100)));
+    assert_eq!(replies, [(at_ms(20), Status::Ok), (at_ms(32), CONFLICT)]);
+    assert_eq!(occ_counts(&sim), (2, 1, 1));
+    // Slowing a alone is enough: with the slowdown over by 11 ms, b runs 10 ms over [12, 22),
+    // still across a's commit at 20.
+    let (_, replies) = occ_run(db.clone(), &pair, Some(db_slow(0, 11)));
+    assert_eq!(replies, [(at_ms(20), Status::Ok), (at_ms(22), CONFLICT)]);
+    // Slowing b alone is not: from 5 ms, a (started at 0) still commits at 10, before b reads.
+    let (sim, replies) = occ_run(db, &pair, Some(db_slow(5, 100)));
+    assert_eq!(replies, [(at_ms(10), Status::Ok), (at_ms(32), Status::Ok)]);
+    assert_eq!(occ_counts(&sim), (2, 2, 0));
+}
+
+#[test]
+fn optimistic_and_writes_are_read_from_ron_with_defaults_and_named_errors() {
+    let db: DatabaseConfig =
+        from_ron(r#"(queries: [(name: "w", time: Const("5ms"))])"#).expect("defaults");
+    assert!(!db.optimistic, "off by default");
+    assert!(
+        db.queries[0].writes,
+        "a query writes unless it says otherwise"
+    );
+    let db: DatabaseConfig = from_ron(
+        r#"(optimistic: true, queries: [(name: "r", time: Const("5ms"), writes: false)])"#,
+    )
+    .expect("both fields");
+    assert!(db.optimistic);
+    assert!(!db.queries[0].writes);
+    let err = from_ron::<DatabaseConfig>(r#"(optimistc: true, queries: [])"#).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("Unexpected field named `optimistc`"), "{msg}");
+    assert!(
+        msg.contains("`optimistic`"),
+        "the known fields are listed: {msg}"
+    );
+    let err =
+        from_ron::<DatabaseConfig>(r#"(queries: [(name: "w", time: Const("5ms"), write: true)])"#)
+            .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("Unexpected field named `write`"), "{msg}");
+    assert!(
+        msg.contains("`writes`"),
+        "the known fields are listed: {msg}"
+    );
+    let retry: RetryPolicy = from_ron("(retry_on: [Conflict])").expect("a kind");
+    assert_eq!(retry.retry_on, [ErrorKind::Conflict]);
+    assert!(retry.retries_on(ErrorKind::Conflict));
 }
