@@ -8,7 +8,8 @@
 //! client retries (amplification, backoff, jitter, budgets, Retry-After), the circuit breaker,
 //! and a retry storm in miniature; a service's own breakers and retries on its downstream
 //! calls, its rate limit, and Retry-After on shed replies; optimistic transactions on one
-//! record (who conflicts, reads, a `Slow` fault's wider window).
+//! record (who conflicts, reads, a `Slow` fault's wider window) and N writers racing for it
+//! without backoff, with backoff alone, and with jitter.
 //!
 //! Random outcomes are checked against bounds derived in each test (Poisson counts within a few
 //! standard deviations, replication means within t standard errors); structural outcomes
@@ -5384,6 +5385,109 @@ fn a_slow_fault_widens_the_conflict_window() {
     let (sim, replies) = occ_run(db, &pair, Some(db_slow(5, 100)));
     assert_eq!(replies, [(at_ms(10), Status::Ok), (at_ms(32), Status::Ok)]);
     assert_eq!(occ_counts(&sim), (2, 2, 0));
+}
+
+/// N closed-loop users with no think time, each sending one write that it retries on
+/// conflicts with `retry` (`max_attempts` attempts at most), against an optimistic database
+/// whose one write takes 10 ms; run to the end. Returns the sim.
+fn contending_writers(users: u32, retry: RetryPolicy, seed: u64) -> Sim<Rpc> {
+    let (mut sim, h) = sim_one_host(seed);
+    spawn_db(&mut sim, h, "db", occ_db(&[("write", ms(10), true)]));
+    let think = constant(SimDuration::ZERO);
+    let cfg = ClientConfig {
+        limit: Some(u64::from(users)),
+        retry: Some(retry),
+        ..client("db", Arrivals::Closed { users, think })
+    };
+    spawn_client(&mut sim, h, "users", cfg);
+    sim.run_until(secs(60));
+    sim
+}
+
+fn on_conflict(max_attempts: u32, backoff: Backoff, jitter: Jitter) -> RetryPolicy {
+    RetryPolicy {
+        max_attempts,
+        backoff,
+        jitter,
+        retry_on: vec![ErrorKind::Conflict],
+        ..RetryPolicy::default()
+    }
+}
+
+#[test]
+fn n_writers_at_once_without_backoff_commit_one_a_round_with_quadratic_work() {
+    // All ten start at 0 and end together; the first to commit wins, the nine others fail
+    // and resend at once, reading the new version. Each 10 ms round commits exactly one, so
+    // the work is 10 + 9 + ... + 1 = 55 attempts, 45 of them conflicts, and the last write
+    // commits after ten rounds, at 100 ms: Brooker's "one client guaranteed to succeed every
+    // round" (AWS Architecture Blog, "Exponential Backoff And Jitter").
+    let n = 10;
+    let sim = contending_writers(n, on_conflict(n, Backoff::None, Jitter::None), 1);
+    assert_eq!(counter(&sim, "users.ok_total"), 10);
+    assert_eq!(counter(&sim, "users.error_total"), 0);
+    assert_eq!(counter(&sim, "users.attempts_total"), 55);
+    assert_eq!(counter(&sim, "users.retries_total"), 45);
+    assert_eq!(occ_counts(&sim), (55, 10, 45));
+    let latency = histogram(&sim, "users.latency");
+    assert_eq!((latency.min, latency.max), (10_000_000, 100_000_000));
+    // N attempts are exactly enough: with one fewer, the last writer gives up after losing
+    // the round it shares with the ninth.
+    let sim = contending_writers(n, on_conflict(n - 1, Backoff::None, Jitter::None), 1);
+    assert_eq!(counter(&sim, "users.ok_total"), 9);
+    assert_eq!(counter(&sim, "users.error_total"), 1);
+    assert_eq!(counter(&sim, "users.attempts_total"), 54);
+    // By default a client does not retry conflicts: nine of the ten fail at once.
+    assert!(!RetryPolicy::default().retries_on(ErrorKind::Conflict));
+    let sim = contending_writers(n, RetryPolicy::default(), 1);
+    assert_eq!(counter(&sim, "users.ok_total"), 1);
+    assert_eq!(counter(&sim, "users.error_total"), 9);
+    assert_eq!(counter(&sim, "users.retries_total"), 0);
+}
+
+/// Exponential backoff from one write time (10 ms), capped at 1 s.
+fn from_one_write_time() -> Backoff {
+    Backoff::Exponential {
+        base: ms(10),
+        cap: SimDuration::from_secs(1),
+    }
+}
+
+#[test]
+fn backoff_without_jitter_keeps_the_writers_in_lockstep() {
+    // Exponential backoff with no jitter: the losers of a round all wait the same time and
+    // collide again, so the work is still 55 attempts; the rounds are only further apart.
+    // The last writer waits 10 + 20 + 40 + 80 + 160 + 320 + 640 + 1,000 + 1,000 = 3,270 ms
+    // over nine retries, on top of ten 10 ms rounds: it commits at 3,370 ms.
+    let retry = on_conflict(10, from_one_write_time(), Jitter::None);
+    let sim = contending_writers(10, retry, 1);
+    assert_eq!(counter(&sim, "users.ok_total"), 10);
+    assert_eq!(counter(&sim, "users.attempts_total"), 55);
+    assert_eq!(occ_counts(&sim), (55, 10, 45));
+    assert_eq!(histogram(&sim, "users.latency").max, 3_370_000_000);
+}
+
+#[test]
+fn full_jitter_breaks_the_lockstep_and_saves_work() {
+    // The same ten writers and backoff, with full jitter. A second write can commit in a
+    // round only if it starts after the first one's commit, so the retries must spread over
+    // more than a write time: with a backoff that grows from one write time they do, and the
+    // work falls below the lockstep's 55 attempts. Twenty seeds; the mean must sit below 55
+    // by more than t(0.9995, 19) = 3.88 standard errors of it. (A backoff much shorter than
+    // the write, 1 ms to 8 ms, keeps every retry inside the winner's write: 54.3 attempts on
+    // average over the same seeds, which is why the scenario's base is one write time.)
+    let runs: Vec<f64> = (0..20)
+        .map(|seed| {
+            let retry = on_conflict(1_000, from_one_write_time(), Jitter::Full);
+            let sim = contending_writers(10, retry, seed);
+            assert_eq!(counter(&sim, "users.ok_total"), 10, "seed {seed}");
+            occ_counts(&sim);
+            counter(&sim, "users.attempts_total") as f64
+        })
+        .collect();
+    let (mean, se) = mean_se(&runs);
+    eprintln!("full jitter, 10 writers: {mean:.1} +- {se:.1} attempts ({runs:?})");
+    assert!(se > 0.0, "the draws differ between seeds");
+    assert!(mean + 3.88 * se < 55.0, "{mean} +- {se}: {runs:?}");
 }
 
 #[test]
