@@ -11,6 +11,20 @@
 //!
 //! Beyond `max_connections` a query is refused at once with `Unavailable`, as PostgreSQL refuses
 //! connections beyond `max_connections` ("FATAL: sorry, too many clients already").
+//!
+//! With `optimistic`, each query is a transaction under optimistic concurrency control: it reads
+//! the record when it starts, works for its query time, then validates and commits. A writing
+//! query (`writes`, the default) fails with [`ErrorKind::Conflict`] if another writing query
+//! committed while it ran, and commits otherwise: first committer wins, the rule of snapshot
+//! isolation and of every compare-and-swap (a DynamoDB conditional write, an `UPDATE ... WHERE
+//! version = v`). The work is done either way, so a conflict costs as much as a commit: that
+//! is what makes contention expensive. Reads see the snapshot they started with and never
+//! conflict. Requests carry no key, so the database is one record: every pair of overlapping
+//! writes contends. That is the hot-row case (one counter, one account, one lease) and the
+//! worst case of contention; keys on requests, and conflicts per key, are left for when a
+//! scenario needs a keyspace. Two queries that end at the same instant commit in event order,
+//! so the outcome of a tie is deterministic. A crash loses the running transactions with the
+//! rest of the volatile state; none of them commits.
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
@@ -109,6 +123,17 @@ pub struct QueryConfig {
     pub name: String,
     /// Query time when running alone.
     pub time: Dist,
+    /// Whether the query writes the record, which matters only with the database's
+    /// `optimistic`: a write can conflict and, committed, makes the writes that overlap it
+    /// conflict; a read does neither. Default true, so that switching `optimistic` on makes
+    /// every query a transaction that can lose its race unless it is declared read-only, as a
+    /// transaction is read-write unless it says `READ ONLY` (SQL `SET TRANSACTION`).
+    #[serde(default = "yes")]
+    pub writes: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A [`Database`]'s config.
@@ -121,6 +146,16 @@ pub struct DatabaseConfig {
     pub queries: Vec<QueryConfig>,
     #[serde(default)]
     pub contention: Contention,
+    /// Run each query as an optimistic transaction on the one record (see the module docs):
+    /// a write fails with `Conflict` if another write committed while it ran. Default false:
+    /// PostgreSQL's default isolation, READ COMMITTED, makes a second concurrent `UPDATE` of a
+    /// row wait for the first and then proceed, while under REPEATABLE READ it fails with
+    /// "could not serialize access due to concurrent update" once the first commits
+    /// (PostgreSQL documentation, 13.2 Transaction Isolation). That outcome, the later writer
+    /// failing, is what this models; PostgreSQL finds it at the row lock, an optimistic store
+    /// at commit, as here.
+    #[serde(default)]
+    pub optimistic: bool,
 }
 
 fn default_max_connections() -> u32 {
@@ -156,22 +191,40 @@ impl Validate for DatabaseConfig {
 struct DatabaseMetrics {
     active: GaugeId,
     queries: CounterId,
+    commits: CounterId,
+    conflicts: CounterId,
     rejected: CounterId,
     latency: HistogramId,
+}
+
+/// A query that is running.
+#[derive(Clone, Copy, Debug)]
+struct Running {
+    req: Request,
+    arrived: SimTime,
+    /// The record's version when the query started: what it read.
+    read_version: u64,
 }
 
 /// A database server.
 ///
 /// Metrics (owner = the database's name): `active` gauge (queries running), `queries_total`
-/// (completed), `rejected_total` (beyond `max_connections`), `latency` histogram (ns, arrival to
-/// reply of completed queries).
+/// (queries that ran to their end), of them `commits_total` (answered Ok) and
+/// `conflicts_total` (failed with `Conflict`, only with `optimistic`), so `queries_total =
+/// commits_total + conflicts_total`; `rejected_total` (beyond `max_connections`, never
+/// started); `latency` histogram (ns, arrival to reply of the queries that ran to their end,
+/// conflicts included: a conflict is known only at commit time). All are registered whether
+/// or not `optimistic` is on, so a scenario's checks name the same metrics in every variant.
 #[derive(Clone)]
 pub struct Database<M> {
     config: DatabaseConfig,
     times: Vec<Sampler>,
-    /// Running queries by the database's own number: (request, arrival).
-    active: BTreeMap<u64, (Request, SimTime)>,
+    /// Running queries by the database's own number.
+    active: BTreeMap<u64, Running>,
     next: u64,
+    /// The record's version: writes committed by this incarnation. A transaction that read
+    /// version `v` may commit a write only while the version is still `v`.
+    version: u64,
     metrics: Option<DatabaseMetrics>,
     _m: PhantomData<M>,
 }
@@ -191,6 +244,7 @@ impl<M> Database<M> {
             times,
             active: BTreeMap::new(),
             next: 0,
+            version: 0,
             metrics: None,
             _m: PhantomData,
         })
@@ -200,6 +254,19 @@ impl<M> Database<M> {
     pub fn active(&self) -> usize {
         self.active.len()
     }
+
+    /// Writes committed to the record by this incarnation.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Whether query `kind` writes the record: an unknown kind never runs, so it does not.
+    fn writes(&self, kind: u32) -> bool {
+        self.config
+            .queries
+            .get(kind as usize)
+            .is_some_and(|q| q.writes)
+    }
 }
 
 impl<M: Carry<Rpc>> Actor<M> for Database<M> {
@@ -207,6 +274,8 @@ impl<M: Carry<Rpc>> Actor<M> for Database<M> {
         self.metrics = Some(DatabaseMetrics {
             active: ctx.gauge("active"),
             queries: ctx.counter("queries_total"),
+            commits: ctx.counter("commits_total"),
+            conflicts: ctx.counter("conflicts_total"),
             rejected: ctx.counter("rejected_total"),
             latency: ctx.histogram("latency"),
         });
@@ -237,7 +306,13 @@ impl<M: Carry<Rpc>> Actor<M> for Database<M> {
         let query = ctx.work(query);
         let id = self.next;
         self.next += 1;
-        self.active.insert(id, (req, ctx.now()));
+        let running = Running {
+            req,
+            arrived: ctx.now(),
+            read_version: self.version,
+        };
+        self.active.insert(id, running);
+        debug_assert!(self.active.len() <= self.config.max_connections as usize);
         ctx.set_timer(query, M::wrap(Rpc::Tick(Tick::QueryDone(id))));
         let n = self.active.len() as f64;
         ctx.metrics().set(m.active, n);
@@ -247,14 +322,34 @@ impl<M: Carry<Rpc>> Actor<M> for Database<M> {
         let Some(Rpc::Tick(Tick::QueryDone(id))) = msg.unwrap() else {
             return;
         };
-        let (req, arrived) = self
+        // Timers die with the incarnation that set them, and each query sets one.
+        let done = self
             .active
             .remove(&id)
             .expect("a finishing query is active");
         let m = self.metrics.expect("registered at start");
-        reply(ctx, req.reply_to, req.id, Status::Ok);
+        debug_assert!(done.read_version <= self.version, "versions only grow");
+        let writes = self.writes(done.req.kind);
+        // First committer wins: a write whose read is no longer the record's latest version
+        // would overwrite a commit it never saw.
+        let conflict = self.config.optimistic && writes && done.read_version != self.version;
+        debug_assert!(
+            !conflict || self.config.optimistic,
+            "only optimistic writes conflict"
+        );
+        let status = if conflict {
+            ctx.metrics().inc(m.conflicts);
+            Status::Err(ErrorKind::Conflict)
+        } else {
+            if writes {
+                self.version += 1;
+            }
+            ctx.metrics().inc(m.commits);
+            Status::Ok
+        };
+        reply(ctx, done.req.reply_to, done.req.id, status);
         ctx.metrics().inc(m.queries);
-        let latency = (ctx.now() - arrived).as_nanos();
+        let latency = (ctx.now() - done.arrived).as_nanos();
         ctx.metrics().record(m.latency, latency);
         let n = self.active.len() as f64;
         ctx.metrics().set(m.active, n);
