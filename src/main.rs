@@ -573,15 +573,7 @@ fn remove_old_charts(out: &Path) -> anyhow::Result<()> {
 
 /// Slug of a chart title for its file name.
 fn slug(title: &str) -> String {
-    let mut out = String::new();
-    for c in title.chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_lowercase());
-        } else if !out.ends_with('-') {
-            out.push('-');
-        }
-    }
-    out.trim_matches('-').chars().take(60).collect()
+    faultline::report::slug(title, 60)
 }
 
 /// Writes report.json, metrics.csv and the charts. Everything is rendered in memory first, so

@@ -1929,15 +1929,7 @@ fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
 
 /// A name as a file-name part: `deadline shedding` -> `deadline-shedding`.
 fn slug(name: &str) -> String {
-    let mut out = String::new();
-    for c in name.chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_lowercase());
-        } else if !out.ends_with('-') {
-            out.push('-');
-        }
-    }
-    out.trim_matches('-').chars().take(48).collect()
+    crate::report::slug(name, 48)
 }
 
 /// `text` as `//` comment lines of at most 100 columns.
@@ -1967,20 +1959,8 @@ fn replay_body(s: &Scenario, found: &Found, name: &str) -> Result<String, PropEr
     let mut root = tree::parse(&s.text, SourceId(0)).map_err(|e| bug(e.to_string()))?;
     let span = root.span;
     let str_node = |x: &str| Node::new(Value::Str(x.to_string()), span);
-    // Where a field the file does not have goes: as the shipped scenarios order them.
-    const TOP: [&str; 11] = [
-        "name",
-        "about",
-        "seed",
-        "duration",
-        "sample",
-        "components",
-        "faults",
-        "checks",
-        "charts",
-        "table",
-        "variants",
-    ];
+    // Where a field the file does not have goes: in the schema's order.
+    const TOP: &[&str] = &crate::scenario::TOP_FIELDS;
     let after = |key: &str| -> &'static [&'static str] {
         let at = TOP
             .iter()

@@ -50,3 +50,17 @@ pub use chart::{
 pub use csv::{series_csv, write_series_csv};
 pub use table::{Cell, Row, Table, TableError, Verdict};
 pub use unit::Unit;
+
+/// `text` as a file-name part of at most `max` characters: lower-case ASCII letters and digits,
+/// every other run of characters one `-` (`Fail fast + fallback` -> `fail-fast-fallback`).
+pub fn slug(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_matches('-').chars().take(max).collect()
+}

@@ -15,6 +15,11 @@ pub const SHIPPED: &[(&str, &str, &str)] = &[
         include_str!("../../scenarios/herd_after_restart.ron"),
     ),
     (
+        "jitter_contention",
+        "scenarios/jitter_contention.ron",
+        include_str!("../../scenarios/jitter_contention.ron"),
+    ),
+    (
         "mmc_queue",
         "scenarios/mmc_queue.ron",
         include_str!("../../scenarios/mmc_queue.ron"),

@@ -27,8 +27,9 @@ use crate::scenario::error::{Problem, Problems, ScenarioError, Sources, join};
 use crate::scenario::models::{self, Model};
 use crate::scenario::tree::{self, Node, SourceId, Span, Value, to_ron};
 
-/// The top-level fields of a scenario file, for "did you mean".
-const TOP_FIELDS: [&str; 14] = [
+/// The top-level fields of a scenario file, in the order the shipped scenarios write them (for
+/// "did you mean", and for where a generated file puts a field).
+pub const TOP_FIELDS: [&str; 14] = [
     "name",
     "about",
     "seed",

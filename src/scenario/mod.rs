@@ -26,6 +26,8 @@ pub use build::build;
 pub use components::{Config, Kind, Msg};
 pub use error::{Problem, ScenarioError, Sources};
 pub use library::{SHIPPED, shipped};
-pub use load::{ChartDecl, Component, Expect, LinkDecl, Scenario, Variant, fault_label};
+pub use load::{
+    ChartDecl, Component, Expect, LinkDecl, Scenario, TOP_FIELDS, Variant, fault_label,
+};
 pub(crate) use load::{fault_plan_node, set_field};
 pub use tree::{to_ron, to_ron_pretty};

@@ -715,3 +715,596 @@ fn an_exists_property_fails_when_nothing_fails() {
         Ok(report) => panic!("found a failure of a fix that holds: {report:?}"),
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// cascading_timeouts (S1)
+
+/// The checks of lookups, the endpoint that never calls payment.
+const LOOKUP_CHECKS: [&str; 2] = [
+    "lookups succeed while payment is slow",
+    "lookup p99 stays low",
+];
+
+/// Every way payment can fail: up to 3 faults, each a slowdown (up to 5000x: a 20 ms charge
+/// then takes 100 s, past order's 30 s call timeout, so the harshest are hangs), a crash or a
+/// pause, of any length up to the whole run, anywhere in it.
+fn payment_faults(s: &Scenario) -> FaultSpace {
+    FaultSpace::for_scenario(s)
+        .kinds([NemesisKind::Slow, NemesisKind::Crash, NemesisKind::Pause])
+        .targets(["payment"])
+        .window_max(d("10m"))
+        .slow_factor(1.1, 5000.0)
+}
+
+/// The bulkhead keeps lookups at 99% answered and their p99 under 500 ms through every plan of
+/// payment failures in the space: no bound on the factor, the length or the kind was found.
+///
+/// How the bound was found: slowdowns up to 1000x with windows up to 3 minutes first, then
+/// crashes, then up to 5000x with pauses, windows up to the whole run and up to 5 faults; each
+/// time hundreds of cases of both checks held (300 of each on this space). In the harshest
+/// plans (payment slowed 5000x, crashed or paused from 1m to 9m) every lookup was answered and
+/// their p99 was 35.8 ms, as without any fault: the 10 permits leave 40 of the 50 order workers
+/// to lookups, which keep less than one busy (70/s at about 5 ms). Nothing on payment comes
+/// near either bound, so the property states the whole space; the same space breaks the
+/// baseline (below). (A variant with a breaker as well was added to main after this branch
+/// started; the bulkhead alone is what this states.)
+#[test]
+fn the_bulkhead_keeps_lookups_answered_and_fast_whatever_payment_does() {
+    let s = load("cascading_timeouts");
+    for check in LOOKUP_CHECKS {
+        let report = Property::new(&s)
+            .variant("bulkhead")
+            .check(check)
+            .faults(payment_faults(&s))
+            .cases(cases(4, 256))
+            .runner_seed(11)
+            .run()
+            .unwrap_or_else(|e| panic!("{check}: {e}"));
+        assert_eq!((report.cases, report.held), (cases(4, 256), cases(4, 256)));
+        assert_eq!(report.runs, report.cases, "{check}: nothing to shrink");
+    }
+}
+
+/// The same space breaks the baseline on both checks, with payment the only thing that fails;
+/// the bulkhead survives the very plan. Shrunk in full (`FAULTLINE_SLOW=1`), both witnesses
+/// are a single crash of payment on seed 1, from 2s to 5m5s for the lookup ratio (98.5%) and
+/// from 0s to 5m31s for the p99 (1.02 s): a crash that ends before the judged window opens at
+/// 5m30s is enough, because the checkouts it swallowed hold their order workers until order's
+/// 30 s timeout, and the lookups queued behind them time out at the users' 3 s. With another
+/// runner seed, a crash of only 2 s, at 5m2s. Without crashes the harness shrinks to a single
+/// slowdown of a few seconds at 80x to 330x; up to 60x, 64 cases of the baseline held: 30
+/// checkouts a second holding a worker for 25 ms x 60 need 45 of the 50.
+#[test]
+fn the_baseline_loses_lookups_to_a_payment_failure_the_bulkhead_survives() {
+    let s = load("cascading_timeouts");
+    for check in LOOKUP_CHECKS {
+        let (_, _, w) = witness(
+            Property::new(&s)
+                .variant("baseline")
+                .check(check)
+                .expect(Expect::Fails)
+                .faults(payment_faults(&s))
+                .cases(cases(8, 64))
+                .runner_seed(11)
+                .shrink_runs_max(if slow() { 256 } else { 4 })
+                .run(),
+        );
+        assert!(!w.outcome.holds, "{check}");
+        assert!(
+            !w.faults.entries.is_empty(),
+            "{check}: without a fault lookups are fine"
+        );
+        assert!(w.faults.entries.len() <= w.original.faults.entries.len());
+        for e in &w.faults.entries {
+            let target = match &e.fault {
+                Fault::Slow { target, .. } | Fault::Crash { target } | Fault::Pause { target } => {
+                    target
+                }
+                other => panic!("only slowdowns, crashes and pauses are drawn: {other:?}"),
+            };
+            assert_eq!(target, "payment", "{check}: lookups never call payment");
+        }
+        let case = Case {
+            seed: w.seed,
+            faults: w.faults.clone(),
+            params: Vec::new(),
+        };
+        for other in LOOKUP_CHECKS {
+            assert!(
+                run_case(&s, "bulkhead", other, &case).holds,
+                "the bulkhead survives the baseline's witness for `{check}`: `{other}`"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// retry_storm (S2)
+
+/// The trigger: one slowdown of the service, from 1.1x to 100x (at 100x it answers 10
+/// requests a second: all but stopped), starting at 2m or later, after the pre-trigger
+/// baseline the check measures in [1m, 2m], and lasting at most `length_max`, so that it ends
+/// by 2m + `length_max`. The check wants goodput back to 90% of the baseline by 7m30s and to
+/// stay there: within 5m30s - `length_max` of the trigger's end, whatever its length.
+fn api_trigger(s: &Scenario, length_max: &str) -> FaultSpace {
+    FaultSpace::for_scenario(s)
+        .kinds([NemesisKind::Slow])
+        .targets(["api"])
+        .faults_max(1)
+        .between(t("2m"), t("2m") + d(length_max))
+        .window_max(d(length_max))
+        .grain(d("1s"))
+        .slow_factor(1.1, 100.0)
+}
+
+/// With exponential backoff and full jitter, goodput is back to 90% of its pre-trigger value
+/// within 3m30s of the end of any slowdown up to 100x and 2 minutes long.
+///
+/// How the bound was found: with triggers up to 30 s (ending by the check's own 2m30s) and up
+/// to 100x, 48 cases held; up to 3 minutes, the harness shrank to one slowdown of 2m15s at 78x
+/// and, from another runner seed, of 2m18s at 73.5x from 2m2s, after which goodput came back
+/// only at 7m40s. The variant is not metastable: while every attempt fails, the backed-off
+/// users offer about 570/s in all, below the healthy service's 1,000/s, so the queue of
+/// abandoned requests that the slowdown left drains, at about 430/s; it takes about 1.4 s per
+/// second of trigger (a 3-minute trigger at 100x recovers at 9m10s, a 4-minute one not by the
+/// end of the run). Slowed 100x from 2m to 4m exactly (the corner of this space), 40 seeds
+/// recovered at 6m50s or 7m: 30 s or more before the deadline, three samples. Up to 2 minutes
+/// (10 to 20 s below the failures found), 256 cases of slowdowns from 10x held, and the 128
+/// of this property.
+#[test]
+fn backoff_and_jitter_recover_from_any_slowdown_up_to_2_minutes() {
+    let s = load("retry_storm");
+    let report = Property::new(&s)
+        .variant("backoff + jitter")
+        .check("goodput recovers")
+        .faults(api_trigger(&s, "2m"))
+        .cases(cases(4, 128))
+        .runner_seed(3)
+        .run()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((report.cases, report.held), (cases(4, 128), cases(4, 128)));
+}
+
+/// With the retry budget (retries at most 20% of requests, and no backoff), goodput is back
+/// within 4m30s of the end of any slowdown up to 100x and 1 minute long.
+///
+/// How the bound was found: up to 2m30s, the harness shrank to one slowdown of 75 s at 54.9x
+/// (2m13s to 3m28s), after which goodput came back only at 7m40s, 4m12s later. The budget is
+/// not metastable either, but drains far more slowly than backoff: its users still retry at
+/// once, as far as the budget lets them, so while every attempt fails they offer about 760/s
+/// and the queue drains at the 240/s left, about 3.4 s per second of trigger (90 s at 100x
+/// recovers at 8m30s). Slowed 100x from 2m for 75 s, 12 seeds recovered in time, for 80 s
+/// not; from 2m to 3m (the corner of this space), 40 seeds recovered at 6m20s or 6m30s, a
+/// minute before the deadline. Up to 1 minute (15 s below the failures found), 256 cases of
+/// slowdowns from 10x held, and the 128 of this property.
+#[test]
+fn the_retry_budget_recovers_from_any_slowdown_up_to_1_minute() {
+    let s = load("retry_storm");
+    let report = Property::new(&s)
+        .variant("retry budget")
+        .check("goodput recovers")
+        .faults(api_trigger(&s, "1m"))
+        .cases(cases(4, 128))
+        .runner_seed(3)
+        .run()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((report.cases, report.held), (cases(4, 128), cases(4, 128)));
+}
+
+/// The values of `value` (one of the scenario's charts) through the run of `case` on
+/// `variant`.
+fn chart_of(s: &Scenario, variant: &str, value: &str, case: &Case) -> Vec<(SimTime, f64)> {
+    let mut extra = s.extra.clone();
+    extra.extend(case.params.iter().cloned());
+    let s = Scenario::with_overrides(&s.text, &s.file, &extra)
+        .and_then(|s| s.with_faults(&case.faults))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let vi = s.variants.iter().position(|v| v.name == variant).unwrap();
+    let ci = s
+        .charts
+        .iter()
+        .position(|c| c.value.to_string() == value)
+        .unwrap_or_else(|| panic!("no chart of {value}"));
+    let (run, detail) = run_seed(&s, vi, case.seed, true);
+    assert!(!run.limit_hit, "{variant} seed {} hit a limit", case.seed);
+    detail.unwrap().charts[ci]
+        .clone()
+        .expect("the variant has the metric")
+}
+
+/// Immediate retries turn a trigger the fixes ride out into a storm that outlives it: the
+/// harness finds a slowdown in the budget's space (up to 1 minute) after which goodput is
+/// still near zero at the end of the run, 7 minutes later, and both fixes recover from it.
+///
+/// Where the baseline becomes metastable, from the harness: shrunk in full, this witness is a
+/// slowdown of 1.5x for 1 s (2m4s to 2m5s, seed 1); with other runner seeds and spaces, 1.4x
+/// for 1 s at 2m9s (seed 689) and 1.3x for 2 s at 3m49s (seed 330): a second or two of a
+/// slowdown, at a moment that depends on the seed. Up to 1.2x, 128 cases of slowdowns up to 2
+/// minutes held, and 64 seeds without any fault: the healthy service (69% busy) is stable, but
+/// its queue needs only a little push past the 100 ms timeout for every user to send 4
+/// attempts in 400 ms: about 2,000/s, twice the service's capacity, so the queue then grows by
+/// about 1,000 a second for as long as the run goes on.
+#[test]
+fn immediate_retries_turn_a_short_slowdown_into_a_storm_that_never_ends() {
+    let s = load("retry_storm");
+    let (_, _, w) = witness(
+        Property::new(&s)
+            .variant("baseline")
+            .check("goodput recovers")
+            .expect(Expect::Fails)
+            .faults(api_trigger(&s, "1m"))
+            .cases(cases(8, 64))
+            .runner_seed(3)
+            .shrink_runs_max(if slow() { 256 } else { 1 })
+            .run(),
+    );
+    assert!(!w.outcome.holds);
+    assert_eq!(
+        w.faults.entries.len(),
+        1,
+        "one trigger: without it the baseline recovers"
+    );
+    let e = &w.faults.entries[0];
+    let Fault::Slow { target, factor } = &e.fault else {
+        panic!("only slowdowns are drawn: {e:?}")
+    };
+    assert_eq!(target, "api");
+    assert!((1.1..=100.0).contains(factor), "{factor}");
+    let (from, until) = (e.from.unwrap(), e.until.unwrap());
+    assert!(t("2m") <= from && until <= t("3m"), "{e:?}");
+    // Not a slow recovery: goodput is near zero where the check gave up (a tenth of the
+    // ~690/s before the trigger), and through the last minute of the run.
+    assert!(w.outcome.value.unwrap() < 69.0, "{}", w.outcome.detail);
+    let case = Case {
+        seed: w.seed,
+        faults: w.faults.clone(),
+        params: Vec::new(),
+    };
+    let goodput = chart_of(&s, "baseline", "rate(users.ok_total)", &case);
+    let last_minute: Vec<f64> = goodput
+        .iter()
+        .filter(|(at, _)| *at > t("9m"))
+        .map(|(_, v)| *v)
+        .collect();
+    assert!(!last_minute.is_empty());
+    assert!(last_minute.iter().all(|v| *v < 69.0), "{last_minute:?}");
+    for fix in ["backoff + jitter", "retry budget"] {
+        assert!(
+            run_case(&s, fix, "goodput recovers", &case).holds,
+            "{fix} recovers from the baseline's witness"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// herd_after_restart (S4)
+
+/// Outages of the instance: up to 3 crashes, each restarted at the end of its window, from
+/// one `grain` to `window_max` long, starting anywhere in the run on a `grain` grid.
+fn api_outages(s: &Scenario, grain: &str, window_max: &str) -> FaultSpace {
+    FaultSpace::for_scenario(s)
+        .kinds([NemesisKind::Crash])
+        .targets(["api"])
+        .grain(d(grain))
+        .window_max(d(window_max))
+}
+
+/// How long a drawn crash keeps the instance down.
+fn outage(e: &faultline::FaultEntry) -> SimDuration {
+    e.until.unwrap() - e.from.unwrap()
+}
+
+/// Outages the balancer notices: 4.5 s or longer (the grain), up to 5 minutes. The 4.5 s grid
+/// also puts their starts on every half second of the balancer's 2 s probe cycle.
+fn noticed_outages(s: &Scenario) -> FaultSpace {
+    api_outages(s, "4.5s", "5m")
+}
+
+/// With slow start the instance is never OOM-killed, for up to 3 outages of 4.5 s to 5
+/// minutes anywhere in the run.
+///
+/// How the bound was found: single crashes of 1 s to 5 minutes anywhere, then up to 3 crashes
+/// up to the whole run: 64 and 128 cases held, but they rarely draw a short outage. With
+/// windows up to 12 s the harness shrank to a single crash of 2 s (4m41s to 4m43s, seed 8),
+/// and with up to 6 short crashes to three of 1 s; a crash of 3 s at 1m47s fails on seed 1.
+/// An outage that short can fall between the balancer's probes (every 2 s, ejection after 2
+/// failures): the instance is never ejected, so slow start, which ramps an instance coming
+/// back into rotation, never starts, and the restarted, cold instance gets the normal load
+/// and, all at once, the retries of everything lost in the crash (the clients retry exactly 1
+/// s after their 2 s timeout): 380 MB and an OOM kill. Swept by hand (crashes at 2m plus 0,
+/// 0.5, 1, 1.5 s, 10 seeds each): 2 and 3 s fail on up to 6 seeds of 10, depending on the
+/// phase; 4 s and longer never, and peak at 201 MB of the 400 MB (the ramp's first 10% of
+/// 1,000 connections, 100 MB over the base). Hence the 4.5 s grain: 256 cases of up to 3 such
+/// outages held. The next test shows the hole.
+#[test]
+fn slow_start_keeps_the_instance_up_after_any_outage_the_balancer_notices() {
+    let s = load("herd_after_restart");
+    let report = Property::new(&s)
+        .variant("slow start")
+        .check("no OOM kill after the restart")
+        .faults(noticed_outages(&s))
+        .cases(cases(6, 256))
+        .runner_seed(4)
+        .run()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((report.cases, report.held), (cases(6, 256), cases(6, 256)));
+}
+
+/// Slow start has a hole: an outage of a few seconds, which the balancer does not notice,
+/// OOM-kills the restarted instance. The witness is shorter than the 4.5 s the property above
+/// starts at, and the balancer kept the instance in rotation through it; shrunk in full, it is
+/// one crash of 2 s (6m35s to 6m37s, seed 1), after which memory reaches 380 MB in 3 s.
+#[test]
+fn slow_start_does_not_cover_an_outage_too_short_for_the_health_checks() {
+    let s = load("herd_after_restart");
+    let (_, _, w) = witness(
+        Property::new(&s)
+            .variant("slow start")
+            .check("no OOM kill after the restart")
+            .expect(Expect::Fails)
+            .faults(api_outages(&s, "1s", "10s"))
+            .cases(cases(8, 64))
+            .runner_seed(4)
+            .shrink_runs_max(if slow() { 256 } else { 4 })
+            .run(),
+    );
+    assert!(!w.outcome.holds);
+    assert!(w.outcome.value.unwrap() >= 1.0);
+    assert!(!w.faults.entries.is_empty(), "it needs an outage");
+    let short: Vec<_> = w
+        .faults
+        .entries
+        .iter()
+        .filter(|e| outage(e) < d("4.5s"))
+        .collect();
+    assert!(
+        !short.is_empty(),
+        "an outage shorter than 4.5 s: {:?}",
+        w.faults
+    );
+    let case = Case {
+        seed: w.seed,
+        faults: w.faults.clone(),
+        params: Vec::new(),
+    };
+    // The balancer kept the instance in rotation through (at least) one of them: it never
+    // noticed, so there was nothing for slow start to ramp.
+    let in_rotation = chart_of(&s, "slow start", "lb.healthy.api", &case);
+    let unnoticed = short.iter().any(|e| {
+        let (from, until) = (e.from.unwrap(), e.until.unwrap());
+        let during: Vec<f64> = in_rotation
+            .iter()
+            .filter(|(at, _)| from <= *at && *at <= until)
+            .map(|(_, v)| *v)
+            .collect();
+        !during.is_empty() && during.iter().all(|v| *v == 1.0)
+    });
+    assert!(unnoticed, "{:?}: {in_rotation:?}", w.faults);
+}
+
+/// With jittered backoff and the retry budget the instance is never OOM-killed either, for
+/// the same outages.
+///
+/// How the bound was found: as for slow start; this variant has the same hole, but narrower.
+/// Single crashes of 1 s to 12 s on a 1 s grid held 256 cases, and up to 6 crashes of up to
+/// 30 s 128; on a 0.5 s grid the harness shrank to one crash of 2 s (7m14.5s to 7m16.5s, seed
+/// 962), and on a 0.25 s grid to one of 2.25 s. Those outages peak near the limit even when
+/// they pass (390 MB of 400 MB in the hand sweep); from 4 s on the peak is at most 196 MB,
+/// since the budget lets few retries through. 256 cases of up to 3 outages of 4.5 s and more
+/// held.
+#[test]
+fn the_retry_budget_keeps_the_instance_up_after_any_outage_the_balancer_notices() {
+    let s = load("herd_after_restart");
+    let report = Property::new(&s)
+        .variant("jittered backoff + budget")
+        .check("no OOM kill after the restart")
+        .faults(noticed_outages(&s))
+        .cases(cases(6, 256))
+        .runner_seed(4)
+        .run()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((report.cases, report.held), (cases(6, 256), cases(6, 256)));
+}
+
+/// The baseline's restart loop, in the space where both fixes hold: shrunk, one outage of 4.5
+/// s at the start of the run is enough for the instance to be OOM-killed again and again
+/// (6 times on seed 1); both fixes keep it up through the same outage.
+#[test]
+fn the_baseline_crash_loops_after_an_outage_both_fixes_survive() {
+    let s = load("herd_after_restart");
+    let (_, _, w) = witness(
+        Property::new(&s)
+            .variant("baseline")
+            .check("no OOM kill after the restart")
+            .expect(Expect::Fails)
+            .faults(noticed_outages(&s))
+            .cases(cases(8, 64))
+            .runner_seed(4)
+            .shrink_runs_max(if slow() { 256 } else { 4 })
+            .run(),
+    );
+    assert!(!w.outcome.holds);
+    assert!(!w.faults.entries.is_empty(), "it needs an outage");
+    assert!(
+        w.outcome.value.unwrap() >= 2.0,
+        "a loop, not a single kill: {}",
+        w.outcome.detail
+    );
+    for e in &w.faults.entries {
+        let Fault::Crash { target } = &e.fault else {
+            panic!("only crashes are drawn: {e:?}")
+        };
+        assert_eq!(target, "api");
+        assert!(outage(e) >= d("4.5s"), "{e:?}");
+    }
+    let case = Case {
+        seed: w.seed,
+        faults: w.faults.clone(),
+        params: Vec::new(),
+    };
+    for fix in ["slow start", "jittered backoff + budget"] {
+        assert!(
+            run_case(&s, fix, "no OOM kill after the restart", &case).holds,
+            "{fix} survives the baseline's witness"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// unbounded_queue (S5)
+
+/// unbounded_queue's arrivals with the surge (2m to 5m) at `{}` requests a second.
+const SURGE: &str = r#"Schedule([("0s", "150/s"), ("2m", "{}/s"), ("5m", "150/s")])"#;
+
+/// Surges from none (150/s, the normal load) to 1,000/s, five times what the service can
+/// serve.
+fn surges() -> Param {
+    Param::int("users.arrivals", 150, 1000).template(SURGE)
+}
+
+/// The checks the bounded queue must keep: memory below 300 MB, and every request the
+/// service accepted answered before its client gave up.
+const BACK_PRESSURE_CHECKS: [&str; 2] = [
+    "memory stays bounded",
+    "no accepted request goes unanswered",
+];
+
+/// With the bounded queue and 429 + Retry-After, memory stays below 300 MB and no accepted
+/// request goes unanswered, for every surge up to 1,000/s.
+///
+/// How the bound was found: surges up to 5,000/s (25 times the capacity) held 64 cases of each
+/// check; the bound is not a property of the load at all. The queue and the 20 workers hold at
+/// most 220 requests, 11 MB over the 200 MB base, whatever arrives (every run peaks at 211
+/// MB), and the last of them waits about 1.1 s, well inside the clients' 5 s. The stated range
+/// stops at 1,000/s for the cost alone: a run's events grow with the surge (every refused
+/// request comes back up to 4 times), and at 5,000/s one run takes 6 s here.
+#[test]
+fn a_bounded_queue_keeps_memory_bounded_and_answers_what_it_accepts_through_any_surge() {
+    let s = load("unbounded_queue");
+    for check in BACK_PRESSURE_CHECKS {
+        let report = Property::new(&s)
+            .variant("bounded + 429")
+            .check(check)
+            .param(surges())
+            .cases(cases(3, 64))
+            .runner_seed(5)
+            .run()
+            .unwrap_or_else(|e| panic!("{check}: {e}"));
+        assert_eq!((report.cases, report.held), (cases(3, 64), cases(3, 64)));
+    }
+}
+
+/// The same surges break the unbounded queue, and a surge just past the capacity is enough:
+/// shrunk in full, the witness is a surge to 208/s (4% over the 200/s the service serves) on
+/// seed 1, or with another runner seed to 204/s on seed 174, after which the queue grows past
+/// the clients' 5 s timeout, their retries add to it, and memory reaches the 512 MiB limit; up
+/// to 200/s, 64 cases held. The witness also leaves accepted requests unanswered, and the
+/// bounded queue keeps both checks on it.
+#[test]
+fn the_unbounded_queue_runs_out_of_memory_in_a_surge_just_past_capacity() {
+    let s = load("unbounded_queue");
+    let (_, _, w) = witness(
+        Property::new(&s)
+            .variant("baseline")
+            .check("memory stays bounded")
+            .expect(Expect::Fails)
+            .param(surges())
+            .cases(cases(8, 64))
+            .runner_seed(3)
+            .shrink_runs_max(if slow() { 256 } else { 4 })
+            .run(),
+    );
+    assert!(!w.outcome.holds);
+    assert!(w.outcome.value.unwrap() > 300e6, "{}", w.outcome.detail);
+    assert_eq!(w.faults, FaultPlan::new(), "no fault: the surge alone");
+    assert_eq!(w.params.len(), 1);
+    let rate: u64 = w.params[0]
+        .1
+        .split('"')
+        .nth(7)
+        .and_then(|r| r.strip_suffix("/s"))
+        .and_then(|r| r.parse().ok())
+        .unwrap_or_else(|| panic!("{:?}", w.params));
+    assert_eq!(w.params[0].1, SURGE.replace("{}", &rate.to_string()));
+    assert!(rate > 200, "up to the capacity the queue drains: {rate}/s");
+    let case = Case {
+        seed: w.seed,
+        faults: w.faults.clone(),
+        params: w.params.clone(),
+    };
+    assert!(!run_case(&s, "baseline", "no accepted request goes unanswered", &case).holds);
+    for check in BACK_PRESSURE_CHECKS {
+        assert!(
+            run_case(&s, "bounded + 429", check, &case).holds,
+            "the bounded queue keeps `{check}` on the baseline's witness"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// jitter_contention
+
+/// Slowdowns of the contended record's database: up to 2, anywhere in the first 10 s (the
+/// jittered clients are done in about 3 s), at most `harsh` times slower.
+fn record_slowdowns(s: &Scenario, harsh: f64) -> FaultSpace {
+    FaultSpace::for_scenario(s)
+        .kinds([NemesisKind::Slow])
+        .targets(["db"])
+        .faults_max(2)
+        .between(t("0s"), t("10s"))
+        .window_max(d("5s"))
+        .slow_factor(1.1, harsh)
+}
+
+/// Full jitter keeps 100 contending writers under 1,000 calls on every seed and through any
+/// plan of slowdowns of the record up to the bound below. A slower write widens the window in
+/// which another commit makes it fail, but the backoff grows with each failure and the jitter
+/// keeps the writers apart, so the waste stays near one conflict per write.
+///
+/// How the bound was found: with slowdowns up to 10x the harness shrinks to one 5.7x slowdown
+/// of the first 2.7 s (1,004 calls); up to 4x, to 3.6x over the first 2.6 s. Up to 3x, 1,024
+/// cases held for both variants (runner seed 6); the stated bound, 2.5x, keeps a margin below
+/// the first failure found.
+#[test]
+fn full_jitter_keeps_contending_writers_under_a_thousand_calls() {
+    let s = load("jitter_contention");
+    for variant in ["full jitter", "decorrelated jitter"] {
+        let report = Property::new(&s)
+            .variant(variant)
+            .check("at most 1000 calls")
+            .faults(record_slowdowns(&s, JITTER_SLOWDOWN_MAX))
+            .cases(cases(6, 256))
+            .runner_seed(6)
+            .run()
+            .unwrap_or_else(|e| panic!("{variant}: {e}"));
+        assert_eq!(report.held, report.cases, "{variant}");
+    }
+}
+
+/// The most a slowdown of the record may be for the jittered writers' property.
+const JITTER_SLOWDOWN_MAX: f64 = 2.5;
+
+/// Without jitter the writers stay in lockstep: the harness finds, with no fault at all, a
+/// seed on which plain exponential backoff wastes more than 1,000 calls.
+#[test]
+fn plain_exponential_backoff_wastes_calls_on_some_seed() {
+    let s = load("jitter_contention");
+    let (_, _, w) = witness(
+        Property::new(&s)
+            .variant("exponential")
+            .check("at most 1000 calls")
+            .expect(Expect::Fails)
+            .faults(record_slowdowns(&s, JITTER_SLOWDOWN_MAX))
+            .cases(cases(4, 32))
+            .runner_seed(5)
+            .shrink_runs_max(if slow() { 128 } else { 4 })
+            .run(),
+    );
+    assert!(w.outcome.value.unwrap() > 1000.0, "{}", w.outcome.detail);
+    let case = Case {
+        seed: w.seed,
+        faults: w.faults.clone(),
+        params: Vec::new(),
+    };
+    assert!(run_case(&s, "full jitter", "at most 1000 calls", &case).holds);
+}

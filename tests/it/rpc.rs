@@ -7,7 +7,9 @@
 //! load-balancer weights, health checks and slow start (the thundering herd after a restart);
 //! client retries (amplification, backoff, jitter, budgets, Retry-After), the circuit breaker,
 //! and a retry storm in miniature; a service's own breakers and retries on its downstream
-//! calls, its rate limit, and Retry-After on shed replies.
+//! calls, its rate limit, and Retry-After on shed replies; optimistic transactions on one
+//! record (who conflicts, reads, a `Slow` fault's wider window) and N writers racing for it
+//! without backoff, with backoff alone, and with jitter.
 //!
 //! Random outcomes are checked against bounds derived in each test (Poisson counts within a few
 //! standard deviations, replication means within t standard errors); structural outcomes
@@ -112,10 +114,12 @@ fn database(queries: Vec<(&str, Dist)>) -> DatabaseConfig {
             .map(|(name, time)| QueryConfig {
                 name: name.into(),
                 time,
+                writes: true,
             })
             .collect(),
         contention: Contention::Linear(0.0),
         track_keys: 0,
+        optimistic: false,
     }
 }
 
@@ -490,9 +494,11 @@ fn database_query_time_grows_with_concurrency() {
             queries: vec![QueryConfig {
                 name: "select".into(),
                 time: constant(ms(10)),
+                writes: true,
             }],
             contention: Contention::Linear(c),
             track_keys: 0,
+            optimistic: false,
         };
         spawn_db(&mut sim, h, "db", db);
         let think = constant(SimDuration::ZERO);
@@ -693,9 +699,11 @@ fn composed(seed: u64) -> Sim<Rpc> {
                 p50: Scalar::duration(ms(2)),
                 p99: Scalar::duration(ms(20)),
             },
+            writes: true,
         }],
         contention: Contention::Linear(0.05),
         track_keys: 0,
+        optimistic: false,
     };
     spawn_db(&mut sim, h, "db", db);
     for name in ["s0", "s1"] {
@@ -5212,4 +5220,323 @@ fn a_scenario_writes_call_breakers_retries_and_rate_limits_and_checks_their_metr
         eprintln!("{}: {values:?}", s.variants[vi].name);
         assert_eq!(holds, want, "{}: {values:?}", s.variants[vi].name);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Optimistic concurrency: conflicts on one record
+// ---------------------------------------------------------------------------------------------
+
+// On one host messages arrive the instant they are sent, so a query runs exactly from its
+// sender's send to `time` later, and every time below is exact.
+
+/// An optimistic database with one query kind per `(name, time, writes)`.
+fn occ_db(queries: &[(&str, SimDuration, bool)]) -> DatabaseConfig {
+    DatabaseConfig {
+        queries: queries
+            .iter()
+            .map(|&(name, time, writes)| QueryConfig {
+                name: name.into(),
+                time: constant(time),
+                writes,
+            })
+            .collect(),
+        optimistic: true,
+        ..database(vec![("unused", constant(ms(1)))])
+    }
+}
+
+/// Spawns one [`BurstAt`] per `(name, at_ms, kind)`, each sending one request; returns each
+/// one's single reply (time, status), in the order given. Panics if one got no reply or more.
+fn occ_run(
+    db: DatabaseConfig,
+    senders: &[(&str, u64, u32)],
+    faults: Option<FaultPlan>,
+) -> (Sim<Rpc>, Vec<(SimTime, Status)>) {
+    let (mut sim, h) = sim_one_host(1);
+    let db_id = spawn_db(&mut sim, h, "db", db);
+    let logs: Vec<Replies> = senders
+        .iter()
+        .map(|&(name, at, kind)| {
+            spawn_burst_at(&mut sim, h, name, db_id, at_ms(at), vec![(kind, None)])
+        })
+        .collect();
+    if let Some(plan) = faults {
+        sim.add_faults(&plan).expect("db exists");
+    }
+    sim.run_until(secs(1));
+    let replies = logs
+        .iter()
+        .zip(senders)
+        .map(|(log, (name, _, _))| {
+            let log = log.borrow();
+            assert_eq!(log.len(), 1, "{name}: {log:?}");
+            assert_eq!(log[0].1, 0, "{name}: the reply is to its request");
+            (log[0].0, log[0].2)
+        })
+        .collect();
+    (sim, replies)
+}
+
+const CONFLICT: Status = Status::Err(ErrorKind::Conflict);
+
+/// (queries_total, commits_total, conflicts_total) of `db`, with their sum checked.
+fn occ_counts(sim: &Sim<Rpc>) -> (u64, u64, u64) {
+    let queries = counter(sim, "db.queries_total");
+    let commits = counter(sim, "db.commits_total");
+    let conflicts = counter(sim, "db.conflicts_total");
+    assert_eq!(
+        queries,
+        commits + conflicts,
+        "every query that ends commits or conflicts"
+    );
+    assert_eq!(counter(sim, "db.rejected_total"), 0);
+    (queries, commits, conflicts)
+}
+
+#[test]
+fn of_two_overlapping_writes_the_second_to_finish_conflicts() {
+    // a writes over [0, 10) ms, b over [3, 13): a commits at 10 while b runs, so b fails at 13.
+    let db = occ_db(&[("write", ms(10), true)]);
+    let (sim, replies) = occ_run(db, &[("a", 0, 0), ("b", 3, 0)], None);
+    assert_eq!(replies, [(at_ms(10), Status::Ok), (at_ms(13), CONFLICT)]);
+    assert_eq!(occ_counts(&sim), (2, 1, 1));
+    // The conflict did all its work before it failed: latency is its full query time.
+    let latency = histogram(&sim, "db.latency");
+    assert_eq!((latency.min, latency.max), (10_000_000, 10_000_000));
+    // First committer, not first starter, wins: a long write started first loses to a short
+    // one started later that finishes first (b over [3, 8), a over [0, 20)).
+    let db = occ_db(&[("long", ms(20), true), ("short", ms(5), true)]);
+    let (sim, replies) = occ_run(db, &[("a", 0, 0), ("b", 3, 1)], None);
+    assert_eq!(replies, [(at_ms(20), CONFLICT), (at_ms(8), Status::Ok)]);
+    assert_eq!(occ_counts(&sim), (2, 1, 1));
+    // Three at once: one commits, and so does the write that starts after its commit.
+    let db = occ_db(&[("write", ms(10), true)]);
+    let senders = [("a", 0, 0), ("b", 1, 0), ("c", 2, 0), ("d", 11, 0)];
+    let (sim, replies) = occ_run(db, &senders, None);
+    let want = [
+        (at_ms(10), Status::Ok),
+        (at_ms(11), CONFLICT),
+        (at_ms(12), CONFLICT),
+        (at_ms(21), Status::Ok),
+    ];
+    assert_eq!(replies, want);
+    assert_eq!(occ_counts(&sim), (4, 2, 2));
+}
+
+#[test]
+fn writes_that_do_not_overlap_both_commit_and_without_optimistic_nothing_conflicts() {
+    // a over [0, 10), b over [12, 22): b read after a's commit.
+    let db = occ_db(&[("write", ms(10), true)]);
+    let (sim, replies) = occ_run(db.clone(), &[("a", 0, 0), ("b", 12, 0)], None);
+    assert_eq!(replies, [(at_ms(10), Status::Ok), (at_ms(22), Status::Ok)]);
+    assert_eq!(occ_counts(&sim), (2, 2, 0));
+    // The overlapping pair of the test above, with optimistic concurrency off (the default):
+    // both commit, as before the option existed.
+    let off = DatabaseConfig {
+        optimistic: false,
+        ..db
+    };
+    let (sim, replies) = occ_run(off, &[("a", 0, 0), ("b", 3, 0)], None);
+    assert_eq!(replies, [(at_ms(10), Status::Ok), (at_ms(13), Status::Ok)]);
+    assert_eq!(occ_counts(&sim), (2, 2, 0));
+}
+
+#[test]
+fn reads_never_conflict_and_never_make_a_write_conflict() {
+    // r1 reads over [0, 5) and commits inside w1's write over [2, 12); r2 scans over [1, 30),
+    // across w1's commit at 12; w2 writes over [3, 13). Only w2 fails: w1's commit is the one
+    // that moves the record, and r1's, inside w1, does not.
+    let db = occ_db(&[
+        ("read", ms(5), false),
+        ("write", ms(10), true),
+        ("scan", ms(29), false),
+    ]);
+    let senders = [("r1", 0, 0), ("w1", 2, 1), ("w2", 3, 1), ("r2", 1, 2)];
+    let (sim, replies) = occ_run(db, &senders, None);
+    let want = [
+        (at_ms(5), Status::Ok),
+        (at_ms(12), Status::Ok),
+        (at_ms(13), CONFLICT),
+        (at_ms(30), Status::Ok),
+    ];
+    assert_eq!(replies, want);
+    assert_eq!(occ_counts(&sim), (4, 3, 1));
+    // Reads alone, however many overlap, all commit.
+    let db = occ_db(&[("read", ms(10), false)]);
+    let senders: Vec<(String, u64, u32)> = (0..20).map(|i| (format!("r{i}"), i, 0)).collect();
+    let senders: Vec<(&str, u64, u32)> = senders
+        .iter()
+        .map(|(n, at, k)| (n.as_str(), *at, *k))
+        .collect();
+    let (sim, replies) = occ_run(db, &senders, None);
+    assert!(replies.iter().all(|&(_, s)| s == Status::Ok), "{replies:?}");
+    assert_eq!(occ_counts(&sim), (20, 20, 0));
+}
+
+/// A 2x `Slow` on the database over `[from_ms, until_ms)`.
+fn db_slow(from_ms: u64, until_ms: u64) -> FaultPlan {
+    let slow = Fault::Slow {
+        target: "db".into(),
+        factor: 2.0,
+    };
+    FaultPlan::new().window(at_ms(from_ms), at_ms(until_ms), slow)
+}
+
+#[test]
+fn a_slow_fault_widens_the_conflict_window() {
+    // The non-overlapping pair (a over [0, 10), b from 12) under a 2x `Slow` on the database
+    // from the start: a now runs over [0, 20), so b, over [12, 32), reads before a's commit
+    // and fails. A query's time is fixed when it starts, so both take 20 ms.
+    let db = occ_db(&[("write", ms(10), true)]);
+    let pair = [("a", 0, 0), ("b", 12, 0)];
+    let (sim, replies) = occ_run(db.clone(), &pair, Some(db_slow(0, 100)));
+    assert_eq!(replies, [(at_ms(20), Status::Ok), (at_ms(32), CONFLICT)]);
+    assert_eq!(occ_counts(&sim), (2, 1, 1));
+    // Slowing a alone is enough: with the slowdown over by 11 ms, b runs 10 ms over [12, 22),
+    // still across a's commit at 20.
+    let (_, replies) = occ_run(db.clone(), &pair, Some(db_slow(0, 11)));
+    assert_eq!(replies, [(at_ms(20), Status::Ok), (at_ms(22), CONFLICT)]);
+    // Slowing b alone is not: from 5 ms, a (started at 0) still commits at 10, before b reads.
+    let (sim, replies) = occ_run(db, &pair, Some(db_slow(5, 100)));
+    assert_eq!(replies, [(at_ms(10), Status::Ok), (at_ms(32), Status::Ok)]);
+    assert_eq!(occ_counts(&sim), (2, 2, 0));
+}
+
+/// N closed-loop users with no think time, each sending one write that it retries on
+/// conflicts with `retry` (`max_attempts` attempts at most), against an optimistic database
+/// whose one write takes 10 ms; run to the end. Returns the sim.
+fn contending_writers(users: u32, retry: RetryPolicy, seed: u64) -> Sim<Rpc> {
+    let (mut sim, h) = sim_one_host(seed);
+    spawn_db(&mut sim, h, "db", occ_db(&[("write", ms(10), true)]));
+    let think = constant(SimDuration::ZERO);
+    let cfg = ClientConfig {
+        limit: Some(u64::from(users)),
+        retry: Some(retry),
+        ..client("db", Arrivals::Closed { users, think })
+    };
+    spawn_client(&mut sim, h, "users", cfg);
+    sim.run_until(secs(60));
+    sim
+}
+
+fn on_conflict(max_attempts: u32, backoff: Backoff, jitter: Jitter) -> RetryPolicy {
+    RetryPolicy {
+        max_attempts,
+        backoff,
+        jitter,
+        retry_on: vec![ErrorKind::Conflict],
+        ..RetryPolicy::default()
+    }
+}
+
+#[test]
+fn n_writers_at_once_without_backoff_commit_one_a_round_with_quadratic_work() {
+    // All ten start at 0 and end together; the first to commit wins, the nine others fail
+    // and resend at once, reading the new version. Each 10 ms round commits exactly one, so
+    // the work is 10 + 9 + ... + 1 = 55 attempts, 45 of them conflicts, and the last write
+    // commits after ten rounds, at 100 ms: Brooker's "one client guaranteed to succeed every
+    // round" (AWS Architecture Blog, "Exponential Backoff And Jitter").
+    let n = 10;
+    let sim = contending_writers(n, on_conflict(n, Backoff::None, Jitter::None), 1);
+    assert_eq!(counter(&sim, "users.ok_total"), 10);
+    assert_eq!(counter(&sim, "users.error_total"), 0);
+    assert_eq!(counter(&sim, "users.attempts_total"), 55);
+    assert_eq!(counter(&sim, "users.retries_total"), 45);
+    assert_eq!(occ_counts(&sim), (55, 10, 45));
+    let latency = histogram(&sim, "users.latency");
+    assert_eq!((latency.min, latency.max), (10_000_000, 100_000_000));
+    // N attempts are exactly enough: with one fewer, the last writer gives up after losing
+    // the round it shares with the ninth.
+    let sim = contending_writers(n, on_conflict(n - 1, Backoff::None, Jitter::None), 1);
+    assert_eq!(counter(&sim, "users.ok_total"), 9);
+    assert_eq!(counter(&sim, "users.error_total"), 1);
+    assert_eq!(counter(&sim, "users.attempts_total"), 54);
+    // By default a client does not retry conflicts: nine of the ten fail at once.
+    assert!(!RetryPolicy::default().retries_on(ErrorKind::Conflict));
+    let sim = contending_writers(n, RetryPolicy::default(), 1);
+    assert_eq!(counter(&sim, "users.ok_total"), 1);
+    assert_eq!(counter(&sim, "users.error_total"), 9);
+    assert_eq!(counter(&sim, "users.retries_total"), 0);
+}
+
+/// Exponential backoff from one write time (10 ms), capped at 1 s.
+fn from_one_write_time() -> Backoff {
+    Backoff::Exponential {
+        base: ms(10),
+        cap: SimDuration::from_secs(1),
+    }
+}
+
+#[test]
+fn backoff_without_jitter_keeps_the_writers_in_lockstep() {
+    // Exponential backoff with no jitter: the losers of a round all wait the same time and
+    // collide again, so the work is still 55 attempts; the rounds are only further apart.
+    // The last writer waits 10 + 20 + 40 + 80 + 160 + 320 + 640 + 1,000 + 1,000 = 3,270 ms
+    // over nine retries, on top of ten 10 ms rounds: it commits at 3,370 ms.
+    let retry = on_conflict(10, from_one_write_time(), Jitter::None);
+    let sim = contending_writers(10, retry, 1);
+    assert_eq!(counter(&sim, "users.ok_total"), 10);
+    assert_eq!(counter(&sim, "users.attempts_total"), 55);
+    assert_eq!(occ_counts(&sim), (55, 10, 45));
+    assert_eq!(histogram(&sim, "users.latency").max, 3_370_000_000);
+}
+
+#[test]
+fn full_jitter_breaks_the_lockstep_and_saves_work() {
+    // The same ten writers and backoff, with full jitter. A second write can commit in a
+    // round only if it starts after the first one's commit, so the retries must spread over
+    // more than a write time: with a backoff that grows from one write time they do, and the
+    // work falls below the lockstep's 55 attempts. Twenty seeds; the mean must sit below 55
+    // by more than t(0.9995, 19) = 3.88 standard errors of it. (A backoff much shorter than
+    // the write, 1 ms to 8 ms, keeps every retry inside the winner's write: 54.3 attempts on
+    // average over the same seeds, which is why the scenario's base is one write time.)
+    let runs: Vec<f64> = (0..20)
+        .map(|seed| {
+            let retry = on_conflict(1_000, from_one_write_time(), Jitter::Full);
+            let sim = contending_writers(10, retry, seed);
+            assert_eq!(counter(&sim, "users.ok_total"), 10, "seed {seed}");
+            occ_counts(&sim);
+            counter(&sim, "users.attempts_total") as f64
+        })
+        .collect();
+    let (mean, se) = mean_se(&runs);
+    eprintln!("full jitter, 10 writers: {mean:.1} +- {se:.1} attempts ({runs:?})");
+    assert!(se > 0.0, "the draws differ between seeds");
+    assert!(mean + 3.88 * se < 55.0, "{mean} +- {se}: {runs:?}");
+}
+
+#[test]
+fn optimistic_and_writes_are_read_from_ron_with_defaults_and_named_errors() {
+    let db: DatabaseConfig =
+        from_ron(r#"(queries: [(name: "w", time: Const("5ms"))])"#).expect("defaults");
+    assert!(!db.optimistic, "off by default");
+    assert!(
+        db.queries[0].writes,
+        "a query writes unless it says otherwise"
+    );
+    let db: DatabaseConfig = from_ron(
+        r#"(optimistic: true, queries: [(name: "r", time: Const("5ms"), writes: false)])"#,
+    )
+    .expect("both fields");
+    assert!(db.optimistic);
+    assert!(!db.queries[0].writes);
+    let err = from_ron::<DatabaseConfig>(r#"(optimistc: true, queries: [])"#).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("Unexpected field named `optimistc`"), "{msg}");
+    assert!(
+        msg.contains("`optimistic`"),
+        "the known fields are listed: {msg}"
+    );
+    let err =
+        from_ron::<DatabaseConfig>(r#"(queries: [(name: "w", time: Const("5ms"), write: true)])"#)
+            .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("Unexpected field named `write`"), "{msg}");
+    assert!(
+        msg.contains("`writes`"),
+        "the known fields are listed: {msg}"
+    );
+    let retry: RetryPolicy = from_ron("(retry_on: [Conflict])").expect("a kind");
+    assert_eq!(retry.retry_on, [ErrorKind::Conflict]);
+    assert!(retry.retries_on(ErrorKind::Conflict));
 }

@@ -20,6 +20,21 @@
 //! reads. With `track_keys`, the queries for keys `0..track_keys` (the hottest) are counted
 //! one by one, and in bursts of overlapping queries ([`KeyBursts`]): the queries a hot key's
 //! expiry sends.
+//!
+//! With `optimistic`, each query is a transaction under optimistic concurrency control: it reads
+//! the record when it starts, works for its query time, then validates and commits. A writing
+//! query (`writes`, the default) fails with [`ErrorKind::Conflict`] if another writing query
+//! committed while it ran, and commits otherwise: first committer wins, the rule of snapshot
+//! isolation and of every compare-and-swap (a DynamoDB conditional write, an `UPDATE ... WHERE
+//! version = v`). The work is done either way, so a conflict costs as much as a commit: that
+//! is what makes contention expensive. Reads see the snapshot they started with and never
+//! conflict. Each key is a record with its own version, so two overlapping writes contend
+//! only if they touch the same key; keyless requests all touch one record, so every pair of
+//! overlapping keyless writes contends: the hot-row case (one counter, one account, one lease)
+//! and the worst case of contention. A write of a key that does not exist is answered
+//! `NotFound` and neither commits nor conflicts. Two queries that end at the same instant commit in event order,
+//! so the outcome of a tie is deterministic. A crash loses the running transactions with the
+//! rest of the volatile state; none of them commits.
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
@@ -121,6 +136,17 @@ pub struct QueryConfig {
     pub name: String,
     /// Query time when running alone.
     pub time: Dist,
+    /// Whether the query writes the record, which matters only with the database's
+    /// `optimistic`: a write can conflict and, committed, makes the writes that overlap it
+    /// conflict; a read does neither. Default true, so that switching `optimistic` on makes
+    /// every query a transaction that can lose its race unless it is declared read-only, as a
+    /// transaction is read-write unless it says `READ ONLY` (SQL `SET TRANSACTION`).
+    #[serde(default = "yes")]
+    pub writes: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A [`Database`]'s config.
@@ -137,6 +163,16 @@ pub struct DatabaseConfig {
     /// docs), at most 1,024 keys; default 0, none.
     #[serde(default)]
     pub track_keys: u32,
+    /// Run each query as an optimistic transaction on the one record (see the module docs):
+    /// a write fails with `Conflict` if another write committed while it ran. Default false:
+    /// PostgreSQL's default isolation, READ COMMITTED, makes a second concurrent `UPDATE` of a
+    /// row wait for the first and then proceed, while under REPEATABLE READ it fails with
+    /// "could not serialize access due to concurrent update" once the first commits
+    /// (PostgreSQL documentation, 13.2 Transaction Isolation). That outcome, the later writer
+    /// failing, is what this models; PostgreSQL finds it at the row lock, an optimistic store
+    /// at commit, as here.
+    #[serde(default)]
+    pub optimistic: bool,
 }
 
 fn default_max_connections() -> u32 {
@@ -178,6 +214,8 @@ impl Validate for DatabaseConfig {
 struct DatabaseMetrics {
     active: GaugeId,
     queries: CounterId,
+    commits: CounterId,
+    conflicts: CounterId,
     rejected: CounterId,
     not_found: CounterId,
     latency: HistogramId,
@@ -190,22 +228,40 @@ fn exists(key: u64) -> bool {
     key < MISSING_KEY_BASE || key == NO_KEY
 }
 
+/// A query that is running.
+#[derive(Clone, Copy, Debug)]
+struct Running {
+    req: Request,
+    arrived: SimTime,
+    /// The record's version when the query started: what it read.
+    read_version: u64,
+}
+
 /// A database server.
 ///
 /// Metrics (owner = the database's name): `active` gauge (queries running), `queries_total`
-/// (completed), `rejected_total` (beyond `max_connections`), `not_found_total` (completed
-/// queries answered `NotFound`), `latency` histogram (ns, arrival to reply of completed
-/// queries). With `track_keys: n`: `key_queries_total.<k>` for each key `k < n` (queries
-/// started for it), and the `burst_queries` histogram (queries per burst of a tracked key,
-/// recorded when the burst ends: `burst_queries.max` is the largest stampede).
+/// (queries that ran to their end), of them `commits_total` (answered Ok), `conflicts_total`
+/// (failed with `Conflict`, only with `optimistic`) and `not_found_total` (answered
+/// `NotFound`), so `queries_total = commits_total + conflicts_total + not_found_total`;
+/// `rejected_total` (beyond `max_connections`, never started); `latency` histogram (ns,
+/// arrival to reply of the queries that ran to their end, conflicts included: a conflict is
+/// known only at commit time). All are registered whether or not `optimistic` is on, so a
+/// scenario's checks name the same metrics in every variant. With `track_keys: n`:
+/// `key_queries_total.<k>` for each key `k < n` (queries started for it), and the
+/// `burst_queries` histogram (queries per burst of a tracked key, recorded when the burst
+/// ends: `burst_queries.max` is the largest stampede).
 #[derive(Clone)]
 pub struct Database<M> {
     config: DatabaseConfig,
     times: Vec<Sampler>,
-    /// Running queries by the database's own number: (request, arrival).
-    active: BTreeMap<u64, (Request, SimTime)>,
+    /// Running queries by the database's own number.
+    active: BTreeMap<u64, Running>,
     next: u64,
     bursts: KeyBursts,
+    /// Each record's version: writes committed to it by this incarnation, by key ([`NO_KEY`]
+    /// is the keyless record). A transaction that read version `v` may commit a write only
+    /// while the version is still `v`. Only optimistic databases keep it.
+    versions: BTreeMap<u64, u64>,
     metrics: Option<DatabaseMetrics>,
     /// With `track_keys`: `key_queries_total.<k>`, by key.
     key_counters: Vec<CounterId>,
@@ -229,6 +285,7 @@ impl<M> Database<M> {
             active: BTreeMap::new(),
             next: 0,
             bursts,
+            versions: BTreeMap::new(),
             metrics: None,
             key_counters: Vec::new(),
             _m: PhantomData,
@@ -239,6 +296,20 @@ impl<M> Database<M> {
     pub fn active(&self) -> usize {
         self.active.len()
     }
+
+    /// Writes committed to the record of `key` by this incarnation ([`NO_KEY`]: the keyless
+    /// record); always 0 unless the database is `optimistic`.
+    pub fn version_of(&self, key: u64) -> u64 {
+        self.versions.get(&key).copied().unwrap_or(0)
+    }
+
+    /// Whether query `kind` writes the record: an unknown kind never runs, so it does not.
+    fn writes(&self, kind: u32) -> bool {
+        self.config
+            .queries
+            .get(kind as usize)
+            .is_some_and(|q| q.writes)
+    }
 }
 
 impl<M: Carry<Rpc>> Actor<M> for Database<M> {
@@ -247,6 +318,8 @@ impl<M: Carry<Rpc>> Actor<M> for Database<M> {
         self.metrics = Some(DatabaseMetrics {
             active: ctx.gauge("active"),
             queries: ctx.counter("queries_total"),
+            commits: ctx.counter("commits_total"),
+            conflicts: ctx.counter("conflicts_total"),
             rejected: ctx.counter("rejected_total"),
             not_found: ctx.counter("not_found_total"),
             latency: ctx.histogram("latency"),
@@ -282,7 +355,13 @@ impl<M: Carry<Rpc>> Actor<M> for Database<M> {
         let query = ctx.work(query);
         let id = self.next;
         self.next += 1;
-        self.active.insert(id, (req, ctx.now()));
+        let running = Running {
+            req,
+            arrived: ctx.now(),
+            read_version: self.version_of(req.key),
+        };
+        self.active.insert(id, running);
+        debug_assert!(self.active.len() <= self.config.max_connections as usize);
         if self.bursts.started(req.key) {
             let k = self.bursts.slot(req.key).expect("tracked");
             ctx.metrics().inc(self.key_counters[k]);
@@ -296,23 +375,38 @@ impl<M: Carry<Rpc>> Actor<M> for Database<M> {
         let Some(Rpc::Tick(Tick::QueryDone(id))) = msg.unwrap() else {
             return;
         };
-        let (req, arrived) = self
+        // Timers die with the incarnation that set them, and each query sets one.
+        let done = self
             .active
             .remove(&id)
             .expect("a finishing query is active");
         let m = self.metrics.expect("registered at start");
-        let status = if exists(req.key) {
-            Status::Ok
-        } else {
+        let req = done.req;
+        let version = self.version_of(req.key);
+        debug_assert!(done.read_version <= version, "versions only grow");
+        let writes = self.writes(req.kind);
+        // First committer wins: a write whose read is no longer the record's latest version
+        // would overwrite a commit it never saw.
+        let conflict = self.config.optimistic && writes && done.read_version != version;
+        let status = if !exists(req.key) {
             ctx.metrics().inc(m.not_found);
             Status::NotFound
+        } else if conflict {
+            ctx.metrics().inc(m.conflicts);
+            Status::Err(ErrorKind::Conflict)
+        } else {
+            if writes && self.config.optimistic {
+                *self.versions.entry(req.key).or_insert(0) += 1;
+            }
+            ctx.metrics().inc(m.commits);
+            Status::Ok
         };
         reply(ctx, req.reply_to, req.id, status);
         if let (Some(size), Some(h)) = (self.bursts.finished(req.key), m.bursts) {
             ctx.metrics().record(h, u64::from(size));
         }
         ctx.metrics().inc(m.queries);
-        let latency = (ctx.now() - arrived).as_nanos();
+        let latency = (ctx.now() - done.arrived).as_nanos();
         ctx.metrics().record(m.latency, latency);
         let n = self.active.len() as f64;
         ctx.metrics().set(m.active, n);

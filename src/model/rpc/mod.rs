@@ -4,7 +4,8 @@
 //! (cascading timeouts, retry storms, connection-pool exhaustion, thundering herds, traffic
 //! spikes): a workload [`Client`], a [`Service`] with a bounded worker pool and queue that
 //! holds a worker for the whole of its downstream calls, named client-side connection pools in
-//! front of a [`Database`] whose queries slow down with concurrency, and a [`LoadBalancer`].
+//! front of a [`Database`] whose queries slow down with concurrency (and, optionally, run as
+//! optimistic transactions that conflict), and a [`LoadBalancer`].
 //! The service's overload controls (deadline-aware shedding, dropping expired work, deadline
 //! propagation, fallbacks, a Retry-After hint on rejections) are off by default, so a
 //! scenario's baseline shows the failure and its fix variants switch them on. So are the
@@ -212,6 +213,12 @@ pub enum ErrorKind {
     PoolTimeout,
     /// The callee refused the call outright (beyond `max_connections`, unknown kind).
     Unavailable,
+    /// An optimistic transaction lost its race: another write committed to the record after
+    /// this one read it and before it could commit (a [`Database`] with `optimistic`; in real
+    /// systems DynamoDB's `ConditionalCheckFailedException`, PostgreSQL's SQLSTATE 40001
+    /// "could not serialize access due to concurrent update"). Trying again means running the
+    /// transaction again from its read, which a resent request here does.
+    Conflict,
 }
 
 /// Timer payloads of the family's components. Each names the slot it belongs to and, where a

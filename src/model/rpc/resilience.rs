@@ -119,7 +119,15 @@ pub struct RetryPolicy {
     /// gRPC UNAVAILABLE, the codes every retrying client retries), `Timeout` and `PoolTimeout`
     /// are slowness that may be gone by the next attempt (the AWS SDKs retry timeouts and
     /// 5xx). Retrying timeouts is also exactly what makes retry storms: a scenario that wants
-    /// to show one needs no extra setting. Not empty (use `max_attempts: 1` for no retries).
+    /// to show one needs no extra setting. `Conflict` is not retried by default: it says the
+    /// write was built on a stale read, and the libraries that retry the other four leave it
+    /// to the application, which must read again and redo its work (the AWS SDK for Rust's
+    /// classifier, aws-runtime `retries::classifiers`, lists neither DynamoDB's
+    /// `ConditionalCheckFailedException` nor `TransactionConflictException` among its
+    /// throttling or transient errors; PostgreSQL: "applications using this level must be
+    /// prepared to retry transactions due to serialization failures", 13.2.2). A client that
+    /// models that application loop says so: `retry_on: [Conflict]`, and a resent request is
+    /// a fresh transaction. Not empty (use `max_attempts: 1` for no retries).
     #[serde(default = "default_retry_on")]
     pub retry_on: Vec<ErrorKind>,
     /// At most this share of requests may be retried; None retries whenever the rest allows.
