@@ -5,6 +5,11 @@
 /// (name, path, text) of every shipped scenario.
 pub const SHIPPED: &[(&str, &str, &str)] = &[
     (
+        "cache_stampede",
+        "scenarios/cache_stampede.ron",
+        include_str!("../../scenarios/cache_stampede.ron"),
+    ),
+    (
         "cascading_timeouts",
         "scenarios/cascading_timeouts.ron",
         include_str!("../../scenarios/cascading_timeouts.ron"),
