@@ -1292,3 +1292,143 @@ fn a_hot_key_saturates_its_shard_through_the_service_and_an_l1_relieves_it() {
         "hot key: queue {queue} on its shard without an L1 ({errors} cache timeouts), at most {worst} with one"
     );
 }
+
+#[test]
+fn coalesced_gets_send_one_get_per_round_trip_and_spare_the_shard() {
+    // One key read 10,000 times a second from one service instance, a shard of 1 ms a command
+    // (1,000 a second). Without coalescing every read is a get: the shard gets ten times what
+    // it serves, its queue grows, gets time out. With `coalesce_gets` a get is in flight at
+    // most once: each lasts a service time S ~ Exp(1 ms) (messages are instant here), reads
+    // arriving meanwhile wait for it, and the next get starts with the next read, A ~ Exp(0.1
+    // ms) later. Gets form a renewal process of mean gap 1.1 ms: over 5 s, 4,545 of them, sd
+    // sqrt(T var / mean^3) = sqrt(5 x 1.01e-6 / 1.1e-3^3) = 62; within 5 sd.
+    let run = |coalesce: bool| {
+        let (mut sim, h) = sim_one_host(21);
+        cache(
+            &mut sim,
+            h,
+            "redis",
+            r#"(shards: 1, service: Exp(mean: "1ms"))"#,
+        );
+        database(
+            &mut sim,
+            h,
+            "db",
+            r#"(max_connections: 100000, queries: [(name: "get", time: Const("1ms"))])"#,
+        );
+        service(
+            &mut sim,
+            h,
+            "api",
+            &format!(
+                r#"(workers: 100000, kinds: [(name: "read", service: Const("10us"),
+                     calls: [(target: "db", timeout: "1s")],
+                     cache: Some((cache: "redis", timeout: "100ms", ttl: Some((base: "1h")),
+                                  coalesce_gets: {coalesce})))])"#
+            ),
+        );
+        client(
+            &mut sim,
+            h,
+            "users",
+            r#"(target: "api", arrivals: Poisson("10000/s"), limit: Some(50000),
+                keys: Some((popularity: HotSet(keys: 1, share: 1.0, rest: 0))))"#,
+        );
+        sim.run_until(secs(10));
+        sim
+    };
+    let plain = run(false);
+    assert_eq!(counter(&plain, "api.cache_gets_total"), 50_000);
+    let errors = counter(&plain, "api.cache_errors_total");
+    assert!(
+        errors > 40_000,
+        "the shard cannot keep up: {errors} timeouts"
+    );
+
+    let sim = run(true);
+    let (lookups, gets, waited) = (
+        counter(&sim, "api.cache_lookups_total"),
+        counter(&sim, "api.cache_gets_total"),
+        counter(&sim, "api.gets_coalesced_total"),
+    );
+    assert_eq!(lookups, 50_000);
+    assert_eq!(gets + waited, lookups, "every lookup got or waited");
+    assert_eq!(
+        counter(&sim, "redis.gets_total"),
+        gets,
+        "the shard saw only the gets"
+    );
+    assert!(
+        (gets as f64 - 4_545.0).abs() < 5.0 * 62.0,
+        "{gets} gets, expected 4,545 +- 62"
+    );
+    assert_eq!(counter(&sim, "api.cache_errors_total"), 0);
+    // The first get missed (cold) and its waiters recomputed with it: then hits only.
+    assert_eq!(counter(&sim, "users.ok_total"), 50_000);
+    let queries = counter(&sim, "db.queries_total");
+    assert!((1..=20).contains(&queries), "{queries} queries");
+}
+
+#[test]
+fn writes_delete_write_through_or_leave_the_cached_key() {
+    // A reader reads key 0 ten times a second (TTL 1 h: one cold miss, then hits); one write
+    // of key 0 at 1 s. After it, by mode: `Aside` deletes the entry and the next read reloads
+    // it (a second read query); `WriteThrough` writes the new value (a second set, no query);
+    // `WriteAround` leaves the old value, which keeps being read (no set, no query).
+    let run = |mode: &str| {
+        let (mut sim, h) = sim_one_host(5);
+        cache(
+            &mut sim,
+            h,
+            "redis",
+            r#"(shards: 2, service: Const("10us"))"#,
+        );
+        database(
+            &mut sim,
+            h,
+            "db",
+            r#"(queries: [(name: "get", time: Const("1ms")), (name: "put", time: Const("2ms"))])"#,
+        );
+        service(
+            &mut sim,
+            h,
+            "api",
+            &format!(
+                r#"(workers: 10, kinds: [
+                    (name: "read", service: Const("10us"), calls: [(target: "db", kind: 0, timeout: "1s")],
+                     cache: Some((cache: "redis", ttl: Some((base: "1h"))))),
+                    (name: "write", service: Const("10us"), calls: [(target: "db", kind: 1, timeout: "1s")],
+                     cache: Some((cache: "redis", ttl: Some((base: "1h")), writes: true, mode: {mode})))])"#
+            ),
+        );
+        let one_key = "keys: Some((popularity: HotSet(keys: 1, share: 1.0, rest: 0)))";
+        client(
+            &mut sim,
+            h,
+            "reader",
+            &format!(r#"(target: "api", arrivals: Constant("10/s"), limit: Some(30), {one_key})"#),
+        );
+        client(
+            &mut sim,
+            h,
+            "writer",
+            &format!(
+                r#"(target: "api", arrivals: Schedule([("1s", "1/s")]), limit: Some(1),
+                    mix: [(name: "w", kind: 1, weight: 1.0)], {one_key})"#
+            ),
+        );
+        sim.run_until(secs(4));
+        let c = |n: &str| counter(&sim, &format!("api.{n}"));
+        (
+            counter(&sim, "db.queries_total"),
+            c("cache_sets_total"),
+            c("cache_deletes_total"),
+            c("cache_misses_total"),
+            counter(&sim, "reader.ok_total") + counter(&sim, "writer.ok_total"),
+        )
+    };
+    // (queries, sets, deletes, read misses, answered)
+    assert_eq!(run("Aside"), (3, 1 + 1, 1, 2, 31));
+    assert_eq!(run("WriteThrough"), (2, 2, 0, 1, 31));
+    assert_eq!(run("WriteAround"), (2, 1, 0, 1, 31));
+}

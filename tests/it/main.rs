@@ -28,3 +28,12 @@ mod quickstart;
 fn quickstart_example_runs_and_holds() {
     quickstart::main();
 }
+
+#[allow(dead_code)]
+#[path = "../../examples/thundering_herd.rs"]
+mod thundering_herd;
+
+#[test]
+fn thundering_herd_example_runs_and_holds() {
+    thundering_herd::main();
+}

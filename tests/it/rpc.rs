@@ -103,6 +103,7 @@ fn pool(pool_size: u32, acquire_timeout: SimDuration) -> PoolConfig {
     PoolConfig {
         pool_size,
         acquire_timeout,
+        rate: None,
     }
 }
 
@@ -480,6 +481,64 @@ fn pool_exhaustion_emerges_from_a_slow_database() {
         "100/s of 10 ms queries never need 11 connections at once (P ~ 1e-8 per 10 ms)"
     );
     assert_eq!(counter(&healthy, "load.error_total"), 0);
+}
+
+/// 1,000 requests within 10 ms into a service whose pool of 100 connections hands out at
+/// most 100 permits a second; 1 ms queries. Returns the sim at `until`.
+fn rate_limited_pool(acquire_timeout: SimDuration, until: SimTime) -> Sim<Rpc> {
+    let (mut sim, h) = sim_one_host(4);
+    spawn_db(
+        &mut sim,
+        h,
+        "db",
+        database(vec![("select", constant(ms(1)))]),
+    );
+    let call = pooled("db", SimDuration::from_secs(60), "db");
+    let mut api = service(2_000, None, vec![kind("q", constant(ms(1)), vec![call])]);
+    let limited = PoolConfig {
+        rate: Some(rate("100/s")),
+        ..pool(100, acquire_timeout)
+    };
+    api.pools.insert("db".into(), limited);
+    spawn_service(&mut sim, h, "api", api);
+    let burst = ClientConfig {
+        limit: Some(1_000),
+        ..client("api", Arrivals::Constant(rate("100000/s")))
+    };
+    spawn_client(&mut sim, h, "load", burst);
+    sim.run_until(until);
+    sim
+}
+
+#[test]
+fn a_rate_limited_pool_spaces_its_permits_however_many_connections_are_free() {
+    // The first request acquires at 1.01 ms (arrival at 10 us, then 1 ms of CPU); permit k
+    // goes at 1.01 ms + 10 ms k and its query ends 1 ms later. By 5 s that is k <= 499: 500
+    // queries, though 100 connections were free all along (without the rate, all 1,000
+    // would be done by 0.1 s).
+    let sim = rate_limited_pool(SimDuration::from_secs(20), secs(5));
+    assert_eq!(counter(&sim, "db.queries_total"), 500);
+    // All 1,000 are served by 11 s, the last after waiting ~10 s, and none times out.
+    let sim = rate_limited_pool(SimDuration::from_secs(20), secs(12));
+    assert_eq!(counter(&sim, "db.queries_total"), 1_000);
+    assert_eq!(counter(&sim, "api.pool_timeouts_total.db"), 0);
+    let wait = sim
+        .metrics()
+        .histogram_summary("api.pool_wait.db")
+        .expect("recorded");
+    assert!(
+        (9_980_000_000..=10_000_000_000).contains(&wait.max),
+        "{wait:?}"
+    );
+    // With a 3 s acquire timeout, only the permits due within 3 s of each request's arrival
+    // go: the first 300 or 301; the others time out, and nothing else reaches the database.
+    let sim = rate_limited_pool(SimDuration::from_secs(3), secs(12));
+    let (queries, timeouts) = (
+        counter(&sim, "db.queries_total"),
+        counter(&sim, "api.pool_timeouts_total.db"),
+    );
+    assert!((299..=302).contains(&queries), "{queries}");
+    assert_eq!(queries + timeouts, 1_000);
 }
 
 #[test]

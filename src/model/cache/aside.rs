@@ -167,6 +167,14 @@ pub struct CacheUse {
     /// default 16 ([`DEFAULT_REFRESHERS`]).
     #[serde(default = "default_refreshers")]
     pub refreshers: u32,
+    /// Request coalescing (the C4 fix): one cache get per key in flight from this service
+    /// instance; a lookup of a key whose get is in flight waits for that get and takes its
+    /// answer (a hit answers it; a miss or an error sends it on to the recompute, under the
+    /// kind's stampede protection). Go's `singleflight` around the cache read; a hot key then
+    /// costs its shard one get per round trip per instance instead of one per request.
+    /// Default false.
+    #[serde(default)]
+    pub coalesce_gets: bool,
 }
 
 fn default_timeout() -> SimDuration {
@@ -199,6 +207,7 @@ impl CacheUse {
             stampede: Stampede::None,
             value_size: DEFAULT_VALUE_SIZE,
             refreshers: DEFAULT_REFRESHERS,
+            coalesce_gets: false,
         }
     }
 
@@ -247,6 +256,12 @@ impl Validate for CacheUse {
             field: "stampede".into(),
             reason: format!("{what} acts before entries expire: set a `ttl`"),
         };
+        if self.coalesce_gets && self.writes {
+            return Err(ConfigError::Invalid {
+                field: "coalesce_gets".into(),
+                reason: "coalescing is for reads; a write kind makes no cache get".into(),
+            });
+        }
         match &self.stampede {
             Stampede::None => {}
             _ if self.writes => {

@@ -460,7 +460,7 @@ impl<M: Carry<Rpc>> Client<M> {
         debug_assert!(self.may_send());
         let entry = self.pick_entry(ctx);
         // Drawn only with a key space, after the entry: keyless clients draw what they did.
-        let key = match self.keys.get(entry as usize) {
+        let key = match self.keys.get_mut(entry as usize) {
             Some(Some(keys)) => keys.draw(ctx.rng()),
             _ => NO_KEY,
         };

@@ -269,6 +269,8 @@ pub enum Tick {
     /// Service: job `seq` has waited for another request's database query (single-flight)
     /// as long as it may.
     FlightTimeout { worker: u32, seq: u64 },
+    /// Service: rate-limited pool `pool` may hand out its next permit.
+    PoolIssue { pool: u32 },
 }
 
 /// Why a component config cannot be used. Every variant names the field, as a path from the

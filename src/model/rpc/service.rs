@@ -78,8 +78,8 @@ use serde::{Deserialize, Serialize};
 
 use super::resilience::{BreakerState, RetryBudgetState};
 use super::{
-    BreakerConfig, CircuitBreaker, ConfigError, ErrorKind, KindRef, Request, Response, RetryPolicy,
-    Rpc, Status, Tick, TokenBucket, TokenBucketConfig, Validate, check_kind_name,
+    BreakerConfig, CircuitBreaker, ConfigError, ErrorKind, KindRef, Rate, Request, Response,
+    RetryPolicy, Rpc, Status, Tick, TokenBucket, TokenBucketConfig, Validate, check_kind_name,
     check_suffix_name, check_unique_names, compile, nonzero, quoted_list, reply, reply_retry_after,
     resolve,
 };
@@ -242,6 +242,14 @@ pub struct PoolConfig {
     /// default).
     #[serde(default = "default_acquire_timeout")]
     pub acquire_timeout: SimDuration,
+    /// Hand out permits at most this often, evenly spaced (`rate: Some("1000/s")`): a call
+    /// that finds a free connection but not yet its turn waits for it, in the same FIFO queue
+    /// and under the same `acquire_timeout`. A limit on the queries sent to a dependency,
+    /// however many connections are free: Guava's `RateLimiter.acquire()` in front of the
+    /// pool, without its stored permits (no burst after a quiet spell, so a flood of misses
+    /// reaches the database at the rate and no faster). None (the default): no limit.
+    #[serde(default)]
+    pub rate: Option<Rate>,
 }
 
 fn default_pool_size() -> u32 {
@@ -257,6 +265,7 @@ impl Default for PoolConfig {
         PoolConfig {
             pool_size: DEFAULT_POOL_SIZE,
             acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
+            rate: None,
         }
     }
 }
@@ -697,6 +706,9 @@ enum Phase {
     },
     /// Waiting for another request's recompute of the same key (single-flight).
     Waiting { timer: TimerId },
+    /// Waiting for another request's cache get of the same key (`coalesce_gets`); that get's
+    /// own timeout bounds the wait.
+    GetWaiting,
 }
 
 /// A request a worker holds.
@@ -760,6 +772,29 @@ struct Pool {
     in_use: u32,
     /// Workers waiting for a connection, first come first served.
     waiters: VecDeque<u32>,
+    /// With a `rate`: the gap between two permits (ns, fractional), the earliest time the
+    /// next one may go, and the timer set for it while somebody waits for it.
+    gap_ns: Option<f64>,
+    next_issue: SimTime,
+    issue_timer: Option<TimerId>,
+}
+
+impl Pool {
+    /// Whether a permit may be handed out now: a connection is free and, with a rate, its
+    /// turn has come.
+    fn may_issue(&self, now: SimTime) -> bool {
+        self.in_use < self.size && now >= self.next_issue
+    }
+
+    /// A permit was handed out at `now`: the next may go one gap later.
+    fn issued(&mut self, now: SimTime) {
+        if let Some(gap) = self.gap_ns {
+            // Rounded per permit: a rate of 3/s gives gaps of 333,333,333 ns, so the limit
+            // holds (it is 1 ns per permit stricter than exact).
+            let gap = SimDuration::from_nanos(libm::ceil(gap) as u64);
+            self.next_issue = now.saturating_add(gap);
+        }
+    }
 }
 
 /// How long a worker is held per request, estimated as TCP estimates a round-trip time
@@ -980,6 +1015,9 @@ impl<M> Service<M> {
                 acquire_timeout: p.acquire_timeout,
                 in_use: 0,
                 waiters: VecDeque::new(),
+                gap_ns: p.rate.map(Rate::gap_nanos),
+                next_issue: SimTime::ZERO,
+                issue_timer: None,
             })
             .collect();
         Ok(Service {
@@ -1109,7 +1147,7 @@ impl<M: Carry<Rpc>> Service<M> {
         debug_assert_eq!(self.pools.len(), m.pools.len());
         for (p, pm) in self.pools.iter().zip(&m.pools) {
             debug_assert!(p.in_use <= p.size);
-            debug_assert!(p.waiters.is_empty() || p.in_use == p.size);
+            debug_assert!(p.waiters.is_empty() || p.in_use == p.size || p.gap_ns.is_some());
             let (in_use, waiting) = (f64::from(p.in_use), p.waiters.len() as f64);
             ctx.metrics().set(pm.in_use, in_use);
             ctx.metrics().set(pm.waiting, waiting);
@@ -1239,13 +1277,11 @@ impl<M: Carry<Rpc>> Service<M> {
             self.send_call(ctx, w, call);
             return;
         };
+        let now = ctx.now();
         let pool = &mut self.pools[p as usize];
-        if pool.in_use < pool.size {
-            debug_assert!(
-                pool.waiters.is_empty(),
-                "a free connection means no waiters"
-            );
+        if pool.may_issue(now) && pool.waiters.is_empty() {
             pool.in_use += 1;
+            pool.issued(now);
             let wait = self.m().pools[p as usize].wait;
             ctx.metrics().record(wait, 0);
             self.send_call(ctx, w, call);
@@ -1258,6 +1294,8 @@ impl<M: Carry<Rpc>> Service<M> {
             self.attempt_ended(ctx, w, Status::Err(ErrorKind::PoolTimeout), None);
         } else {
             pool.waiters.push_back(w);
+            self.wait_for_issue(ctx, p);
+            let pool = &mut self.pools[p as usize];
             let after = pool.acquire_timeout;
             let tick = Tick::PoolTimeout { worker: w, seq };
             let timer = ctx.set_timer(after, M::wrap(Rpc::Tick(tick)));
@@ -1454,15 +1492,59 @@ impl<M: Carry<Rpc>> Service<M> {
         }
     }
 
-    /// Returns a connection of pool `p`: the first waiter gets it at once.
+    /// Returns a connection of pool `p`: the first waiter gets it at once (with a rate, if
+    /// its turn has come; else when it comes).
     fn release(&mut self, ctx: &mut Ctx<'_, M>, p: u32) {
+        let now = ctx.now();
         let pool = &mut self.pools[p as usize];
         debug_assert!(pool.in_use > 0, "releasing a connection that is not held");
-        let Some(w) = pool.waiters.pop_front() else {
+        if now < pool.next_issue || pool.waiters.is_empty() {
             pool.in_use -= 1;
+            self.wait_for_issue(ctx, p);
             return;
-        };
+        }
         // The connection passes straight to the waiter: `in_use` is unchanged.
+        pool.issued(now);
+        self.hand_to_first_waiter(ctx, p);
+    }
+
+    /// With waiters, a free connection and a rate: sets the timer for the next permit's turn
+    /// (once).
+    fn wait_for_issue(&mut self, ctx: &mut Ctx<'_, M>, p: u32) {
+        let now = ctx.now();
+        let pool = &mut self.pools[p as usize];
+        if pool.gap_ns.is_none()
+            || pool.issue_timer.is_some()
+            || pool.waiters.is_empty()
+            || pool.in_use >= pool.size
+        {
+            return;
+        }
+        let after = pool.next_issue.saturating_duration_since(now);
+        let tick = Tick::PoolIssue { pool: p };
+        pool.issue_timer = Some(ctx.set_timer(after, M::wrap(Rpc::Tick(tick))));
+    }
+
+    /// A rate-limited pool's turn has come: the first waiter gets a permit, if a connection
+    /// is free.
+    fn issue(&mut self, ctx: &mut Ctx<'_, M>, p: u32) {
+        let now = ctx.now();
+        let pool = &mut self.pools[p as usize];
+        pool.issue_timer = None;
+        if !pool.waiters.is_empty() && pool.may_issue(now) {
+            pool.in_use += 1;
+            pool.issued(now);
+            self.hand_to_first_waiter(ctx, p);
+        }
+        self.wait_for_issue(ctx, p);
+    }
+
+    /// Gives the first waiter of pool `p` the connection just taken for it.
+    fn hand_to_first_waiter(&mut self, ctx: &mut Ctx<'_, M>, p: u32) {
+        let w = self.pools[p as usize]
+            .waiters
+            .pop_front()
+            .expect("a waiter to hand to");
         let job = self.workers[w as usize].expect("a waiter holds its worker");
         let Phase::Acquiring { pool, since, timer } = job.phase else {
             panic!("waiter {w} is not acquiring: {:?}", job.phase);
@@ -1603,7 +1685,10 @@ impl<M: Carry<Rpc>> Service<M> {
                 // scheduled (`retry_delay`); kept so that every phase can be cancelled.
                 ctx.cancel_timer(timer);
             }
-            Phase::CacheGet { .. } | Phase::CacheSet { .. } | Phase::Waiting { .. } => {
+            Phase::CacheGet { .. }
+            | Phase::CacheSet { .. }
+            | Phase::Waiting { .. }
+            | Phase::GetWaiting => {
                 self.cancel_cache_phase(ctx, w);
             }
         }
@@ -1803,6 +1888,7 @@ impl<M: Carry<Rpc>> Service<M> {
                 job.phase = Phase::Working;
                 self.attempt(ctx, worker);
             }
+            Tick::PoolIssue { pool } => self.issue(ctx, pool),
             Tick::BreakerCooldown => {
                 let now = ctx.now();
                 for dep in 0..self.deps.len() {

@@ -92,6 +92,9 @@ pub(super) struct CacheKind {
     xfetch: Option<XFetch>,
     /// Keys with a recompute in flight (single-flight leader or background refresh).
     flights: BTreeMap<u64, Flight>,
+    /// With `coalesce_gets`: keys with a get in flight, and the (worker, job seq) of the
+    /// lookups waiting for it.
+    gets: BTreeMap<u64, Vec<(u32, u64)>>,
     /// The refresher slots `[first, end)` in `Service::workers`.
     slots: (u32, u32),
 }
@@ -140,6 +143,7 @@ impl CacheKind {
             bloom,
             xfetch,
             flights: BTreeMap::new(),
+            gets: BTreeMap::new(),
             slots: (first, *base),
         })
     }
@@ -162,6 +166,7 @@ pub(super) struct CacheMetrics {
     refreshes_skipped: CounterId,
     stale_served: CounterId,
     coalesced: CounterId,
+    gets_coalesced: CounterId,
     coalesce_timeouts: CounterId,
     sets: CounterId,
     deletes: CounterId,
@@ -206,6 +211,7 @@ impl<M: Carry<Rpc>> Service<M> {
             refreshes_skipped: ctx.counter("refreshes_skipped_total"),
             stale_served: ctx.counter("stale_served_total"),
             coalesced: ctx.counter("coalesced_total"),
+            gets_coalesced: ctx.counter("gets_coalesced_total"),
             coalesce_timeouts: ctx.counter("coalesce_timeouts_total"),
             sets: ctx.counter("cache_sets_total"),
             deletes: ctx.counter("cache_deletes_total"),
@@ -277,8 +283,39 @@ impl<M: Carry<Rpc>> Service<M> {
             self.finish(ctx, w, status_of(e.negative), Outcome::Completed);
             return;
         }
+        if self.cache_of(&job).use_.coalesce_gets {
+            let gets = &mut self.cache_of_mut(kind).gets;
+            if let Some(waiters) = gets.get_mut(&key) {
+                waiters.push((w, job.seq));
+                self.count(ctx, |m| m.gets_coalesced);
+                self.workers[w as usize].as_mut().expect("held").phase = Phase::GetWaiting;
+                return;
+            }
+            gets.insert(key, Vec::new());
+        }
         self.count(ctx, |m| m.gets);
         self.send_cache_op(ctx, w, CacheOp::Get);
+    }
+
+    /// Kind `kind`'s get of `key` ended with `result` (`Unavailable` for a timeout or a
+    /// cancelled leader): the lookups that waited for it take the same answer.
+    fn resolve_gets(&mut self, ctx: &mut Ctx<'_, M>, kind: u32, key: u64, result: CacheResult) {
+        let c = self.cache_of_mut(kind);
+        if !c.use_.coalesce_gets {
+            return;
+        }
+        let waiters = c.gets.remove(&key);
+        debug_assert!(waiters.is_some(), "a coalescing get of {key} is registered");
+        for (w, seq) in waiters.unwrap_or_default() {
+            let Some(job) = self.job(w, seq) else {
+                continue;
+            };
+            if !matches!(job.phase, Phase::GetWaiting) {
+                continue;
+            }
+            job.phase = Phase::Working;
+            self.on_get(ctx, w, result, false);
+        }
     }
 
     /// Sends worker `w`'s job's cache command and waits for it (with the cache timeout).
@@ -330,13 +367,15 @@ impl<M: Carry<Rpc>> Service<M> {
         let job = self
             .job(w, seq)
             .expect("an outstanding command has its job");
+        let (kind, key) = (job.req.kind, job.req.key);
         match job.phase {
             Phase::CacheGet { op, timer, since } => {
                 debug_assert_eq!(op, r.id);
                 job.phase = Phase::Working;
                 ctx.cancel_timer(timer);
                 ctx.metrics().record(latency, (now - since).as_nanos());
-                self.on_get(ctx, w, r.result);
+                self.on_get(ctx, w, r.result, true);
+                self.resolve_gets(ctx, kind, key, r.result);
             }
             Phase::CacheSet { op, timer, since } => {
                 debug_assert_eq!(op, r.id);
@@ -351,12 +390,14 @@ impl<M: Carry<Rpc>> Service<M> {
 
     pub(super) fn on_cache_timeout(&mut self, ctx: &mut Ctx<'_, M>, w: u32) {
         let job = self.workers[w as usize].as_mut().expect("checked");
+        let (kind, key) = (job.req.kind, job.req.key);
         match job.phase {
             Phase::CacheGet { op, .. } => {
                 job.phase = Phase::Working;
                 self.cache_ops.remove(&op);
                 self.count(ctx, |m| m.errors);
                 self.miss(ctx, w);
+                self.resolve_gets(ctx, kind, key, CacheResult::Unavailable);
             }
             Phase::CacheSet { op, .. } => {
                 // The write may or may not have landed: the request is answered anyway.
@@ -382,8 +423,14 @@ impl<M: Carry<Rpc>> Service<M> {
         self.finish(ctx, w, status_of(job.not_found), Outcome::Completed);
     }
 
-    /// The answer to worker `w`'s cache get.
-    fn on_get(&mut self, ctx: &mut Ctx<'_, M>, w: u32, result: CacheResult) {
+    /// The answer to worker `w`'s cache get (`own`), or to the get it waited for: only a
+    /// get's own answer counts as a hit, a miss or an error of the cache.
+    fn on_get(&mut self, ctx: &mut Ctx<'_, M>, w: u32, result: CacheResult, own: bool) {
+        let count = |this: &Self, ctx: &mut Ctx<'_, M>, pick: fn(&CacheMetrics) -> CounterId| {
+            if own {
+                this.count(ctx, pick);
+            }
+        };
         let job = self.held(w);
         let stale_for = self.cache_of(&job).use_.stampede.stale_for();
         let now = ctx.now();
@@ -398,17 +445,17 @@ impl<M: Carry<Rpc>> Service<M> {
                 if fresh {
                     self.fresh_hit(ctx, w, v, fresh_until);
                 } else {
-                    self.count(ctx, |m| m.misses);
+                    count(self, ctx, |m| m.misses);
                     self.stale_hit(ctx, w, v);
                 }
             }
             CacheResult::Miss => {
-                self.count(ctx, |m| m.misses);
+                count(self, ctx, |m| m.misses);
                 self.miss(ctx, w);
             }
             // Refused or down: the cache is no help, go to the source.
             _ => {
-                self.count(ctx, |m| m.errors);
+                count(self, ctx, |m| m.errors);
                 self.miss(ctx, w);
             }
         }
@@ -708,8 +755,13 @@ impl<M: Carry<Rpc>> Service<M> {
         }
     }
 
-    /// Puts `key` in kind `kind`'s L1, if it has one, for its own TTL (no longer than the
-    /// shared entry lives, if that expires).
+    /// Puts `key` in kind `kind`'s L1, if it has one, for the L1's own TTL counted from now,
+    /// as Caffeine's `expireAfterWrite` does: the in-process cache does not know when the
+    /// shared entry expires, so a value may outlive it there by up to the L1 TTL (that is the
+    /// staleness an L1 costs), and the instances' L1 entries of one key expire at times of
+    /// their own, not with the shared entry: that is why an L1 absorbs a mass expiry of the
+    /// shared cache (C2). A negative entry is capped at the shared one's life (`expires`), so
+    /// a "not found" is never believed longer than its negative TTL.
     fn l1_put(
         &mut self,
         ctx: &mut Ctx<'_, M>,
@@ -723,7 +775,9 @@ impl<M: Carry<Rpc>> Service<M> {
         let (Some(l1), Some(l1_config)) = (c.l1.as_mut(), c.use_.l1.as_ref()) else {
             return;
         };
-        let left = expires.map(|e| e.saturating_duration_since(now));
+        let left = expires
+            .filter(|_| negative)
+            .map(|e| e.saturating_duration_since(now));
         let ttl = left.map_or(l1_config.ttl, |left| left.min(l1_config.ttl));
         if ttl.is_zero() {
             return;
@@ -753,9 +807,21 @@ impl<M: Carry<Rpc>> Service<M> {
     pub(super) fn cancel_cache_phase(&mut self, ctx: &mut Ctx<'_, M>, w: u32) {
         let job = self.held(w);
         match job.phase {
-            Phase::CacheGet { op, timer, .. } | Phase::CacheSet { op, timer, .. } => {
+            Phase::CacheGet { op, timer, .. } => {
                 ctx.cancel_timer(timer);
                 self.cache_ops.remove(&op);
+                // Nobody else will hear from this get: its waiters go on without it.
+                self.resolve_gets(ctx, job.req.kind, job.req.key, CacheResult::Unavailable);
+            }
+            Phase::CacheSet { op, timer, .. } => {
+                ctx.cancel_timer(timer);
+                self.cache_ops.remove(&op);
+            }
+            Phase::GetWaiting => {
+                let gets = &mut self.cache_of_mut(job.req.kind).gets;
+                let waiters = gets.get_mut(&job.req.key).expect("its get is in flight");
+                let at = waiters.iter().position(|&x| x == (w, job.seq));
+                waiters.remove(at.expect("a waiter is listed"));
             }
             Phase::Waiting { timer } => {
                 ctx.cancel_timer(timer);
