@@ -8,6 +8,7 @@
 use crate::actor::ActorId;
 use crate::engine::sim::{Sim, SimError};
 use crate::model::Carry;
+use crate::model::cache::{Cache, CacheConfig};
 use crate::model::rpc::{
     Client, ClientConfig, ConfigError, Database, DatabaseConfig, KindRef, LoadBalancer,
     LoadBalancerConfig, Rpc, Service, ServiceConfig, Validate,
@@ -41,14 +42,16 @@ pub enum Kind {
     Service,
     Database,
     LoadBalancer,
+    Cache,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [
+    pub const ALL: [Kind; 5] = [
         Kind::Client,
         Kind::Service,
         Kind::Database,
         Kind::LoadBalancer,
+        Kind::Cache,
     ];
 
     /// The name written in a scenario.
@@ -58,6 +61,7 @@ impl Kind {
             Kind::Service => "Service",
             Kind::Database => "Database",
             Kind::LoadBalancer => "LoadBalancer",
+            Kind::Cache => "Cache",
         }
     }
 
@@ -72,6 +76,7 @@ impl Kind {
             Kind::Service => "rpc/service",
             Kind::Database => "rpc/postgres",
             Kind::LoadBalancer => "rpc/load-balancer",
+            Kind::Cache => "cache/redis",
         }
     }
 }
@@ -83,6 +88,7 @@ pub enum Config {
     Service(ServiceConfig),
     Database(DatabaseConfig),
     LoadBalancer(LoadBalancerConfig),
+    Cache(CacheConfig),
 }
 
 impl Config {
@@ -94,6 +100,7 @@ impl Config {
             Kind::Service => Config::Service(tree::from_node(node)?),
             Kind::Database => Config::Database(tree::from_node(node)?),
             Kind::LoadBalancer => Config::LoadBalancer(tree::from_node(node)?),
+            Kind::Cache => Config::Cache(tree::from_node(node)?),
         })
     }
 
@@ -103,6 +110,7 @@ impl Config {
             Config::Service(_) => Kind::Service,
             Config::Database(_) => Kind::Database,
             Config::LoadBalancer(_) => Kind::LoadBalancer,
+            Config::Cache(_) => Kind::Cache,
         }
     }
 
@@ -112,6 +120,7 @@ impl Config {
             Config::Service(c) => c.validate(),
             Config::Database(c) => c.validate(),
             Config::LoadBalancer(c) => c.validate(),
+            Config::Cache(c) => c.validate(),
         }
     }
 
@@ -120,7 +129,7 @@ impl Config {
         match self {
             Config::Client(c) => c.targets(),
             Config::Service(c) => c.targets(),
-            Config::Database(_) => Vec::new(),
+            Config::Database(_) | Config::Cache(_) => Vec::new(),
             Config::LoadBalancer(c) => c.targets(),
         }
     }
@@ -130,7 +139,7 @@ impl Config {
         match self {
             Config::Service(c) => Some(c.kind_names()),
             Config::Database(c) => Some(c.kind_names()),
-            Config::Client(_) | Config::LoadBalancer(_) => None,
+            Config::Client(_) | Config::LoadBalancer(_) | Config::Cache(_) => None,
         }
     }
 
@@ -148,7 +157,7 @@ impl Config {
             Config::Client(c) => c.kind_refs_mut(),
             Config::Service(c) => c.kind_refs_mut(),
             Config::LoadBalancer(c) => c.kind_refs_mut(),
-            Config::Database(_) => Vec::new(),
+            Config::Database(_) | Config::Cache(_) => Vec::new(),
         }
     }
 
@@ -171,6 +180,9 @@ impl Config {
             }),
             Config::LoadBalancer(c) => sim.spawn(host, name, move || {
                 LoadBalancer::<Msg>::new(c.clone()).expect(VALID)
+            }),
+            Config::Cache(c) => sim.spawn(host, name, move || {
+                Cache::<Msg>::new(c.clone()).expect(VALID)
             }),
         }
     }

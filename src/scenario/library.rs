@@ -5,6 +5,26 @@
 /// (name, path, text) of every shipped scenario.
 pub const SHIPPED: &[(&str, &str, &str)] = &[
     (
+        "hot_key",
+        "scenarios/hot_key.ron",
+        include_str!("../../scenarios/hot_key.ron"),
+    ),
+    (
+        "cache_penetration",
+        "scenarios/cache_penetration.ron",
+        include_str!("../../scenarios/cache_penetration.ron"),
+    ),
+    (
+        "cache_avalanche",
+        "scenarios/cache_avalanche.ron",
+        include_str!("../../scenarios/cache_avalanche.ron"),
+    ),
+    (
+        "cache_stampede",
+        "scenarios/cache_stampede.ron",
+        include_str!("../../scenarios/cache_stampede.ron"),
+    ),
+    (
         "cascading_timeouts",
         "scenarios/cascading_timeouts.ron",
         include_str!("../../scenarios/cascading_timeouts.ron"),

@@ -26,6 +26,10 @@ pub const FILES: &[(&str, &str)] = &[
         "models/rpc/load_balancer.ron",
         include_str!("../../models/rpc/load_balancer.ron"),
     ),
+    (
+        "models/cache/redis.ron",
+        include_str!("../../models/cache/redis.ron"),
+    ),
 ];
 
 /// A parsed model file.

@@ -1844,7 +1844,7 @@ pub fn to_ron(n: &Node) -> String {
 /// ```
 pub fn to_ron_pretty(n: &Node) -> String {
     let mut out = String::new();
-    write_pretty(&mut out, n, 0, 0);
+    write_pretty(&mut out, n, 0, 0, 0);
     out.push('\n');
     out
 }
@@ -1911,8 +1911,9 @@ fn write_flat(out: &mut String, n: &Node, limit: usize) -> bool {
     }
 }
 
-/// Writes `n` starting at column `col` (in chars) of a line indented `depth` levels.
-fn write_pretty(out: &mut String, n: &Node, depth: usize, col: usize) {
+/// Writes `n` starting at column `col` (in chars) of a line indented `depth` levels, with
+/// `tail` chars to follow it on the same line (the `,` after an item).
+fn write_pretty(out: &mut String, n: &Node, depth: usize, col: usize, tail: usize) {
     let breakable = match &n.value {
         Value::List(xs) | Value::Tuple { items: xs, .. } => !xs.is_empty(),
         Value::Map(entries) => !entries.is_empty(),
@@ -1925,7 +1926,7 @@ fn write_pretty(out: &mut String, n: &Node, depth: usize, col: usize) {
     }
     // `room` counts chars and `write_flat`'s limit bytes: a text of multi-byte chars may give
     // up on one line a little early, never run past the width.
-    let room = PRETTY_WIDTH.saturating_sub(col);
+    let room = PRETTY_WIDTH.saturating_sub(col + tail);
     let mut flat = String::new();
     if write_flat(&mut flat, n, room) && flat.chars().count() <= room {
         out.push_str(&flat);
@@ -1947,7 +1948,7 @@ fn write_pretty(out: &mut String, n: &Node, depth: usize, col: usize) {
             out.push('[');
             for x in xs {
                 line(out);
-                write_pretty(out, x, depth + 1, inner_col);
+                write_pretty(out, x, depth + 1, inner_col, 1);
                 out.push(',');
             }
             close(out, ']');
@@ -1957,7 +1958,7 @@ fn write_pretty(out: &mut String, n: &Node, depth: usize, col: usize) {
             out.push('(');
             for x in xs {
                 line(out);
-                write_pretty(out, x, depth + 1, inner_col);
+                write_pretty(out, x, depth + 1, inner_col, 1);
                 out.push(',');
             }
             close(out, ')');
@@ -1969,7 +1970,7 @@ fn write_pretty(out: &mut String, n: &Node, depth: usize, col: usize) {
                 let key = to_ron(k);
                 out.push_str(&key);
                 out.push_str(": ");
-                write_pretty(out, v, depth + 1, inner_col + key.chars().count() + 2);
+                write_pretty(out, v, depth + 1, inner_col + key.chars().count() + 2, 1);
                 out.push(',');
             }
             close(out, '}');
@@ -1983,7 +1984,7 @@ fn write_pretty(out: &mut String, n: &Node, depth: usize, col: usize) {
                 write_key(out, &f.key);
                 out.push_str(": ");
                 let key_cols = out[start..].chars().count();
-                write_pretty(out, &f.value, depth + 1, inner_col + key_cols);
+                write_pretty(out, &f.value, depth + 1, inner_col + key_cols, 1);
                 out.push(',');
             }
             close(out, ')');
@@ -3621,6 +3622,7 @@ mod tests {
                         mean: Scalar::duration(ms(2)),
                     },
                     calls: vec![],
+                    cache: None,
                 },
                 KindConfig {
                     name: "put".into(),
@@ -3637,6 +3639,7 @@ mod tests {
                         breaker: None,
                         retry: None,
                     }],
+                    cache: None,
                 },
             ],
             pools: BTreeMap::from([(
@@ -3644,6 +3647,7 @@ mod tests {
                 PoolConfig {
                     pool_size: 4,
                     acquire_timeout: SimDuration::from_secs(30),
+                    rate: None,
                 },
             )]),
             drop_expired: false,
@@ -3670,13 +3674,13 @@ mod tests {
         assert_eq!(e.path, "pools.a.pool_sise");
         assert_eq!(
             e.message,
-            "unknown field `pool_sise`; expected one of `pool_size`, `acquire_timeout`"
+            "unknown field `pool_sise`; expected one of `pool_size`, `acquire_timeout`, `rate`"
         );
         assert_eq!(e.suggestion.as_deref(), Some("pool_size"));
         assert_eq!(
             e.to_string(),
             "4:17: pools.a.pool_sise: unknown field `pool_sise`; expected one of `pool_size`, \
-             `acquire_timeout` (did you mean `pool_size`?)"
+             `acquire_timeout`, `rate` (did you mean `pool_size`?)"
         );
         let e = derr::<ServiceConfig>("(workers: 4, kinds: [], zzz: 1)");
         assert_eq!(e.suggestion, None);
@@ -3985,6 +3989,7 @@ mod tests {
             PoolConfig {
                 pool_size: 30,
                 acquire_timeout: SimDuration::from_secs(1),
+                rate: None,
             },
         );
         want.kinds[1].calls[0].timeout = SimDuration::from_secs(2);

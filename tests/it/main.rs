@@ -2,6 +2,7 @@
 //! a user would. Slow sweeps are gated by `FAULTLINE_SLOW=1`.
 
 mod bad_input;
+mod cache;
 mod checks;
 mod cli;
 mod determinism;
@@ -26,4 +27,13 @@ mod quickstart;
 #[test]
 fn quickstart_example_runs_and_holds() {
     quickstart::main();
+}
+
+#[allow(dead_code)]
+#[path = "../../examples/thundering_herd.rs"]
+mod thundering_herd;
+
+#[test]
+fn thundering_herd_example_runs_and_holds() {
+    thundering_herd::main();
 }

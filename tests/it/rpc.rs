@@ -24,6 +24,8 @@ use faultline::model::rpc::{
     QueryConfig, QueueDiscipline, RESTART_BACKOFF_RESET, Rate, Request, RetryBudget, RetryPolicy,
     Rpc, Service, ServiceConfig, Status, Tick, Warmup, from_ron,
 };
+// Keys on requests came later than most of these tests, which send keyless requests.
+use faultline::model::rpc::NO_KEY;
 use faultline::{
     Actor, ActorId, Ctx, Dist, Durable, Fault, FaultPlan, HostId, Scalar, Sim, SimDuration, SimTime,
 };
@@ -55,6 +57,7 @@ fn kind(name: &str, service: Dist, calls: Vec<CallConfig>) -> KindConfig {
         name: name.into(),
         service,
         calls,
+        cache: None,
     }
 }
 
@@ -100,6 +103,7 @@ fn pool(pool_size: u32, acquire_timeout: SimDuration) -> PoolConfig {
     PoolConfig {
         pool_size,
         acquire_timeout,
+        rate: None,
     }
 }
 
@@ -115,6 +119,7 @@ fn database(queries: Vec<(&str, Dist)>) -> DatabaseConfig {
             })
             .collect(),
         contention: Contention::Linear(0.0),
+        track_keys: 0,
         optimistic: false,
     }
 }
@@ -128,6 +133,7 @@ fn client(target: &str, arrivals: Arrivals) -> ClientConfig {
         limit: None,
         retry: None,
         breaker: None,
+        keys: None,
     }
 }
 
@@ -220,6 +226,7 @@ impl Actor<Rpc> for Burst {
                 reply_to: ctx.me(),
                 created: ctx.now(),
                 deadline,
+                key: NO_KEY,
             };
             ctx.send(self.to, Rpc::Request(req));
         }
@@ -278,6 +285,7 @@ impl Actor<Rpc> for BurstAt {
                 reply_to: ctx.me(),
                 created: ctx.now(),
                 deadline,
+                key: NO_KEY,
             };
             ctx.send(self.to, Rpc::Request(req));
         }
@@ -373,6 +381,7 @@ fn held_workers(loaded: bool, bulkhead: Option<u32>) -> Sim<Rpc> {
         name: "browse".into(),
         kind: 1.into(),
         weight: 1.0,
+        keys: None,
     }];
     probe.timeout = Some(SimDuration::from_secs(2));
     spawn_client(&mut sim, h, "probe", probe);
@@ -474,6 +483,64 @@ fn pool_exhaustion_emerges_from_a_slow_database() {
     assert_eq!(counter(&healthy, "load.error_total"), 0);
 }
 
+/// 1,000 requests within 10 ms into a service whose pool of 100 connections hands out at
+/// most 100 permits a second; 1 ms queries. Returns the sim at `until`.
+fn rate_limited_pool(acquire_timeout: SimDuration, until: SimTime) -> Sim<Rpc> {
+    let (mut sim, h) = sim_one_host(4);
+    spawn_db(
+        &mut sim,
+        h,
+        "db",
+        database(vec![("select", constant(ms(1)))]),
+    );
+    let call = pooled("db", SimDuration::from_secs(60), "db");
+    let mut api = service(2_000, None, vec![kind("q", constant(ms(1)), vec![call])]);
+    let limited = PoolConfig {
+        rate: Some(rate("100/s")),
+        ..pool(100, acquire_timeout)
+    };
+    api.pools.insert("db".into(), limited);
+    spawn_service(&mut sim, h, "api", api);
+    let burst = ClientConfig {
+        limit: Some(1_000),
+        ..client("api", Arrivals::Constant(rate("100000/s")))
+    };
+    spawn_client(&mut sim, h, "load", burst);
+    sim.run_until(until);
+    sim
+}
+
+#[test]
+fn a_rate_limited_pool_spaces_its_permits_however_many_connections_are_free() {
+    // The first request acquires at 1.01 ms (arrival at 10 us, then 1 ms of CPU); permit k
+    // goes at 1.01 ms + 10 ms k and its query ends 1 ms later. By 5 s that is k <= 499: 500
+    // queries, though 100 connections were free all along (without the rate, all 1,000
+    // would be done by 0.1 s).
+    let sim = rate_limited_pool(SimDuration::from_secs(20), secs(5));
+    assert_eq!(counter(&sim, "db.queries_total"), 500);
+    // All 1,000 are served by 11 s, the last after waiting ~10 s, and none times out.
+    let sim = rate_limited_pool(SimDuration::from_secs(20), secs(12));
+    assert_eq!(counter(&sim, "db.queries_total"), 1_000);
+    assert_eq!(counter(&sim, "api.pool_timeouts_total.db"), 0);
+    let wait = sim
+        .metrics()
+        .histogram_summary("api.pool_wait.db")
+        .expect("recorded");
+    assert!(
+        (9_980_000_000..=10_000_000_000).contains(&wait.max),
+        "{wait:?}"
+    );
+    // With a 3 s acquire timeout, only the permits due within 3 s of each request's arrival
+    // go: the first 300 or 301; the others time out, and nothing else reaches the database.
+    let sim = rate_limited_pool(SimDuration::from_secs(3), secs(12));
+    let (queries, timeouts) = (
+        counter(&sim, "db.queries_total"),
+        counter(&sim, "api.pool_timeouts_total.db"),
+    );
+    assert!((299..=302).contains(&queries), "{queries}");
+    assert_eq!(queries + timeouts, 1_000);
+}
+
 #[test]
 fn database_query_time_grows_with_concurrency() {
     // N users with no think time keep exactly N queries running after the first round, so
@@ -489,6 +556,7 @@ fn database_query_time_grows_with_concurrency() {
                 writes: true,
             }],
             contention: Contention::Linear(c),
+            track_keys: 0,
             optimistic: false,
         };
         spawn_db(&mut sim, h, "db", db);
@@ -693,6 +761,7 @@ fn composed(seed: u64) -> Sim<Rpc> {
             writes: true,
         }],
         contention: Contention::Linear(0.05),
+        track_keys: 0,
         optimistic: false,
     };
     spawn_db(&mut sim, h, "db", db);
@@ -790,6 +859,7 @@ fn mix(name: &str, kind: u32) -> Mix {
         name: name.into(),
         kind: kind.into(),
         weight: 1.0,
+        keys: None,
     }
 }
 
@@ -1300,6 +1370,7 @@ fn kind_refs_read_integers_and_names_and_resolve_with_suggestions() {
             name: "b".into(),
             kind: "checkout".into(),
             weight: 1.0,
+            keys: None,
         },
     ];
     let err = Client::<Rpc>::new(c.clone())
@@ -1584,6 +1655,7 @@ impl Pinger {
             reply_to: ctx.me(),
             created: ctx.now(),
             deadline: None,
+            key: NO_KEY,
         };
         self.next_id += 1;
         ctx.send(self.to, Rpc::Request(req));
@@ -3440,6 +3512,7 @@ impl Actor<Rpc> for Hints {
                 reply_to: ctx.me(),
                 created: ctx.now(),
                 deadline: None,
+                key: NO_KEY,
             };
             ctx.send(self.to, Rpc::Request(req));
         }
@@ -4871,6 +4944,7 @@ impl Actor<Rpc> for HintedBurst {
                 reply_to: ctx.me(),
                 created: ctx.now(),
                 deadline,
+                key: NO_KEY,
             };
             ctx.send(self.to, Rpc::Request(req));
         }

@@ -16,6 +16,8 @@
 //!   "zipfian" constant is 0.99. Drawn through [`Dist::Zipf`] and its `rand_distr` sampler.
 //! - `HotSet(keys: 10, share: 0.9, rest: 100000)`: `share` of the traffic to `keys` hot keys
 //!   (uniform among them), the rest uniform over `rest` others: the hot key of C4, bluntly.
+//! - `Scan(n: 100000)`: keys `0, 1, ..., n - 1, 0, 1, ...` in order, drawing nothing: a
+//!   warm-up job or a batch that touches every key once (the mass write of C2).
 
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
@@ -24,7 +26,9 @@ use crate::dist::{Dist, Sampler};
 use crate::engine::rng::{SimRng, unit_f64};
 use crate::model::rpc::{ConfigError, Validate, compile};
 
-/// The first missing key id: 2^63. Existing ids are below it, missing ids from it on.
+/// The first missing key id: 2^63. Existing ids are below it, missing ids from it on (up to
+/// `u64::MAX - 1`: `u64::MAX` is [`NO_KEY`](crate::model::rpc::NO_KEY), the key of keyless
+/// requests).
 pub const MISSING_KEY_BASE: u64 = 1 << 63;
 
 /// Distinct missing ids by default: 2^48, so that even 10^7 missing requests repeat an id
@@ -50,6 +54,9 @@ pub enum Popularity {
         /// The other keys, ids `keys..keys + rest`.
         rest: u64,
     },
+    Scan {
+        n: u64,
+    },
 }
 
 /// A workload's keys: `keys: (popularity: Zipf(n: 100000, s: 0.99), missing: 0.05)`.
@@ -60,7 +67,7 @@ pub struct KeySpace {
     /// The share of requests for keys that do not exist, in `[0, 1]`; default 0.
     #[serde(default)]
     pub missing: f64,
-    /// How many distinct missing ids those requests pick from (uniformly), in `1..=2^63`;
+    /// How many distinct missing ids those requests pick from (uniformly), in `1..2^63`;
     /// default 2^48 (practically never the same twice).
     #[serde(default = "default_missing_keys")]
     pub missing_keys: u64,
@@ -74,7 +81,7 @@ impl Popularity {
     /// The number of existing keys.
     pub fn existing(&self) -> u64 {
         match *self {
-            Popularity::Uniform { n } | Popularity::Zipf { n, .. } => n,
+            Popularity::Uniform { n } | Popularity::Zipf { n, .. } | Popularity::Scan { n } => n,
             Popularity::HotSet { keys, rest, .. } => keys.saturating_add(rest),
         }
     }
@@ -95,6 +102,16 @@ impl Validate for KeySpace {
                 }
                 if n > MISSING_KEY_BASE {
                     return Err(too_many("popularity.Uniform.n", n));
+                }
+            }
+            Popularity::Scan { n } => {
+                if n == 0 {
+                    return Err(ConfigError::Zero {
+                        field: "popularity.Scan.n".into(),
+                    });
+                }
+                if n > MISSING_KEY_BASE {
+                    return Err(too_many("popularity.Scan.n", n));
                 }
             }
             Popularity::Zipf { n, s } => {
@@ -143,10 +160,15 @@ impl Validate for KeySpace {
                 field: "missing_keys".into(),
             });
         }
-        if self.missing_keys > MISSING_KEY_BASE {
+        // Below 2^63, so that the largest missing id is `u64::MAX - 1`: `u64::MAX` is NO_KEY.
+        if self.missing_keys >= MISSING_KEY_BASE {
             return Err(ConfigError::Invalid {
                 field: "missing_keys".into(),
-                reason: format!("{} is more than the 2^63 missing ids", self.missing_keys),
+                reason: format!(
+                    "{} must be below 2^63 (the missing ids stop short of u64::MAX, the key of \
+                     keyless requests)",
+                    self.missing_keys
+                ),
             });
         }
         Ok(())
@@ -159,6 +181,8 @@ pub struct Keys {
     space: KeySpace,
     existing: u64,
     zipf: Option<Sampler>,
+    /// With `Scan`: the next key.
+    next: u64,
 }
 
 impl Keys {
@@ -173,6 +197,7 @@ impl Keys {
             existing: space.popularity.existing(),
             space: space.clone(),
             zipf,
+            next: 0,
         })
     }
 
@@ -192,7 +217,7 @@ impl Keys {
 
     /// One key: missing with probability `missing` (one `u64` draw decides, made only when
     /// `missing > 0`), else by popularity.
-    pub fn draw(&self, rng: &mut SimRng) -> u64 {
+    pub fn draw(&mut self, rng: &mut SimRng) -> u64 {
         if self.space.missing > 0.0 && unit_f64(rng) < self.space.missing {
             let key = MISSING_KEY_BASE + rng.random_range(0..self.space.missing_keys);
             debug_assert!(!self.exists(key));
@@ -207,6 +232,11 @@ impl Keys {
             }
             // Unreachable: `new` compiles the sampler of every Zipf.
             (Popularity::Zipf { n, .. }, None) => rng.random_range(0..*n),
+            (Popularity::Scan { n }, _) => {
+                let key = self.next;
+                self.next = (self.next + 1) % *n;
+                key
+            }
             (Popularity::HotSet { keys, share, rest }, _) => {
                 if *rest == 0 || unit_f64(rng) < *share {
                     rng.random_range(0..*keys)
@@ -252,7 +282,7 @@ mod tests {
         // P(key r - 1) = r^-s / H(n, s): the first five ranks and the top 10% each within 5
         // binomial sd over 500,000 draws.
         let (n, s) = (1_000_u64, 1.1);
-        let k = keys(Popularity::Zipf { n, s }, 0.0);
+        let mut k = keys(Popularity::Zipf { n, s }, 0.0);
         let mut rng = stream(3, "keys");
         let draws = 500_000;
         let mut counts = vec![0_u64; n as usize];
@@ -284,7 +314,7 @@ mod tests {
         // freedom, mean 99 and sd sqrt(198) = 14.1; within 5 sd both ways (too even would be
         // as wrong as too uneven).
         let n = 100_u64;
-        let k = keys(Popularity::Uniform { n }, 0.0);
+        let mut k = keys(Popularity::Uniform { n }, 0.0);
         let mut rng = stream(4, "keys");
         let draws = 400_000_u64;
         let mut counts = vec![0_u64; n as usize];
@@ -299,7 +329,7 @@ mod tests {
 
     #[test]
     fn a_hot_set_gets_its_share_and_missing_keys_theirs() {
-        let k = keys(
+        let mut k = keys(
             Popularity::HotSet {
                 keys: 10,
                 share: 0.9,
@@ -346,7 +376,7 @@ mod tests {
             missing: 1.0,
             missing_keys: 4,
         };
-        let k = Keys::new(&space).expect("valid");
+        let mut k = Keys::new(&space).expect("valid");
         let mut rng = stream(6, "keys");
         let mut counts = [0_u64; 4];
         for _ in 0..40_000 {
@@ -357,7 +387,7 @@ mod tests {
         }
         // With the default range, 100,000 missing draws are all distinct (the chance of a
         // repeat is about 100,000^2 / 2^49 = 2e-5).
-        let k = keys(Popularity::Uniform { n: 50 }, 1.0);
+        let mut k = keys(Popularity::Uniform { n: 50 }, 1.0);
         let mut seen: Vec<u64> = (0..100_000).map(|_| k.draw(&mut rng)).collect();
         seen.sort_unstable();
         seen.dedup();
@@ -366,7 +396,7 @@ mod tests {
 
     #[test]
     fn draws_are_deterministic_and_missing_zero_draws_no_coin() {
-        let k = keys(Popularity::Zipf { n: 10_000, s: 0.99 }, 0.05);
+        let mut k = keys(Popularity::Zipf { n: 10_000, s: 0.99 }, 0.05);
         let a: Vec<u64> = {
             let mut rng = stream(8, "keys");
             (0..1_000).map(|_| k.draw(&mut rng)).collect()
@@ -377,7 +407,7 @@ mod tests {
         };
         assert_eq!(a, b);
         // Without missing traffic a uniform draw is exactly one `random_range`.
-        let k = keys(Popularity::Uniform { n: 77 }, 0.0);
+        let mut k = keys(Popularity::Uniform { n: 77 }, 0.0);
         let mut rng = stream(9, "keys");
         let mut same = stream(9, "keys");
         for _ in 0..100 {
@@ -460,12 +490,42 @@ mod tests {
             Some("missing_keys")
         );
         assert_eq!(
-            field(ok_pop, 0.1, u64::MAX).as_deref(),
+            field(ok_pop.clone(), 0.1, u64::MAX).as_deref(),
             Some("missing_keys")
         );
+        assert_eq!(
+            field(ok_pop.clone(), 0.1, MISSING_KEY_BASE).as_deref(),
+            Some("missing_keys"),
+            "2^63 missing ids would reach u64::MAX, the key of keyless requests"
+        );
+        let widest = KeySpace {
+            popularity: ok_pop,
+            missing: 1.0,
+            missing_keys: MISSING_KEY_BASE - 1,
+        };
+        assert!(widest.validate().is_ok());
         // All hot and no rest is fine.
-        let k = keys(hot(4, 1.0, 0), 0.0);
+        let mut k = keys(hot(4, 1.0, 0), 0.0);
         let mut rng = stream(1, "k");
         assert!((0..100).all(|_| k.draw(&mut rng) < 4));
+    }
+
+    #[test]
+    fn a_scan_visits_every_key_in_order_and_draws_nothing() {
+        let mut k = keys(Popularity::Scan { n: 3 }, 0.0);
+        let mut rng = stream(1, "scan");
+        let mut untouched = stream(1, "scan");
+        let got: Vec<u64> = (0..7).map(|_| k.draw(&mut rng)).collect();
+        assert_eq!(got, [0, 1, 2, 0, 1, 2, 0]);
+        assert_eq!(rng.random::<u64>(), untouched.random::<u64>());
+        assert!(
+            KeySpace {
+                popularity: Popularity::Scan { n: 0 },
+                missing: 0.0,
+                missing_keys: DEFAULT_MISSING_KEYS,
+            }
+            .validate()
+            .is_err()
+        );
     }
 }

@@ -48,7 +48,10 @@
 //! stores' hash maps use [`KeyHasher`] (also [`mix64`]) and are never iterated: every result
 //! that depends on an order comes from a `Vec` or a `BTreeSet`.
 
+mod actor;
+mod aside;
 mod bloom;
+mod bursts;
 mod keys;
 mod ring;
 mod store;
@@ -57,10 +60,19 @@ mod xfetch;
 
 use std::hash::{BuildHasherDefault, Hasher};
 
+pub use actor::{
+    Cache, CacheConfig, DEFAULT_QUEUE_CAPACITY, DEFAULT_SWEEP_INTERVAL, MAX_SHARDS, Replication,
+    SWEEP_MAX_PER_SHARD, ShardMemory,
+};
+pub use aside::{
+    CacheUse, DEFAULT_CACHE_TIMEOUT, DEFAULT_REFRESHERS, DEFAULT_VALUE_SIZE, L1Config,
+    MAX_REFRESHERS, Stampede, WriteMode,
+};
 pub use bloom::{
     BloomConfig, BloomFilter, DEFAULT_FALSE_POSITIVE_RATE, MAX_BLOOM_BITS, optimal_bits,
     optimal_hashes,
 };
+pub use bursts::{KeyBursts, MAX_TRACKED_KEYS};
 pub use keys::{DEFAULT_MISSING_KEYS, KeySpace, Keys, MISSING_KEY_BASE, Popularity};
 pub use ring::{DEFAULT_VNODES, MAX_RING_POINTS, Ring};
 pub use store::{

@@ -705,6 +705,7 @@ impl<M: Carry<Rpc>> LoadBalancer<M> {
             // The balancer gives up at the timeout; a backend that drops expired work may
             // skip the probe, as a real one would skip a closed connection's request.
             deadline: Some(now.saturating_add(timeout)),
+            key: super::NO_KEY,
         };
         ctx.send(self.backends[b as usize], M::wrap(Rpc::Request(probe)));
     }
@@ -828,7 +829,7 @@ impl<M: Carry<Rpc>> Actor<M> for LoadBalancer<M> {
                     ctx.send(f.reply_to, M::wrap(Rpc::Response(out)));
                 } else if let Some(b) = self.probes.remove(&r.id) {
                     // A probe's answer ends here: it is the balancer's own call.
-                    self.probed(ctx, b as usize, r.status == Status::Ok);
+                    self.probed(ctx, b as usize, r.status.is_success());
                 }
                 // Otherwise unknown: the deadline passed first and the caller (or, for a
                 // probe, the balancer) has given up.

@@ -16,6 +16,12 @@
 //! fails the attempt at once without sending, so a dead target gets no traffic but the probes.
 //! The client's metrics separate the two loads that matter: `sent_total` counts requests (what
 //! users asked for), `attempts_total` what the server was actually sent.
+//!
+//! With `keys` (a [`KeySpace`]: Zipf, a hot set, a share of keys that do not exist), every
+//! request draws the key it is about from the client's stream, and its retries keep it; a mix
+//! entry may have a key space of its own (reads of hot keys beside writes spread over all of
+//! them). Without one a request carries [`NO_KEY`] and nothing is drawn, so a keyless
+//! scenario's streams are the same as before keys existed.
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
@@ -25,15 +31,16 @@ use serde::{Deserialize, Serialize};
 
 use super::resilience::{BreakerState, RetryBudgetState};
 use super::{
-    BreakerConfig, CircuitBreaker, ConfigError, ErrorKind, KindRef, Rate, Request, Response,
-    RetryPolicy, Rpc, Status, Tick, Validate, check_kind_name, check_unique_names, compile,
-    nonzero, resolve,
+    BreakerConfig, CircuitBreaker, ConfigError, ErrorKind, KindRef, NO_KEY, Rate, Request,
+    Response, RetryPolicy, Rpc, Status, Tick, Validate, check_kind_name, check_unique_names,
+    compile, nonzero, resolve,
 };
 use crate::actor::{Actor, ActorId, Ctx, TimerId};
 use crate::dist::{Dist, Sampler, Scalar};
 use crate::engine::time::{SimDuration, SimTime};
 use crate::metrics::{CounterId, GaugeId, HistogramId};
 use crate::model::Carry;
+use crate::model::cache::{KeySpace, Keys};
 
 /// How requests arrive.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -63,6 +70,10 @@ pub struct Mix {
     pub kind: KindRef,
     /// Relative weight, > 0.
     pub weight: f64,
+    /// The keys this entry's requests are about, instead of the client's `keys`; None (the
+    /// default) uses the client's.
+    #[serde(default)]
+    pub keys: Option<KeySpace>,
 }
 
 /// A [`Client`]'s config.
@@ -90,6 +101,11 @@ pub struct ClientConfig {
     /// None sends every attempt.
     #[serde(default)]
     pub breaker: Option<BreakerConfig>,
+    /// The keys requests are about (`keys: (popularity: Zipf(n: 100000, s: 0.99), missing:
+    /// 0.3)`): each request draws one, and its retries keep it. A mix entry's own `keys`
+    /// take precedence. None (the default): requests carry no key ([`NO_KEY`]).
+    #[serde(default)]
+    pub keys: Option<KeySpace>,
 }
 
 impl ClientConfig {
@@ -149,6 +165,15 @@ impl Validate for ClientConfig {
         }
         let names = self.mix.iter().map(|m| m.name.as_str());
         check_unique_names(names, |i| format!("mix[{i}].name"))?;
+        if let Some(keys) = &self.keys {
+            keys.validate().map_err(|e| e.within("keys"))?;
+        }
+        for (i, m) in self.mix.iter().enumerate() {
+            if let Some(keys) = &m.keys {
+                keys.validate()
+                    .map_err(|e| e.within(&format!("mix[{i}].keys")))?;
+            }
+        }
         if self.timeout == Some(SimDuration::ZERO) {
             return Err(ConfigError::Zero {
                 field: "timeout".into(),
@@ -174,6 +199,7 @@ impl Validate for ClientConfig {
 struct KindMetrics {
     sent: CounterId,
     ok: CounterId,
+    not_found: CounterId,
     error: CounterId,
     timeout: CounterId,
     latency: HistogramId,
@@ -208,6 +234,8 @@ struct Pending {
     first_sent: SimTime,
     /// Index into the mix (0 when there is no mix).
     entry: u32,
+    /// The request's key (every attempt carries it); [`NO_KEY`] without a key space.
+    key: u64,
     user: Option<u32>,
     /// Attempts made so far, the latest included.
     attempts: u32,
@@ -229,9 +257,11 @@ enum Failure {
 ///
 /// Metrics (owner = the client's name):
 /// - `sent_total`: requests (original sends only, so `ok_total / sent_total` is the success
-///   rate users see); `ok_total`, `error_total` (the request ended with an error: its last
-///   attempt's error response, or the breaker refusing an attempt), `timeout_total` (its last
-///   attempt timed out); a request that is not finished is in none of the three.
+///   rate users see); `ok_total` (answered, `Ok` or `NotFound`), `error_total` (the request
+///   ended with an error: its last attempt's error response, or the breaker refusing an
+///   attempt), `timeout_total` (its last attempt timed out); a request that is not finished is
+///   in none of the three. `not_found_total`: of `ok_total`, the requests answered `NotFound`
+///   (their key does not exist: a correct answer, not a failure).
 /// - `attempts_total`: attempts actually sent to the target, first tries and retries (the
 ///   offered load the server sees); `retries_total` of them retries. Without a breaker,
 ///   `attempts_total = sent_total + retries_total`; a breaker's refusals are sent by neither.
@@ -244,8 +274,8 @@ enum Failure {
 /// - the `latency` histogram (ns, successful requests, from the first attempt's send to the
 ///   final response, backoffs included).
 ///
-/// With several mix entries, `sent_total`, `ok_total`, `error_total`, `timeout_total` and
-/// `latency` also per entry, suffixed `.<name>`.
+/// With several mix entries, `sent_total`, `ok_total`, `not_found_total`, `error_total`,
+/// `timeout_total` and `latency` also per entry, suffixed `.<name>`.
 ///
 /// A closed-loop user waits for the request's final outcome, retries included, before
 /// thinking. A breaker's refusal is not retried: failing fast is its point, and a retry into
@@ -262,6 +292,8 @@ pub struct Client<M> {
     cumulative: Vec<f64>,
     /// The request kind of each mix entry.
     kinds: Vec<u32>,
+    /// The key space of each mix entry (index 0 without a mix): its own, else the client's.
+    keys: Vec<Option<Keys>>,
     /// The current mean gap between open-loop arrivals; None while nothing is to be sent.
     gap_ns: Option<f64>,
     /// Constant arrivals: the exact (unrounded) time of the next one.
@@ -293,6 +325,22 @@ impl<M> Client<M> {
             Arrivals::Closed { think, .. } => Some(compile("arrivals.Closed.think", think)?),
             _ => None,
         };
+        let client_keys = match &config.keys {
+            Some(k) => Some(Keys::new(k).map_err(|e| e.within("keys"))?),
+            None => None,
+        };
+        let keys = if config.mix.is_empty() {
+            vec![client_keys]
+        } else {
+            let mut keys = Vec::with_capacity(config.mix.len());
+            for (i, m) in config.mix.iter().enumerate() {
+                keys.push(match &m.keys {
+                    Some(k) => Some(Keys::new(k).map_err(|e| e.within(&format!("mix[{i}].keys")))?),
+                    None => client_keys.clone(),
+                });
+            }
+            keys
+        };
         let total: f64 = config.mix.iter().map(|m| m.weight).sum();
         let mut acc = 0.0;
         let cumulative = config
@@ -319,6 +367,7 @@ impl<M> Client<M> {
             think,
             cumulative,
             kinds,
+            keys,
             gap_ns: None,
             next_constant_ns: 0.0,
             arrive_timer: None,
@@ -362,6 +411,7 @@ impl<M: Carry<Rpc>> Client<M> {
         let kind = |ctx: &mut Ctx<'_, M>, suffix: &str| KindMetrics {
             sent: ctx.counter(&format!("sent_total{suffix}")),
             ok: ctx.counter(&format!("ok_total{suffix}")),
+            not_found: ctx.counter(&format!("not_found_total{suffix}")),
             error: ctx.counter(&format!("error_total{suffix}")),
             timeout: ctx.counter(&format!("timeout_total{suffix}")),
             latency: ctx.histogram(&format!("latency{suffix}")),
@@ -409,6 +459,11 @@ impl<M: Carry<Rpc>> Client<M> {
     fn send_one(&mut self, ctx: &mut Ctx<'_, M>, user: Option<u32>) {
         debug_assert!(self.may_send());
         let entry = self.pick_entry(ctx);
+        // Drawn only with a key space, after the entry: keyless clients draw what they did.
+        let key = match self.keys.get_mut(entry as usize) {
+            Some(Some(keys)) => keys.draw(ctx.rng()),
+            _ => NO_KEY,
+        };
         self.sent += 1;
         self.count(ctx, entry, |k| k.sent);
         let now = ctx.now();
@@ -418,6 +473,7 @@ impl<M: Carry<Rpc>> Client<M> {
         let pending = Pending {
             first_sent: now,
             entry,
+            key,
             user,
             attempts: 0,
             last_sleep: None,
@@ -486,6 +542,7 @@ impl<M: Carry<Rpc>> Client<M> {
             // The request's creation: downstream latency is end to end, retries included.
             created: p.first_sent,
             deadline,
+            key: p.key,
         };
         ctx.send(self.target, M::wrap(Rpc::Request(req)));
     }
@@ -583,10 +640,13 @@ impl<M: Carry<Rpc>> Client<M> {
         if let Some(t) = timer {
             ctx.cancel_timer(t);
         }
-        self.record(ctx, epoch, r.status == Status::Ok);
+        self.record(ctx, epoch, r.status.is_success());
         match r.status {
-            Status::Ok => {
+            Status::Ok | Status::NotFound => {
                 self.count(ctx, p.entry, |k| k.ok);
+                if r.status == Status::NotFound {
+                    self.count(ctx, p.entry, |k| k.not_found);
+                }
                 let latency_ns = (ctx.now() - p.first_sent).as_nanos();
                 let m = self.m();
                 ctx.metrics().record(m.all.latency, latency_ns);

@@ -12,6 +12,15 @@
 //! Beyond `max_connections` a query is refused at once with `Unavailable`, as PostgreSQL refuses
 //! connections beyond `max_connections` ("FATAL: sorry, too many clients already").
 //!
+//! Keys: a query about a key that does not exist is answered `NotFound`, after its full query
+//! time. Which keys exist follows the key-space convention ([`KeySpace`]): ids below 2^63 are
+//! rows, ids from 2^63 on are not ([`NO_KEY`] is keyless and answered `Ok`). A miss costs as
+//! much as a hit because a point lookup descends the same index either way and only the heap
+//! fetch is saved; that is why penetration traffic (C3) loads a database as much as real
+//! reads. With `track_keys`, the queries for keys `0..track_keys` (the hottest) are counted
+//! one by one, and in bursts of overlapping queries ([`KeyBursts`]): the queries a hot key's
+//! expiry sends.
+//!
 //! With `optimistic`, each query is a transaction under optimistic concurrency control: it reads
 //! the record when it starts, works for its query time, then validates and commits. A writing
 //! query (`writes`, the default) fails with [`ErrorKind::Conflict`] if another writing query
@@ -19,10 +28,11 @@
 //! isolation and of every compare-and-swap (a DynamoDB conditional write, an `UPDATE ... WHERE
 //! version = v`). The work is done either way, so a conflict costs as much as a commit: that
 //! is what makes contention expensive. Reads see the snapshot they started with and never
-//! conflict. Requests carry no key, so the database is one record: every pair of overlapping
-//! writes contends. That is the hot-row case (one counter, one account, one lease) and the
-//! worst case of contention; keys on requests, and conflicts per key, are left for when a
-//! scenario needs a keyspace. Two queries that end at the same instant commit in event order,
+//! conflict. Each key is a record with its own version, so two overlapping writes contend
+//! only if they touch the same key; keyless requests all touch one record, so every pair of
+//! overlapping keyless writes contends: the hot-row case (one counter, one account, one lease)
+//! and the worst case of contention. A write of a key that does not exist is answered
+//! `NotFound` and neither commits nor conflicts. Two queries that end at the same instant commit in event order,
 //! so the outcome of a tie is deterministic. A crash loses the running transactions with the
 //! rest of the volatile state; none of them commits.
 
@@ -32,7 +42,7 @@ use std::marker::PhantomData;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ConfigError, ErrorKind, Request, Rpc, Status, Tick, Validate, check_kind_name,
+    ConfigError, ErrorKind, NO_KEY, Request, Rpc, Status, Tick, Validate, check_kind_name,
     check_unique_names, compile, nonzero, reply,
 };
 use crate::actor::{Actor, ActorId, Ctx};
@@ -40,6 +50,9 @@ use crate::dist::{Dist, Sampler};
 use crate::engine::time::SimTime;
 use crate::metrics::{CounterId, GaugeId, HistogramId};
 use crate::model::Carry;
+#[cfg(doc)]
+use crate::model::cache::KeySpace;
+use crate::model::cache::{KeyBursts, MAX_TRACKED_KEYS, MISSING_KEY_BASE};
 
 /// PostgreSQL's `max_connections` default: "The default is typically 100 connections"
 /// (PostgreSQL documentation, 19.3.1 Connection Settings).
@@ -146,6 +159,10 @@ pub struct DatabaseConfig {
     pub queries: Vec<QueryConfig>,
     #[serde(default)]
     pub contention: Contention,
+    /// Count the queries for keys `0..track_keys` one by one, and in bursts (see the module
+    /// docs), at most 1,024 keys; default 0, none.
+    #[serde(default)]
+    pub track_keys: u32,
     /// Run each query as an optimistic transaction on the one record (see the module docs):
     /// a write fails with `Conflict` if another write committed while it ran. Default false:
     /// PostgreSQL's default isolation, READ COMMITTED, makes a second concurrent `UPDATE` of a
@@ -183,6 +200,12 @@ impl Validate for DatabaseConfig {
         }
         let names = self.queries.iter().map(|q| q.name.as_str());
         check_unique_names(names, |i| format!("queries[{i}].name"))?;
+        if self.track_keys > MAX_TRACKED_KEYS {
+            return Err(ConfigError::Invalid {
+                field: "track_keys".into(),
+                reason: format!("{} is more than {MAX_TRACKED_KEYS}", self.track_keys),
+            });
+        }
         self.contention.validate()
     }
 }
@@ -194,7 +217,15 @@ struct DatabaseMetrics {
     commits: CounterId,
     conflicts: CounterId,
     rejected: CounterId,
+    not_found: CounterId,
     latency: HistogramId,
+    /// With `track_keys`: the burst sizes.
+    bursts: Option<HistogramId>,
+}
+
+/// Whether a row with this key exists (the key-space convention; keyless requests always).
+fn exists(key: u64) -> bool {
+    key < MISSING_KEY_BASE || key == NO_KEY
 }
 
 /// A query that is running.
@@ -209,12 +240,16 @@ struct Running {
 /// A database server.
 ///
 /// Metrics (owner = the database's name): `active` gauge (queries running), `queries_total`
-/// (queries that ran to their end), of them `commits_total` (answered Ok) and
-/// `conflicts_total` (failed with `Conflict`, only with `optimistic`), so `queries_total =
-/// commits_total + conflicts_total`; `rejected_total` (beyond `max_connections`, never
-/// started); `latency` histogram (ns, arrival to reply of the queries that ran to their end,
-/// conflicts included: a conflict is known only at commit time). All are registered whether
-/// or not `optimistic` is on, so a scenario's checks name the same metrics in every variant.
+/// (queries that ran to their end), of them `commits_total` (answered Ok), `conflicts_total`
+/// (failed with `Conflict`, only with `optimistic`) and `not_found_total` (answered
+/// `NotFound`), so `queries_total = commits_total + conflicts_total + not_found_total`;
+/// `rejected_total` (beyond `max_connections`, never started); `latency` histogram (ns,
+/// arrival to reply of the queries that ran to their end, conflicts included: a conflict is
+/// known only at commit time). All are registered whether or not `optimistic` is on, so a
+/// scenario's checks name the same metrics in every variant. With `track_keys: n`:
+/// `key_queries_total.<k>` for each key `k < n` (queries started for it), and the
+/// `burst_queries` histogram (queries per burst of a tracked key, recorded when the burst
+/// ends: `burst_queries.max` is the largest stampede).
 #[derive(Clone)]
 pub struct Database<M> {
     config: DatabaseConfig,
@@ -222,10 +257,14 @@ pub struct Database<M> {
     /// Running queries by the database's own number.
     active: BTreeMap<u64, Running>,
     next: u64,
-    /// The record's version: writes committed by this incarnation. A transaction that read
-    /// version `v` may commit a write only while the version is still `v`.
-    version: u64,
+    bursts: KeyBursts,
+    /// Each record's version: writes committed to it by this incarnation, by key ([`NO_KEY`]
+    /// is the keyless record). A transaction that read version `v` may commit a write only
+    /// while the version is still `v`. Only optimistic databases keep it.
+    versions: BTreeMap<u64, u64>,
     metrics: Option<DatabaseMetrics>,
+    /// With `track_keys`: `key_queries_total.<k>`, by key.
+    key_counters: Vec<CounterId>,
     _m: PhantomData<M>,
 }
 
@@ -239,13 +278,16 @@ impl<M> Database<M> {
             .enumerate()
             .map(|(i, q)| compile(format!("queries[{i}].time"), &q.time))
             .collect::<Result<_, _>>()?;
+        let bursts = KeyBursts::new(config.track_keys);
         Ok(Database {
             config,
             times,
             active: BTreeMap::new(),
             next: 0,
-            version: 0,
+            bursts,
+            versions: BTreeMap::new(),
             metrics: None,
+            key_counters: Vec::new(),
             _m: PhantomData,
         })
     }
@@ -255,9 +297,10 @@ impl<M> Database<M> {
         self.active.len()
     }
 
-    /// Writes committed to the record by this incarnation.
-    pub fn version(&self) -> u64 {
-        self.version
+    /// Writes committed to the record of `key` by this incarnation ([`NO_KEY`]: the keyless
+    /// record); always 0 unless the database is `optimistic`.
+    pub fn version_of(&self, key: u64) -> u64 {
+        self.versions.get(&key).copied().unwrap_or(0)
     }
 
     /// Whether query `kind` writes the record: an unknown kind never runs, so it does not.
@@ -271,14 +314,20 @@ impl<M> Database<M> {
 
 impl<M: Carry<Rpc>> Actor<M> for Database<M> {
     fn on_start(&mut self, ctx: &mut Ctx<'_, M>) {
+        let tracked = self.bursts.tracked();
         self.metrics = Some(DatabaseMetrics {
             active: ctx.gauge("active"),
             queries: ctx.counter("queries_total"),
             commits: ctx.counter("commits_total"),
             conflicts: ctx.counter("conflicts_total"),
             rejected: ctx.counter("rejected_total"),
+            not_found: ctx.counter("not_found_total"),
             latency: ctx.histogram("latency"),
+            bursts: (tracked > 0).then(|| ctx.histogram("burst_queries")),
         });
+        self.key_counters = (0..tracked)
+            .map(|k| ctx.counter(&format!("key_queries_total.{k}")))
+            .collect();
     }
 
     fn on_message(&mut self, ctx: &mut Ctx<'_, M>, _from: ActorId, msg: M) {
@@ -309,10 +358,14 @@ impl<M: Carry<Rpc>> Actor<M> for Database<M> {
         let running = Running {
             req,
             arrived: ctx.now(),
-            read_version: self.version,
+            read_version: self.version_of(req.key),
         };
         self.active.insert(id, running);
         debug_assert!(self.active.len() <= self.config.max_connections as usize);
+        if self.bursts.started(req.key) {
+            let k = self.bursts.slot(req.key).expect("tracked");
+            ctx.metrics().inc(self.key_counters[k]);
+        }
         ctx.set_timer(query, M::wrap(Rpc::Tick(Tick::QueryDone(id))));
         let n = self.active.len() as f64;
         ctx.metrics().set(m.active, n);
@@ -328,26 +381,30 @@ impl<M: Carry<Rpc>> Actor<M> for Database<M> {
             .remove(&id)
             .expect("a finishing query is active");
         let m = self.metrics.expect("registered at start");
-        debug_assert!(done.read_version <= self.version, "versions only grow");
-        let writes = self.writes(done.req.kind);
+        let req = done.req;
+        let version = self.version_of(req.key);
+        debug_assert!(done.read_version <= version, "versions only grow");
+        let writes = self.writes(req.kind);
         // First committer wins: a write whose read is no longer the record's latest version
         // would overwrite a commit it never saw.
-        let conflict = self.config.optimistic && writes && done.read_version != self.version;
-        debug_assert!(
-            !conflict || self.config.optimistic,
-            "only optimistic writes conflict"
-        );
-        let status = if conflict {
+        let conflict = self.config.optimistic && writes && done.read_version != version;
+        let status = if !exists(req.key) {
+            ctx.metrics().inc(m.not_found);
+            Status::NotFound
+        } else if conflict {
             ctx.metrics().inc(m.conflicts);
             Status::Err(ErrorKind::Conflict)
         } else {
-            if writes {
-                self.version += 1;
+            if writes && self.config.optimistic {
+                *self.versions.entry(req.key).or_insert(0) += 1;
             }
             ctx.metrics().inc(m.commits);
             Status::Ok
         };
-        reply(ctx, done.req.reply_to, done.req.id, status);
+        reply(ctx, req.reply_to, req.id, status);
+        if let (Some(size), Some(h)) = (self.bursts.finished(req.key), m.bursts) {
+            ctx.metrics().record(h, u64::from(size));
+        }
         ctx.metrics().inc(m.queries);
         let latency = (ctx.now() - done.arrived).as_nanos();
         ctx.metrics().record(m.latency, latency);

@@ -58,13 +58,98 @@ use crate::engine::time::{SimDuration, SimTime};
 use crate::model::Carry;
 
 /// The messages of the family. Requests and responses travel between actors; `Tick`s are the
-/// components' own timer payloads (they travel through `M::wrap` like the rest).
+/// components' own timer payloads (they travel through `M::wrap` like the rest). Cache
+/// commands and their replies are the sub-protocol a service speaks to a
+/// [`Cache`](crate::model::cache::Cache): get, set and delete by key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Rpc {
     Request(Request),
     Response(Response),
     Tick(Tick),
+    CacheRequest(CacheRequest),
+    CacheReply(CacheReply),
 }
+
+/// A command to a cache. `id` is chosen by the caller and unique among its outstanding
+/// commands; the cache answers to `reply_to` with a [`CacheReply`] of the same id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CacheRequest {
+    pub id: u64,
+    pub reply_to: ActorId,
+    pub key: u64,
+    pub op: CacheOp,
+}
+
+/// What a cache command does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheOp {
+    /// Look the key up.
+    Get,
+    /// Store an entry for the key: expiring `ttl` after it is written (None: never), `size`
+    /// bytes, produced by a recompute that took `delta` (kept for XFetch), `negative` if it
+    /// records that the key does not exist (negative caching).
+    Set {
+        ttl: Option<SimDuration>,
+        delta: SimDuration,
+        size: u32,
+        negative: bool,
+    },
+    /// Remove the key's entry (invalidation after a write).
+    Delete,
+}
+
+/// The answer to the cache command `id`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CacheReply {
+    pub id: u64,
+    pub result: CacheResult,
+}
+
+/// How a cache command ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheResult {
+    /// A get found a fresh entry.
+    Hit(CachedValue),
+    /// A get found an expired entry still in the store's stale window.
+    Stale(CachedValue),
+    /// A get found nothing.
+    Miss,
+    /// A set was written (on every replica, for a replicated key).
+    Stored,
+    /// A set was refused by a store at its limit (`noeviction`), or was too large.
+    Refused,
+    /// A delete ran (whether or not there was an entry).
+    Deleted,
+    /// The shard's command queue was full: the command was not run.
+    Rejected,
+    /// The shard is down (OOM-killed and not yet restarted): the command was not run.
+    Unavailable,
+}
+
+impl CacheResult {
+    /// Whether the command ran: not `Rejected` nor `Unavailable` (a refused set ran, and
+    /// failed).
+    pub fn ran(self) -> bool {
+        !matches!(self, CacheResult::Rejected | CacheResult::Unavailable)
+    }
+}
+
+/// What a get returns about the entry it found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CachedValue {
+    /// When it stops being fresh; None never.
+    pub expires_at: Option<SimTime>,
+    /// How long the recompute that produced it took (XFetch's `delta`).
+    pub delta: SimDuration,
+    /// A negative entry: the key does not exist.
+    pub negative: bool,
+}
+
+/// The key of a request about no key in particular (keyless traffic, health probes): `u64::MAX`.
+/// No key space draws it (existing keys are below 2^63, missing ones below `u64::MAX`; see
+/// [`KeySpace`](crate::model::cache::KeySpace)), so a keyed request can never be mistaken for
+/// a keyless one.
+pub const NO_KEY: u64 = u64::MAX;
 
 /// A call. `id` is chosen by the caller and unique among its outstanding calls; the callee
 /// answers to `reply_to` with the same id.
@@ -78,6 +163,10 @@ pub struct Request {
     pub created: SimTime,
     /// When the caller will give up, if it will.
     pub deadline: Option<SimTime>,
+    /// The key the request is about: drawn by a [`Client`] with `keys`, carried unchanged by
+    /// services (to every downstream call of the request) and load balancers, and looked up
+    /// by a [`Database`] and a cache; [`NO_KEY`] for keyless traffic.
+    pub key: u64,
 }
 
 /// The answer to the request `id`.
@@ -96,7 +185,19 @@ pub struct Response {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
     Ok,
+    /// Served, and the answer is that the request's key does not exist: a [`Database`]'s
+    /// answer to a query for a missing key, passed up by the services that made it (HTTP's
+    /// 404). It is a success for every purpose but the payload: breakers count it as one, and
+    /// nothing retries it, because asking again gives the same answer.
+    NotFound,
     Err(ErrorKind),
+}
+
+impl Status {
+    /// Whether the call was served: `Ok` or `NotFound`.
+    pub fn is_success(self) -> bool {
+        matches!(self, Status::Ok | Status::NotFound)
+    }
 }
 
 /// Why a call failed. Configs name kinds as written here (`retry_on: [Rejected, Timeout]`).
@@ -156,6 +257,20 @@ pub enum Tick {
     Expire(u64),
     /// Load balancer: send the next health probe to backend `n` (its index in `backends`).
     Probe(u32),
+    /// Cache: shard `shard` finished the command at the head of its queue; `seq` is the
+    /// shard's command number, so a timer from before an OOM kill of the shard is ignored.
+    ShardDone { shard: u32, seq: u64 },
+    /// Cache: shard `shard` is back after an OOM kill.
+    ShardRestart(u32),
+    /// Cache: time for the active expiry sweep of every shard.
+    Sweep,
+    /// Service: the cache command of job `seq` timed out.
+    CacheTimeout { worker: u32, seq: u64 },
+    /// Service: job `seq` has waited for another request's database query (single-flight)
+    /// as long as it may.
+    FlightTimeout { worker: u32, seq: u64 },
+    /// Service: rate-limited pool `pool` may hand out its next permit.
+    PoolIssue { pool: u32 },
 }
 
 /// Why a component config cannot be used. Every variant names the field, as a path from the

@@ -78,8 +78,8 @@ use serde::{Deserialize, Serialize};
 
 use super::resilience::{BreakerState, RetryBudgetState};
 use super::{
-    BreakerConfig, CircuitBreaker, ConfigError, ErrorKind, KindRef, Request, Response, RetryPolicy,
-    Rpc, Status, Tick, TokenBucket, TokenBucketConfig, Validate, check_kind_name,
+    BreakerConfig, CircuitBreaker, ConfigError, ErrorKind, KindRef, Rate, Request, Response,
+    RetryPolicy, Rpc, Status, Tick, TokenBucket, TokenBucketConfig, Validate, check_kind_name,
     check_suffix_name, check_unique_names, compile, nonzero, quoted_list, reply, reply_retry_after,
     resolve,
 };
@@ -88,6 +88,13 @@ use crate::dist::{Dist, Sampler};
 use crate::engine::time::{SimDuration, SimTime};
 use crate::metrics::{CounterId, GaugeId, HistogramId};
 use crate::model::Carry;
+use crate::model::cache::CacheUse;
+#[cfg(doc)]
+use crate::model::rpc::NO_KEY;
+
+mod aside;
+
+use aside::{CacheKind, CacheMetrics, CacheStage};
 
 /// HikariCP's `maximumPoolSize` default, 10 ("Frequently used" properties in the HikariCP
 /// README, github.com/brettwooldridge/HikariCP: "*Default: 10*").
@@ -209,6 +216,13 @@ pub struct KindConfig {
     /// Made in order after the CPU work, each only if the previous one succeeded (or fell back).
     #[serde(default)]
     pub calls: Vec<CallConfig>,
+    /// Cache-aside in front of the calls ([`CacheUse`]): after the CPU work a read looks its
+    /// key up (Bloom filter, L1, cache) and runs the calls only on a miss, then writes the
+    /// result to the cache; a write runs the calls and then deletes, writes or leaves the
+    /// cached key. None (the default): no cache. Requests without a key ([`NO_KEY`]) skip
+    /// the cache.
+    #[serde(default)]
+    pub cache: Option<CacheUse>,
 }
 
 /// A named pool of permits in front of the calls that name it: a client-side connection pool
@@ -228,6 +242,14 @@ pub struct PoolConfig {
     /// default).
     #[serde(default = "default_acquire_timeout")]
     pub acquire_timeout: SimDuration,
+    /// Hand out permits at most this often, evenly spaced (`rate: Some("1000/s")`): a call
+    /// that finds a free connection but not yet its turn waits for it, in the same FIFO queue
+    /// and under the same `acquire_timeout`. A limit on the queries sent to a dependency,
+    /// however many connections are free: Guava's `RateLimiter.acquire()` in front of the
+    /// pool, without its stored permits (no burst after a quiet spell, so a flood of misses
+    /// reaches the database at the rate and no faster). None (the default): no limit.
+    #[serde(default)]
+    pub rate: Option<Rate>,
 }
 
 fn default_pool_size() -> u32 {
@@ -243,6 +265,7 @@ impl Default for PoolConfig {
         PoolConfig {
             pool_size: DEFAULT_POOL_SIZE,
             acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
+            rate: None,
         }
     }
 }
@@ -442,6 +465,9 @@ impl ServiceConfig {
                     call.target.as_str(),
                 ));
             }
+            if let Some(cache) = &kind.cache {
+                out.push((format!("kinds[{k}].cache.cache"), cache.cache.as_str()));
+            }
         }
         out
     }
@@ -505,9 +531,23 @@ impl Validate for ServiceConfig {
         // The first breaker config seen per target, with its entry's field path: the others
         // must equal it (one breaker per target).
         let mut breakers: Vec<(&str, String, &BreakerConfig)> = Vec::new();
+        let mut slots = u64::from(self.workers);
         for (k, kind) in self.kinds.iter().enumerate() {
             check_kind_name(format!("kinds[{k}].name"), &kind.name)?;
             compile(format!("kinds[{k}].service"), &kind.service)?;
+            if let Some(cache) = &kind.cache {
+                cache
+                    .validate()
+                    .map_err(|e| e.within(&format!("kinds[{k}].cache")))?;
+                aside::check_bloom_preload(cache, k)?;
+                slots += u64::from(cache.refresher_slots());
+                if slots > u64::from(u32::MAX) {
+                    return Err(ConfigError::Invalid {
+                        field: format!("kinds[{k}].cache.refreshers"),
+                        reason: "workers and refreshers together must fit in a u32".into(),
+                    });
+                }
+            }
             for (c, call) in kind.calls.iter().enumerate() {
                 let field = format!("kinds[{k}].calls[{c}]");
                 nonzero(format!("{field}.timeout"), call.timeout.as_nanos())?;
@@ -620,6 +660,8 @@ struct Kind {
     calls: Vec<Call>,
     /// Per call: its retry budget, if its retry policy has one.
     budgets: Vec<Option<RetryBudgetState>>,
+    /// Cache-aside state: the L1, the Bloom filter, single flights, refresher slots.
+    cache: Option<CacheKind>,
 }
 
 /// A downstream target, as every call entry naming it shares it: its breaker (if any entry
@@ -650,6 +692,23 @@ enum Phase {
     },
     /// Between two attempts of the current call: `timer` ends the backoff.
     Backoff { timer: TimerId },
+    /// Waiting for the answer to cache get `op`, sent at `since`.
+    CacheGet {
+        op: u64,
+        timer: TimerId,
+        since: SimTime,
+    },
+    /// Waiting for the answer to cache set or delete `op`, sent at `since`.
+    CacheSet {
+        op: u64,
+        timer: TimerId,
+        since: SimTime,
+    },
+    /// Waiting for another request's recompute of the same key (single-flight).
+    Waiting { timer: TimerId },
+    /// Waiting for another request's cache get of the same key (`coalesce_gets`); that get's
+    /// own timeout bounds the wait.
+    GetWaiting,
 }
 
 /// A request a worker holds.
@@ -673,6 +732,12 @@ struct Job {
     admitted: Option<u64>,
     /// A call fell back: the answer, if Ok, is degraded.
     degraded: bool,
+    /// A call answered `NotFound`: so does the job, if nothing fails.
+    not_found: bool,
+    /// Where the job stands with its kind's cache.
+    cache: CacheStage,
+    /// A background refresh in a refresher slot: there is no caller to answer.
+    background: bool,
     phase: Phase,
     /// The timer of the CPU work (stopped if the job is cancelled during it).
     work_timer: TimerId,
@@ -683,7 +748,7 @@ struct Job {
 /// How a job that a worker held ended, for its counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Outcome {
-    /// Replied `Ok` (`completed_total`).
+    /// Replied `Ok` or `NotFound` (`completed_total`).
     Completed,
     /// Replied with an error from a call, a call timeout or a pool timeout (`failed_total`).
     Failed,
@@ -707,6 +772,29 @@ struct Pool {
     in_use: u32,
     /// Workers waiting for a connection, first come first served.
     waiters: VecDeque<u32>,
+    /// With a `rate`: the gap between two permits (ns, fractional), the earliest time the
+    /// next one may go, and the timer set for it while somebody waits for it.
+    gap_ns: Option<f64>,
+    next_issue: SimTime,
+    issue_timer: Option<TimerId>,
+}
+
+impl Pool {
+    /// Whether a permit may be handed out now: a connection is free and, with a rate, its
+    /// turn has come.
+    fn may_issue(&self, now: SimTime) -> bool {
+        self.in_use < self.size && now >= self.next_issue
+    }
+
+    /// A permit was handed out at `now`: the next may go one gap later.
+    fn issued(&mut self, now: SimTime) {
+        if let Some(gap) = self.gap_ns {
+            // Rounded per permit: a rate of 3/s gives gaps of 333,333,333 ns, so the limit
+            // holds (it is 1 ns per permit stricter than exact).
+            let gap = SimDuration::from_nanos(libm::ceil(gap) as u64);
+            self.next_issue = now.saturating_add(gap);
+        }
+    }
 }
 
 /// How long a worker is held per request, estimated as TCP estimates a round-trip time
@@ -793,8 +881,9 @@ struct PoolMetrics {
 /// Metrics (owner = the service's name): `queue_len` and `busy_workers` gauges;
 /// `rate_limited_total` (refused at the door by `rate_limit`), `rejected_total` (no worker and
 /// no queue room), `shed_total` (rejected by `shed_by_deadline`), `expired_total` (dropped by
-/// `drop_expired`), `completed_total` (replied Ok, degraded or not), `failed_total` (replied
-/// with an error from a call, a call timeout, a pool timeout or an open breaker),
+/// `drop_expired`), `completed_total` (replied Ok or NotFound, degraded or not),
+/// `failed_total` (replied with an error from a call, a call timeout, a pool timeout or an
+/// open breaker),
 /// `cancelled_total` (stopped at their deadline with `propagate_deadline`),
 /// `fallback_total` (calls that failed and fell back), `degraded_total` (requests replied Ok
 /// after at least one fallback); the `latency` histogram (ns, arrival to reply, every request
@@ -839,6 +928,11 @@ pub struct Service<M> {
     /// Outstanding downstream calls: call id -> (worker, job seq).
     calls: BTreeMap<u64, (u32, u64)>,
     next_call_id: u64,
+    /// Outstanding cache commands: command id -> (worker, job seq).
+    cache_ops: BTreeMap<u64, (u32, u64)>,
+    next_cache_op: u64,
+    /// With a cached kind.
+    cache_metrics: Option<CacheMetrics>,
     next_seq: u64,
     /// None until the first job completes.
     hold: Option<HoldEstimate>,
@@ -862,6 +956,8 @@ impl<M> Service<M> {
         };
         let mut kinds = Vec::with_capacity(config.kinds.len());
         let mut deps: Vec<Dependency> = Vec::new();
+        // Refresher slots follow the request workers in `workers`, kind after kind.
+        let mut refresher_base = config.workers;
         for (k, kind) in config.kinds.iter().enumerate() {
             let mut calls = Vec::with_capacity(kind.calls.len());
             let mut budgets = Vec::with_capacity(kind.calls.len());
@@ -895,11 +991,16 @@ impl<M> Service<M> {
                     breaker: call.breaker.is_some(),
                 });
             }
+            let cache = match &kind.cache {
+                Some(use_) => Some(CacheKind::new(use_, k, &mut refresher_base)?),
+                None => None,
+            };
             kinds.push(Kind {
                 service: compile(format!("kinds[{k}].service"), &kind.service)?,
                 service_mean_ns: kind.service.mean().filter(|m| m.is_finite() && *m >= 0.0),
                 calls,
                 budgets,
+                cache,
             });
         }
         let bucket = match &config.rate_limit {
@@ -914,10 +1015,13 @@ impl<M> Service<M> {
                 acquire_timeout: p.acquire_timeout,
                 in_use: 0,
                 waiters: VecDeque::new(),
+                gap_ns: p.rate.map(Rate::gap_nanos),
+                next_issue: SimTime::ZERO,
+                issue_timer: None,
             })
             .collect();
         Ok(Service {
-            workers: vec![None; config.workers as usize],
+            workers: vec![None; refresher_base as usize],
             config,
             kinds,
             queue: VecDeque::new(),
@@ -926,6 +1030,9 @@ impl<M> Service<M> {
             bucket,
             calls: BTreeMap::new(),
             next_call_id: 0,
+            cache_ops: BTreeMap::new(),
+            next_cache_op: 0,
+            cache_metrics: None,
             next_seq: 0,
             hold: None,
             metrics: None,
@@ -939,8 +1046,17 @@ impl<M> Service<M> {
         self.queue.len()
     }
 
+    /// Workers holding a request (background refreshes are not workers).
     pub fn busy_workers(&self) -> usize {
-        self.workers.iter().filter(|w| w.is_some()).count()
+        self.request_workers()
+            .iter()
+            .filter(|w| w.is_some())
+            .count()
+    }
+
+    /// The request workers' slots; the refresher slots follow them.
+    fn request_workers(&self) -> &[Option<Job>] {
+        &self.workers[..self.config.workers as usize]
     }
 
     /// Connections of pool `name` in use, or None if the service has no such pool.
@@ -1031,7 +1147,7 @@ impl<M: Carry<Rpc>> Service<M> {
         debug_assert_eq!(self.pools.len(), m.pools.len());
         for (p, pm) in self.pools.iter().zip(&m.pools) {
             debug_assert!(p.in_use <= p.size);
-            debug_assert!(p.waiters.is_empty() || p.in_use == p.size);
+            debug_assert!(p.waiters.is_empty() || p.in_use == p.size || p.gap_ns.is_some());
             let (in_use, waiting) = (f64::from(p.in_use), p.waiters.len() as f64);
             ctx.metrics().set(pm.in_use, in_use);
             ctx.metrics().set(pm.waiting, waiting);
@@ -1081,6 +1197,9 @@ impl<M: Carry<Rpc>> Service<M> {
             last_sleep: None,
             admitted: None,
             degraded: false,
+            not_found: false,
+            cache: CacheStage::initial(self.kinds[req.kind as usize].cache.is_some()),
+            background: false,
             phase: Phase::Working,
             work_timer,
             deadline_timer,
@@ -1092,9 +1211,25 @@ impl<M: Carry<Rpc>> Service<M> {
         let job = self.workers[w as usize]
             .as_mut()
             .expect("advancing a held job");
+        if job.cache == CacheStage::Lookup {
+            // The CPU work is done: look the key up before any call.
+            self.cache_lookup(ctx, w);
+            return;
+        }
+        let job = self.workers[w as usize].as_mut().expect("held");
         let (k, c) = (job.req.kind as usize, job.call);
         if c >= self.kinds[k].calls.len() {
-            self.finish(ctx, w, Status::Ok, Outcome::Completed);
+            // A recompute or a write ends with a cache command, answered when it is done.
+            if self.cache_store(ctx, w) {
+                return;
+            }
+            let job = self.workers[w as usize].as_mut().expect("held");
+            let status = if job.not_found {
+                Status::NotFound
+            } else {
+                Status::Ok
+            };
+            self.finish(ctx, w, status, Outcome::Completed);
             return;
         }
         // A fresh call: attempts count from the first, and the call pays into its entry's
@@ -1142,13 +1277,11 @@ impl<M: Carry<Rpc>> Service<M> {
             self.send_call(ctx, w, call);
             return;
         };
+        let now = ctx.now();
         let pool = &mut self.pools[p as usize];
-        if pool.in_use < pool.size {
-            debug_assert!(
-                pool.waiters.is_empty(),
-                "a free connection means no waiters"
-            );
+        if pool.may_issue(now) && pool.waiters.is_empty() {
             pool.in_use += 1;
+            pool.issued(now);
             let wait = self.m().pools[p as usize].wait;
             ctx.metrics().record(wait, 0);
             self.send_call(ctx, w, call);
@@ -1161,6 +1294,8 @@ impl<M: Carry<Rpc>> Service<M> {
             self.attempt_ended(ctx, w, Status::Err(ErrorKind::PoolTimeout), None);
         } else {
             pool.waiters.push_back(w);
+            self.wait_for_issue(ctx, p);
+            let pool = &mut self.pools[p as usize];
             let after = pool.acquire_timeout;
             let tick = Tick::PoolTimeout { worker: w, seq };
             let timer = ctx.set_timer(after, M::wrap(Rpc::Tick(tick)));
@@ -1212,6 +1347,8 @@ impl<M: Carry<Rpc>> Service<M> {
             reply_to: ctx.me(),
             created: job.req.created,
             deadline: Some(deadline),
+            // Every call of a request is about the request's key.
+            key: job.req.key,
         };
         let retry = job.attempt > 1;
         debug_assert!(job.attempt >= 1);
@@ -1233,11 +1370,12 @@ impl<M: Carry<Rpc>> Service<M> {
         status: Status,
         hint: Option<SimDuration>,
     ) {
-        self.record_admission(ctx, w, status == Status::Ok);
+        self.record_admission(ctx, w, status.is_success());
         let job = self.workers[w as usize].as_mut().expect("held");
         job.phase = Phase::Working;
         let retry = match status {
-            Status::Ok => None,
+            // Served: a `NotFound` would be the same answer however often it is asked.
+            Status::Ok | Status::NotFound => None,
             Status::Err(e) => self.retry_delay(ctx, w, e, hint),
         };
         match retry {
@@ -1354,15 +1492,59 @@ impl<M: Carry<Rpc>> Service<M> {
         }
     }
 
-    /// Returns a connection of pool `p`: the first waiter gets it at once.
+    /// Returns a connection of pool `p`: the first waiter gets it at once (with a rate, if
+    /// its turn has come; else when it comes).
     fn release(&mut self, ctx: &mut Ctx<'_, M>, p: u32) {
+        let now = ctx.now();
         let pool = &mut self.pools[p as usize];
         debug_assert!(pool.in_use > 0, "releasing a connection that is not held");
-        let Some(w) = pool.waiters.pop_front() else {
+        if now < pool.next_issue || pool.waiters.is_empty() {
             pool.in_use -= 1;
+            self.wait_for_issue(ctx, p);
             return;
-        };
+        }
         // The connection passes straight to the waiter: `in_use` is unchanged.
+        pool.issued(now);
+        self.hand_to_first_waiter(ctx, p);
+    }
+
+    /// With waiters, a free connection and a rate: sets the timer for the next permit's turn
+    /// (once).
+    fn wait_for_issue(&mut self, ctx: &mut Ctx<'_, M>, p: u32) {
+        let now = ctx.now();
+        let pool = &mut self.pools[p as usize];
+        if pool.gap_ns.is_none()
+            || pool.issue_timer.is_some()
+            || pool.waiters.is_empty()
+            || pool.in_use >= pool.size
+        {
+            return;
+        }
+        let after = pool.next_issue.saturating_duration_since(now);
+        let tick = Tick::PoolIssue { pool: p };
+        pool.issue_timer = Some(ctx.set_timer(after, M::wrap(Rpc::Tick(tick))));
+    }
+
+    /// A rate-limited pool's turn has come: the first waiter gets a permit, if a connection
+    /// is free.
+    fn issue(&mut self, ctx: &mut Ctx<'_, M>, p: u32) {
+        let now = ctx.now();
+        let pool = &mut self.pools[p as usize];
+        pool.issue_timer = None;
+        if !pool.waiters.is_empty() && pool.may_issue(now) {
+            pool.in_use += 1;
+            pool.issued(now);
+            self.hand_to_first_waiter(ctx, p);
+        }
+        self.wait_for_issue(ctx, p);
+    }
+
+    /// Gives the first waiter of pool `p` the connection just taken for it.
+    fn hand_to_first_waiter(&mut self, ctx: &mut Ctx<'_, M>, p: u32) {
+        let w = self.pools[p as usize]
+            .waiters
+            .pop_front()
+            .expect("a waiter to hand to");
         let job = self.workers[w as usize].expect("a waiter holds its worker");
         let Phase::Acquiring { pool, since, timer } = job.phase else {
             panic!("waiter {w} is not acquiring: {:?}", job.phase);
@@ -1392,6 +1574,12 @@ impl<M: Carry<Rpc>> Service<M> {
         job.phase = Phase::Working;
         match status {
             Status::Ok => self.advance(ctx, w),
+            Status::NotFound => {
+                // The request's key does not exist: the rest of the job goes on (a call chain
+                // may still have work for it) and the caller hears `NotFound`.
+                job.not_found = true;
+                self.advance(ctx, w);
+            }
             Status::Err(_) if call.fallback => {
                 job.degraded = true;
                 let fallback = self.m().fallback;
@@ -1408,10 +1596,18 @@ impl<M: Carry<Rpc>> Service<M> {
             .take()
             .expect("finishing a held job");
         debug_assert!(
-            !matches!(job.phase, Phase::Acquiring { .. }) || status != Status::Ok,
+            !matches!(job.phase, Phase::Acquiring { .. }) || !status.is_success(),
             "a job waiting for a connection cannot have succeeded"
         );
-        debug_assert_eq!(status == Status::Ok, outcome == Outcome::Completed);
+        debug_assert_eq!(status.is_success(), outcome == Outcome::Completed);
+        // A single-flight leader (or a background refresh) that ends before its recompute
+        // did answers the requests waiting on it with its own outcome.
+        self.cache_job_ended(ctx, &job, status);
+        if job.background {
+            debug_assert!(w >= self.config.workers, "a refresher slot");
+            debug_assert!(job.deadline_timer.is_none());
+            return;
+        }
         if let Some(timer) = job.deadline_timer
             && outcome != Outcome::Cancelled
         {
@@ -1489,6 +1685,12 @@ impl<M: Carry<Rpc>> Service<M> {
                 // scheduled (`retry_delay`); kept so that every phase can be cancelled.
                 ctx.cancel_timer(timer);
             }
+            Phase::CacheGet { .. }
+            | Phase::CacheSet { .. }
+            | Phase::Waiting { .. }
+            | Phase::GetWaiting => {
+                self.cancel_cache_phase(ctx, w);
+            }
         }
         let job = self.workers[w as usize].as_mut().expect("still held");
         job.phase = Phase::Working;
@@ -1560,7 +1762,7 @@ impl<M: Carry<Rpc>> Service<M> {
     /// With `shed_by_deadline` (and every worker busy): whether `req` would be answered after
     /// its deadline.
     fn should_shed(&self, now: SimTime, req: Request) -> bool {
-        debug_assert!(self.workers.iter().all(Option::is_some));
+        debug_assert!(self.request_workers().iter().all(Option::is_some));
         let Some(deadline) = req.deadline.filter(|_| self.config.shed_by_deadline) else {
             return false;
         };
@@ -1602,7 +1804,7 @@ impl<M: Carry<Rpc>> Service<M> {
         if self.is_dropped_expired(ctx, req) {
             return;
         }
-        if let Some(w) = self.workers.iter().position(Option::is_none) {
+        if let Some(w) = self.request_workers().iter().position(Option::is_none) {
             debug_assert!(self.queue.is_empty(), "a free worker means an empty queue");
             self.begin(ctx, w as u32, req, now);
         } else if self
@@ -1670,6 +1872,12 @@ impl<M: Carry<Rpc>> Service<M> {
             Tick::JobDeadline { worker, seq } if self.job(worker, seq).is_some() => {
                 self.cancel(ctx, worker);
             }
+            Tick::CacheTimeout { worker, seq } if self.job(worker, seq).is_some() => {
+                self.on_cache_timeout(ctx, worker);
+            }
+            Tick::FlightTimeout { worker, seq } if self.job(worker, seq).is_some() => {
+                self.on_flight_timeout(ctx, worker);
+            }
             Tick::CallRetryDue { worker, seq } => {
                 let Some(job) = self.job(worker, seq) else {
                     return;
@@ -1680,6 +1888,7 @@ impl<M: Carry<Rpc>> Service<M> {
                 job.phase = Phase::Working;
                 self.attempt(ctx, worker);
             }
+            Tick::PoolIssue { pool } => self.issue(ctx, pool),
             Tick::BreakerCooldown => {
                 let now = ctx.now();
                 for dep in 0..self.deps.len() {
@@ -1721,7 +1930,12 @@ impl<M: Carry<Rpc>> Actor<M> for Service<M> {
                 let field = format!("kinds[{k}].calls[{c}].target");
                 self.kinds[k].calls[c].target = resolve(ctx, &field, &call.target);
             }
+            if let (Some(use_), Some(state)) = (&kind.cache, &mut self.kinds[k].cache) {
+                let field = format!("kinds[{k}].cache.cache");
+                state.target = resolve(ctx, &field, &use_.cache);
+            }
         }
+        self.register_cache_metrics(ctx);
         let pools = self
             .config
             .pools
@@ -1785,6 +1999,7 @@ impl<M: Carry<Rpc>> Actor<M> for Service<M> {
                 }
             }
             Some(Rpc::Response(r)) => self.on_response(ctx, r),
+            Some(Rpc::CacheReply(r)) => self.on_cache_reply(ctx, r),
             _ => return,
         }
         self.publish(ctx);
