@@ -1,0 +1,25 @@
+//! The pure cores of the message-log family (K1–K7 of the catalogue): Kafka's partitioner,
+//! the partition log with its retention, the consumer-group assignors, the group coordinator's
+//! state machine, and the autoscaler's control loop. As in `model/cache/` and
+//! `model/rpc/resilience.rs`, none of them is an actor: each takes `now` (and, where it draws,
+//! the caller's own `&mut SimRng`) and returns decisions, so each is tested on its exact
+//! semantics here, against Kafka's documented behaviour, and the actors that embed them (a
+//! `Broker` holding partitions and a group coordinator, a `Producer`, the consumers of a
+//! `ConsumerGroup`, an `Autoscaler`) stay pure functions of their events and their streams.
+//!
+//! # How the pieces will fit
+//!
+//! A producer picks a record's partition as Kafka's default partitioner does (murmur2 of the
+//! key, modulo the partitions; sticky batches for null keys) and appends batches to the
+//! partition's leader, which keeps an append-only log of offsets in segments and deletes whole
+//! segments by time and by bytes whether or not a group has consumed them (the records a group
+//! loses that way are counted). A consumer group is run by a coordinator on a broker:
+//! generations, JoinGroup and SyncGroup with the first member as leader computing the
+//! assignment with an assignor, heartbeats and the session timeout, the rebalance timeout, the
+//! initial rebalance delay; the members poll, process batches of up to `max_poll_records` and
+//! leave when a batch outlasts `max_poll_interval`. Eager members revoke everything before
+//! rejoining; cooperative members keep what the new assignment leaves them (KIP-429's two
+//! rounds); static members (`group.instance.id`) get their assignment back after a restart
+//! within the session timeout. An autoscaler scales the group on lag, CPU or utilisation with
+//! KEDA/HPA's polling, stabilisation windows and cooldown, and a provisioning delay: with eager
+//! rebalancing, that loop is the rebalance storm (K1).
