@@ -5,8 +5,10 @@
 //! a loaded scenario: building the `Sim` from the resolved configs, running it, evaluating the
 //! checks and the table rows, as `faultline check` does for every seed): `small` is a client
 //! and a service, about 10,000 events; `composed` is the cascading-timeouts system (gateway,
-//! order, inventory, payment) cut to 10 s of virtual time. The target is 1,000 runs/s per core
-//! for the small one.
+//! order, inventory, payment) cut to 10 s of virtual time; `cache` is the cache-stampede system
+//! (a client, a service running cache-aside, Redis shards, a pooled database) at 10,000
+//! requests a second for 5 s, about 350,000 events, whose events per second show what the
+//! cache path costs. The target is 1,000 runs/s per core for the small one.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -47,6 +49,20 @@ fn bench(c: &mut Criterion) {
     let (run, _) = run_seed(&composed, 0, 1, false);
     eprintln!("composed: {} events per run", run.events);
 
+    let (_, path, text) = faultline::scenario::SHIPPED
+        .iter()
+        .find(|(n, _, _)| *n == "cache_stampede")
+        .expect("shipped");
+    let extra = [(
+        "users.arrivals".to_string(),
+        "Poisson(\"10000/s\")".to_string(),
+    )];
+    let mut cache = Scenario::with_overrides(text, path, &extra).expect("valid");
+    cache.duration = "5s".parse().expect("a duration");
+    let (run, _) = run_seed(&cache, 0, 1, false);
+    let cache_events = run.events;
+    eprintln!("cache: {cache_events} events per run");
+
     let mut g = c.benchmark_group("scenario");
     g.sample_size(20)
         .measurement_time(Duration::from_secs(5))
@@ -63,6 +79,13 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             seed += 1;
             black_box(run_seed(&composed, 0, seed, false))
+        })
+    });
+    g.throughput(Throughput::Elements(cache_events));
+    g.bench_function("cache", |b| {
+        b.iter(|| {
+            seed += 1;
+            black_box(run_seed(&cache, 0, seed, false))
         })
     });
     g.finish();

@@ -35,7 +35,7 @@
 //! assert_eq!(
 //!     err.to_string(),
 //!     "2:3: pool_sise: unknown field `pool_sise`; expected one of `pool_size`, \
-//!      `acquire_timeout` (did you mean `pool_size`?)"
+//!      `acquire_timeout`, `rate` (did you mean `pool_size`?)"
 //! );
 //! ```
 //!
