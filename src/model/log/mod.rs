@@ -23,3 +23,12 @@
 //! within the session timeout. An autoscaler scales the group on lag, CPU or utilisation with
 //! KEDA/HPA's polling, stabilisation windows and cooldown, and a provisioning delay: with eager
 //! rebalancing, that loop is the rebalance storm (K1).
+
+pub mod autoscale;
+pub mod partition;
+
+pub use autoscale::{Autoscaler, AutoscalerConfig, Decision, ScaleMetric, ScaleReason};
+pub use partition::{
+    Deleted, Disk, FetchResult, NewRecord, OffsetReset, PartitionConfig, PartitionLog, Record,
+    Reset,
+};
