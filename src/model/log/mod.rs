@@ -25,4 +25,12 @@
 //! rebalancing, that loop is the rebalance storm (K1).
 
 pub mod assign;
+pub mod autoscale;
+pub mod partition;
 pub mod partitioner;
+
+pub use autoscale::{Autoscaler, AutoscalerConfig, Decision, ScaleMetric, ScaleReason};
+pub use partition::{
+    Deleted, Disk, FetchResult, NewRecord, OffsetReset, PartitionConfig, PartitionLog, Record,
+    Reset,
+};
