@@ -23,3 +23,5 @@
 //! within the session timeout. An autoscaler scales the group on lag, CPU or utilisation with
 //! KEDA/HPA's polling, stabilisation windows and cooldown, and a provisioning delay: with eager
 //! rebalancing, that loop is the rebalance storm (K1).
+
+pub mod group;
