@@ -26,6 +26,7 @@
 
 pub mod assign;
 pub mod autoscale;
+pub mod group;
 pub mod partition;
 pub mod partitioner;
 
