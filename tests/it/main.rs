@@ -9,6 +9,7 @@ mod determinism;
 mod engine;
 mod faults;
 mod fidelity;
+mod log;
 mod metrics;
 mod properties;
 mod rpc;

@@ -23,15 +23,40 @@
 //! within the session timeout. An autoscaler scales the group on lag, CPU or utilisation with
 //! KEDA/HPA's polling, stabilisation windows and cooldown, and a provisioning delay: with eager
 //! rebalancing, that loop is the rebalance storm (K1).
+//!
+//! # The actors so far
+//!
+//! The family's messages are [`Log`] (`msg.rs`): produce, fetch, offset commit and fetch, and
+//! the group protocol wrapping the coordinator's own requests and replies. A [`Broker`] leads
+//! whole topics (logs and committed offsets durable across its crashes, request handlers with
+//! a service time, retention on a timer charging lost records to the groups that committed
+//! below them, and an embedded [`Coordinator`](group::Coordinator) per configured group); a
+//! [`Producer`] partitions, batches with `linger` and `batch_size`, and sends each batch to
+//! its partition's leader. The consumer (and the scenario-layer wiring) comes next.
 
 pub mod assign;
 pub mod autoscale;
+mod broker;
 pub mod group;
+mod msg;
 pub mod partition;
 pub mod partitioner;
+mod producer;
 
 pub use autoscale::{Autoscaler, AutoscalerConfig, Decision, ScaleMetric, ScaleReason};
+pub use broker::{
+    Broker, BrokerConfig, BrokerDisk, DEFAULT_IO_THREADS, TopicConfig, default_fetch_time,
+    default_produce_time,
+};
+pub use msg::{
+    CommitError, CommitOffset, CommittedReply, Fetch, FetchCommitted, FetchOutcome, FetchReply,
+    GroupOp, GroupReply, GroupRequest, Log, OffsetCommitAck, Produce, ProduceAck, ProduceError,
+    Tick, TopicPartition,
+};
 pub use partition::{
     Deleted, Disk, FetchResult, NewRecord, OffsetReset, PartitionConfig, PartitionLog, Record,
     Reset,
+};
+pub use producer::{
+    DEFAULT_BATCH_SIZE, DEFAULT_LINGER, Poison, ProduceRate, Producer, ProducerConfig,
 };

@@ -1,0 +1,234 @@
+//! The messages of the log family: what producers, brokers and consumers say to each other,
+//! and the family's timer payloads.
+//!
+//! As in the rpc family, every request carries a caller-chosen `id` and the actor the answer
+//! goes to (`reply_to`), and every reply carries the request's `id`. Records travel as the
+//! partition log's own `Copy` structs ([`NewRecord`] on the way in, [`Record`] on the way
+//! out), so a batch is one `Vec` of 32-byte values and nothing else is allocated per record.
+//!
+//! The group protocol messages wrap the coordinator's own request fields and its
+//! [`Response`](group::Response) unchanged, so that a consumer speaks exactly the protocol the
+//! [`Coordinator`](group::Coordinator) implements. The coordinator addresses its replies by
+//! client id (a parked JoinGroup is answered by another member's request, or by a timer); the
+//! broker remembers the `reply_to` each client id last sent a request from and delivers there.
+
+use super::group::{self, Assignment, ClientId, InstanceId, JoinRequest, MemberId};
+use super::partition::{NewRecord, Record};
+use crate::actor::ActorId;
+
+/// A topic's partition: `orders-3` is `TopicPartition { topic: "orders", partition: 3 }`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: u32,
+}
+
+impl TopicPartition {
+    pub fn new(topic: &str, partition: u32) -> Self {
+        TopicPartition {
+            topic: topic.to_string(),
+            partition,
+        }
+    }
+}
+
+impl std::fmt::Display for TopicPartition {
+    /// Kafka's own spelling, `topic-partition`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+/// The messages of the family.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Log {
+    Produce(Produce),
+    ProduceAck(ProduceAck),
+    Fetch(Fetch),
+    FetchReply(FetchReply),
+    CommitOffset(CommitOffset),
+    OffsetCommitAck(OffsetCommitAck),
+    FetchCommitted(FetchCommitted),
+    CommittedReply(CommittedReply),
+    /// A JoinGroup, SyncGroup, Heartbeat or LeaveGroup for a broker's coordinator.
+    Group(GroupRequest),
+    /// A coordinator's reply to one of them.
+    GroupReply(GroupReply),
+    Tick(Tick),
+}
+
+/// A batch of records for one partition (a ProduceRequest with one partition's batch).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Produce {
+    pub id: u64,
+    pub reply_to: ActorId,
+    pub tp: TopicPartition,
+    /// Non-empty; appended as one batch, at consecutive offsets.
+    pub records: Vec<NewRecord>,
+}
+
+/// Why a produce failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ProduceError {
+    /// The broker leads no such partition (Kafka's `UNKNOWN_TOPIC_OR_PARTITION`, or
+    /// `NOT_LEADER_OR_FOLLOWER` when it exists elsewhere).
+    UnknownTopicOrPartition,
+    /// The batch does not fit on the broker's disk (Kafka: `KafkaStorageException`, after
+    /// which the log directory goes offline; here the broker keeps serving reads).
+    DiskFull,
+    /// An empty batch (a producer bug).
+    EmptyBatch,
+}
+
+/// The answer to a [`Produce`]: the offset of the batch's first record, once appended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProduceAck {
+    pub id: u64,
+    pub result: Result<u64, ProduceError>,
+}
+
+/// A fetch from one partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fetch {
+    pub id: u64,
+    pub reply_to: ActorId,
+    pub tp: TopicPartition,
+    pub offset: u64,
+    /// At least one record is returned if any is available (Kafka returns the first batch even
+    /// above `max_bytes`, so a large record never blocks a consumer).
+    pub max_records: u32,
+    pub max_bytes: u64,
+}
+
+/// What a fetch found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FetchOutcome {
+    /// Records from the requested offset, possibly none (at the high watermark).
+    Records {
+        records: Vec<Record>,
+        /// The offset to fetch next.
+        next_offset: u64,
+    },
+    /// Below the log start offset (deleted by retention) or beyond the log end:
+    /// `OFFSET_OUT_OF_RANGE`; the consumer applies its `auto.offset.reset`.
+    OffsetOutOfRange {
+        log_start: u64,
+    },
+    UnknownTopicOrPartition,
+}
+
+/// The answer to a [`Fetch`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FetchReply {
+    pub id: u64,
+    pub outcome: FetchOutcome,
+    /// The partition's high watermark when the fetch was served (0 for an unknown one): with
+    /// the consumer's position it gives the lag.
+    pub high_watermark: u64,
+}
+
+/// An OffsetCommit for one partition: `offset` is the next offset the group will read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitOffset {
+    pub id: u64,
+    pub reply_to: ActorId,
+    pub group: String,
+    pub tp: TopicPartition,
+    pub offset: u64,
+}
+
+/// Why a commit failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommitError {
+    UnknownTopicOrPartition,
+}
+
+/// The answer to a [`CommitOffset`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OffsetCommitAck {
+    pub id: u64,
+    pub result: Result<(), CommitError>,
+}
+
+/// An OffsetFetch: the group's committed offset of a partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FetchCommitted {
+    pub id: u64,
+    pub reply_to: ActorId,
+    pub group: String,
+    pub tp: TopicPartition,
+}
+
+/// The answer to a [`FetchCommitted`]: None if the group never committed one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommittedReply {
+    pub id: u64,
+    pub offset: Option<u64>,
+}
+
+/// A group protocol request for the coordinator of `group`, from `reply_to`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupRequest {
+    pub group: String,
+    pub reply_to: ActorId,
+    pub op: GroupOp,
+}
+
+/// The four requests of the classic protocol, with the coordinator's own fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GroupOp {
+    Join(JoinRequest),
+    Sync {
+        client_id: ClientId,
+        member_id: MemberId,
+        instance_id: Option<InstanceId>,
+        generation: u32,
+        /// The leader's assignment; ignored from the others.
+        assignment: Option<Assignment>,
+    },
+    Heartbeat {
+        client_id: ClientId,
+        member_id: MemberId,
+        instance_id: Option<InstanceId>,
+        generation: u32,
+    },
+    Leave {
+        client_id: ClientId,
+        member_id: Option<MemberId>,
+        instance_id: Option<InstanceId>,
+    },
+}
+
+impl GroupOp {
+    /// The client the coordinator's replies to this request go to.
+    pub fn client_id(&self) -> &str {
+        match self {
+            GroupOp::Join(j) => &j.client_id,
+            GroupOp::Sync { client_id, .. }
+            | GroupOp::Heartbeat { client_id, .. }
+            | GroupOp::Leave { client_id, .. } => client_id,
+        }
+    }
+}
+
+/// A coordinator's reply, for the client it names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupReply {
+    pub group: String,
+    pub response: group::Response,
+}
+
+/// Timer payloads of the family's components.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tick {
+    /// Broker: request handler `handler` finished the request the broker numbered `seq`.
+    Served { handler: u32, seq: u64 },
+    /// Broker: run retention on topic `topic` (its index in the config).
+    Retention(u32),
+    /// Broker: the coordinator of group `group` (its index, in name order) has a deadline.
+    GroupDeadline(u32),
+    /// Producer: the next record is due.
+    Arrive,
+    /// Producer: the batch `seq` of partition `partition` has lingered long enough.
+    Linger { partition: u32, seq: u64 },
+}

@@ -1,0 +1,702 @@
+//! The log family's actors end to end: a `Producer` partitioning and batching into a `Broker`,
+//! the broker's retention and what it costs a lagging group, fetches below the log start, and
+//! the broker's group coordinator driven by raw protocol messages.
+//!
+//! Components are built from RON text with `from_ron`, as a scenario writes them, so the tests
+//! also pin the config field names.
+
+use std::rc::Rc;
+
+use faultline::model::log::group::{Assignment, JoinRequest, Response};
+use faultline::model::log::partitioner::partition_for_key;
+use faultline::model::log::{
+    Broker, BrokerConfig, BrokerDisk, CommitOffset, Fetch, FetchCommitted, FetchOutcome, GroupOp,
+    GroupRequest, Log, Producer, ProducerConfig, TopicPartition,
+};
+use faultline::model::rpc::from_ron;
+use faultline::{
+    Actor, ActorId, Ctx, Durable, Fault, FaultPlan, HostId, Sim, SimConfig, SimDuration, SimTime,
+};
+
+fn secs(n: u64) -> SimTime {
+    SimTime::from_nanos(n * 1_000_000_000)
+}
+
+/// One host, so messages between actors arrive at the instant they are sent.
+fn sim_one_host(seed: u64) -> (Sim<Log>, HostId) {
+    let mut sim = Sim::with_config(SimConfig::new(seed)).expect("a valid config");
+    let h = sim.add_host("h").expect("fresh host");
+    (sim, h)
+}
+
+/// Spawns a broker; returns its disk, shared with every incarnation.
+fn broker(sim: &mut Sim<Log>, h: HostId, name: &str, ron: &str) -> (ActorId, Durable<BrokerDisk>) {
+    let config: BrokerConfig = from_ron(ron).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let proto: Broker<Log> = Broker::new(config).expect("valid broker");
+    let disk = proto.disk();
+    let id = sim.spawn(h, name, move || proto.clone()).expect("unique");
+    (id, disk)
+}
+
+fn producer(sim: &mut Sim<Log>, h: HostId, name: &str, ron: &str) -> ActorId {
+    let config: ProducerConfig = from_ron(ron).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let proto: Producer<Log> = Producer::new(config).expect("valid producer");
+    sim.spawn(h, name, move || proto.clone()).expect("unique")
+}
+
+fn counter(sim: &Sim<Log>, name: &str) -> u64 {
+    sim.metrics()
+        .counter_value(name)
+        .unwrap_or_else(|| panic!("no counter {name}"))
+}
+
+fn gauge(sim: &Sim<Log>, name: &str) -> f64 {
+    sim.metrics()
+        .gauge_value(name)
+        .unwrap_or_else(|| panic!("no gauge {name}"))
+}
+
+fn histogram(sim: &Sim<Log>, name: &str) -> faultline::metrics::Summary {
+    sim.metrics()
+        .histogram_summary(name)
+        .unwrap_or_else(|| panic!("no histogram {name}"))
+}
+
+/// A message built once the tester knows its own id (for `reply_to`).
+type Make = Rc<dyn Fn(ActorId) -> Log>;
+
+/// Sends each scripted message to `to` at its time, and keeps every reply.
+struct Tester {
+    to: ActorId,
+    script: Vec<(SimDuration, Make)>,
+    replies: Durable<Vec<(SimTime, Log)>>,
+}
+
+impl Actor<Log> for Tester {
+    fn on_start(&mut self, ctx: &mut Ctx<'_, Log>) {
+        // The script is sorted by time and equal-time timers fire in the order they were set,
+        // so the n-th timer to fire sends the n-th message.
+        for (after, _) in &self.script {
+            ctx.set_timer(*after, Log::Tick(faultline::model::log::Tick::Arrive));
+        }
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Log>, _from: ActorId, msg: Log) {
+        self.replies.borrow_mut().push((ctx.now(), msg));
+    }
+
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, Log>, _msg: Log) {
+        let (_, make) = self.script.remove(0);
+        let msg = make(ctx.me());
+        ctx.send(self.to, msg);
+    }
+}
+
+fn tester(
+    sim: &mut Sim<Log>,
+    h: HostId,
+    name: &str,
+    to: ActorId,
+    script: Vec<(SimDuration, Make)>,
+) -> Durable<Vec<(SimTime, Log)>> {
+    let mut sorted = script;
+    sorted.sort_by_key(|(at, _)| *at);
+    let replies = Durable::new(Vec::new());
+    let r = replies.clone();
+    sim.spawn(h, name, move || Tester {
+        to,
+        script: sorted.clone(),
+        replies: r.clone(),
+    })
+    .expect("unique");
+    replies
+}
+
+/// Asserts that `count` of `n` trials is within 5 binomial standard deviations of `p`.
+fn assert_binomial(what: &str, count: u64, n: u64, p: f64) {
+    let sd = (n as f64 * p * (1.0 - p)).sqrt();
+    let expected = n as f64 * p;
+    assert!(
+        (count as f64 - expected).abs() < 5.0 * sd.max(0.5),
+        "{what}: {count} of {n}, expected {expected:.1} (sd {sd:.1})"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Producer: partitioning and batching
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn keyed_records_land_on_the_partitions_murmur2_gives_in_its_proportions() {
+    let (mut sim, h) = sim_one_host(7);
+    let (_, disk) = broker(
+        &mut sim,
+        h,
+        "broker",
+        r#"(topics: [(name: "orders", partitions: 6)])"#,
+    );
+    producer(
+        &mut sim,
+        h,
+        "producer",
+        r#"(topic: "orders", partitions: 6, brokers: ["broker"], rate: Poisson("1000/s"),
+            keys: Some((popularity: Uniform(n: 1000))), limit: Some(10000))"#,
+    );
+    sim.run_until(secs(20));
+    let n = 10_000;
+    assert_eq!(counter(&sim, "producer.records_total"), n);
+    assert_eq!(counter(&sim, "producer.acked_total"), n);
+    assert_eq!(counter(&sim, "broker.produced_total"), n);
+    let disk = disk.borrow();
+    let mut total = 0;
+    for (p, log) in disk.logs[0].iter().enumerate() {
+        // Exact: every record is on the partition murmur2 gives its key.
+        for offset in log.log_start_offset()..log.log_end_offset() {
+            let r = log.get(offset).expect("retained");
+            assert_eq!(partition_for_key(r.key, 6), p as u32, "key {}", r.key);
+            assert!(r.key < 1000);
+        }
+        // Statistical: the share of uniform keys 0..1000 that map to p.
+        let keys_on_p = (0..1000u64)
+            .filter(|&k| partition_for_key(k, 6) == p as u32)
+            .count();
+        let share = keys_on_p as f64 / 1000.0;
+        assert_binomial(&format!("partition {p}"), log.len(), n, share);
+        assert_eq!(
+            gauge(&sim, &format!("broker.log_end_offset.orders-{p}")),
+            log.log_end_offset() as f64
+        );
+        total += log.len();
+    }
+    assert_eq!(total, n);
+}
+
+#[test]
+fn poison_ids_mark_exactly_those_records() {
+    let (mut sim, h) = sim_one_host(4);
+    let (_, disk) = broker(
+        &mut sim,
+        h,
+        "broker",
+        r#"(topics: [(name: "t", partitions: 1)])"#,
+    );
+    producer(
+        &mut sim,
+        h,
+        "producer",
+        r#"(topic: "t", partitions: 1, brokers: ["broker"], rate: Constant("100/s"),
+            limit: Some(20), poison: Some((ids: [3, 17])))"#,
+    );
+    sim.run_until(secs(2));
+    assert_eq!(counter(&sim, "producer.poison_total"), 2);
+    let disk = disk.borrow();
+    let log = &disk.logs[0][0];
+    let poison: Vec<u64> = (0..log.log_end_offset())
+        .filter(|&o| log.get(o).expect("retained").poison)
+        .collect();
+    // One producer, one partition: offsets are sequence numbers.
+    assert_eq!(poison, vec![3, 17]);
+}
+
+fn batching_run(linger: &str, limit: u64) -> Sim<Log> {
+    let (mut sim, h) = sim_one_host(3);
+    broker(
+        &mut sim,
+        h,
+        "broker",
+        r#"(topics: [(name: "t", partitions: 4)])"#,
+    );
+    producer(
+        &mut sim,
+        h,
+        "producer",
+        &format!(
+            r#"(topic: "t", partitions: 4, brokers: ["broker"], rate: Constant("1000/s"),
+                record_bytes: Const(1024), batch_size: 16384, linger: "{linger}",
+                limit: Some({limit}))"#
+        ),
+    );
+    sim.run_until(secs(10));
+    assert_eq!(counter(&sim, "producer.acked_total"), limit);
+    assert_eq!(counter(&sim, "broker.produced_total"), limit);
+    assert_eq!(counter(&sim, "broker.produced_bytes_total"), limit * 1024);
+    sim
+}
+
+#[test]
+fn linger_closes_batches_by_time_and_batch_size_by_bytes() {
+    // 1 ms between records, 5 ms linger: a batch opened by a record collects it and the next
+    // four (the fifth arrives as the linger timer, set earlier, fires).
+    let sim = batching_run("5ms", 1000);
+    let b = histogram(&sim, "producer.batch_records");
+    assert_eq!(counter(&sim, "producer.batches_total"), 200);
+    assert_eq!((b.min, b.max), (5, 5));
+    // 100 ms linger: 16 records of 1 KiB fill a 16 KiB batch first; the last 8 go by linger.
+    let sim = batching_run("100ms", 1000);
+    let b = histogram(&sim, "producer.batch_records");
+    assert_eq!(counter(&sim, "producer.batches_total"), 63);
+    assert_eq!((b.min, b.max), (8, 16));
+    assert_eq!(histogram(&sim, "producer.batch_bytes").max, 16_384);
+    // No linger (Kafka before 4.0): each record is its own batch.
+    let sim = batching_run("0ms", 100);
+    assert_eq!(counter(&sim, "producer.batches_total"), 100);
+    assert_eq!(histogram(&sim, "producer.batch_records").max, 1);
+}
+
+#[test]
+fn null_keys_stick_to_a_partition_for_a_whole_batch() {
+    let (mut sim, h) = sim_one_host(11);
+    let (_, disk) = broker(
+        &mut sim,
+        h,
+        "broker",
+        r#"(topics: [(name: "t", partitions: 4)])"#,
+    );
+    producer(
+        &mut sim,
+        h,
+        "producer",
+        r#"(topic: "t", partitions: 4, brokers: ["broker"], rate: Constant("1000/s"),
+            record_bytes: Const(1024), linger: "100ms", limit: Some(160))"#,
+    );
+    sim.run_until(secs(5));
+    assert_eq!(counter(&sim, "producer.batches_total"), 10);
+    let disk = disk.borrow();
+    // Ten full batches of 16; consecutive batches go to different partitions (KIP-480), so
+    // every partition holds whole batches.
+    for log in &disk.logs[0] {
+        assert_eq!(log.len() % 16, 0);
+    }
+    assert_eq!(disk.logs[0].iter().map(|l| l.len()).sum::<u64>(), 160);
+}
+
+#[test]
+fn a_full_disk_refuses_batches_and_counts_them() {
+    let (mut sim, h) = sim_one_host(5);
+    broker(
+        &mut sim,
+        h,
+        "broker",
+        r#"(topics: [(name: "t", partitions: 1)], disk_capacity_bytes: Some(10240))"#,
+    );
+    producer(
+        &mut sim,
+        h,
+        "producer",
+        r#"(topic: "t", partitions: 1, brokers: ["broker"], rate: Constant("100/s"),
+            record_bytes: Const(1024), linger: "0ms", limit: Some(20))"#,
+    );
+    sim.run_until(secs(5));
+    assert_eq!(counter(&sim, "producer.acked_total"), 10);
+    assert_eq!(counter(&sim, "producer.errors_total"), 10);
+    assert_eq!(counter(&sim, "broker.disk_full_total"), 10);
+    assert_eq!(gauge(&sim, "broker.disk_bytes"), 10240.0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Broker: retention, lost records, out-of-range fetches
+// ---------------------------------------------------------------------------------------------
+
+fn commit(group: &'static str, offset: u64) -> Make {
+    Rc::new(move |me| {
+        Log::CommitOffset(CommitOffset {
+            id: offset,
+            reply_to: me,
+            group: group.into(),
+            tp: TopicPartition::new("t", 0),
+            offset,
+        })
+    })
+}
+
+fn fetch(id: u64, offset: u64) -> Make {
+    Rc::new(move |me| {
+        Log::Fetch(Fetch {
+            id,
+            reply_to: me,
+            tp: TopicPartition::new("t", 0),
+            offset,
+            max_records: 500,
+            max_bytes: 1 << 20,
+        })
+    })
+}
+
+#[test]
+fn retention_deletes_old_segments_and_charges_a_lagging_group_with_what_it_lost() {
+    let (mut sim, h) = sim_one_host(1);
+    // 10 records of 1 KiB per segment, kept 2 s after their last append, checked every 1 s.
+    let (b, disk) = broker(
+        &mut sim,
+        h,
+        "broker",
+        r#"(topics: [(name: "t", partitions: 1, config: (segment_bytes: 10240,
+            retention_ms: Some("2s"), retention_check_interval: "1s"))])"#,
+    );
+    producer(
+        &mut sim,
+        h,
+        "producer",
+        r#"(topic: "t", partitions: 1, brokers: ["broker"], rate: Constant("100/s"),
+            record_bytes: Const(1024), linger: "0ms", limit: Some(1000))"#,
+    );
+    // `slow` committed offset 25 early and never again; `fast` is at the log end.
+    let replies = tester(
+        &mut sim,
+        h,
+        "consumer",
+        b,
+        vec![
+            (SimDuration::from_millis(500), commit("slow", 25)),
+            (SimDuration::from_millis(12_000), commit("fast", 1000)),
+            (SimDuration::from_millis(12_500), fetch(1, 0)),
+            (SimDuration::from_millis(12_600), fetch(2, 995)),
+        ],
+    );
+    sim.run_until(secs(14));
+    let disk = disk.borrow();
+    let log = &disk.logs[0][0];
+    assert_eq!(log.log_end_offset(), 1000);
+    // The last append was just after 10 s: the 12 s check keeps its segment (990..1000), the
+    // 13 s one finds it more than 2 s old and deletes everything.
+    let start = log.log_start_offset();
+    assert_eq!(start, 1000, "retention ran");
+    assert_eq!(counter(&sim, "broker.retention_deleted_total"), start);
+    assert_eq!(
+        gauge(&sim, "broker.log_start_offset.t-0"),
+        start as f64,
+        "the gauge follows"
+    );
+    // `slow` lost what was deleted at or above its offset; `fast` lost nothing (it had no
+    // committed offset while the earlier deletions ran, and its offset is the end after).
+    let lost = log.lost_to_retention(25);
+    assert_eq!(lost, start - 25);
+    assert_eq!(counter(&sim, "broker.lost_to_retention_total.slow"), lost);
+    assert_eq!(counter(&sim, "broker.lost_to_retention_total"), lost);
+    assert_eq!(counter(&sim, "broker.commits_total"), 2);
+    let replies = replies.borrow();
+    let fetched: Vec<_> = replies
+        .iter()
+        .filter_map(|(_, m)| match m {
+            Log::FetchReply(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(fetched.len(), 2);
+    assert!(
+        fetched[0].id == 1,
+        "100 ms apart, the fetches are answered in order"
+    );
+    // Below the log start: out of range, with the log start to reset to.
+    assert_eq!(fetched[0].id, 1);
+    assert_eq!(
+        fetched[0].outcome,
+        FetchOutcome::OffsetOutOfRange { log_start: 990 }
+    );
+    assert_eq!(counter(&sim, "broker.offset_out_of_range_total"), 1);
+    // Inside the last segment, still retained at 12.6 s: the records up to the high watermark.
+    assert_eq!(fetched[1].high_watermark, 1000);
+    let FetchOutcome::Records {
+        records,
+        next_offset,
+    } = &fetched[1].outcome
+    else {
+        panic!("records expected, got {:?}", fetched[1]);
+    };
+    assert_eq!(records.len(), 5);
+    assert_eq!(records[0].offset, 995);
+    assert_eq!(*next_offset, 1000);
+}
+
+#[test]
+fn a_fetch_below_the_log_start_is_out_of_range_while_one_inside_gets_records() {
+    let (mut sim, h) = sim_one_host(2);
+    let (b, _) = broker(
+        &mut sim,
+        h,
+        "broker",
+        r#"(topics: [(name: "t", partitions: 1, config: (segment_bytes: 10240,
+            retention_bytes: Some(20480), retention_check_interval: "1s"))])"#,
+    );
+    producer(
+        &mut sim,
+        h,
+        "producer",
+        r#"(topic: "t", partitions: 1, brokers: ["broker"], rate: Constant("100/s"),
+            record_bytes: Const(1024), linger: "0ms", limit: Some(100))"#,
+    );
+    // Ten segments of 10 records by 2 s; size retention deletes the oldest while what remains
+    // is still at least 20 KiB: eight segments, offsets 0..80.
+    let replies = tester(
+        &mut sim,
+        h,
+        "consumer",
+        b,
+        vec![
+            (SimDuration::from_millis(2_500), fetch(1, 10)),
+            (SimDuration::from_millis(2_500), fetch(2, 90)),
+        ],
+    );
+    sim.run_until(secs(3));
+    // The two fetches run on two request handlers and may finish in either order.
+    let mut replies: Vec<_> = replies
+        .borrow()
+        .iter()
+        .filter_map(|(_, m)| match m {
+            Log::FetchReply(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect();
+    replies.sort_by_key(|r| r.id);
+    let [low, high] = &replies[..] else {
+        panic!("two fetch replies, got {replies:?}");
+    };
+    assert_eq!(
+        low.outcome,
+        FetchOutcome::OffsetOutOfRange { log_start: 80 }
+    );
+    let FetchOutcome::Records { records, .. } = &high.outcome else {
+        panic!("records expected, got {high:?}");
+    };
+    assert_eq!(records.len(), 10);
+    assert_eq!(high.high_watermark, 100);
+}
+
+fn fetch_committed(group: &'static str) -> Make {
+    Rc::new(move |me| {
+        Log::FetchCommitted(FetchCommitted {
+            id: 77,
+            reply_to: me,
+            group: group.into(),
+            tp: TopicPartition::new("t", 0),
+        })
+    })
+}
+
+#[test]
+fn a_broker_crash_keeps_the_log_and_the_committed_offsets_and_loses_what_was_in_flight() {
+    let (mut sim, h) = sim_one_host(9);
+    let (b, disk) = broker(
+        &mut sim,
+        h,
+        "broker",
+        r#"(topics: [(name: "t", partitions: 1)], groups: {"g": (initial_rebalance_delay: "0s")})"#,
+    );
+    producer(
+        &mut sim,
+        h,
+        "producer",
+        r#"(topic: "t", partitions: 1, brokers: ["broker"], rate: Constant("100/s"),
+            linger: "0ms", limit: Some(300))"#,
+    );
+    let replies = tester(
+        &mut sim,
+        h,
+        "consumer",
+        b,
+        vec![
+            (SimDuration::from_millis(500), commit("g", 42)),
+            (SimDuration::from_millis(2_000), fetch_committed("g")),
+            (SimDuration::from_millis(2_000), fetch_committed("other")),
+        ],
+    );
+    let crash = Fault::Crash {
+        target: "broker".into(),
+    };
+    sim.add_faults(&FaultPlan::new().window(secs(1), SimTime::from_nanos(1_500_000_000), crash))
+        .unwrap();
+    sim.run_until(secs(5));
+    assert_eq!(counter(&sim, "producer.records_total"), 300);
+    let acked = counter(&sim, "producer.acked_total");
+    // About 50 records were sent while the broker was down (and maybe one in service when it
+    // died): never appended, never acknowledged. Everything acknowledged is in the log.
+    assert!((240..=255).contains(&acked), "acked {acked}");
+    let disk = disk.borrow();
+    assert_eq!(disk.logs[0][0].log_end_offset(), acked);
+    assert_eq!(gauge(&sim, "broker.log_end_offset.t-0"), acked as f64);
+    // The committed offset survived the crash; a group that never committed has none.
+    let committed: Vec<_> = replies
+        .borrow()
+        .iter()
+        .filter_map(|(_, m)| match m {
+            Log::CommittedReply(r) => Some(r.offset),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(committed, vec![Some(42), None]);
+    assert_eq!(gauge(&sim, "broker.generation.g"), 0.0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Broker: the group coordinator
+// ---------------------------------------------------------------------------------------------
+
+/// A consumer stripped to its group protocol: joins, and if it is the leader assigns the
+/// partitions round-robin over the members; then syncs and keeps what it was given.
+struct Member {
+    broker: ActorId,
+    partitions: u32,
+    got: Durable<Vec<(SimTime, Response)>>,
+}
+
+impl Member {
+    fn req(&self, ctx: &Ctx<'_, Log>, op: GroupOp) -> Log {
+        Log::Group(GroupRequest {
+            group: "g".into(),
+            reply_to: ctx.me(),
+            op,
+        })
+    }
+}
+
+impl Actor<Log> for Member {
+    fn on_start(&mut self, ctx: &mut Ctx<'_, Log>) {
+        let join = GroupOp::Join(JoinRequest {
+            client_id: ctx.name().to_string(),
+            member_id: None,
+            instance_id: None,
+            owned: vec![],
+        });
+        let msg = self.req(ctx, join);
+        ctx.send(self.broker, msg);
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Log>, _from: ActorId, msg: Log) {
+        let Log::GroupReply(reply) = msg else {
+            return;
+        };
+        assert_eq!(reply.group, "g");
+        self.got
+            .borrow_mut()
+            .push((ctx.now(), reply.response.clone()));
+        if let Response::Join(Ok(join)) = reply.response {
+            let assignment = (join.leader == join.member_id).then(|| {
+                let mut a = Assignment::new();
+                for p in 0..self.partitions {
+                    let m = &join.members[p as usize % join.members.len()];
+                    a.entry(m.member_id.clone()).or_default().push(p);
+                }
+                a
+            });
+            let sync = GroupOp::Sync {
+                client_id: ctx.name().to_string(),
+                member_id: join.member_id,
+                instance_id: None,
+                generation: join.generation,
+                assignment,
+            };
+            let msg = self.req(ctx, sync);
+            ctx.send(self.broker, msg);
+        }
+    }
+}
+
+type Got = Durable<Vec<(SimTime, Response)>>;
+
+fn group_run(seed: u64) -> (Sim<Log>, Got, Got) {
+    let (mut sim, h) = sim_one_host(seed);
+    let (b, _) = broker(
+        &mut sim,
+        h,
+        "broker",
+        r#"(topics: [(name: "t", partitions: 3)], groups: {"g": ()})"#,
+    );
+    let member = |sim: &mut Sim<Log>, name: &str| {
+        let got: Got = Durable::new(Vec::new());
+        let g = got.clone();
+        sim.spawn(h, name, move || Member {
+            broker: b,
+            partitions: 3,
+            got: g.clone(),
+        })
+        .expect("unique");
+        got
+    };
+    let a = member(&mut sim, "c1");
+    let c = member(&mut sim, "c2");
+    sim.run_until(secs(10));
+    (sim, a, c)
+}
+
+#[test]
+fn two_members_join_through_the_broker_get_a_generation_and_their_assignments() {
+    let (sim, a, b) = group_run(1);
+    let mut all = Vec::new();
+    for got in [&a, &b] {
+        let got = got.borrow();
+        assert_eq!(got.len(), 2, "a join and a sync reply: {got:?}");
+        let (t_join, Response::Join(Ok(join))) = &got[0] else {
+            panic!("a JoinGroup response first: {got:?}");
+        };
+        // The initial rebalance delay (3 s by default) holds the first join phase, and the
+        // second member's arrival during it extends it by another 3 s (KIP-134).
+        assert_eq!(*t_join, secs(6), "joined at {t_join}");
+        assert_eq!(join.generation, 1);
+        let (_, Response::Sync(Ok(parts))) = &got[1] else {
+            panic!("a SyncGroup response second: {got:?}");
+        };
+        all.extend(parts.iter().copied());
+    }
+    all.sort();
+    assert_eq!(all, vec![0, 1, 2], "every partition assigned once");
+    assert_eq!(gauge(&sim, "broker.generation.g"), 1.0);
+    assert_eq!(gauge(&sim, "broker.members.g"), 2.0);
+    assert_eq!(counter(&sim, "broker.rebalances_total.g"), 1);
+}
+
+#[test]
+fn members_that_stop_heartbeating_are_expired_by_the_broker_timer() {
+    // Nobody heartbeats: after the 45 s session timeout both members are removed and the
+    // group empties, through the coordinator deadline timer alone.
+    let (mut sim, _a, _b) = group_run(1);
+    sim.run_until(secs(60));
+    assert_eq!(gauge(&sim, "broker.members.g"), 0.0);
+    assert!(counter(&sim, "broker.rebalances_total.g") >= 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Determinism
+// ---------------------------------------------------------------------------------------------
+
+fn traced_run(seed: u64) -> (u64, u64) {
+    let (mut sim, h) = sim_one_host(seed);
+    broker(
+        &mut sim,
+        h,
+        "broker",
+        r#"(topics: [(name: "t", partitions: 3, config: (segment_bytes: 65536,
+            retention_ms: Some("1s"), retention_check_interval: "500ms"))],
+            groups: {"g": (initial_rebalance_delay: "0s")})"#,
+    );
+    producer(
+        &mut sim,
+        h,
+        "producer",
+        r#"(topic: "t", partitions: 3, brokers: ["broker"], rate: Poisson("1000/s"),
+            keys: Some((popularity: Zipf(n: 100, s: 1.0))),
+            record_bytes: Uniform(low: 100, high: 2000), poison: Some((share: 0.01)))"#,
+    );
+    let b = sim.lookup("broker").expect("spawned");
+    for name in ["c1", "c2"] {
+        sim.spawn(h, name, move || Member {
+            broker: b,
+            partitions: 3,
+            got: Durable::new(Vec::new()),
+        })
+        .expect("unique");
+    }
+    sim.run_until(secs(3));
+    assert_eq!(gauge(&sim, "broker.members.g"), 2.0, "the group formed");
+    (sim.trace_hash(), counter(&sim, "broker.produced_total"))
+}
+
+#[test]
+fn the_same_seed_gives_the_same_trace_hash() {
+    let (h1, n1) = traced_run(42);
+    let (h2, n2) = traced_run(42);
+    assert_eq!(h1, h2);
+    assert_eq!(n1, n2);
+    assert!(n1 > 2000, "records flowed: {n1}");
+    let (h3, _) = traced_run(43);
+    assert_ne!(h1, h3, "another seed, another trace");
+}
