@@ -916,3 +916,55 @@ fn a_static_member_restarted_within_its_session_timeout_causes_no_rebalance() {
     assert!(rebalances >= 2, "rebalances {rebalances}");
     assert!(rejoins >= 2, "rejoins {rejoins}");
 }
+
+#[test]
+fn cooperative_auto_committing_consumers_start_at_the_latest_offset_and_commit_the_log_end() {
+    let (mut sim, h) = sim_one_host(12);
+    let (_, disk) = broker(
+        &mut sim,
+        h,
+        "broker",
+        r#"(topics: [(name: "t", partitions: 6)],
+            groups: {"g": (session_timeout: "6s", rebalance_timeout: "10s")})"#,
+    );
+    producer(
+        &mut sim,
+        h,
+        "producer",
+        r#"(topic: "t", partitions: 6, brokers: ["broker"], rate: Constant("300/s"),
+            keys: Some((popularity: Uniform(n: 1000))), limit: Some(6000))"#,
+    );
+    // Kafka's defaults otherwise: auto-commit every 5 s, auto.offset.reset latest.
+    for c in ["c1", "c2", "c3"] {
+        consumer(
+            &mut sim,
+            h,
+            c,
+            r#"(broker: "broker", group: "g", topic: "t", partitions: 6,
+                assignor: CooperativeSticky, processing: Const("1ms"),
+                session_timeout: "6s", heartbeat_interval: "1s", max_poll_interval: "10s")"#,
+        );
+    }
+    sim.run_until(secs(40));
+    let mut owned = 0.0;
+    let mut processed = 0;
+    for c in ["c1", "c2", "c3"] {
+        owned += gauge(&sim, &format!("{c}.partitions_owned"));
+        assert_eq!(gauge(&sim, &format!("{c}.stopped")), 0.0, "{c}");
+        processed += counter(&sim, &format!("{c}.records_processed_total"));
+    }
+    assert_eq!(owned, 6.0, "every partition has one owner");
+    assert_eq!(counter(&sim, "broker.rebalances_total.g"), 1);
+    // What was produced before the group formed (a few seconds' worth) was skipped.
+    assert!(
+        processed < 6000 && processed > 6000 - 300 * 8,
+        "processed {processed}"
+    );
+    // Idle polls after the last record keep auto-committing: the positions reach the log end.
+    let disk = disk.borrow();
+    for p in 0..6u32 {
+        let key = ("g".to_string(), TopicPartition::new("t", p));
+        let end = disk.logs[0][p as usize].log_end_offset();
+        assert_eq!(disk.offsets.get(&key), Some(&end), "partition {p}");
+    }
+}
