@@ -10,8 +10,9 @@ use std::rc::Rc;
 use faultline::model::log::group::{Assignment, JoinRequest, Response};
 use faultline::model::log::partitioner::partition_for_key;
 use faultline::model::log::{
-    Broker, BrokerConfig, BrokerDisk, CommitOffset, Fetch, FetchCommitted, FetchOutcome, GroupOp,
-    GroupRequest, Log, Producer, ProducerConfig, TopicPartition,
+    Broker, BrokerConfig, BrokerDisk, CommitOffset, Consumer, ConsumerConfig, Fetch,
+    FetchCommitted, FetchOutcome, GroupOp, GroupRequest, Log, Producer, ProducerConfig,
+    TopicPartition,
 };
 use faultline::model::rpc::from_ron;
 use faultline::{
@@ -699,4 +700,271 @@ fn the_same_seed_gives_the_same_trace_hash() {
     assert!(n1 > 2000, "records flowed: {n1}");
     let (h3, _) = traced_run(43);
     assert_ne!(h1, h3, "another seed, another trace");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Consumer: a group of consumers polling, processing and committing through the broker
+// ---------------------------------------------------------------------------------------------
+
+fn consumer(sim: &mut Sim<Log>, h: HostId, name: &str, ron: &str) -> ActorId {
+    let config: ConsumerConfig = from_ron(ron).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let proto: Consumer<Log> = Consumer::new(config).expect("valid consumer");
+    sim.spawn(h, name, move || proto.clone()).expect("unique")
+}
+
+/// A broker with a 6-partition topic and group `g` (session 6 s, rebalance timeout 10 s), a
+/// producer of `limit` records at `rate`, and one consumer per entry of `processing` (the time
+/// per record), committing after each batch and reading from the earliest offset.
+fn group_of_consumers(
+    seed: u64,
+    rate: &str,
+    limit: u64,
+    processing: &[&str],
+) -> (Sim<Log>, Durable<BrokerDisk>) {
+    group_of_consumers_with(seed, rate, limit, processing, false, None)
+}
+
+/// [`group_of_consumers`], with static members (`group.instance.id` `i1`, `i2`, ...) if
+/// `static_members`, and a crash of `crash.0` from `crash.1` s to `crash.2` s.
+fn group_of_consumers_with(
+    seed: u64,
+    rate: &str,
+    limit: u64,
+    processing: &[&str],
+    static_members: bool,
+    crash: Option<(&str, u64, u64)>,
+) -> (Sim<Log>, Durable<BrokerDisk>) {
+    let (mut sim, h) = sim_one_host(seed);
+    let (_, disk) = broker(
+        &mut sim,
+        h,
+        "broker",
+        r#"(topics: [(name: "t", partitions: 6)],
+            groups: {"g": (session_timeout: "6s", rebalance_timeout: "10s")})"#,
+    );
+    producer(
+        &mut sim,
+        h,
+        "producer",
+        &format!(
+            r#"(topic: "t", partitions: 6, brokers: ["broker"], rate: {rate},
+                keys: Some((popularity: Uniform(n: 1000))), limit: Some({limit}))"#
+        ),
+    );
+    for (i, time) in processing.iter().enumerate() {
+        let instance = match static_members {
+            true => format!(r#"Some("i{}")"#, i + 1),
+            false => "None".to_string(),
+        };
+        consumer(
+            &mut sim,
+            h,
+            &format!("c{}", i + 1),
+            &format!(
+                r#"(broker: "broker", group: "g", topic: "t", partitions: 6,
+                    processing: {time}, auto_commit: None, auto_offset_reset: Earliest,
+                    group_instance_id: {instance},
+                    session_timeout: "6s", heartbeat_interval: "1s", max_poll_interval: "10s")"#
+            ),
+        );
+    }
+    if let Some((target, from, to)) = crash {
+        let crash = Fault::Crash {
+            target: target.into(),
+        };
+        sim.add_faults(&FaultPlan::new().window(secs(from), secs(to), crash))
+            .unwrap();
+    }
+    (sim, disk)
+}
+
+#[test]
+fn three_consumers_share_six_partitions_keep_up_and_commit_what_they_processed() {
+    // 300 records/s over 6 partitions; each consumer can process 1000/s.
+    let fast = [r#"Const("1ms")"#; 3];
+    let (mut sim, disk) = group_of_consumers(5, r#"Constant("300/s")"#, 6000, &fast);
+    sim.run_until(secs(10));
+    // One rebalance formed the group; every consumer owns two partitions (range: 6 / 3).
+    assert_eq!(counter(&sim, "broker.rebalances_total.g"), 1);
+    for c in ["c1", "c2", "c3"] {
+        assert_eq!(gauge(&sim, &format!("{c}.partitions_owned")), 2.0, "{c}");
+        assert_eq!(gauge(&sim, &format!("{c}.stopped")), 0.0, "{c}");
+        assert_eq!(counter(&sim, &format!("{c}.rejoins_total")), 0, "{c}");
+    }
+    // While records flow the lag stays small: within a second's worth of records.
+    let processed = |sim: &Sim<Log>| -> u64 {
+        ["c1", "c2", "c3"]
+            .iter()
+            .map(|c| counter(sim, &format!("{c}.records_processed_total")))
+            .sum()
+    };
+    for t in [12, 15, 18] {
+        sim.run_until(secs(t));
+        let produced = counter(&sim, "broker.produced_total");
+        let done = processed(&sim);
+        assert!(
+            done <= produced && produced - done < 300,
+            "at {t} s: produced {produced}, processed {done}"
+        );
+    }
+    // Each partition's committed offset advanced to the log end, and nothing was processed
+    // twice: every record was processed exactly once, by the one owner of its partition.
+    let before: Vec<u64> = (0..6)
+        .map(|p| {
+            let key = ("g".to_string(), TopicPartition::new("t", p));
+            disk.borrow().offsets.get(&key).copied().unwrap_or(0)
+        })
+        .collect();
+    sim.run_until(secs(30));
+    assert_eq!(counter(&sim, "producer.acked_total"), 6000);
+    assert_eq!(processed(&sim), 6000);
+    let disk = disk.borrow();
+    for p in 0..6u32 {
+        let key = ("g".to_string(), TopicPartition::new("t", p));
+        let end = disk.logs[0][p as usize].log_end_offset();
+        assert!(end > 0);
+        assert_eq!(disk.offsets.get(&key), Some(&end), "partition {p}");
+        assert!(
+            end > before[p as usize],
+            "partition {p} advanced after 18 s"
+        );
+    }
+    for c in ["c1", "c2", "c3"] {
+        assert!(counter(&sim, &format!("{c}.batches_total")) > 0);
+        assert_eq!(counter(&sim, &format!("{c}.poll_timeouts_total")), 0);
+    }
+}
+
+#[test]
+fn a_consumer_whose_batch_outlasts_max_poll_interval_leaves_and_the_group_rebalances() {
+    // c3 takes 50 ms a record: a batch of 500 takes 25 s, beyond the 10 s poll interval.
+    let processing = [r#"Const("1ms")"#, r#"Const("1ms")"#, r#"Const("50ms")"#];
+    let (mut sim, _) = group_of_consumers(6, r#"Constant("300/s")"#, 30_000, &processing);
+    sim.run_until(secs(90));
+    assert!(counter(&sim, "c3.poll_timeouts_total") > 0);
+    assert!(counter(&sim, "c3.rejoins_total") > 0);
+    assert!(
+        counter(&sim, "broker.rebalances_total.g") > 1,
+        "the slow member's leave and rejoin rebalance the group"
+    );
+    // The fast members never timed out; they rejoined for the slow member's rebalances.
+    for c in ["c1", "c2"] {
+        assert_eq!(counter(&sim, &format!("{c}.poll_timeouts_total")), 0, "{c}");
+        assert!(counter(&sim, &format!("{c}.rejoins_total")) > 0, "{c}");
+    }
+}
+
+#[test]
+fn a_consumer_group_run_has_the_same_trace_hash_twice() {
+    let run = |seed| {
+        let processing = [
+            r#"Exp(mean: "1ms")"#,
+            r#"Exp(mean: "1ms")"#,
+            r#"Const("2ms")"#,
+        ];
+        let (mut sim, _) = group_of_consumers(seed, r#"Poisson("300/s")"#, 3000, &processing);
+        sim.run_until(secs(20));
+        let processed: u64 = ["c1", "c2", "c3"]
+            .iter()
+            .map(|c| counter(&sim, &format!("{c}.records_processed_total")))
+            .sum();
+        (sim.trace_hash(), processed)
+    };
+    let (h1, n1) = run(8);
+    let (h2, n2) = run(8);
+    assert_eq!(h1, h2);
+    assert_eq!(n1, n2);
+    assert_eq!(n1, 3000, "everything produced was processed");
+}
+
+#[test]
+fn a_static_member_restarted_within_its_session_timeout_causes_no_rebalance() {
+    let fast = [r#"Const("1ms")"#; 3];
+    let run = |static_members| {
+        let crash = Some(("c2", 15, 17));
+        let (mut sim, _) = group_of_consumers_with(
+            6,
+            r#"Constant("300/s")"#,
+            9000,
+            &fast,
+            static_members,
+            crash,
+        );
+        sim.run_until(secs(60));
+        let processed: u64 = ["c1", "c2", "c3"]
+            .iter()
+            .map(|c| counter(&sim, &format!("{c}.records_processed_total")))
+            .sum();
+        assert_eq!(
+            processed, 9000,
+            "static {static_members}: all consumed, once"
+        );
+        for c in ["c1", "c2", "c3"] {
+            assert_eq!(gauge(&sim, &format!("{c}.partitions_owned")), 2.0, "{c}");
+        }
+        let rejoins: u64 = ["c1", "c3"]
+            .iter()
+            .map(|c| counter(&sim, &format!("{c}.rejoins_total")))
+            .sum();
+        (counter(&sim, "broker.rebalances_total.g"), rejoins)
+    };
+    // Static (KIP-345): the restarted c2 rejoins under its instance id 2 s later, within the
+    // 6 s session timeout, and takes its old place: the group never rebalances again.
+    assert_eq!(run(true), (1, 0));
+    // Dynamic: the restarted c2 is a new member; the group rebalances and the others rejoin.
+    let (rebalances, rejoins) = run(false);
+    assert!(rebalances >= 2, "rebalances {rebalances}");
+    assert!(rejoins >= 2, "rejoins {rejoins}");
+}
+
+#[test]
+fn cooperative_auto_committing_consumers_start_at_the_latest_offset_and_commit_the_log_end() {
+    let (mut sim, h) = sim_one_host(12);
+    let (_, disk) = broker(
+        &mut sim,
+        h,
+        "broker",
+        r#"(topics: [(name: "t", partitions: 6)],
+            groups: {"g": (session_timeout: "6s", rebalance_timeout: "10s")})"#,
+    );
+    producer(
+        &mut sim,
+        h,
+        "producer",
+        r#"(topic: "t", partitions: 6, brokers: ["broker"], rate: Constant("300/s"),
+            keys: Some((popularity: Uniform(n: 1000))), limit: Some(6000))"#,
+    );
+    // Kafka's defaults otherwise: auto-commit every 5 s, auto.offset.reset latest.
+    for c in ["c1", "c2", "c3"] {
+        consumer(
+            &mut sim,
+            h,
+            c,
+            r#"(broker: "broker", group: "g", topic: "t", partitions: 6,
+                assignor: CooperativeSticky, processing: Const("1ms"),
+                session_timeout: "6s", heartbeat_interval: "1s", max_poll_interval: "10s")"#,
+        );
+    }
+    sim.run_until(secs(40));
+    let mut owned = 0.0;
+    let mut processed = 0;
+    for c in ["c1", "c2", "c3"] {
+        owned += gauge(&sim, &format!("{c}.partitions_owned"));
+        assert_eq!(gauge(&sim, &format!("{c}.stopped")), 0.0, "{c}");
+        processed += counter(&sim, &format!("{c}.records_processed_total"));
+    }
+    assert_eq!(owned, 6.0, "every partition has one owner");
+    assert_eq!(counter(&sim, "broker.rebalances_total.g"), 1);
+    // What was produced before the group formed (a few seconds' worth) was skipped.
+    assert!(
+        processed < 6000 && processed > 6000 - 300 * 8,
+        "processed {processed}"
+    );
+    // Idle polls after the last record keep auto-committing: the positions reach the log end.
+    let disk = disk.borrow();
+    for p in 0..6u32 {
+        let key = ("g".to_string(), TopicPartition::new("t", p));
+        let end = disk.logs[0][p as usize].log_end_offset();
+        assert_eq!(disk.offsets.get(&key), Some(&end), "partition {p}");
+    }
 }

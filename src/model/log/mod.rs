@@ -32,11 +32,14 @@
 //! a service time, retention on a timer charging lost records to the groups that committed
 //! below them, and an embedded [`Coordinator`](group::Coordinator) per configured group); a
 //! [`Producer`] partitions, batches with `linger` and `batch_size`, and sends each batch to
-//! its partition's leader. The consumer (and the scenario-layer wiring) comes next.
+//! its partition's leader. A [`Consumer`] is one member of a group: it joins, assigns as the
+//! leader, fetches its partitions' committed offsets, polls, processes and commits, heartbeats
+//! on its own timer, and leaves on a poll timeout. The scenario-layer wiring comes next.
 
 pub mod assign;
 pub mod autoscale;
 mod broker;
+pub mod consumer;
 pub mod group;
 mod msg;
 pub mod partition;
@@ -48,6 +51,7 @@ pub use broker::{
     Broker, BrokerConfig, BrokerDisk, DEFAULT_IO_THREADS, TopicConfig, default_fetch_time,
     default_produce_time,
 };
+pub use consumer::{Consumer, ConsumerConfig};
 pub use msg::{
     CommitError, CommitOffset, CommittedReply, Fetch, FetchCommitted, FetchOutcome, FetchReply,
     GroupOp, GroupReply, GroupRequest, Log, OffsetCommitAck, Produce, ProduceAck, ProduceError,

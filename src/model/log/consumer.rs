@@ -1,0 +1,877 @@
+//! A Kafka consumer: one member of a consumer group, as the Java `KafkaConsumer` with its
+//! `ConsumerCoordinator` runs the classic group protocol.
+//!
+//! - **Joining.** On start the consumer sends JoinGroup to its group's coordinator (the broker
+//!   named `broker`). The leader (per the JoinGroup response) computes the assignment with its
+//!   [`Assignor`] over the members the response lists, the topic's `partitions` and the
+//!   partitions each member said it owns (the sticky assignors' `previous`), and sends it in
+//!   its SyncGroup; the others sync with none. The assignor fixes the protocol
+//!   ([`Assignor::protocol`]): eager members revoke everything before rejoining, cooperative
+//!   ones keep what they own ([`revoke_on_rejoin`], [`apply_assignment`]).
+//! - **Offsets.** For each partition it is newly assigned, the consumer fetches the group's
+//!   committed offset (OffsetFetch); with none it applies `auto_offset_reset` (Kafka's default
+//!   `latest`: "automatically reset the offset to the latest offset", `ConsumerConfig`,
+//!   `auto.offset.reset`, default `latest`). Latest is found with a fetch beyond the log end,
+//!   whose OFFSET_OUT_OF_RANGE reply carries the high watermark (a ListOffsets round trip).
+//! - **The poll loop.** One poll is one [`Fetch`] from the next owned partition, round robin,
+//!   for up to `max_poll_records`. A batch of `n` records is processed in one timer of the sum
+//!   of `n` draws of `processing` (scaled by `Slow` faults); then, with `auto_commit: None`,
+//!   the batch's next offset is committed, and the consumer polls again. When every owned
+//!   partition has answered a poll with nothing, the consumer waits `poll_idle` (what a fetch
+//!   waits on the broker for data: `fetch.max.wait.ms`, default 500 ms) before polling again.
+//!   With `auto_commit: Some(interval)` (Kafka's default: `enable.auto.commit` true,
+//!   `auto.commit.interval.ms` 5000, `ConsumerConfig`) a poll commits every owned partition's
+//!   position when `interval` has passed since the last auto-commit, and a rejoin commits them
+//!   first (`ConsumerCoordinator.onJoinPrepare`'s synchronous auto-commit).
+//! - **Heartbeats** are sent every `heartbeat_interval` on their own timer, whatever the poll
+//!   loop is doing (Kafka's background heartbeat thread), while the member is Stable. A
+//!   REBALANCE_IN_PROGRESS reply, or ILLEGAL_GENERATION / UNKNOWN_MEMBER_ID (which also reset
+//!   the member id), make the member rejoin — at its next poll, that is after the batch it is
+//!   processing, as in Kafka, where the heartbeat thread only flags the rejoin.
+//! - **Poll timeout.** If a batch is still being processed `max_poll_interval` after the poll
+//!   that fetched it, the member leaves: a dynamic member sends LeaveGroup, a static one does
+//!   not ([`sends_leave_group`]); both forget their member id and generation
+//!   (`AbstractCoordinator.maybeLeaveGroup`). The batch's commit then fails (Kafka's
+//!   `CommitFailedException`: `commits_failed_total`), and the next poll rejoins.
+//! - **Fencing.** FENCED_INSTANCE_ID (another process took this static member's instance id)
+//!   stops the consumer for good, as Kafka's consumer raises a fatal error.
+//!
+//! The consumer's `session_timeout` and `max_poll_interval` are the ones its group's
+//! [`GroupConfig`](super::group::GroupConfig) on the broker must carry as `session_timeout`
+//! and `rebalance_timeout`: the coordinator here keeps one of each per group rather than one
+//! per JoinGroup. The consumer itself uses `max_poll_interval` for its poll timer and does not
+//! read `session_timeout`.
+//!
+//! **Crashes.** Everything is volatile: positions, ownership, the member id. A restarted
+//! dynamic consumer joins as a new member; a static one (`group_instance_id`) joins under its
+//! instance id and, within the session timeout, takes its old member's place and assignment.
+//! What it processed and did not commit is processed again by whoever gets the partition.
+//!
+//! **Timers.** The family's [`Tick`] has no consumer variant yet, so the consumer's timers
+//! ride on `Tick::Served { handler, seq }` with `handler` one of the consumer's own timer
+//! kinds (the broker's and the consumer's timers never reach each other's actor).
+
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
+
+use serde::{Deserialize, Serialize};
+
+use super::assign::{self, Assignor, RebalanceProtocol, Subscription};
+use super::group::member::{
+    DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_MAX_POLL_RECORDS, apply_assignment, revoke_on_rejoin,
+    sends_leave_group,
+};
+use super::group::{
+    Assignment, DEFAULT_REBALANCE_TIMEOUT, DEFAULT_SESSION_TIMEOUT, GroupError, JoinRequest,
+    JoinResponse, MemberId, Partition, Protocol, Response,
+};
+use super::msg::{
+    CommitOffset, CommittedReply, Fetch, FetchCommitted, FetchOutcome, FetchReply, GroupOp,
+    GroupRequest, Log, Tick, TopicPartition,
+};
+use super::partition::OffsetReset;
+use crate::actor::{Actor, ActorId, Ctx, TimerId};
+use crate::dist::{Dist, Sampler};
+use crate::engine::time::{SimDuration, SimTime};
+use crate::metrics::{CounterId, GaugeId};
+use crate::model::Carry;
+use crate::model::rpc::{ConfigError, Validate, compile, nonzero};
+
+/// `auto.commit.interval.ms` by default: 5 s (`ConsumerConfig`, default 5000, with
+/// `enable.auto.commit` true).
+pub const DEFAULT_AUTO_COMMIT_INTERVAL: SimDuration = SimDuration::from_secs(5);
+
+/// The wait after an empty poll by default: 500 ms, `fetch.max.wait.ms` (`ConsumerConfig`,
+/// default 500), how long a broker holds a fetch that has no data.
+pub const DEFAULT_POLL_IDLE: SimDuration = SimDuration::from_millis(500);
+
+/// `fetch.max.bytes` by default: 52428800 (50 MiB, `ConsumerConfig`).
+pub const DEFAULT_FETCH_MAX_BYTES: u64 = 52_428_800;
+
+/// How long a consumer waits before rejoining after a failed JoinGroup or SyncGroup: 100 ms,
+/// `retry.backoff.ms` (`CommonClientConfigs`, default 100).
+pub const REJOIN_BACKOFF: SimDuration = SimDuration::from_millis(100);
+
+/// A [`Consumer`]'s config: `(broker: "broker", group: "g", topic: "orders", partitions: 6,
+/// processing: Const("2ms"))`; the rest defaults to Kafka's client defaults.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumerConfig {
+    /// The actor name of the broker that coordinates the group and leads the topic.
+    pub broker: String,
+    pub group: String,
+    pub topic: String,
+    /// The topic's partition count, >= 1 (until metadata is modelled).
+    pub partitions: u32,
+    /// `partition.assignment.strategy`; default `Range` (eager). Fixes the protocol.
+    #[serde(default)]
+    pub assignor: Assignor,
+    /// `group.instance.id`: Some for a static member. Default None.
+    #[serde(default)]
+    pub group_instance_id: Option<String>,
+    /// `session.timeout.ms`, default 45 s (Kafka 3.0+, KIP-735). See the module docs: the
+    /// broker's group config must carry it.
+    #[serde(default = "default_session_timeout")]
+    pub session_timeout: SimDuration,
+    /// `heartbeat.interval.ms`, default 3 s.
+    #[serde(default = "default_heartbeat_interval")]
+    pub heartbeat_interval: SimDuration,
+    /// `max.poll.interval.ms`, default 300 s.
+    #[serde(default = "default_max_poll_interval")]
+    pub max_poll_interval: SimDuration,
+    /// `max.poll.records`, default 500.
+    #[serde(default = "default_max_poll_records")]
+    pub max_poll_records: u32,
+    /// The time to process one record (a duration distribution).
+    pub processing: Dist,
+    /// `Some(interval)`: auto-commit (Kafka's default, 5 s); None: commit after each batch.
+    #[serde(default = "default_auto_commit")]
+    pub auto_commit: Option<SimDuration>,
+    /// `auto.offset.reset`, default `Latest`.
+    #[serde(default)]
+    pub auto_offset_reset: OffsetReset,
+    /// The wait after a round of empty polls, default 500 ms (`fetch.max.wait.ms`).
+    #[serde(default = "default_poll_idle")]
+    pub poll_idle: SimDuration,
+}
+
+fn default_session_timeout() -> SimDuration {
+    DEFAULT_SESSION_TIMEOUT
+}
+fn default_heartbeat_interval() -> SimDuration {
+    DEFAULT_HEARTBEAT_INTERVAL
+}
+fn default_max_poll_interval() -> SimDuration {
+    DEFAULT_REBALANCE_TIMEOUT
+}
+fn default_max_poll_records() -> u32 {
+    DEFAULT_MAX_POLL_RECORDS
+}
+fn default_auto_commit() -> Option<SimDuration> {
+    Some(DEFAULT_AUTO_COMMIT_INTERVAL)
+}
+fn default_poll_idle() -> SimDuration {
+    DEFAULT_POLL_IDLE
+}
+
+impl ConsumerConfig {
+    /// The actor names this config refers to, with their field paths.
+    pub fn targets(&self) -> Vec<(String, &str)> {
+        vec![("broker".to_string(), self.broker.as_str())]
+    }
+}
+
+impl Validate for ConsumerConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        nonzero("partitions", u64::from(self.partitions))?;
+        nonzero("max_poll_records", u64::from(self.max_poll_records))?;
+        nonzero("session_timeout", self.session_timeout.as_nanos())?;
+        nonzero("heartbeat_interval", self.heartbeat_interval.as_nanos())?;
+        nonzero("max_poll_interval", self.max_poll_interval.as_nanos())?;
+        nonzero("poll_idle", self.poll_idle.as_nanos())?;
+        if let Some(interval) = self.auto_commit {
+            nonzero("auto_commit", interval.as_nanos())?;
+        }
+        if self.heartbeat_interval >= self.session_timeout {
+            return Err(ConfigError::Invalid {
+                field: "heartbeat_interval".into(),
+                reason: format!(
+                    "{} is not below session_timeout {}: the member would expire between \
+                     heartbeats",
+                    self.heartbeat_interval, self.session_timeout
+                ),
+            });
+        }
+        let processing = compile("processing", &self.processing)?;
+        if !processing.dist().is_duration() {
+            return Err(ConfigError::Invalid {
+                field: "processing".into(),
+                reason: "the time to process a record is a duration".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The consumer's timer kinds, in `Tick::Served { handler }`.
+const HEARTBEAT: u32 = 0;
+const PROCESSED: u32 = 1;
+const POLL_IDLE: u32 = 2;
+const POLL_TIMEOUT: u32 = 3;
+const REJOIN: u32 = 4;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// JoinGroup sent, waiting for its response.
+    Joining,
+    /// SyncGroup sent, waiting for the assignment.
+    Syncing,
+    /// Has an assignment for the current generation.
+    Stable,
+    /// Waiting `REJOIN_BACKOFF` before a JoinGroup.
+    Backoff,
+    /// FENCED_INSTANCE_ID: stopped for good.
+    Fenced,
+}
+
+/// Where a partition is read from next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Position {
+    /// Waiting for the committed offset.
+    Fetching,
+    /// No valid offset: a fetch beyond the log end finds the high watermark (latest).
+    ResetLatest,
+    /// No valid offset and `auto_offset_reset: None`: not consumed.
+    Failed,
+    At(u64),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Batch {
+    seq: u64,
+    partition: Partition,
+    records: u64,
+    next_offset: u64,
+}
+
+#[derive(Clone, Copy)]
+struct ConsumerMetrics {
+    processed: CounterId,
+    batches: CounterId,
+    rejoins: CounterId,
+    poll_timeouts: CounterId,
+    commits_failed: CounterId,
+    owned: GaugeId,
+    stopped: GaugeId,
+}
+
+/// A consumer; see the module docs.
+///
+/// Metrics (owner = the consumer's name): `records_processed_total`, `batches_total`
+/// (non-empty polls processed), `rejoins_total` (JoinGroups after the first),
+/// `poll_timeouts_total`, `commits_failed_total` (batch commits dropped because the member had
+/// left the group); `partitions_owned` gauge (0 once it has left the group, even while it
+/// finishes the batch of a partition it held) and `stopped` gauge (1 while it owns nothing,
+/// has left or is rejoining).
+#[derive(Clone)]
+pub struct Consumer<M> {
+    config: ConsumerConfig,
+    processing: Sampler,
+    protocol: Protocol,
+    broker: Option<ActorId>,
+    state: State,
+    member_id: Option<MemberId>,
+    generation: Option<u32>,
+    /// Sorted.
+    owned: Vec<Partition>,
+    positions: BTreeMap<Partition, Position>,
+    /// OffsetFetch requests in flight, by id.
+    committed_requests: BTreeMap<u64, Partition>,
+    /// The fetch in flight: its id and partition.
+    fetching: Option<(u64, Partition)>,
+    busy: Option<Batch>,
+    idle: bool,
+    empty_polls: usize,
+    rr: usize,
+    rejoin_needed: bool,
+    joined_once: bool,
+    last_auto_commit: SimTime,
+    poll_timer: Option<TimerId>,
+    next_id: u64,
+    metrics: Option<ConsumerMetrics>,
+    _m: PhantomData<M>,
+}
+
+impl<M> Consumer<M> {
+    /// Validates `config`. Build one and clone it in the factory.
+    pub fn new(config: ConsumerConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let processing = compile("processing", &config.processing)?;
+        let protocol = match config.assignor.protocol() {
+            RebalanceProtocol::Eager => Protocol::Eager,
+            RebalanceProtocol::Cooperative => Protocol::Cooperative,
+        };
+        Ok(Consumer {
+            config,
+            processing,
+            protocol,
+            broker: None,
+            state: State::Joining,
+            member_id: None,
+            generation: None,
+            owned: Vec::new(),
+            positions: BTreeMap::new(),
+            committed_requests: BTreeMap::new(),
+            fetching: None,
+            busy: None,
+            idle: false,
+            empty_polls: 0,
+            rr: 0,
+            rejoin_needed: false,
+            joined_once: false,
+            last_auto_commit: SimTime::ZERO,
+            poll_timer: None,
+            next_id: 0,
+            metrics: None,
+            _m: PhantomData,
+        })
+    }
+
+    fn id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    fn tp(&self, partition: Partition) -> TopicPartition {
+        TopicPartition::new(&self.config.topic, partition)
+    }
+}
+
+impl<M: Carry<Log>> Consumer<M> {
+    fn m(&self) -> ConsumerMetrics {
+        self.metrics.expect("registered at start")
+    }
+
+    fn to_broker(&self, ctx: &mut Ctx<'_, M>, msg: Log) {
+        let to = self.broker.expect("resolved at start");
+        ctx.send(to, M::wrap(msg));
+    }
+
+    fn group_op(&self, ctx: &mut Ctx<'_, M>, op: GroupOp) {
+        let req = GroupRequest {
+            group: self.config.group.clone(),
+            reply_to: ctx.me(),
+            op,
+        };
+        self.to_broker(ctx, Log::Group(req));
+    }
+
+    fn timer(&self, ctx: &mut Ctx<'_, M>, after: SimDuration, kind: u32, seq: u64) -> TimerId {
+        let tick = Tick::Served { handler: kind, seq };
+        ctx.set_timer(after, M::wrap(Log::Tick(tick)))
+    }
+
+    fn update_gauges(&self, ctx: &mut Ctx<'_, M>) {
+        let m = self.m();
+        // A member that left (poll timeout) still holds its partitions locally until it
+        // rejoins, but the group no longer counts them as its own.
+        let left = self.generation.is_none();
+        let owned = if left { 0.0 } else { self.owned.len() as f64 };
+        let stopped = self.owned.is_empty() || self.state != State::Stable || left;
+        ctx.metrics().set(m.owned, owned);
+        ctx.metrics()
+            .set(m.stopped, if stopped { 1.0 } else { 0.0 });
+    }
+
+    fn commit(&mut self, ctx: &mut Ctx<'_, M>, partition: Partition, offset: u64) {
+        let req = CommitOffset {
+            id: self.id(),
+            reply_to: ctx.me(),
+            group: self.config.group.clone(),
+            tp: self.tp(partition),
+            offset,
+        };
+        self.to_broker(ctx, Log::CommitOffset(req));
+    }
+
+    /// Commits every owned partition's position (auto-commit), if the member is in a
+    /// generation (Kafka's commit fails otherwise).
+    fn commit_all(&mut self, ctx: &mut Ctx<'_, M>) {
+        if self.generation.is_none() {
+            return;
+        }
+        let at: Vec<(Partition, u64)> = (self.positions.iter())
+            .filter_map(|(&p, pos)| match pos {
+                Position::At(o) => Some((p, *o)),
+                _ => None,
+            })
+            .collect();
+        for (p, o) in at {
+            self.commit(ctx, p, o);
+        }
+        self.last_auto_commit = ctx.now();
+    }
+
+    /// Sends JoinGroup (`onJoinPrepare` first: auto-commit, eager revocation).
+    fn join(&mut self, ctx: &mut Ctx<'_, M>) {
+        if self.state == State::Fenced {
+            return;
+        }
+        if self.joined_once {
+            let m = self.m();
+            ctx.metrics().inc(m.rejoins);
+        }
+        self.joined_once = true;
+        self.rejoin_needed = false;
+        if self.config.auto_commit.is_some() {
+            self.commit_all(ctx);
+        }
+        // A member that lost its generation (it left, or was told its id is unknown) has
+        // lost its partitions, cooperative or not (`onJoinPrepare`'s `onPartitionsLost`).
+        let revoked = match self.generation {
+            None => self.owned.clone(),
+            Some(_) => revoke_on_rejoin(self.protocol, &self.owned),
+        };
+        self.owned.retain(|p| !revoked.contains(p));
+        for p in &revoked {
+            self.positions.remove(p);
+        }
+        let owned = match self.protocol {
+            Protocol::Eager => Vec::new(),
+            Protocol::Cooperative => self.owned.clone(),
+        };
+        let join = JoinRequest {
+            client_id: ctx.name().to_string(),
+            member_id: self.member_id.clone(),
+            instance_id: self.config.group_instance_id.clone(),
+            owned,
+        };
+        self.state = State::Joining;
+        self.group_op(ctx, GroupOp::Join(join));
+        self.update_gauges(ctx);
+    }
+
+    /// A failed JoinGroup or SyncGroup: rejoin after the retry backoff.
+    fn backoff(&mut self, ctx: &mut Ctx<'_, M>, error: GroupError) {
+        match error {
+            GroupError::FencedInstanceId => {
+                self.fence(ctx);
+                return;
+            }
+            GroupError::UnknownMemberId | GroupError::IllegalGeneration => {
+                self.member_id = None;
+                self.generation = None;
+            }
+            GroupError::RebalanceInProgress => {}
+        }
+        self.state = State::Backoff;
+        self.timer(ctx, REJOIN_BACKOFF, REJOIN, 0);
+        self.update_gauges(ctx);
+    }
+
+    fn fence(&mut self, ctx: &mut Ctx<'_, M>) {
+        ctx.trace_note("fenced: another consumer holds this group.instance.id");
+        self.state = State::Fenced;
+        self.owned.clear();
+        self.positions.clear();
+        self.member_id = None;
+        self.generation = None;
+        self.update_gauges(ctx);
+    }
+
+    fn on_join(&mut self, ctx: &mut Ctx<'_, M>, resp: JoinResponse) {
+        self.member_id = Some(resp.member_id.clone());
+        self.generation = Some(resp.generation);
+        let assignment =
+            (resp.leader == resp.member_id && !resp.skip_assignment).then(|| self.assign(&resp));
+        let sync = GroupOp::Sync {
+            client_id: ctx.name().to_string(),
+            member_id: resp.member_id,
+            instance_id: self.config.group_instance_id.clone(),
+            generation: resp.generation,
+            assignment,
+        };
+        self.state = State::Syncing;
+        self.group_op(ctx, sync);
+    }
+
+    /// The leader's assignment, by the configured assignor.
+    fn assign(&self, resp: &JoinResponse) -> Assignment {
+        let topic = &self.config.topic;
+        let members: Vec<(assign::MemberId, Subscription)> = (resp.members.iter())
+            .map(|m| {
+                let mut s = Subscription::to([topic.as_str()]);
+                s.group_instance_id = m.instance_id.clone();
+                (m.member_id.clone(), s)
+            })
+            .collect();
+        let previous: assign::Assignment = (resp.members.iter())
+            .map(|m| {
+                let tps = m.owned.iter().map(|&p| self.tp_assign(p)).collect();
+                (m.member_id.clone(), tps)
+            })
+            .collect();
+        let per_topic = BTreeMap::from([(topic.clone(), self.config.partitions)]);
+        let a = self.config.assignor.assign(&members, &per_topic, &previous);
+        a.into_iter()
+            .map(|(member, tps)| {
+                let ps = tps.into_iter().map(|tp| tp.partition).collect();
+                (member, ps)
+            })
+            .collect()
+    }
+
+    fn tp_assign(&self, partition: Partition) -> assign::TopicPartition {
+        assign::TopicPartition::new(self.config.topic.clone(), partition)
+    }
+
+    fn on_sync(&mut self, ctx: &mut Ctx<'_, M>, assigned: Vec<Partition>) {
+        let change = apply_assignment(self.protocol, &self.owned, &assigned);
+        for p in &change.revoked {
+            if let (Some(Position::At(o)), true) =
+                (self.positions.remove(p), self.config.auto_commit.is_some())
+            {
+                self.commit(ctx, *p, o);
+            }
+        }
+        self.owned = change.owned;
+        for &p in &change.added {
+            let id = self.id();
+            self.committed_requests.insert(id, p);
+            self.positions.insert(p, Position::Fetching);
+            let req = FetchCommitted {
+                id,
+                reply_to: ctx.me(),
+                group: self.config.group.clone(),
+                tp: self.tp(p),
+            };
+            self.to_broker(ctx, Log::FetchCommitted(req));
+        }
+        self.state = State::Stable;
+        self.update_gauges(ctx);
+        if change.rejoin {
+            self.rejoin_needed = true;
+        }
+        self.poll(ctx);
+    }
+
+    fn on_committed(&mut self, ctx: &mut Ctx<'_, M>, reply: CommittedReply) {
+        let Some(p) = self.committed_requests.remove(&reply.id) else {
+            return;
+        };
+        if self.positions.get(&p) != Some(&Position::Fetching) {
+            return;
+        }
+        let pos = match (reply.offset, self.config.auto_offset_reset) {
+            (Some(o), _) => Position::At(o),
+            (None, OffsetReset::Earliest) => Position::At(0),
+            (None, OffsetReset::Latest) => Position::ResetLatest,
+            (None, OffsetReset::None) => {
+                ctx.trace_note(&format!("no committed offset for {}", self.tp(p)));
+                Position::Failed
+            }
+        };
+        self.positions.insert(p, pos);
+        self.poll(ctx);
+    }
+
+    /// One `poll()`: rejoin if flagged, auto-commit if due, then fetch from the next owned
+    /// partition that has a position.
+    fn poll(&mut self, ctx: &mut Ctx<'_, M>) {
+        if self.busy.is_some() || self.fetching.is_some() || self.idle {
+            return;
+        }
+        if self.rejoin_needed && self.state == State::Stable {
+            self.join(ctx);
+        }
+        let consuming = match self.state {
+            State::Stable => true,
+            // A cooperative member keeps consuming what it owns during a rebalance.
+            State::Joining | State::Syncing | State::Backoff => {
+                self.protocol == Protocol::Cooperative
+            }
+            State::Fenced => false,
+        };
+        if !consuming {
+            return;
+        }
+        if let Some(interval) = self.config.auto_commit
+            && ctx.now() >= self.last_auto_commit.saturating_add(interval)
+        {
+            self.commit_all(ctx);
+        }
+        let n = self.owned.len();
+        let next = (0..n).map(|i| (self.rr + i) % n).find(|&i| {
+            matches!(
+                self.positions.get(&self.owned[i]),
+                Some(Position::At(_) | Position::ResetLatest)
+            )
+        });
+        let Some(i) = next else {
+            return;
+        };
+        self.rr = i + 1;
+        let p = self.owned[i];
+        let offset = match self.positions[&p] {
+            Position::At(o) => o,
+            // Beyond any log end: answered OFFSET_OUT_OF_RANGE with the high watermark.
+            _ => u64::MAX,
+        };
+        let id = self.id();
+        self.fetching = Some((id, p));
+        let req = Fetch {
+            id,
+            reply_to: ctx.me(),
+            tp: self.tp(p),
+            offset,
+            max_records: self.config.max_poll_records,
+            max_bytes: DEFAULT_FETCH_MAX_BYTES,
+        };
+        self.to_broker(ctx, Log::Fetch(req));
+        // The poll timer restarts with each poll.
+        if let Some(t) = self.poll_timer.take() {
+            ctx.cancel_timer(t);
+        }
+        self.poll_timer = Some(self.timer(ctx, self.config.max_poll_interval, POLL_TIMEOUT, id));
+    }
+
+    fn idle_or_poll(&mut self, ctx: &mut Ctx<'_, M>) {
+        let polled = (self.positions.values())
+            .filter(|p| matches!(p, Position::At(_) | Position::ResetLatest))
+            .count();
+        if self.empty_polls >= polled.max(1) {
+            self.empty_polls = 0;
+            self.idle = true;
+            self.timer(ctx, self.config.poll_idle, POLL_IDLE, 0);
+        } else {
+            self.poll(ctx);
+        }
+    }
+
+    fn on_fetch(&mut self, ctx: &mut Ctx<'_, M>, reply: FetchReply) {
+        let Some((id, p)) = self.fetching else {
+            return;
+        };
+        if id != reply.id {
+            return;
+        }
+        self.fetching = None;
+        let owned = self.owned.contains(&p) && self.positions.contains_key(&p);
+        if !owned {
+            // Revoked while the fetch was in flight: its records are not ours.
+            self.poll(ctx);
+            return;
+        }
+        match reply.outcome {
+            FetchOutcome::Records {
+                records,
+                next_offset,
+            } if !records.is_empty() => {
+                self.empty_polls = 0;
+                let n = records.len() as u64;
+                let mut total = SimDuration::ZERO;
+                for _ in 0..n {
+                    total += ctx.sample_duration(&self.processing);
+                }
+                let total = ctx.work(total);
+                self.busy = Some(Batch {
+                    seq: id,
+                    partition: p,
+                    records: n,
+                    next_offset,
+                });
+                self.timer(ctx, total, PROCESSED, id);
+            }
+            FetchOutcome::Records { next_offset, .. } => {
+                self.positions.insert(p, Position::At(next_offset));
+                self.empty_polls += 1;
+                self.idle_or_poll(ctx);
+            }
+            FetchOutcome::OffsetOutOfRange { log_start } => {
+                let pos = match (self.positions[&p], self.config.auto_offset_reset) {
+                    (Position::ResetLatest, _) | (_, OffsetReset::Latest) => {
+                        Position::At(reply.high_watermark)
+                    }
+                    (_, OffsetReset::Earliest) => Position::At(log_start),
+                    (_, OffsetReset::None) => {
+                        ctx.trace_note(&format!("offset out of range on {}", self.tp(p)));
+                        Position::Failed
+                    }
+                };
+                self.positions.insert(p, pos);
+                self.poll(ctx);
+            }
+            FetchOutcome::UnknownTopicOrPartition => {
+                self.empty_polls += 1;
+                self.idle_or_poll(ctx);
+            }
+        }
+    }
+
+    fn on_processed(&mut self, ctx: &mut Ctx<'_, M>, seq: u64) {
+        let Some(batch) = self.busy.filter(|b| b.seq == seq) else {
+            return;
+        };
+        self.busy = None;
+        let m = self.m();
+        ctx.metrics().add(m.processed, batch.records);
+        ctx.metrics().inc(m.batches);
+        let p = batch.partition;
+        if self.owned.contains(&p) && self.positions.contains_key(&p) {
+            self.positions.insert(p, Position::At(batch.next_offset));
+            if self.config.auto_commit.is_none() {
+                if self.generation.is_some() {
+                    self.commit(ctx, p, batch.next_offset);
+                } else {
+                    ctx.metrics().inc(m.commits_failed);
+                }
+            }
+        }
+        self.poll(ctx);
+    }
+
+    /// The poll timer expired with a batch still in processing: leave the group.
+    fn on_poll_timeout(&mut self, ctx: &mut Ctx<'_, M>, seq: u64) {
+        let late = self.busy.is_some_and(|b| b.seq == seq);
+        if !late || self.member_id.is_none() {
+            return;
+        }
+        self.poll_timer = None;
+        let m = self.m();
+        ctx.metrics().inc(m.poll_timeouts);
+        ctx.trace_note("poll timeout: leaving the group");
+        if sends_leave_group(self.config.group_instance_id.as_deref()) {
+            let leave = GroupOp::Leave {
+                client_id: ctx.name().to_string(),
+                member_id: self.member_id.clone(),
+                instance_id: None,
+            };
+            self.group_op(ctx, leave);
+        }
+        self.member_id = None;
+        self.generation = None;
+        self.rejoin_needed = true;
+        self.update_gauges(ctx);
+    }
+
+    fn on_heartbeat_timer(&mut self, ctx: &mut Ctx<'_, M>) {
+        if self.state == State::Fenced {
+            return;
+        }
+        if self.state == State::Stable
+            && let (Some(member_id), Some(generation)) = (self.member_id.clone(), self.generation)
+        {
+            let hb = GroupOp::Heartbeat {
+                client_id: ctx.name().to_string(),
+                member_id,
+                instance_id: self.config.group_instance_id.clone(),
+                generation,
+            };
+            self.group_op(ctx, hb);
+        }
+        self.timer(ctx, self.config.heartbeat_interval, HEARTBEAT, 0);
+    }
+
+    fn on_group_reply(&mut self, ctx: &mut Ctx<'_, M>, response: Response) {
+        match response {
+            Response::Join(result) if self.state == State::Joining => match result {
+                Ok(resp) => self.on_join(ctx, resp),
+                Err(e) => self.backoff(ctx, e),
+            },
+            Response::Sync(result) if self.state == State::Syncing => match result {
+                Ok(assigned) => self.on_sync(ctx, assigned),
+                Err(e) => self.backoff(ctx, e),
+            },
+            Response::Heartbeat(Err(e)) if self.state == State::Stable => {
+                match e {
+                    GroupError::FencedInstanceId => return self.fence(ctx),
+                    GroupError::UnknownMemberId | GroupError::IllegalGeneration => {
+                        self.member_id = None;
+                        self.generation = None;
+                    }
+                    GroupError::RebalanceInProgress => {}
+                }
+                self.rejoin_needed = true;
+                self.poll(ctx);
+            }
+            _ => {}
+        }
+    }
+}
+
+impl<M: Carry<Log>> Actor<M> for Consumer<M> {
+    fn on_start(&mut self, ctx: &mut Ctx<'_, M>) {
+        self.metrics = Some(ConsumerMetrics {
+            processed: ctx.counter("records_processed_total"),
+            batches: ctx.counter("batches_total"),
+            rejoins: ctx.counter("rejoins_total"),
+            poll_timeouts: ctx.counter("poll_timeouts_total"),
+            commits_failed: ctx.counter("commits_failed_total"),
+            owned: ctx.gauge("partitions_owned"),
+            stopped: ctx.gauge("stopped"),
+        });
+        let name = &self.config.broker;
+        self.broker = Some(match ctx.lookup(name) {
+            Some(id) => id,
+            None => panic!(
+                "{}: broker names `{name}`, but no actor has that name",
+                ctx.name()
+            ),
+        });
+        self.last_auto_commit = ctx.now();
+        self.join(ctx);
+        self.timer(ctx, self.config.heartbeat_interval, HEARTBEAT, 0);
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_, M>, _from: ActorId, msg: M) {
+        match msg.unwrap() {
+            Some(Log::GroupReply(reply)) if reply.group == self.config.group => {
+                self.on_group_reply(ctx, reply.response)
+            }
+            Some(Log::FetchReply(reply)) => self.on_fetch(ctx, reply),
+            Some(Log::CommittedReply(reply)) => self.on_committed(ctx, reply),
+            _ => {}
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, M>, msg: M) {
+        let Some(Log::Tick(Tick::Served { handler, seq })) = msg.unwrap() else {
+            return;
+        };
+        match handler {
+            HEARTBEAT => self.on_heartbeat_timer(ctx),
+            PROCESSED => self.on_processed(ctx, seq),
+            POLL_IDLE => {
+                self.idle = false;
+                self.poll(ctx);
+            }
+            POLL_TIMEOUT => self.on_poll_timeout(ctx, seq),
+            REJOIN if self.state == State::Backoff => self.join(ctx),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::rpc::from_ron;
+
+    #[test]
+    fn configs_parse_with_kafka_defaults_and_name_bad_fields() {
+        let c: ConsumerConfig = from_ron(
+            r#"(broker: "b", group: "g", topic: "t", partitions: 6, processing: Const("1ms"))"#,
+        )
+        .unwrap();
+        assert_eq!(c.session_timeout, SimDuration::from_secs(45));
+        assert_eq!(c.heartbeat_interval, SimDuration::from_secs(3));
+        assert_eq!(c.max_poll_interval, SimDuration::from_secs(300));
+        assert_eq!(c.max_poll_records, 500);
+        assert_eq!(c.auto_commit, Some(SimDuration::from_secs(5)));
+        assert_eq!(c.auto_offset_reset, OffsetReset::Latest);
+        assert_eq!(c.poll_idle, SimDuration::from_millis(500));
+        assert_eq!(c.assignor, Assignor::Range);
+        assert_eq!(c.group_instance_id, None);
+        let bad = |extra: &str| {
+            from_ron::<ConsumerConfig>(&format!(
+                r#"(broker: "b", group: "g", topic: "t", partitions: 6, {extra})"#
+            ))
+            .unwrap_err()
+            .field()
+            .map(String::from)
+        };
+        assert_eq!(bad(r#"processing: Const(3)"#), Some("processing".into()));
+        assert_eq!(
+            bad(r#"processing: Const("1ms"), max_poll_records: 0"#),
+            Some("max_poll_records".into())
+        );
+        assert_eq!(
+            bad(r#"processing: Const("1ms"), heartbeat_interval: "50s""#),
+            Some("heartbeat_interval".into())
+        );
+        assert_eq!(
+            bad(r#"processing: Const("1ms"), auto_commit: Some("0s")"#),
+            Some("auto_commit".into())
+        );
+    }
+}
