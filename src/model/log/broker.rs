@@ -751,7 +751,7 @@ impl<M: Carry<Log>> Actor<M> for Broker<M> {
                 let outputs = self.groups[g].coordinator.tick(ctx.now());
                 self.group_outputs(ctx, g, outputs);
             }
-            Tick::Arrive | Tick::Linger { .. } => {}
+            Tick::Arrive | Tick::Linger { .. } | Tick::Consumer { .. } => {}
         }
     }
 }

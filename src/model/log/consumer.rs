@@ -47,9 +47,8 @@
 //! instance id and, within the session timeout, takes its old member's place and assignment.
 //! What it processed and did not commit is processed again by whoever gets the partition.
 //!
-//! **Timers.** The family's [`Tick`] has no consumer variant yet, so the consumer's timers
-//! ride on `Tick::Served { handler, seq }` with `handler` one of the consumer's own timer
-//! kinds (the broker's and the consumer's timers never reach each other's actor).
+//! **Timers.** `Tick::Consumer { kind, seq }`, `kind` one of the consumer's timer kinds and
+//! `seq` the number that tells a live timer from one superseded by a later one.
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
@@ -193,7 +192,7 @@ impl Validate for ConsumerConfig {
     }
 }
 
-/// The consumer's timer kinds, in `Tick::Served { handler }`.
+/// The consumer's timer kinds, in `Tick::Consumer { kind }`.
 const HEARTBEAT: u32 = 0;
 const PROCESSED: u32 = 1;
 const POLL_IDLE: u32 = 2;
@@ -347,7 +346,7 @@ impl<M: Carry<Log>> Consumer<M> {
     }
 
     fn timer(&self, ctx: &mut Ctx<'_, M>, after: SimDuration, kind: u32, seq: u64) -> TimerId {
-        let tick = Tick::Served { handler: kind, seq };
+        let tick = Tick::Consumer { kind, seq };
         ctx.set_timer(after, M::wrap(Log::Tick(tick)))
     }
 
@@ -815,7 +814,7 @@ impl<M: Carry<Log>> Actor<M> for Consumer<M> {
     }
 
     fn on_timer(&mut self, ctx: &mut Ctx<'_, M>, msg: M) {
-        let Some(Log::Tick(Tick::Served { handler, seq })) = msg.unwrap() else {
+        let Some(Log::Tick(Tick::Consumer { kind: handler, seq })) = msg.unwrap() else {
             return;
         };
         match handler {

@@ -231,4 +231,7 @@ pub enum Tick {
     Arrive,
     /// Producer: the batch `seq` of partition `partition` has lingered long enough.
     Linger { partition: u32, seq: u64 },
+    /// Consumer: its timer of kind `kind` (heartbeat, batch processed, idle poll, poll
+    /// timeout, retry) numbered `seq` is due.
+    Consumer { kind: u32, seq: u64 },
 }

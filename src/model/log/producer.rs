@@ -485,7 +485,10 @@ impl<M: Carry<Log>> Actor<M> for Producer<M> {
                     self.send(ctx, partition);
                 }
             }
-            Tick::Served { .. } | Tick::Retention(_) | Tick::GroupDeadline(_) => {}
+            Tick::Served { .. }
+            | Tick::Retention(_)
+            | Tick::GroupDeadline(_)
+            | Tick::Consumer { .. } => {}
         }
     }
 }
