@@ -5,19 +5,14 @@
 /// (name, path, text) of every shipped scenario.
 pub const SHIPPED: &[(&str, &str, &str)] = &[
     (
-        "hot_key",
-        "scenarios/hot_key.ron",
-        include_str!("../../scenarios/hot_key.ron"),
+        "cache_avalanche",
+        "scenarios/cache_avalanche.ron",
+        include_str!("../../scenarios/cache_avalanche.ron"),
     ),
     (
         "cache_penetration",
         "scenarios/cache_penetration.ron",
         include_str!("../../scenarios/cache_penetration.ron"),
-    ),
-    (
-        "cache_avalanche",
-        "scenarios/cache_avalanche.ron",
-        include_str!("../../scenarios/cache_avalanche.ron"),
     ),
     (
         "cache_stampede",
@@ -33,6 +28,11 @@ pub const SHIPPED: &[(&str, &str, &str)] = &[
         "herd_after_restart",
         "scenarios/herd_after_restart.ron",
         include_str!("../../scenarios/herd_after_restart.ron"),
+    ),
+    (
+        "hot_key",
+        "scenarios/hot_key.ron",
+        include_str!("../../scenarios/hot_key.ron"),
     ),
     (
         "jitter_contention",
