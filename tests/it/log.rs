@@ -968,3 +968,126 @@ fn cooperative_auto_committing_consumers_start_at_the_latest_offset_and_commit_t
         assert_eq!(disk.offsets.get(&key), Some(&end), "partition {p}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Consumer: poison pills (K3)
+// ---------------------------------------------------------------------------------------------
+
+/// A broker leading a 2-partition topic `t` and a 1-partition dead-letter topic `dlq`; a
+/// producer of 1000 keyed records at 200/s whose record number 100 is poison; one consumer
+/// (1 ms a record, committing after each batch, from the earliest offset) with `on_poison`.
+fn poison_run(on_poison: &str) -> (Sim<Log>, Durable<BrokerDisk>) {
+    let (mut sim, h) = sim_one_host(21);
+    let (_, disk) = broker(
+        &mut sim,
+        h,
+        "broker",
+        r#"(topics: [(name: "t", partitions: 2), (name: "dlq", partitions: 1)],
+            groups: {"g": (session_timeout: "6s", rebalance_timeout: "10s")})"#,
+    );
+    producer(
+        &mut sim,
+        h,
+        "producer",
+        r#"(topic: "t", partitions: 2, brokers: ["broker"], rate: Constant("200/s"),
+            keys: Some((popularity: Uniform(n: 1000))), limit: Some(1000),
+            poison: Some((ids: [100])))"#,
+    );
+    consumer(
+        &mut sim,
+        h,
+        "c1",
+        &format!(
+            r#"(broker: "broker", group: "g", topic: "t", partitions: 2,
+                processing: Const("1ms"), auto_commit: None, auto_offset_reset: Earliest,
+                session_timeout: "6s", heartbeat_interval: "1s", max_poll_interval: "10s",
+                on_poison: {on_poison})"#
+        ),
+    );
+    (sim, disk)
+}
+
+/// The partition and offset of the one poison record in topic `t`.
+fn poison_at(disk: &Durable<BrokerDisk>) -> (usize, u64) {
+    let disk = disk.borrow();
+    let found: Vec<(usize, u64)> = (0..2)
+        .flat_map(|p| {
+            let log = &disk.logs[0][p];
+            (log.log_start_offset()..log.log_end_offset())
+                .filter(move |&o| log.get(o).is_some_and(|r| r.poison))
+                .map(move |o| (p, o))
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "one poison record: {found:?}");
+    found[0]
+}
+
+fn committed(disk: &Durable<BrokerDisk>, p: usize) -> Option<u64> {
+    let key = ("g".to_string(), TopicPartition::new("t", p as u32));
+    disk.borrow().offsets.get(&key).copied()
+}
+
+#[test]
+fn a_poison_record_stalls_its_partition_forever_while_the_other_partition_flows() {
+    let (mut sim, disk) = poison_run("Stall");
+    // Production ends at 5 s; by 10 s everything that can be consumed has been.
+    sim.run_until(secs(10));
+    assert_eq!(counter(&sim, "producer.acked_total"), 1000);
+    let (p, offset) = poison_at(&disk);
+    assert!(
+        offset > 0,
+        "records precede the poison one on its partition"
+    );
+    let other = 1 - p;
+    let ends: Vec<u64> = (0..2)
+        .map(|q| disk.borrow().logs[0][q].log_end_offset())
+        .collect();
+    assert!(ends[p] > offset + 1, "records follow the poison one");
+    let failures_10 = counter(&sim, "c1.poison_failures_total");
+    assert!(failures_10 > 0);
+    for t in [10, 20, 30] {
+        sim.run_until(secs(t));
+        assert_eq!(committed(&disk, p), Some(offset), "at {t} s");
+        assert_eq!(committed(&disk, other), Some(ends[other]), "at {t} s");
+    }
+    // Successes only: the records before the poison one, once each, and all of the other
+    // partition's; nothing after the poison record is ever processed.
+    assert_eq!(
+        counter(&sim, "c1.records_processed_total"),
+        offset + ends[other]
+    );
+    // One failed attempt per retry: each follows the last by at least the 100 ms backoff and
+    // at most backoff + the 500 ms idle poll wait + 1 ms of processing.
+    let failures_30 = counter(&sim, "c1.poison_failures_total");
+    let grown = failures_30 - failures_10;
+    assert!(
+        (20_000 / 601..=20_000 / 100 + 1).contains(&grown),
+        "{grown}"
+    );
+    assert_eq!(counter(&sim, "c1.dead_lettered_total"), 0);
+    assert_eq!(gauge(&sim, "broker.log_end_offset.dlq-0"), 0.0);
+}
+
+#[test]
+fn a_dead_letter_policy_retries_the_poison_record_then_moves_it_to_the_dlq_topic() {
+    let (mut sim, disk) = poison_run(r#"DeadLetter(max_retries: 3, topic: "dlq")"#);
+    sim.run_until(secs(20));
+    let produced = counter(&sim, "producer.acked_total");
+    assert_eq!(produced, 1000);
+    // Every record but the poison one was processed, once.
+    assert_eq!(counter(&sim, "c1.records_processed_total"), produced - 1);
+    // The first attempt and its 3 retries failed; then it was dead-lettered.
+    assert_eq!(counter(&sim, "c1.poison_failures_total"), 1 + 3);
+    assert_eq!(counter(&sim, "c1.dead_lettered_total"), 1);
+    assert_eq!(gauge(&sim, "broker.log_end_offset.dlq-0"), 1.0);
+    let (p, offset) = poison_at(&disk);
+    let poison_id = disk.borrow().logs[0][p].get(offset).unwrap().id;
+    let dead = disk.borrow().logs[1][0].get(0).expect("the dead letter");
+    assert_eq!(dead.id, poison_id);
+    assert!(dead.poison);
+    // Both partitions were consumed to their log end and committed there.
+    for q in 0..2 {
+        let end = disk.borrow().logs[0][q].log_end_offset();
+        assert_eq!(committed(&disk, q), Some(end), "partition {q}");
+    }
+}

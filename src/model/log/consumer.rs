@@ -33,6 +33,18 @@
 //!   not ([`sends_leave_group`]); both forget their member id and generation
 //!   (`AbstractCoordinator.maybeLeaveGroup`). The batch's commit then fails (Kafka's
 //!   `CommitFailedException`: `commits_failed_total`), and the next poll rejoins.
+//! - **Poison pills** (K3). Processing a record with the `poison` flag fails, at the end of its
+//!   sampled processing time. The records of the batch before it are processed and their
+//!   offsets committed (the commit offset is the poison record's own), and the rest of the
+//!   batch is dropped: the partition is fetched again from the poison record `retry_backoff`
+//!   later (default 100 ms, `retry.backoff.ms`, the client's retry backoff), while the other
+//!   partitions go on being polled. With `on_poison: Stall` (the default: an application that
+//!   retries forever) it fails again each time and the partition stops for good. With
+//!   `DeadLetter(max_retries, topic)` it is retried up to `max_retries` times after the first
+//!   failure, then produced (one record, `poison` still set) to partition 0 of `topic` on the
+//!   same broker, which must lead that topic, and the consumer moves past it and commits the
+//!   next offset — without waiting for the dead-letter produce's ack (a lost one loses the
+//!   record). Retry counts are volatile, per partition, and reset when it is revoked.
 //! - **Fencing.** FENCED_INSTANCE_ID (another process took this static member's instance id)
 //!   stops the consumer for good, as Kafka's consumer raises a fatal error.
 //!
@@ -66,9 +78,9 @@ use super::group::{
 };
 use super::msg::{
     CommitOffset, CommittedReply, Fetch, FetchCommitted, FetchOutcome, FetchReply, GroupOp,
-    GroupRequest, Log, Tick, TopicPartition,
+    GroupRequest, Log, Produce, Tick, TopicPartition,
 };
-use super::partition::OffsetReset;
+use super::partition::{NewRecord, OffsetReset, Record};
 use crate::actor::{Actor, ActorId, Ctx, TimerId};
 use crate::dist::{Dist, Sampler};
 use crate::engine::time::{SimDuration, SimTime};
@@ -90,6 +102,24 @@ pub const DEFAULT_FETCH_MAX_BYTES: u64 = 52_428_800;
 /// How long a consumer waits before rejoining after a failed JoinGroup or SyncGroup: 100 ms,
 /// `retry.backoff.ms` (`CommonClientConfigs`, default 100).
 pub const REJOIN_BACKOFF: SimDuration = SimDuration::from_millis(100);
+
+/// The wait before a partition whose record failed is fetched again by default: 100 ms, the
+/// client's `retry.backoff.ms` (`CommonClientConfigs`, default 100), the same as
+/// [`REJOIN_BACKOFF`]. A choice: Kafka leaves the retry of a failed record to the
+/// application (`seek` back, then poll); this is the backoff its client uses for retries.
+pub const DEFAULT_RETRY_BACKOFF: SimDuration = REJOIN_BACKOFF;
+
+/// What a consumer does with a record whose processing always fails (K3, the poison pill).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum PoisonPolicy {
+    /// Retry forever: the partition never gets past the record (the baseline).
+    #[default]
+    Stall,
+    /// Retry up to `max_retries` times after the first failure, then produce the record to
+    /// partition 0 of `topic` (on the consumer's broker) and move past it.
+    DeadLetter { max_retries: u32, topic: String },
+}
 
 /// A [`Consumer`]'s config: `(broker: "broker", group: "g", topic: "orders", partitions: 6,
 /// processing: Const("2ms"))`; the rest defaults to Kafka's client defaults.
@@ -132,6 +162,12 @@ pub struct ConsumerConfig {
     /// The wait after a round of empty polls, default 500 ms (`fetch.max.wait.ms`).
     #[serde(default = "default_poll_idle")]
     pub poll_idle: SimDuration,
+    /// What to do with a poison record; default `Stall`.
+    #[serde(default)]
+    pub on_poison: PoisonPolicy,
+    /// The wait before a partition is fetched again after a failed record, default 100 ms.
+    #[serde(default = "default_retry_backoff")]
+    pub retry_backoff: SimDuration,
 }
 
 fn default_session_timeout() -> SimDuration {
@@ -152,6 +188,9 @@ fn default_auto_commit() -> Option<SimDuration> {
 fn default_poll_idle() -> SimDuration {
     DEFAULT_POLL_IDLE
 }
+fn default_retry_backoff() -> SimDuration {
+    DEFAULT_RETRY_BACKOFF
+}
 
 impl ConsumerConfig {
     /// The actor names this config refers to, with their field paths.
@@ -168,6 +207,17 @@ impl Validate for ConsumerConfig {
         nonzero("heartbeat_interval", self.heartbeat_interval.as_nanos())?;
         nonzero("max_poll_interval", self.max_poll_interval.as_nanos())?;
         nonzero("poll_idle", self.poll_idle.as_nanos())?;
+        nonzero("retry_backoff", self.retry_backoff.as_nanos())?;
+        if let PoisonPolicy::DeadLetter { topic, .. } = &self.on_poison
+            && (topic.is_empty() || *topic == self.topic)
+        {
+            return Err(ConfigError::Invalid {
+                field: "on_poison.topic".into(),
+                reason: format!(
+                    "the dead-letter topic `{topic}` must be named and differ from the topic"
+                ),
+            });
+        }
         if let Some(interval) = self.auto_commit {
             nonzero("auto_commit", interval.as_nanos())?;
         }
@@ -198,6 +248,8 @@ const PROCESSED: u32 = 1;
 const POLL_IDLE: u32 = 2;
 const POLL_TIMEOUT: u32 = 3;
 const REJOIN: u32 = 4;
+/// `seq` is the partition whose retry backoff ends.
+const RETRY: u32 = 5;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -229,8 +281,12 @@ enum Position {
 struct Batch {
     seq: u64,
     partition: Partition,
+    /// The records processed successfully.
     records: u64,
     next_offset: u64,
+    /// The poison record that ended the batch (its processing failed); then `next_offset` is
+    /// its offset.
+    poison: Option<Record>,
 }
 
 #[derive(Clone, Copy)]
@@ -240,6 +296,8 @@ struct ConsumerMetrics {
     rejoins: CounterId,
     poll_timeouts: CounterId,
     commits_failed: CounterId,
+    poison_failures: CounterId,
+    dead_lettered: CounterId,
     owned: GaugeId,
     stopped: GaugeId,
 }
@@ -249,7 +307,9 @@ struct ConsumerMetrics {
 /// Metrics (owner = the consumer's name): `records_processed_total`, `batches_total`
 /// (non-empty polls processed), `rejoins_total` (JoinGroups after the first),
 /// `poll_timeouts_total`, `commits_failed_total` (batch commits dropped because the member had
-/// left the group); `partitions_owned` gauge (0 once it has left the group, even while it
+/// left the group), `poison_failures_total` (failed attempts at a poison record),
+/// `dead_lettered_total` (records produced to the dead-letter topic); `records_processed_total`
+/// counts successes only; `partitions_owned` gauge (0 once it has left the group, even while it
 /// finishes the batch of a partition it held) and `stopped` gauge (1 while it owns nothing,
 /// has left or is rejoining).
 #[derive(Clone)]
@@ -269,6 +329,10 @@ pub struct Consumer<M> {
     /// The fetch in flight: its id and partition.
     fetching: Option<(u64, Partition)>,
     busy: Option<Batch>,
+    /// Partitions waiting out their retry backoff, until when.
+    retry_at: BTreeMap<Partition, SimTime>,
+    /// The failed attempts at the poison record a partition is stuck on: (offset, count).
+    failures: BTreeMap<Partition, (u64, u32)>,
     idle: bool,
     empty_polls: usize,
     rr: usize,
@@ -303,6 +367,8 @@ impl<M> Consumer<M> {
             committed_requests: BTreeMap::new(),
             fetching: None,
             busy: None,
+            retry_at: BTreeMap::new(),
+            failures: BTreeMap::new(),
             idle: false,
             empty_polls: 0,
             rr: 0,
@@ -323,6 +389,22 @@ impl<M> Consumer<M> {
 
     fn tp(&self, partition: Partition) -> TopicPartition {
         TopicPartition::new(&self.config.topic, partition)
+    }
+
+    /// Drops what the consumer keeps about a partition it no longer owns.
+    fn forget(&mut self, partition: Partition) -> Option<Position> {
+        self.retry_at.remove(&partition);
+        self.failures.remove(&partition);
+        self.positions.remove(&partition)
+    }
+
+    /// Whether a poll may fetch from `partition` at `now`: it has a position and is not
+    /// waiting out a retry backoff.
+    fn pollable(&self, partition: Partition, now: SimTime) -> bool {
+        matches!(
+            self.positions.get(&partition),
+            Some(Position::At(_) | Position::ResetLatest)
+        ) && self.retry_at.get(&partition).is_none_or(|&t| now >= t)
     }
 }
 
@@ -412,8 +494,8 @@ impl<M: Carry<Log>> Consumer<M> {
             Some(_) => revoke_on_rejoin(self.protocol, &self.owned),
         };
         self.owned.retain(|p| !revoked.contains(p));
-        for p in &revoked {
-            self.positions.remove(p);
+        for &p in &revoked {
+            self.forget(p);
         }
         let owned = match self.protocol {
             Protocol::Eager => Vec::new(),
@@ -453,6 +535,8 @@ impl<M: Carry<Log>> Consumer<M> {
         self.state = State::Fenced;
         self.owned.clear();
         self.positions.clear();
+        self.retry_at.clear();
+        self.failures.clear();
         self.member_id = None;
         self.generation = None;
         self.update_gauges(ctx);
@@ -508,7 +592,7 @@ impl<M: Carry<Log>> Consumer<M> {
         let change = apply_assignment(self.protocol, &self.owned, &assigned);
         for p in &change.revoked {
             if let (Some(Position::At(o)), true) =
-                (self.positions.remove(p), self.config.auto_commit.is_some())
+                (self.forget(*p), self.config.auto_commit.is_some())
             {
                 self.commit(ctx, *p, o);
             }
@@ -580,12 +664,10 @@ impl<M: Carry<Log>> Consumer<M> {
             self.commit_all(ctx);
         }
         let n = self.owned.len();
-        let next = (0..n).map(|i| (self.rr + i) % n).find(|&i| {
-            matches!(
-                self.positions.get(&self.owned[i]),
-                Some(Position::At(_) | Position::ResetLatest)
-            )
-        });
+        let now = ctx.now();
+        let next = (0..n)
+            .map(|i| (self.rr + i) % n)
+            .find(|&i| self.pollable(self.owned[i], now));
         let Some(i) = next else {
             return;
         };
@@ -615,8 +697,9 @@ impl<M: Carry<Log>> Consumer<M> {
     }
 
     fn idle_or_poll(&mut self, ctx: &mut Ctx<'_, M>) {
-        let polled = (self.positions.values())
-            .filter(|p| matches!(p, Position::At(_) | Position::ResetLatest))
+        let now = ctx.now();
+        let polled = (self.positions.keys())
+            .filter(|&&p| self.pollable(p, now))
             .count();
         if self.empty_polls >= polled.max(1) {
             self.empty_polls = 0;
@@ -647,17 +730,22 @@ impl<M: Carry<Log>> Consumer<M> {
                 next_offset,
             } if !records.is_empty() => {
                 self.empty_polls = 0;
-                let n = records.len() as u64;
+                // Processing stops at the first poison record: it fails at the end of its own
+                // processing time, and the records after it are dropped.
+                let poison = records.iter().position(|r| r.poison);
+                let attempted = poison.map_or(records.len(), |i| i + 1);
                 let mut total = SimDuration::ZERO;
-                for _ in 0..n {
+                for _ in 0..attempted {
                     total += ctx.sample_duration(&self.processing);
                 }
                 let total = ctx.work(total);
+                let poison = poison.map(|i| records[i]);
                 self.busy = Some(Batch {
                     seq: id,
                     partition: p,
-                    records: n,
-                    next_offset,
+                    records: poison.map_or(records.len(), |_| attempted - 1) as u64,
+                    next_offset: poison.map_or(next_offset, |r| r.offset),
+                    poison,
                 });
                 self.timer(ctx, total, PROCESSED, id);
             }
@@ -697,16 +785,69 @@ impl<M: Carry<Log>> Consumer<M> {
         ctx.metrics().inc(m.batches);
         let p = batch.partition;
         if self.owned.contains(&p) && self.positions.contains_key(&p) {
-            self.positions.insert(p, Position::At(batch.next_offset));
+            let mut next = batch.next_offset;
+            if let Some(record) = batch.poison {
+                ctx.metrics().inc(m.poison_failures);
+                next = self.on_poison(ctx, p, record);
+            }
+            self.positions.insert(p, Position::At(next));
             if self.config.auto_commit.is_none() {
                 if self.generation.is_some() {
-                    self.commit(ctx, p, batch.next_offset);
+                    self.commit(ctx, p, next);
                 } else {
                     ctx.metrics().inc(m.commits_failed);
                 }
             }
+        } else if batch.poison.is_some() {
+            ctx.metrics().inc(m.poison_failures);
         }
         self.poll(ctx);
+    }
+
+    /// A failed attempt at `record` of `partition`: dead-letters it if its retries are spent
+    /// (then the position moves past it), else backs the partition off. Returns the position.
+    fn on_poison(&mut self, ctx: &mut Ctx<'_, M>, partition: Partition, record: Record) -> u64 {
+        let failures = match self.failures.get(&partition) {
+            Some(&(offset, n)) if offset == record.offset => n + 1,
+            _ => 1,
+        };
+        if let PoisonPolicy::DeadLetter { max_retries, topic } = &self.config.on_poison
+            && failures > *max_retries
+        {
+            let tp = TopicPartition::new(topic, 0);
+            self.failures.remove(&partition);
+            let req = Produce {
+                id: self.id(),
+                reply_to: ctx.me(),
+                tp,
+                records: vec![NewRecord {
+                    id: record.id,
+                    key: record.key,
+                    bytes: record.bytes,
+                    poison: record.poison,
+                }],
+            };
+            self.to_broker(ctx, Log::Produce(req));
+            let m = self.m();
+            ctx.metrics().inc(m.dead_lettered);
+            return record.offset + 1;
+        }
+        self.failures.insert(partition, (record.offset, failures));
+        let backoff = self.config.retry_backoff;
+        self.retry_at
+            .insert(partition, ctx.now().saturating_add(backoff));
+        self.timer(ctx, backoff, RETRY, u64::from(partition));
+        record.offset
+    }
+
+    /// A partition's retry backoff may have ended: poll, even from an idle wait.
+    fn on_retry_timer(&mut self, ctx: &mut Ctx<'_, M>, partition: Partition) {
+        let now = ctx.now();
+        if self.retry_at.get(&partition).is_some_and(|&t| now >= t) {
+            self.retry_at.remove(&partition);
+            self.idle = false;
+            self.poll(ctx);
+        }
     }
 
     /// The poll timer expired with a batch still in processing: leave the group.
@@ -786,6 +927,8 @@ impl<M: Carry<Log>> Actor<M> for Consumer<M> {
             rejoins: ctx.counter("rejoins_total"),
             poll_timeouts: ctx.counter("poll_timeouts_total"),
             commits_failed: ctx.counter("commits_failed_total"),
+            poison_failures: ctx.counter("poison_failures_total"),
+            dead_lettered: ctx.counter("dead_lettered_total"),
             owned: ctx.gauge("partitions_owned"),
             stopped: ctx.gauge("stopped"),
         });
@@ -826,6 +969,7 @@ impl<M: Carry<Log>> Actor<M> for Consumer<M> {
             }
             POLL_TIMEOUT => self.on_poll_timeout(ctx, seq),
             REJOIN if self.state == State::Backoff => self.join(ctx),
+            RETRY => self.on_retry_timer(ctx, seq as Partition),
             _ => {}
         }
     }
@@ -851,6 +995,8 @@ mod tests {
         assert_eq!(c.poll_idle, SimDuration::from_millis(500));
         assert_eq!(c.assignor, Assignor::Range);
         assert_eq!(c.group_instance_id, None);
+        assert_eq!(c.on_poison, PoisonPolicy::Stall);
+        assert_eq!(c.retry_backoff, SimDuration::from_millis(100));
         let bad = |extra: &str| {
             from_ron::<ConsumerConfig>(&format!(
                 r#"(broker: "b", group: "g", topic: "t", partitions: 6, {extra})"#
