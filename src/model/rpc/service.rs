@@ -745,6 +745,40 @@ struct Job {
     deadline_timer: Option<TimerId>,
 }
 
+impl Job {
+    /// A job that has just been given its worker (or refresher slot): nothing called yet, no
+    /// attempt made, its CPU work timed by `work_timer`.
+    #[allow(clippy::too_many_arguments)]
+    fn start(
+        req: Request,
+        arrived: SimTime,
+        started: SimTime,
+        seq: u64,
+        cache: CacheStage,
+        background: bool,
+        work_timer: TimerId,
+        deadline_timer: Option<TimerId>,
+    ) -> Job {
+        Job {
+            req,
+            arrived,
+            started,
+            seq,
+            call: 0,
+            attempt: 0,
+            last_sleep: None,
+            admitted: None,
+            degraded: false,
+            not_found: false,
+            cache,
+            background,
+            phase: Phase::Working,
+            work_timer,
+            deadline_timer,
+        }
+    }
+}
+
 /// How a job that a worker held ended, for its counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Outcome {
@@ -1187,23 +1221,18 @@ impl<M: Carry<Rpc>> Service<M> {
         };
         let tick = Tick::WorkDone { worker: w, seq };
         let work_timer = ctx.set_timer(work, M::wrap(Rpc::Tick(tick)));
-        self.workers[w as usize] = Some(Job {
+        let cache = CacheStage::initial(self.kinds[req.kind as usize].cache.is_some());
+        let job = Job::start(
             req,
             arrived,
-            started: ctx.now(),
+            ctx.now(),
             seq,
-            call: 0,
-            attempt: 0,
-            last_sleep: None,
-            admitted: None,
-            degraded: false,
-            not_found: false,
-            cache: CacheStage::initial(self.kinds[req.kind as usize].cache.is_some()),
-            background: false,
-            phase: Phase::Working,
+            cache,
+            false,
             work_timer,
             deadline_timer,
-        });
+        );
+        self.workers[w as usize] = Some(job);
     }
 
     /// Makes the job's next call, or replies Ok if there is none left.

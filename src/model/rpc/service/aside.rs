@@ -650,26 +650,12 @@ impl<M: Carry<Rpc>> Service<M> {
             deadline: None,
             key,
         };
-        self.workers[slot as usize] = Some(Job {
-            req,
-            arrived: now,
-            started: now,
-            seq,
-            call: 0,
-            attempt: 0,
-            last_sleep: None,
-            admitted: None,
-            degraded: false,
-            not_found: false,
-            cache: CacheStage::Loading {
-                since: now,
-                leads: true,
-            },
-            background: true,
-            phase: Phase::Working,
-            work_timer,
-            deadline_timer: None,
-        });
+        let cache = CacheStage::Loading {
+            since: now,
+            leads: true,
+        };
+        let job = Job::start(req, now, now, seq, cache, true, work_timer, None);
+        self.workers[slot as usize] = Some(job);
     }
 
     /// Worker `w`'s calls are done (all succeeded or fell back). A recompute writes its
