@@ -15,6 +15,8 @@ use faultline::model::rpc::{
 };
 use faultline::{Actor, ActorId, Ctx, Durable, HostId, Sim, SimConfig, SimDuration, SimTime};
 
+use crate::support::{counter, gauge, histogram};
+
 fn secs(n: u64) -> SimTime {
     SimTime::from_nanos(n * 1_000_000_000)
 }
@@ -59,24 +61,6 @@ fn cache(sim: &mut Sim<Rpc>, h: HostId, name: &str, ron: &str) -> ActorId {
     let config: CacheConfig = from_ron(ron).unwrap_or_else(|e| panic!("{name}: {e}"));
     let proto: Cache<Rpc> = Cache::new(config).expect("valid cache");
     sim.spawn(h, name, move || proto.clone()).expect("unique")
-}
-
-fn counter(sim: &Sim<Rpc>, name: &str) -> u64 {
-    sim.metrics()
-        .counter_value(name)
-        .unwrap_or_else(|| panic!("no counter {name}"))
-}
-
-fn gauge(sim: &Sim<Rpc>, name: &str) -> f64 {
-    sim.metrics()
-        .gauge_value(name)
-        .unwrap_or_else(|| panic!("no gauge {name}"))
-}
-
-fn histogram(sim: &Sim<Rpc>, name: &str) -> faultline::metrics::Summary {
-    sim.metrics()
-        .histogram_summary(name)
-        .unwrap_or_else(|| panic!("no histogram {name}"))
 }
 
 /// Asserts that `count` of `n` trials is within 5 binomial standard deviations of `p`.

@@ -19,6 +19,8 @@ use faultline::{
     Actor, ActorId, Ctx, Durable, Fault, FaultPlan, HostId, Sim, SimConfig, SimDuration, SimTime,
 };
 
+use crate::support::{counter, gauge, histogram};
+
 fn secs(n: u64) -> SimTime {
     SimTime::from_nanos(n * 1_000_000_000)
 }
@@ -43,24 +45,6 @@ fn producer(sim: &mut Sim<Log>, h: HostId, name: &str, ron: &str) -> ActorId {
     let config: ProducerConfig = from_ron(ron).unwrap_or_else(|e| panic!("{name}: {e}"));
     let proto: Producer<Log> = Producer::new(config).expect("valid producer");
     sim.spawn(h, name, move || proto.clone()).expect("unique")
-}
-
-fn counter(sim: &Sim<Log>, name: &str) -> u64 {
-    sim.metrics()
-        .counter_value(name)
-        .unwrap_or_else(|| panic!("no counter {name}"))
-}
-
-fn gauge(sim: &Sim<Log>, name: &str) -> f64 {
-    sim.metrics()
-        .gauge_value(name)
-        .unwrap_or_else(|| panic!("no gauge {name}"))
-}
-
-fn histogram(sim: &Sim<Log>, name: &str) -> faultline::metrics::Summary {
-    sim.metrics()
-        .histogram_summary(name)
-        .unwrap_or_else(|| panic!("no histogram {name}"))
 }
 
 /// A message built once the tester knows its own id (for `reply_to`).

@@ -160,12 +160,6 @@ fn spawn_db(sim: &mut Sim<Rpc>, h: HostId, name: &str, cfg: DatabaseConfig) -> A
     sim.spawn(h, name, move || proto.clone()).expect("unique")
 }
 
-fn counter(sim: &Sim<Rpc>, name: &str) -> u64 {
-    sim.metrics()
-        .counter_value(name)
-        .unwrap_or_else(|| panic!("no counter {name}"))
-}
-
 /// Mean and standard error of the mean of independent replications.
 fn mean_se(xs: &[f64]) -> (f64, f64) {
     let n = xs.len() as f64;
@@ -797,12 +791,6 @@ fn a_composed_system_replays_exactly() {
         a.metrics().snapshot().counters,
         b.metrics().snapshot().counters
     );
-}
-
-fn histogram(sim: &Sim<Rpc>, name: &str) -> faultline::metrics::Summary {
-    sim.metrics()
-        .histogram_summary(name)
-        .unwrap_or_else(|| panic!("no histogram {name}"))
 }
 
 /// `api` reads through pool `reads` from a fast `replica` (1 ms queries) and writes through
@@ -2507,12 +2495,6 @@ fn at_nanos(n: u64) -> SimTime {
     SimTime::from_nanos(n)
 }
 
-fn gauge(sim: &Sim<Rpc>, name: &str) -> f64 {
-    sim.metrics()
-        .gauge_value(name)
-        .unwrap_or_else(|| panic!("no gauge {name}"))
-}
-
 fn healthy_now(sim: &Sim<Rpc>, lb: ActorId) -> Vec<bool> {
     let balancer = sim.inspect::<LoadBalancer<Rpc>>(lb).expect("a balancer");
     balancer.healthy().to_vec()
@@ -4206,6 +4188,8 @@ fn lb_slow_start_ramps_the_connection_limit() {
 // its bounds in the test.
 
 use faultline::model::rpc::{BreakerState, Response, TokenBucketConfig};
+
+use crate::support::{counter, gauge, histogram};
 
 /// Records every request and answers it `Ok` at once, except while `down.0 <= now < down.1`,
 /// when it never answers: a dependency that hangs for a while, then comes back.

@@ -1,4 +1,5 @@
-//! Small actors shared by the tests: a scripted sender and a recorder of what arrives.
+//! Small actors shared by the tests: a scripted sender and a recorder of what arrives; and
+//! the metric lookups every component test makes, which panic naming a metric that is missing.
 
 use faultline::{Actor, ActorId, Ctx, Durable, SimDuration, SimTime};
 
@@ -93,4 +94,28 @@ pub fn scripted(
         script: script.clone(),
     })
     .unwrap()
+}
+
+/// A counter's value by full name (`api.completed_total`).
+pub fn counter<M: faultline::actor::Message>(sim: &faultline::Sim<M>, name: &str) -> u64 {
+    sim.metrics()
+        .counter_value(name)
+        .unwrap_or_else(|| panic!("no counter {name}"))
+}
+
+/// A gauge's last value by full name.
+pub fn gauge<M: faultline::actor::Message>(sim: &faultline::Sim<M>, name: &str) -> f64 {
+    sim.metrics()
+        .gauge_value(name)
+        .unwrap_or_else(|| panic!("no gauge {name}"))
+}
+
+/// A histogram's summary over the run by full name.
+pub fn histogram<M: faultline::actor::Message>(
+    sim: &faultline::Sim<M>,
+    name: &str,
+) -> faultline::metrics::Summary {
+    sim.metrics()
+        .histogram_summary(name)
+        .unwrap_or_else(|| panic!("no histogram {name}"))
 }
