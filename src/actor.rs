@@ -68,6 +68,17 @@ pub trait Actor<M: Message>: std::any::Any {
     fn on_timer(&mut self, ctx: &mut Ctx<'_, M>, msg: M) {
         let _ = (ctx, msg);
     }
+
+    /// Called when the actor is crashed from outside (a fault, [`Sim::crash`], a restart),
+    /// just before its instance is dropped; not after [`Ctx::crash_self`], whose caller can
+    /// say what it needs first. Nothing can be sent or scheduled: this is for instrumentation
+    /// kept outside the actor (an oracle several actors share) to record that the process
+    /// stopped, and must not change what any actor does.
+    ///
+    /// [`Sim::crash`]: crate::Sim::crash
+    fn on_crash(&mut self, now: SimTime, metrics: &mut Metrics) {
+        let _ = (now, metrics);
+    }
 }
 
 /// Builds a fresh (volatile) instance of an actor: at the start and after every restart.

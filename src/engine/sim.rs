@@ -689,7 +689,9 @@ impl<M: Message> Sim<M> {
         }
         p.status = Status::Down;
         p.inc = p.inc.wrapping_add(1);
-        p.instance = None;
+        if let Some(mut instance) = p.instance.take() {
+            instance.on_crash(self.core.now, &mut self.core.metrics);
+        }
         self.core.backlogs.remove(&id);
     }
 

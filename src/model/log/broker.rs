@@ -41,7 +41,8 @@ use serde::{Deserialize, Serialize};
 use super::group::{ClientId, Coordinator, GroupConfig, Output};
 use super::msg::{
     CommitError, CommittedReply, Fetch, FetchOutcome, FetchReply, GroupOp, GroupReply,
-    GroupRequest, Log, OffsetCommitAck, Produce, ProduceAck, ProduceError, Tick, TopicPartition,
+    GroupRequest, LagReply, Log, OffsetCommitAck, Produce, ProduceAck, ProduceError, Tick,
+    TopicPartition,
 };
 use super::partition::{Disk, FetchResult, PartitionConfig, PartitionLog};
 use crate::actor::{Actor, ActorId, Ctx, Durable, TimerId};
@@ -193,6 +194,11 @@ struct BrokerMetrics {
     generation: Vec<GaugeId>,
     members: Vec<GaugeId>,
     lost_by_group: Vec<CounterId>,
+    rebalance_duration: Vec<HistogramId>,
+    /// `[group][topic]`: the total lag, the largest partition's, and `[partition]` each.
+    lag: Vec<Vec<GaugeId>>,
+    max_lag: Vec<Vec<GaugeId>>,
+    partition_lag: Vec<Vec<Vec<GaugeId>>>,
 }
 
 /// A request a handler is working on.
@@ -227,7 +233,12 @@ struct GroupSlot {
 /// (for every group with a committed offset, coordinated here or not: registered on first
 /// use); `disk_bytes` gauge; `log_end_offset.<topic>-<p>` and `log_start_offset.<topic>-<p>`
 /// gauges; for each coordinated group `rebalances_total.<group>`, `generation.<group>` and
-/// `members.<group>` gauges.
+/// `members.<group>` gauges, `rebalance_duration.<group>` histogram (ns from leaving Stable
+/// or Empty to Stable again), and for each of its topics the lag Kafka's tools and KEDA
+/// report, `lag.<group>.<topic>` (summed), `max_partition_lag.<group>.<topic>` and
+/// `lag.<group>.<topic>-<p>`: the log end offset less the committed offset (less the log
+/// start offset while the group has committed none), updated at every append, commit and
+/// retention run.
 #[derive(Clone)]
 pub struct Broker<M> {
     config: BrokerConfig,
@@ -241,6 +252,9 @@ pub struct Broker<M> {
     groups: Vec<GroupSlot>,
     /// Where replies to each client id go: the sender of its latest group request.
     clients: BTreeMap<ClientId, ActorId>,
+    /// `[group][topic][partition]`, the values of the lag gauges (volatile: recomputed at
+    /// start from the disk).
+    lags: Vec<Vec<Vec<u64>>>,
     metrics: Option<BrokerMetrics>,
     _m: PhantomData<M>,
 }
@@ -284,6 +298,7 @@ impl<M> Broker<M> {
             next_seq: 0,
             groups,
             clients: BTreeMap::new(),
+            lags: Vec::new(),
             metrics: None,
             _m: PhantomData,
         })
@@ -326,6 +341,35 @@ impl<M: Carry<Log>> Broker<M> {
         ctx.metrics().set(gend, end as f64);
         ctx.metrics().set(gstart, start as f64);
         ctx.metrics().set(gdisk, used as f64);
+    }
+
+    /// The lag of `group` on partition `p` of topic `t`, from the disk.
+    fn lag_of(&self, group: &str, t: usize, p: usize) -> u64 {
+        let disk = self.disk.borrow();
+        let log = &disk.logs[t][p];
+        let tp = TopicPartition::new(&self.config.topics[t].name, p as u32);
+        let committed = disk.offsets.get(&(group.to_string(), tp)).copied();
+        let from = committed.unwrap_or(log.log_start_offset());
+        log.log_end_offset().saturating_sub(from)
+    }
+
+    /// Recomputes every coordinated group's lag on partition `p` of topic `t`.
+    fn update_lag(&mut self, ctx: &mut Ctx<'_, M>, t: usize, p: usize) {
+        for g in 0..self.groups.len() {
+            let lag = self.lag_of(&self.groups[g].name, t, p);
+            if self.lags[g][t][p] == lag {
+                continue;
+            }
+            self.lags[g][t][p] = lag;
+            let m = self.m();
+            let (gp, gt, gmax) = (m.partition_lag[g][t][p], m.lag[g][t], m.max_lag[g][t]);
+            let lags = &self.lags[g][t];
+            let total: u64 = lags.iter().sum();
+            let max = lags.iter().copied().max().unwrap_or(0);
+            ctx.metrics().set(gp, lag as f64);
+            ctx.metrics().set(gt, total as f64);
+            ctx.metrics().set(gmax, max as f64);
+        }
     }
 
     /// Queues a produce or fetch on the handler that is free first.
@@ -391,6 +435,7 @@ impl<M: Carry<Log>> Broker<M> {
                 let latency = (ctx.now() - arrived).as_nanos();
                 ctx.metrics().record(m.produce_latency, latency);
                 self.update_disk_gauges(ctx, t, p);
+                self.update_lag(ctx, t, p);
                 Ok(base)
             }
             Err(e) => {
@@ -490,6 +535,7 @@ impl<M: Carry<Log>> Broker<M> {
         }
         for p in 0..self.config.topics[t].partitions as usize {
             self.update_disk_gauges(ctx, t, p);
+            self.update_lag(ctx, t, p);
         }
         let interval = self.config.topics[t].config.retention_check_interval;
         ctx.set_timer(interval, M::wrap(Log::Tick(Tick::Retention(t as u32))));
@@ -574,8 +620,11 @@ impl<M: Carry<Log>> Broker<M> {
                 Output::Stabilized {
                     generation,
                     members,
+                    took,
                     ..
                 } => {
+                    ctx.metrics()
+                        .record(m.rebalance_duration[g], took.as_nanos());
                     let note = format!("{name}: stable at generation {generation}, {members}");
                     ctx.trace_note(&note);
                 }
@@ -648,6 +697,35 @@ impl<M: Carry<Log>> Actor<M> for Broker<M> {
             .iter()
             .map(|n| ctx.gauge(&format!("members.{n}")))
             .collect();
+        let rebalance_duration = names
+            .iter()
+            .map(|n| ctx.histogram(&format!("rebalance_duration.{n}")))
+            .collect();
+        let (mut lag, mut max_lag, mut partition_lag) = (Vec::new(), Vec::new(), Vec::new());
+        for n in &names {
+            let topics = self.config.topics.iter();
+            lag.push(
+                topics
+                    .clone()
+                    .map(|t| ctx.gauge(&format!("lag.{n}.{}", t.name)))
+                    .collect(),
+            );
+            max_lag.push(
+                topics
+                    .clone()
+                    .map(|t| ctx.gauge(&format!("max_partition_lag.{n}.{}", t.name)))
+                    .collect(),
+            );
+            partition_lag.push(
+                topics
+                    .map(|t| {
+                        (0..t.partitions)
+                            .map(|p| ctx.gauge(&format!("lag.{n}.{}-{p}", t.name)))
+                            .collect()
+                    })
+                    .collect(),
+            );
+        }
         self.metrics = Some(BrokerMetrics {
             produce_requests: ctx.counter("produce_requests_total"),
             produced: ctx.counter("produced_total"),
@@ -668,7 +746,43 @@ impl<M: Carry<Log>> Actor<M> for Broker<M> {
             generation,
             members,
             lost_by_group,
+            rebalance_duration,
+            lag,
+            max_lag,
+            partition_lag,
         });
+        // Lags as the disk has them (a restarted broker's groups lag as they did).
+        self.lags = (0..self.groups.len())
+            .map(|g| {
+                (0..self.config.topics.len())
+                    .map(|t| {
+                        (0..self.config.topics[t].partitions as usize)
+                            .map(|p| self.lag_of(&self.groups[g].name, t, p))
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
+        for g in 0..self.groups.len() {
+            for t in 0..self.config.topics.len() {
+                let m = self.m();
+                let lags = &self.lags[g][t];
+                let ids = &m.partition_lag[g][t];
+                let (gt, gmax) = (m.lag[g][t], m.max_lag[g][t]);
+                let total: u64 = lags.iter().sum();
+                let max = lags.iter().copied().max().unwrap_or(0);
+                let values: Vec<(GaugeId, f64)> = ids
+                    .iter()
+                    .zip(lags)
+                    .map(|(&id, &l)| (id, l as f64))
+                    .collect();
+                for (id, v) in values {
+                    ctx.metrics().set(id, v);
+                }
+                ctx.metrics().set(gt, total as f64);
+                ctx.metrics().set(gmax, max as f64);
+            }
+        }
         // A restarted broker's handlers are idle from now, and its groups are Empty again.
         self.handlers.fill(ctx.now());
         for g in 0..self.groups.len() {
@@ -680,11 +794,11 @@ impl<M: Carry<Log>> Actor<M> for Broker<M> {
             ctx.metrics().set(gg, generation);
             ctx.metrics().set(gm, members);
         }
-        for (t, topic) in self.config.topics.iter().enumerate() {
-            for p in 0..topic.partitions as usize {
+        for t in 0..self.config.topics.len() {
+            for p in 0..self.config.topics[t].partitions as usize {
                 self.update_disk_gauges(ctx, t, p);
             }
-            let interval = topic.config.retention_check_interval;
+            let interval = self.config.topics[t].config.retention_check_interval;
             ctx.set_timer(interval, M::wrap(Log::Tick(Tick::Retention(t as u32))));
         }
     }
@@ -699,11 +813,12 @@ impl<M: Carry<Log>> Actor<M> for Broker<M> {
             Log::CommitOffset(req) => {
                 let result = match self.locate(&req.tp) {
                     None => Err(CommitError::UnknownTopicOrPartition),
-                    Some(_) => {
+                    Some((t, p)) => {
                         let key = (req.group.clone(), req.tp.clone());
                         self.disk.borrow_mut().offsets.insert(key, req.offset);
                         let c = self.m().commits;
                         ctx.metrics().inc(c);
+                        self.update_lag(ctx, t, p);
                         Ok(())
                     }
                 };
@@ -717,8 +832,24 @@ impl<M: Carry<Log>> Actor<M> for Broker<M> {
                 ctx.send(req.reply_to, M::wrap(Log::CommittedReply(reply)));
             }
             Log::Group(req) => self.group_request(ctx, req),
-            // Replies and other components' ticks are not for a broker.
-            Log::ProduceAck(_)
+            Log::LagQuery(q) => {
+                // Answered at once: a metadata read, not a handler's work.
+                let lags = match (self.topic_index(&q.topic), self.group_index(&q.group)) {
+                    (Some(t), Some(g)) => self.lags[g][t].clone(),
+                    (Some(t), None) => (0..self.config.topics[t].partitions as usize)
+                        .map(|p| self.lag_of(&q.group, t, p))
+                        .collect(),
+                    (None, _) => Vec::new(),
+                };
+                let reply = LagReply { id: q.id, lags };
+                ctx.send(q.reply_to, M::wrap(Log::LagReply(reply)));
+            }
+            // Replies, other components' instructions and ticks are not for a broker.
+            Log::LagReply(_)
+            | Log::Control(_)
+            | Log::UsageQuery { .. }
+            | Log::UsageReply(_)
+            | Log::ProduceAck(_)
             | Log::FetchReply(_)
             | Log::OffsetCommitAck(_)
             | Log::CommittedReply(_)
@@ -751,7 +882,7 @@ impl<M: Carry<Log>> Actor<M> for Broker<M> {
                 let outputs = self.groups[g].coordinator.tick(ctx.now());
                 self.group_outputs(ctx, g, outputs);
             }
-            Tick::Arrive | Tick::Linger { .. } | Tick::Consumer { .. } => {}
+            Tick::Arrive | Tick::Linger { .. } | Tick::Consumer { .. } | Tick::Group { .. } => {}
         }
     }
 }

@@ -76,15 +76,16 @@ use super::group::{
     Assignment, DEFAULT_REBALANCE_TIMEOUT, DEFAULT_SESSION_TIMEOUT, GroupError, JoinRequest,
     JoinResponse, MemberId, Partition, Protocol, Response,
 };
+use super::ledger::SharedLedger;
 use super::msg::{
-    CommitOffset, CommittedReply, Fetch, FetchCommitted, FetchOutcome, FetchReply, GroupOp,
-    GroupRequest, Log, Produce, Tick, TopicPartition,
+    CommitOffset, CommittedReply, Control, Fetch, FetchCommitted, FetchOutcome, FetchReply,
+    GroupOp, GroupRequest, Log, Produce, Tick, TopicPartition, UsageReply,
 };
 use super::partition::{NewRecord, OffsetReset, Record};
-use crate::actor::{Actor, ActorId, Ctx, TimerId};
+use crate::actor::{Actor, ActorId, Ctx, Durable, TimerId};
 use crate::dist::{Dist, Sampler};
 use crate::engine::time::{SimDuration, SimTime};
-use crate::metrics::{CounterId, GaugeId};
+use crate::metrics::{CounterId, GaugeId, Metrics};
 use crate::model::Carry;
 use crate::model::rpc::{ConfigError, Validate, compile, nonzero};
 
@@ -119,6 +120,20 @@ pub enum PoisonPolicy {
     /// Retry up to `max_retries` times after the first failure, then produce the record to
     /// partition 0 of `topic` (on the consumer's broker) and move past it.
     DeadLetter { max_retries: u32, topic: String },
+}
+
+/// When auto-commit commits, and what.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AutoCommitFrom {
+    /// The Java client: `poll()` commits the positions of the records the previous polls
+    /// returned, so a single-threaded loop has processed them (at least once).
+    #[default]
+    Poll,
+    /// librdkafka (the C, Go, Python and .NET clients): a background timer commits the
+    /// offsets *stored* when records were handed to the application
+    /// (`enable.auto.offset.store=true`, the default), whether or not it has processed them;
+    /// a crash in between loses them (K6).
+    Timer,
 }
 
 /// A [`Consumer`]'s config: `(broker: "broker", group: "g", topic: "orders", partitions: 6,
@@ -168,6 +183,14 @@ pub struct ConsumerConfig {
     /// The wait before a partition is fetched again after a failed record, default 100 ms.
     #[serde(default = "default_retry_backoff")]
     pub retry_backoff: SimDuration,
+    /// The time a newly assigned partition takes before its first fetch, on top of the
+    /// OffsetFetch round trip (restoring state, warming a cache, opening a connection to the
+    /// sink). Default None: no warm-up.
+    #[serde(default)]
+    pub warmup: Option<Dist>,
+    /// Which client's auto-commit: `Poll` (Java, default) or `Timer` (librdkafka).
+    #[serde(default)]
+    pub auto_commit_from: AutoCommitFrom,
 }
 
 fn default_session_timeout() -> SimDuration {
@@ -231,12 +254,17 @@ impl Validate for ConsumerConfig {
                 ),
             });
         }
-        let processing = compile("processing", &self.processing)?;
-        if !processing.dist().is_duration() {
-            return Err(ConfigError::Invalid {
-                field: "processing".into(),
-                reason: "the time to process a record is a duration".into(),
-            });
+        for (field, dist) in [
+            ("processing", Some(&self.processing)),
+            ("warmup", self.warmup.as_ref()),
+        ] {
+            let Some(dist) = dist else { continue };
+            if !compile(field, dist)?.dist().is_duration() {
+                return Err(ConfigError::Invalid {
+                    field: field.into(),
+                    reason: "expected a duration distribution".into(),
+                });
+            }
         }
         Ok(())
     }
@@ -250,6 +278,10 @@ const POLL_TIMEOUT: u32 = 3;
 const REJOIN: u32 = 4;
 /// `seq` is the partition whose retry backoff ends.
 const RETRY: u32 = 5;
+/// `seq` is the partition whose warm-up ends.
+const WARM: u32 = 6;
+/// librdkafka's background auto-commit.
+const AUTO_COMMIT: u32 = 7;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -281,6 +313,8 @@ enum Position {
 struct Batch {
     seq: u64,
     partition: Partition,
+    /// The offset of its first record.
+    first: u64,
     /// The records processed successfully.
     records: u64,
     next_offset: u64,
@@ -316,6 +350,7 @@ struct ConsumerMetrics {
 pub struct Consumer<M> {
     config: ConsumerConfig,
     processing: Sampler,
+    warmup: Option<Sampler>,
     protocol: Protocol,
     broker: Option<ActorId>,
     state: State,
@@ -341,6 +376,22 @@ pub struct Consumer<M> {
     last_auto_commit: SimTime,
     poll_timer: Option<TimerId>,
     next_id: u64,
+    /// Partitions warming up after assignment, until when.
+    warm_until: BTreeMap<Partition, SimTime>,
+    /// librdkafka's stored offsets: the end of the last batch handed to the application.
+    stored: BTreeMap<Partition, u64>,
+    /// Whether the pod is deployed: false for a replica scaled down (or not yet up). Shared
+    /// by every incarnation, so a crash and restart keeps a stopped replica stopped.
+    deployed: Durable<bool>,
+    /// This incarnation runs the client (false: a stopped replica, which answers usage
+    /// queries and waits for `Control::Start`).
+    running: bool,
+    /// Processing time since the last usage query, and the batch in progress since when.
+    busy_for: SimDuration,
+    busy_since: Option<SimTime>,
+    usage_from: SimTime,
+    ledger: Option<SharedLedger>,
+    name: String,
     metrics: Option<ConsumerMetrics>,
     _m: PhantomData<M>,
 }
@@ -350,6 +401,9 @@ impl<M> Consumer<M> {
     pub fn new(config: ConsumerConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         let processing = compile("processing", &config.processing)?;
+        let warmup = (config.warmup.as_ref())
+            .map(|w| compile("warmup", w))
+            .transpose()?;
         let protocol = match config.assignor.protocol() {
             RebalanceProtocol::Eager => Protocol::Eager,
             RebalanceProtocol::Cooperative => Protocol::Cooperative,
@@ -357,6 +411,7 @@ impl<M> Consumer<M> {
         Ok(Consumer {
             config,
             processing,
+            warmup,
             protocol,
             broker: None,
             state: State::Joining,
@@ -377,9 +432,31 @@ impl<M> Consumer<M> {
             last_auto_commit: SimTime::ZERO,
             poll_timer: None,
             next_id: 0,
+            warm_until: BTreeMap::new(),
+            stored: BTreeMap::new(),
+            deployed: Durable::new(true),
+            running: false,
+            busy_for: SimDuration::ZERO,
+            busy_since: None,
+            usage_from: SimTime::ZERO,
+            ledger: None,
+            name: String::new(),
             metrics: None,
             _m: PhantomData,
         })
+    }
+
+    /// Makes this consumer (and every clone: build one and clone it in the factory) a
+    /// replica that starts stopped, until an orchestrator sends `Control::Start`.
+    pub fn stopped(self) -> Self {
+        *self.deployed.borrow_mut() = false;
+        self
+    }
+
+    /// Reports to `ledger`, the group's shared observer (see [`Ledger`]).
+    pub fn with_ledger(mut self, ledger: SharedLedger) -> Self {
+        self.ledger = Some(ledger);
+        self
     }
 
     fn id(&mut self) -> u64 {
@@ -394,6 +471,8 @@ impl<M> Consumer<M> {
     /// Drops what the consumer keeps about a partition it no longer owns.
     fn forget(&mut self, partition: Partition) -> Option<Position> {
         self.retry_at.remove(&partition);
+        self.warm_until.remove(&partition);
+        self.stored.remove(&partition);
         self.failures.remove(&partition);
         self.positions.remove(&partition)
     }
@@ -405,6 +484,44 @@ impl<M> Consumer<M> {
             self.positions.get(&partition),
             Some(Position::At(_) | Position::ResetLatest)
         ) && self.retry_at.get(&partition).is_none_or(|&t| now >= t)
+            && self.warm_until.get(&partition).is_none_or(|&t| now >= t)
+    }
+
+    /// The partitions this member is consuming now: in a generation, allowed to consume
+    /// (Stable, or cooperative during a rebalance), with a position and warmed up.
+    fn consuming(&self, now: SimTime) -> Vec<Partition> {
+        let allowed = self.running
+            && self.generation.is_some()
+            && match self.state {
+                State::Stable => true,
+                State::Joining | State::Syncing | State::Backoff => {
+                    self.protocol == Protocol::Cooperative
+                }
+                State::Fenced => false,
+            };
+        if !allowed {
+            return Vec::new();
+        }
+        let ready = |p: &&Partition| {
+            matches!(
+                self.positions.get(p),
+                Some(Position::At(_) | Position::ResetLatest)
+            ) && self.warm_until.get(p).is_none_or(|&t| now >= t)
+        };
+        self.owned.iter().filter(ready).copied().collect()
+    }
+
+    /// What auto-commit commits for `partition`: its position (Java) or its stored offset
+    /// (librdkafka).
+    fn auto_commit_offset(&self, partition: Partition) -> Option<u64> {
+        let position = match self.positions.get(&partition) {
+            Some(Position::At(o)) => Some(*o),
+            _ => None,
+        };
+        match self.config.auto_commit_from {
+            AutoCommitFrom::Poll => position,
+            AutoCommitFrom::Timer => self.stored.get(&partition).copied().or(position),
+        }
     }
 }
 
@@ -442,6 +559,11 @@ impl<M: Carry<Log>> Consumer<M> {
         ctx.metrics().set(m.owned, owned);
         ctx.metrics()
             .set(m.stopped, if stopped { 1.0 } else { 0.0 });
+        if let Some(ledger) = &self.ledger {
+            let now = ctx.now();
+            let consuming = self.consuming(now);
+            (ledger.borrow_mut()).consuming(ctx.metrics(), now, &self.name, &consuming);
+        }
     }
 
     fn commit(&mut self, ctx: &mut Ctx<'_, M>, partition: Partition, offset: u64) {
@@ -461,11 +583,8 @@ impl<M: Carry<Log>> Consumer<M> {
         if self.generation.is_none() {
             return;
         }
-        let at: Vec<(Partition, u64)> = (self.positions.iter())
-            .filter_map(|(&p, pos)| match pos {
-                Position::At(o) => Some((p, *o)),
-                _ => None,
-            })
+        let at: Vec<(Partition, u64)> = (self.positions.keys())
+            .filter_map(|&p| Some((p, self.auto_commit_offset(p)?)))
             .collect();
         for (p, o) in at {
             self.commit(ctx, p, o);
@@ -590,15 +709,21 @@ impl<M: Carry<Log>> Consumer<M> {
 
     fn on_sync(&mut self, ctx: &mut Ctx<'_, M>, assigned: Vec<Partition>) {
         let change = apply_assignment(self.protocol, &self.owned, &assigned);
-        for p in &change.revoked {
-            if let (Some(Position::At(o)), true) =
-                (self.forget(*p), self.config.auto_commit.is_some())
-            {
-                self.commit(ctx, *p, o);
+        for &p in &change.revoked {
+            let offset = self.auto_commit_offset(p);
+            self.forget(p);
+            if let (Some(o), true) = (offset, self.config.auto_commit.is_some()) {
+                self.commit(ctx, p, o);
             }
         }
         self.owned = change.owned;
         for &p in &change.added {
+            if let Some(warmup) = self.warmup.clone() {
+                let d = ctx.sample_duration(&warmup);
+                let d = ctx.work(d);
+                self.warm_until.insert(p, ctx.now().saturating_add(d));
+                self.timer(ctx, d, WARM, u64::from(p));
+            }
             let id = self.id();
             self.committed_requests.insert(id, p);
             self.positions.insert(p, Position::Fetching);
@@ -626,8 +751,14 @@ impl<M: Carry<Log>> Consumer<M> {
             return;
         }
         let pos = match (reply.offset, self.config.auto_offset_reset) {
-            (Some(o), _) => Position::At(o),
-            (None, OffsetReset::Earliest) => Position::At(0),
+            (Some(o), _) => {
+                self.resumed(ctx, p, o);
+                Position::At(o)
+            }
+            (None, OffsetReset::Earliest) => {
+                self.resumed(ctx, p, 0);
+                Position::At(0)
+            }
             (None, OffsetReset::Latest) => Position::ResetLatest,
             (None, OffsetReset::None) => {
                 ctx.trace_note(&format!("no committed offset for {}", self.tp(p)));
@@ -635,7 +766,15 @@ impl<M: Carry<Log>> Consumer<M> {
             }
         };
         self.positions.insert(p, pos);
+        self.update_gauges(ctx);
         self.poll(ctx);
+    }
+
+    /// Tells the ledger this member resumes `p` at `offset`.
+    fn resumed(&self, ctx: &mut Ctx<'_, M>, p: Partition, offset: u64) {
+        if let Some(ledger) = &self.ledger {
+            ledger.borrow_mut().resumed(ctx.metrics(), p, offset);
+        }
     }
 
     /// One `poll()`: rejoin if flagged, auto-commit if due, then fetch from the next owned
@@ -659,6 +798,7 @@ impl<M: Carry<Log>> Consumer<M> {
             return;
         }
         if let Some(interval) = self.config.auto_commit
+            && self.config.auto_commit_from == AutoCommitFrom::Poll
             && ctx.now() >= self.last_auto_commit.saturating_add(interval)
         {
             self.commit_all(ctx);
@@ -740,9 +880,13 @@ impl<M: Carry<Log>> Consumer<M> {
                 }
                 let total = ctx.work(total);
                 let poison = poison.map(|i| records[i]);
+                // librdkafka stores the offsets as it hands the records over.
+                self.stored.insert(p, next_offset);
+                self.busy_since = Some(ctx.now());
                 self.busy = Some(Batch {
                     seq: id,
                     partition: p,
+                    first: records[0].offset,
                     records: poison.map_or(records.len(), |_| attempted - 1) as u64,
                     next_offset: poison.map_or(next_offset, |r| r.offset),
                     poison,
@@ -757,9 +901,16 @@ impl<M: Carry<Log>> Consumer<M> {
             FetchOutcome::OffsetOutOfRange { log_start } => {
                 let pos = match (self.positions[&p], self.config.auto_offset_reset) {
                     (Position::ResetLatest, _) | (_, OffsetReset::Latest) => {
+                        if let Some(ledger) = &self.ledger {
+                            ledger.borrow_mut().start_at(p, reply.high_watermark);
+                        }
+                        self.resumed(ctx, p, reply.high_watermark);
                         Position::At(reply.high_watermark)
                     }
-                    (_, OffsetReset::Earliest) => Position::At(log_start),
+                    (_, OffsetReset::Earliest) => {
+                        self.resumed(ctx, p, log_start);
+                        Position::At(log_start)
+                    }
                     (_, OffsetReset::None) => {
                         ctx.trace_note(&format!("offset out of range on {}", self.tp(p)));
                         Position::Failed
@@ -780,9 +931,16 @@ impl<M: Carry<Log>> Consumer<M> {
             return;
         };
         self.busy = None;
+        if let Some(since) = self.busy_since.take() {
+            self.busy_for += ctx.now() - since;
+        }
         let m = self.m();
         ctx.metrics().add(m.processed, batch.records);
         ctx.metrics().inc(m.batches);
+        if let Some(ledger) = &self.ledger {
+            let (p, first, n) = (batch.partition, batch.first, batch.records);
+            ledger.borrow_mut().processed(ctx.metrics(), p, first, n);
+        }
         let p = batch.partition;
         if self.owned.contains(&p) && self.positions.contains_key(&p) {
             let mut next = batch.next_offset;
@@ -919,6 +1077,86 @@ impl<M: Carry<Log>> Consumer<M> {
     }
 }
 
+impl<M: Carry<Log>> Consumer<M> {
+    /// Starts the client: resolve the broker, join, heartbeat.
+    fn boot(&mut self, ctx: &mut Ctx<'_, M>) {
+        self.running = true;
+        let name = &self.config.broker;
+        self.broker = Some(match ctx.lookup(name) {
+            Some(id) => id,
+            None => panic!(
+                "{}: broker names `{name}`, but no actor has that name",
+                ctx.name()
+            ),
+        });
+        self.last_auto_commit = ctx.now();
+        self.usage_from = ctx.now();
+        self.join(ctx);
+        self.timer(ctx, self.config.heartbeat_interval, HEARTBEAT, 0);
+        if let (Some(interval), AutoCommitFrom::Timer) =
+            (self.config.auto_commit, self.config.auto_commit_from)
+        {
+            self.timer(ctx, interval, AUTO_COMMIT, 0);
+        }
+    }
+
+    /// `KafkaConsumer.close()`: auto-commit's final commit, LeaveGroup for a dynamic member
+    /// (a static one stays in the group until its session times out: KIP-345), then the
+    /// process exits and comes back `restart_after` later (None: stays stopped). A batch in
+    /// progress is abandoned: its records go to the partition's next owner again.
+    fn close(&mut self, ctx: &mut Ctx<'_, M>, restart_after: Option<SimDuration>) {
+        if self.config.auto_commit.is_some() {
+            self.commit_all(ctx);
+        }
+        if sends_leave_group(self.config.group_instance_id.as_deref()) && self.member_id.is_some() {
+            let leave = GroupOp::Leave {
+                client_id: ctx.name().to_string(),
+                member_id: self.member_id.clone(),
+                instance_id: None,
+            };
+            self.group_op(ctx, leave);
+        }
+        self.running = false;
+        self.update_gauges(ctx);
+        *self.deployed.borrow_mut() = restart_after.is_some();
+        ctx.trace_note(match restart_after {
+            Some(_) => "closing for a restart",
+            None => "closing: scaled down",
+        });
+        // A new process: the restarted incarnation starts (or stays stopped) from nothing.
+        ctx.crash_self(Some(restart_after.unwrap_or(SimDuration::ZERO)));
+    }
+
+    fn on_control(&mut self, ctx: &mut Ctx<'_, M>, control: Control) {
+        match control {
+            Control::Start if !self.running => {
+                *self.deployed.borrow_mut() = true;
+                self.boot(ctx);
+            }
+            Control::Stop if self.running => self.close(ctx, None),
+            Control::Restart { after } if self.running => self.close(ctx, Some(after)),
+            _ => {}
+        }
+    }
+
+    /// The share of the time since the last query spent processing.
+    fn usage(&mut self, ctx: &mut Ctx<'_, M>) -> f64 {
+        let now = ctx.now();
+        let mut busy = self.busy_for;
+        if let Some(since) = self.busy_since {
+            busy += now - since;
+            self.busy_since = Some(now);
+        }
+        let window = now - self.usage_from;
+        self.busy_for = SimDuration::ZERO;
+        self.usage_from = now;
+        if window.is_zero() {
+            return 0.0;
+        }
+        (busy.as_nanos() as f64 / window.as_nanos() as f64).min(1.0)
+    }
+}
+
 impl<M: Carry<Log>> Actor<M> for Consumer<M> {
     fn on_start(&mut self, ctx: &mut Ctx<'_, M>) {
         self.metrics = Some(ConsumerMetrics {
@@ -932,21 +1170,28 @@ impl<M: Carry<Log>> Actor<M> for Consumer<M> {
             owned: ctx.gauge("partitions_owned"),
             stopped: ctx.gauge("stopped"),
         });
-        let name = &self.config.broker;
-        self.broker = Some(match ctx.lookup(name) {
-            Some(id) => id,
-            None => panic!(
-                "{}: broker names `{name}`, but no actor has that name",
-                ctx.name()
-            ),
-        });
-        self.last_auto_commit = ctx.now();
-        self.join(ctx);
-        self.timer(ctx, self.config.heartbeat_interval, HEARTBEAT, 0);
+        self.name = ctx.name().to_string();
+        if let Some(ledger) = &self.ledger {
+            ledger.borrow_mut().register(ctx.metrics());
+        }
+        self.usage_from = ctx.now();
+        if *self.deployed.borrow() {
+            self.boot(ctx);
+        } else {
+            self.update_gauges(ctx);
+        }
     }
 
     fn on_message(&mut self, ctx: &mut Ctx<'_, M>, _from: ActorId, msg: M) {
         match msg.unwrap() {
+            Some(Log::Control(control)) => self.on_control(ctx, control),
+            Some(Log::UsageQuery { id, reply_to }) => {
+                let busy = self.usage(ctx);
+                let running = self.running;
+                let reply = UsageReply { id, busy, running };
+                ctx.send(reply_to, M::wrap(Log::UsageReply(reply)));
+            }
+            _ if !self.running => {}
             Some(Log::GroupReply(reply)) if reply.group == self.config.group => {
                 self.on_group_reply(ctx, reply.response)
             }
@@ -970,7 +1215,27 @@ impl<M: Carry<Log>> Actor<M> for Consumer<M> {
             POLL_TIMEOUT => self.on_poll_timeout(ctx, seq),
             REJOIN if self.state == State::Backoff => self.join(ctx),
             RETRY => self.on_retry_timer(ctx, seq as Partition),
+            WARM => {
+                let p = seq as Partition;
+                if self.warm_until.get(&p).is_some_and(|&t| ctx.now() >= t) {
+                    self.warm_until.remove(&p);
+                    self.update_gauges(ctx);
+                    self.idle = false;
+                    self.poll(ctx);
+                }
+            }
+            AUTO_COMMIT => {
+                self.commit_all(ctx);
+                let interval = self.config.auto_commit.expect("set only with auto-commit");
+                self.timer(ctx, interval, AUTO_COMMIT, 0);
+            }
             _ => {}
+        }
+    }
+
+    fn on_crash(&mut self, now: SimTime, metrics: &mut Metrics) {
+        if let Some(ledger) = &self.ledger {
+            ledger.borrow_mut().consuming(metrics, now, &self.name, &[]);
         }
     }
 }

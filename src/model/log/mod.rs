@@ -41,6 +41,7 @@ pub mod autoscale;
 mod broker;
 pub mod consumer;
 pub mod group;
+pub mod ledger;
 mod msg;
 pub mod partition;
 pub mod partitioner;
@@ -51,11 +52,12 @@ pub use broker::{
     Broker, BrokerConfig, BrokerDisk, DEFAULT_IO_THREADS, TopicConfig, default_fetch_time,
     default_produce_time,
 };
-pub use consumer::{Consumer, ConsumerConfig};
+pub use consumer::{AutoCommitFrom, Consumer, ConsumerConfig, PoisonPolicy};
+pub use ledger::{Ledger, SharedLedger};
 pub use msg::{
-    CommitError, CommitOffset, CommittedReply, Fetch, FetchCommitted, FetchOutcome, FetchReply,
-    GroupOp, GroupReply, GroupRequest, Log, OffsetCommitAck, Produce, ProduceAck, ProduceError,
-    Tick, TopicPartition,
+    CommitError, CommitOffset, CommittedReply, Control, Fetch, FetchCommitted, FetchOutcome,
+    FetchReply, GroupOp, GroupReply, GroupRequest, LagQuery, LagReply, Log, OffsetCommitAck,
+    Produce, ProduceAck, ProduceError, Tick, TopicPartition, UsageReply,
 };
 pub use partition::{
     Deleted, Disk, FetchResult, NewRecord, OffsetReset, PartitionConfig, PartitionLog, Record,

@@ -40,7 +40,7 @@ impl std::fmt::Display for TopicPartition {
 }
 
 /// The messages of the family.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Log {
     Produce(Produce),
     ProduceAck(ProduceAck),
@@ -54,7 +54,58 @@ pub enum Log {
     Group(GroupRequest),
     /// A coordinator's reply to one of them.
     GroupReply(GroupReply),
+    /// A lag query (what KEDA's Kafka scaler asks: the group's committed offsets against the
+    /// log end offsets of the topic's partitions).
+    LagQuery(LagQuery),
+    LagReply(LagReply),
+    /// An orchestrator's instruction to a consumer process (start it, stop it).
+    Control(Control),
+    /// How busy a consumer has been since it was last asked (a metrics-server scrape).
+    UsageQuery {
+        id: u64,
+        reply_to: ActorId,
+    },
+    UsageReply(UsageReply),
     Tick(Tick),
+}
+
+/// Asks a broker for `group`'s lag on every partition of `topic`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LagQuery {
+    pub id: u64,
+    pub reply_to: ActorId,
+    pub group: String,
+    pub topic: String,
+}
+
+/// Lag by partition (`log end - committed`, or `log end - log start` with no commit); empty
+/// if the broker does not lead the topic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LagReply {
+    pub id: u64,
+    pub lags: Vec<u64>,
+}
+
+/// What an orchestrator tells a consumer's pod.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// Start the process (a scaled-up replica whose pod is ready); ignored if running.
+    Start,
+    /// Close gracefully (commit, LeaveGroup unless static) and stay stopped (scaled down).
+    Stop,
+    /// Close gracefully and start again `after` later (one step of a rolling restart).
+    Restart {
+        after: crate::engine::time::SimDuration,
+    },
+}
+
+/// A consumer's answer to a usage query: the fraction of the time since the previous query
+/// spent processing records (its CPU utilisation, one core), and whether it is running.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct UsageReply {
+    pub id: u64,
+    pub busy: f64,
+    pub running: bool,
 }
 
 /// A batch of records for one partition (a ProduceRequest with one partition's batch).
@@ -234,4 +285,7 @@ pub enum Tick {
     /// Consumer: its timer of kind `kind` (heartbeat, batch processed, idle poll, poll
     /// timeout, retry) numbered `seq` is due.
     Consumer { kind: u32, seq: u64 },
+    /// A consumer group's controller: its autoscaler poll, a provisioned replica, a rollout
+    /// step.
+    Group { kind: u32, seq: u64 },
 }

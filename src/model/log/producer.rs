@@ -488,7 +488,8 @@ impl<M: Carry<Log>> Actor<M> for Producer<M> {
             Tick::Served { .. }
             | Tick::Retention(_)
             | Tick::GroupDeadline(_)
-            | Tick::Consumer { .. } => {}
+            | Tick::Consumer { .. }
+            | Tick::Group { .. } => {}
         }
     }
 }
