@@ -9,6 +9,8 @@ use crate::actor::ActorId;
 use crate::engine::sim::{Sim, SimError};
 use crate::model::Carry;
 use crate::model::cache::{Cache, CacheConfig};
+use crate::model::log::deployment;
+use crate::model::log::{Broker, BrokerConfig, ConsumerGroupConfig, Log, Producer, ProducerConfig};
 use crate::model::rpc::{
     Client, ClientConfig, ConfigError, Database, DatabaseConfig, KindRef, LoadBalancer,
     LoadBalancerConfig, Rpc, Service, ServiceConfig, Validate,
@@ -21,6 +23,7 @@ use crate::scenario::tree::{self, Node};
 #[derive(Clone, Debug)]
 pub enum Msg {
     Rpc(Rpc),
+    Log(Log),
 }
 
 impl Carry<Rpc> for Msg {
@@ -31,6 +34,20 @@ impl Carry<Rpc> for Msg {
     fn unwrap(self) -> Option<Rpc> {
         match self {
             Msg::Rpc(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+impl Carry<Log> for Msg {
+    fn wrap(inner: Log) -> Self {
+        Msg::Log(inner)
+    }
+
+    fn unwrap(self) -> Option<Log> {
+        match self {
+            Msg::Log(l) => Some(l),
+            _ => None,
         }
     }
 }
@@ -43,15 +60,21 @@ pub enum Kind {
     Database,
     LoadBalancer,
     Cache,
+    Broker,
+    Producer,
+    ConsumerGroup,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Client,
         Kind::Service,
         Kind::Database,
         Kind::LoadBalancer,
         Kind::Cache,
+        Kind::Broker,
+        Kind::Producer,
+        Kind::ConsumerGroup,
     ];
 
     /// The name written in a scenario.
@@ -62,6 +85,9 @@ impl Kind {
             Kind::Database => "Database",
             Kind::LoadBalancer => "LoadBalancer",
             Kind::Cache => "Cache",
+            Kind::Broker => "Broker",
+            Kind::Producer => "Producer",
+            Kind::ConsumerGroup => "ConsumerGroup",
         }
     }
 
@@ -77,6 +103,9 @@ impl Kind {
             Kind::Database => "rpc/postgres",
             Kind::LoadBalancer => "rpc/load-balancer",
             Kind::Cache => "cache/redis",
+            Kind::Broker => "kafka/broker",
+            Kind::Producer => "kafka/producer",
+            Kind::ConsumerGroup => "kafka/consumer-group",
         }
     }
 }
@@ -89,6 +118,9 @@ pub enum Config {
     Database(DatabaseConfig),
     LoadBalancer(LoadBalancerConfig),
     Cache(CacheConfig),
+    Broker(BrokerConfig),
+    Producer(ProducerConfig),
+    ConsumerGroup(ConsumerGroupConfig),
 }
 
 impl Config {
@@ -101,6 +133,9 @@ impl Config {
             Kind::Database => Config::Database(tree::from_node(node)?),
             Kind::LoadBalancer => Config::LoadBalancer(tree::from_node(node)?),
             Kind::Cache => Config::Cache(tree::from_node(node)?),
+            Kind::Broker => Config::Broker(tree::from_node(node)?),
+            Kind::Producer => Config::Producer(tree::from_node(node)?),
+            Kind::ConsumerGroup => Config::ConsumerGroup(tree::from_node(node)?),
         })
     }
 
@@ -111,6 +146,9 @@ impl Config {
             Config::Database(_) => Kind::Database,
             Config::LoadBalancer(_) => Kind::LoadBalancer,
             Config::Cache(_) => Kind::Cache,
+            Config::Broker(_) => Kind::Broker,
+            Config::Producer(_) => Kind::Producer,
+            Config::ConsumerGroup(_) => Kind::ConsumerGroup,
         }
     }
 
@@ -121,6 +159,9 @@ impl Config {
             Config::Database(c) => c.validate(),
             Config::LoadBalancer(c) => c.validate(),
             Config::Cache(c) => c.validate(),
+            Config::Broker(c) => c.validate(),
+            Config::Producer(c) => c.validate(),
+            Config::ConsumerGroup(c) => c.validate(),
         }
     }
 
@@ -129,8 +170,10 @@ impl Config {
         match self {
             Config::Client(c) => c.targets(),
             Config::Service(c) => c.targets(),
-            Config::Database(_) | Config::Cache(_) => Vec::new(),
+            Config::Database(_) | Config::Cache(_) | Config::Broker(_) => Vec::new(),
             Config::LoadBalancer(c) => c.targets(),
+            Config::Producer(c) => c.targets(),
+            Config::ConsumerGroup(c) => c.targets(),
         }
     }
 
@@ -139,7 +182,7 @@ impl Config {
         match self {
             Config::Service(c) => Some(c.kind_names()),
             Config::Database(c) => Some(c.kind_names()),
-            Config::Client(_) | Config::LoadBalancer(_) | Config::Cache(_) => None,
+            _ => None,
         }
     }
 
@@ -157,7 +200,7 @@ impl Config {
             Config::Client(c) => c.kind_refs_mut(),
             Config::Service(c) => c.kind_refs_mut(),
             Config::LoadBalancer(c) => c.kind_refs_mut(),
-            Config::Database(_) | Config::Cache(_) => Vec::new(),
+            _ => Vec::new(),
         }
     }
 
@@ -184,6 +227,24 @@ impl Config {
             Config::Cache(c) => sim.spawn(host, name, move || {
                 Cache::<Msg>::new(c.clone()).expect(VALID)
             }),
+            Config::Broker(c) => {
+                // Clones share the disk: the logs and offsets outlive a crash.
+                let proto = Broker::<Msg>::new(c).expect(VALID);
+                sim.spawn(host, name, move || proto.clone())
+            }
+            Config::Producer(c) => sim.spawn(host, name, move || {
+                Producer::<Msg>::new(c.clone()).expect(VALID)
+            }),
+            Config::ConsumerGroup(c) => {
+                // The replicas first (the controller looks them up at its start), each
+                // sharing its `deployed` flag and the group's ledger with its incarnations.
+                let deployed = deployment::build::<Msg>(&c, name).expect(VALID);
+                for (pod, proto) in deployed.replicas {
+                    sim.spawn(host, &pod, move || proto.clone())?;
+                }
+                let controller = deployed.controller;
+                sim.spawn(host, name, move || controller.clone())
+            }
         }
     }
 }

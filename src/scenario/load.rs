@@ -715,6 +715,7 @@ fn read(
                 resolved.into_iter().flatten().unzip();
             resolve_kinds(&mut comps, &trees, problems);
             check_components(&comps, &trees, problems);
+            configure_groups(&mut comps, &trees, problems);
             variants.push(Variant {
                 name: rv.head.name.clone(),
                 about: rv.head.about.clone(),
@@ -1185,6 +1186,123 @@ fn check_components(comps: &[Component], trees: &[Node], problems: &mut Problems
                 ));
             }
         }
+    }
+}
+
+/// Wires the log family across components: every topic a producer or consumer group names
+/// must be led by its broker with the partition count it assumes, and each consumer group's
+/// coordinator on its broker takes the group's session timeout, rebalance timeout (its
+/// `max_poll_interval`) and protocol from the members, as Kafka's coordinator takes them from
+/// each JoinGroup; what else the broker's `groups` entry says (the initial rebalance delay)
+/// is kept.
+fn configure_groups(comps: &mut [Component], trees: &[Node], problems: &mut Problems) {
+    use crate::model::log::assign::RebalanceProtocol;
+    use crate::model::log::group::{
+        GroupConfig, MAX_SESSION_TIMEOUT, MIN_SESSION_TIMEOUT, Protocol,
+    };
+    // (component index, broker, topic, partitions, field path prefix) of every user.
+    let mut uses = Vec::new();
+    let mut groups = Vec::new();
+    for (i, c) in comps.iter().enumerate() {
+        match &c.config {
+            Config::Producer(p) => {
+                for b in &p.brokers {
+                    uses.push((i, b.clone(), p.topic.clone(), p.partitions, ""));
+                }
+            }
+            Config::ConsumerGroup(g) => {
+                let k = &g.consumer;
+                uses.push((
+                    i,
+                    k.broker.clone(),
+                    k.topic.clone(),
+                    k.partitions,
+                    "consumer.",
+                ));
+                let protocol = match k.assignor.protocol() {
+                    RebalanceProtocol::Eager => Protocol::Eager,
+                    RebalanceProtocol::Cooperative => Protocol::Cooperative,
+                };
+                groups.push((
+                    i,
+                    k.broker.clone(),
+                    k.group.clone(),
+                    k.session_timeout,
+                    k.max_poll_interval,
+                    protocol,
+                ));
+            }
+            _ => {}
+        }
+    }
+    let broker_of = |comps: &[Component], name: &str| {
+        comps
+            .iter()
+            .position(|c| c.name == name && matches!(c.config, Config::Broker(_)))
+    };
+    for (i, broker, topic, partitions, prefix) in uses {
+        let path = join("components", &comps[i].name);
+        let Some(b) = broker_of(comps, &broker) else {
+            // A dangling name is reported by `check_components`; another kind is wrong here.
+            if comps.iter().any(|c| c.name == broker) {
+                let field = format!("{prefix}broker");
+                problems.push(Problem::new(
+                    Some(span_of(&trees[i], &field)),
+                    join(&path, &field),
+                    format!("`{broker}` is not a Broker"),
+                ));
+            }
+            continue;
+        };
+        let Config::Broker(bc) = &comps[b].config else {
+            unreachable!()
+        };
+        let field = format!("{prefix}topic");
+        match bc.topics.iter().find(|t| t.name == topic) {
+            None => problems.push(
+                Problem::new(
+                    Some(span_of(&trees[i], &field)),
+                    join(&path, &field),
+                    format!("broker `{broker}` has no topic `{topic}`"),
+                )
+                .suggest(suggest(&topic, bc.topics.iter().map(|t| t.name.as_str()))),
+            ),
+            Some(t) if t.partitions != partitions => {
+                let field = format!("{prefix}partitions");
+                problems.push(Problem::new(
+                    Some(span_of(&trees[i], &field)),
+                    join(&path, &field),
+                    format!(
+                        "{partitions}, but topic `{topic}` on `{broker}` has {} partitions",
+                        t.partitions
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    for (i, broker, group, session, rebalance, protocol) in groups {
+        let Some(b) = broker_of(comps, &broker) else {
+            continue;
+        };
+        if !(MIN_SESSION_TIMEOUT..=MAX_SESSION_TIMEOUT).contains(&session) {
+            let field = "consumer.session_timeout";
+            problems.push(Problem::new(
+                Some(span_of(&trees[i], field)),
+                join(&join("components", &comps[i].name), field),
+                format!(
+                    "{session} is outside the broker's bounds [{MIN_SESSION_TIMEOUT},                      {MAX_SESSION_TIMEOUT}] (INVALID_SESSION_TIMEOUT)"
+                ),
+            ));
+            continue;
+        }
+        let Config::Broker(bc) = &mut comps[b].config else {
+            unreachable!()
+        };
+        let entry = bc.groups.entry(group).or_insert_with(GroupConfig::default);
+        entry.session_timeout = session;
+        entry.rebalance_timeout = rebalance;
+        entry.protocol = protocol;
     }
 }
 

@@ -30,6 +30,18 @@ pub const FILES: &[(&str, &str)] = &[
         "models/cache/redis.ron",
         include_str!("../../models/cache/redis.ron"),
     ),
+    (
+        "models/kafka/broker.ron",
+        include_str!("../../models/kafka/broker.ron"),
+    ),
+    (
+        "models/kafka/producer.ron",
+        include_str!("../../models/kafka/producer.ron"),
+    ),
+    (
+        "models/kafka/consumer_group.ron",
+        include_str!("../../models/kafka/consumer_group.ron"),
+    ),
 ];
 
 /// A parsed model file.

@@ -40,6 +40,7 @@ pub mod assign;
 pub mod autoscale;
 mod broker;
 pub mod consumer;
+pub mod deployment;
 pub mod group;
 pub mod ledger;
 mod msg;
@@ -53,6 +54,7 @@ pub use broker::{
     default_produce_time,
 };
 pub use consumer::{AutoCommitFrom, Consumer, ConsumerConfig, PoisonPolicy};
+pub use deployment::{ConsumerGroupConfig, GroupController, Rollout};
 pub use ledger::{Ledger, SharedLedger};
 pub use msg::{
     CommitError, CommitOffset, CommittedReply, Control, Fetch, FetchCommitted, FetchOutcome,

@@ -59,19 +59,42 @@ pub const DEFAULT_BATCH_SIZE: u32 = 16_384;
 pub const DEFAULT_RECORD_BYTES: f64 = 1024.0;
 
 /// How records arrive.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub enum ProduceRate {
     /// Exponential gaps: `Poisson("1000/s")`.
     Poisson(Rate),
     /// Evenly spaced, the first one gap after the start: `Constant("1000/s")`.
     Constant(Rate),
+    /// Poisson, the rate changing at the given times: `Schedule([("0s", "1000/s"), ("2m",
+    /// "3000/s"), ("3m", "1000/s")])`. Nothing is produced before the first step.
+    Schedule(Vec<(SimTime, Rate)>),
 }
 
-impl ProduceRate {
-    fn rate(self) -> Rate {
-        match self {
-            ProduceRate::Poisson(r) | ProduceRate::Constant(r) => r,
+/// The next arrival of a Poisson process whose rate steps at `steps`, after `now`, for one
+/// unit exponential draw per attempt (`draw`). A draw that would cross the next step is
+/// dropped and a fresh one taken at the step, with the new rate: exact, by memorylessness.
+/// None when no step after `now` has a rate that ever produces.
+fn next_scheduled(
+    steps: &[(SimTime, Rate)],
+    now: SimTime,
+    mut draw: impl FnMut() -> f64,
+) -> Option<f64> {
+    let mut t = now.as_nanos() as f64;
+    loop {
+        let i = match steps.iter().rposition(|&(at, _)| at.as_nanos() as f64 <= t) {
+            Some(i) => i,
+            None => {
+                t = steps.first()?.0.as_nanos() as f64;
+                continue;
+            }
+        };
+        let next = steps.get(i + 1).map(|&(at, _)| at.as_nanos() as f64);
+        let at = t + draw() * steps[i].1.gap_nanos();
+        match next {
+            Some(step) if at >= step => t = step,
+            _ if at.is_finite() => return Some(at),
+            _ => return None,
         }
     }
 }
@@ -157,6 +180,24 @@ impl Validate for ProducerConfig {
                     self.partitions
                 ),
             });
+        }
+        if let ProduceRate::Schedule(steps) = &self.rate {
+            if steps.is_empty() {
+                return Err(ConfigError::Empty {
+                    field: "rate.Schedule".into(),
+                });
+            }
+            for (i, w) in steps.windows(2).enumerate() {
+                if w[1].0 <= w[0].0 {
+                    return Err(ConfigError::Invalid {
+                        field: format!("rate.Schedule[{}]", i + 1),
+                        reason: format!(
+                            "steps must be in strictly increasing time order, but {} follows {}",
+                            w[1].0, w[0].0
+                        ),
+                    });
+                }
+            }
         }
         if let Some(keys) = &self.keys {
             keys.validate().map_err(|e| e.within("keys"))?;
@@ -288,14 +329,21 @@ impl<M: Carry<Log>> Producer<M> {
         if !self.may_create() {
             return;
         }
-        let gap_ns = self.config.rate.rate().gap_nanos();
-        let at_ns = match self.config.rate {
-            ProduceRate::Constant(_) => {
-                self.next_constant_ns += gap_ns;
+        let at_ns = match &self.config.rate {
+            ProduceRate::Constant(rate) => {
+                self.next_constant_ns += rate.gap_nanos();
                 self.next_constant_ns
             }
-            ProduceRate::Poisson(_) => {
-                ctx.now().as_nanos() as f64 + self.unit_exp.sample(ctx.rng()) * gap_ns
+            ProduceRate::Poisson(rate) => {
+                ctx.now().as_nanos() as f64 + self.unit_exp.sample(ctx.rng()) * rate.gap_nanos()
+            }
+            ProduceRate::Schedule(steps) => {
+                let unit = &self.unit_exp;
+                let now = ctx.now();
+                match next_scheduled(steps, now, || unit.sample(ctx.rng())) {
+                    Some(at) => at,
+                    None => return,
+                }
             }
         };
         // Saturating float-to-int: a gap beyond u64 nanoseconds means "never".

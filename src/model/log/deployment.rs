@@ -1,0 +1,548 @@
+//! A consumer group as it is deployed: N replicas of one consumer (a Kubernetes StatefulSet,
+//! pods `<name>-0`, `<name>-1`, ...), an optional autoscaler that changes N (KEDA on lag, or
+//! the HPA on CPU), and optional rolling restarts. The orchestrator is an actor of its own, the
+//! group's *controller*, named after the component; the replicas are ordinary [`Consumer`]s.
+//!
+//! - **Replicas.** Every replica the group can ever have is spawned at the start (so faults can
+//!   name any of them); those beyond the initial count start stopped, and the controller
+//!   starts and stops them with [`Control`] messages, as the kubelet starts and deletes pods.
+//!   With `static_membership`, each replica's `group.instance.id` is its pod name, stable
+//!   across restarts as a StatefulSet's pod names are.
+//! - **Autoscaling.** Every `polling_interval` the controller measures the metric the way the
+//!   real scaler does — KEDA's Kafka scaler asks the broker for the group's lag
+//!   ([`LagQuery`]); the HPA's CPU metric comes from each running pod ([`Log::UsageQuery`], the
+//!   share of the last interval spent processing, as metrics-server's scrape gives it) — and
+//!   feeds it to the pure [`Autoscaler`]. A scale-up starts pods that become ready
+//!   `provisioning` later (scheduling, image, JVM start); a scale-down stops the newest pods at
+//!   once (`KafkaConsumer.close()`: LeaveGroup, then exit). Each change of the count is a
+//!   rebalance, and under the eager protocol a rebalance stops the whole group: that delay and
+//!   that stop are the loop of the rebalance storm (K1).
+//! - **Rolling restarts.** At `rollout.at`, the running pods restart one at a time in reverse
+//!   ordinal order (a StatefulSet's `RollingUpdate`), each down for its `provisioning` time;
+//!   the next starts once the previous is running again and `pause` (`minReadySeconds`) has
+//!   passed. Kubernetes knows when a process runs, not when it has rejoined its group: the
+//!   rollout does not wait for the group to settle, which is how a rolling deploy turns into
+//!   one rebalance per pod.
+//!
+//! The group's shared [`Ledger`] (records processed twice, skipped, partitions stopped) is
+//! made here and handed to every replica; its metrics are owned by the controller's name.
+
+use std::marker::PhantomData;
+
+use serde::{Deserialize, Serialize};
+
+use super::autoscale::{Autoscaler, AutoscalerConfig, ScaleMetric};
+use super::consumer::{Consumer, ConsumerConfig};
+use super::ledger::{Ledger, SharedLedger};
+use super::msg::{Control, LagQuery, Log, Tick};
+use crate::actor::{Actor, ActorId, Ctx};
+use crate::dist::{Dist, Sampler, Scalar};
+use crate::engine::time::{SimDuration, SimTime};
+use crate::metrics::{CounterId, GaugeId};
+use crate::model::Carry;
+use crate::model::rpc::{ConfigError, Validate, compile};
+
+/// How long a new pod takes to run by default: 30 s. The HPA's own allowance for it,
+/// `--horizontal-pod-autoscaler-initial-readiness-delay` ("the period after pod start during
+/// which readiness changes will be treated as initial readiness", default 30 s, Kubernetes
+/// docs, kube-controller-manager); a JVM consumer with a cached image is in that range.
+pub const DEFAULT_PROVISIONING: SimDuration = SimDuration::from_secs(30);
+
+/// How long the controller waits for the pods' usage answers before deciding without the
+/// missing ones.
+const USAGE_TIMEOUT: SimDuration = SimDuration::from_secs(1);
+
+/// A rolling restart of every running replica.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rollout {
+    /// When it starts.
+    pub at: SimTime,
+    /// Wait after a restarted pod runs before the next is restarted: `minReadySeconds`,
+    /// default 0 (Kubernetes' default).
+    #[serde(default)]
+    pub pause: SimDuration,
+}
+
+/// A [`ConsumerGroupConfig`]: `(replicas: 6, consumer: (broker: "broker", group: "g", topic:
+/// "orders", partitions: 12, processing: Const("2ms")))`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumerGroupConfig {
+    /// Replicas running at the start.
+    pub replicas: u32,
+    /// What every replica runs. Its `group_instance_id` is set by `static_membership`.
+    pub consumer: ConsumerConfig,
+    /// Each replica's `group.instance.id` is its pod name. Default false.
+    #[serde(default)]
+    pub static_membership: bool,
+    /// Scales the replicas; default None (a fixed count).
+    #[serde(default)]
+    pub autoscaler: Option<AutoscalerConfig>,
+    /// The time from a pod's creation (or restart) until its process runs. Default
+    /// `Const("30s")`.
+    #[serde(default = "default_provisioning")]
+    pub provisioning: Dist,
+    /// A rolling restart; default None.
+    #[serde(default)]
+    pub rollout: Option<Rollout>,
+}
+
+fn default_provisioning() -> Dist {
+    Dist::Const(Scalar::duration(DEFAULT_PROVISIONING))
+}
+
+impl ConsumerGroupConfig {
+    /// How many replicas the group can ever have: its pods' slots.
+    pub fn slots(&self) -> u32 {
+        let max = self.autoscaler.as_ref().map_or(0, |a| a.max_replicas);
+        self.replicas.max(max)
+    }
+
+    /// The config of replica `i` of the component `name`.
+    pub fn replica(&self, name: &str, i: u32) -> ConsumerConfig {
+        let mut c = self.consumer.clone();
+        if self.static_membership {
+            c.group_instance_id = Some(replica_name(name, i));
+        }
+        c
+    }
+
+    pub fn targets(&self) -> Vec<(String, &str)> {
+        vec![("consumer.broker".to_string(), self.consumer.broker.as_str())]
+    }
+}
+
+/// The pod name of replica `i`: `<name>-<i>`.
+pub fn replica_name(name: &str, i: u32) -> String {
+    format!("{name}-{i}")
+}
+
+impl Validate for ConsumerGroupConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.consumer.validate().map_err(|e| e.within("consumer"))?;
+        if self.static_membership && self.consumer.group_instance_id.is_some() {
+            return Err(ConfigError::Invalid {
+                field: "consumer.group_instance_id".into(),
+                reason: "set by `static_membership` (each replica's pod name); leave it out".into(),
+            });
+        }
+        if let Some(a) = &self.autoscaler {
+            a.validate().map_err(|e| e.within("autoscaler"))?;
+        }
+        if self.slots() == 0 {
+            return Err(ConfigError::Invalid {
+                field: "replicas".into(),
+                reason: "a group needs at least one replica (or an autoscaler that can add one)"
+                    .into(),
+            });
+        }
+        if !compile("provisioning", &self.provisioning)?
+            .dist()
+            .is_duration()
+        {
+            return Err(ConfigError::Invalid {
+                field: "provisioning".into(),
+                reason: "expected a duration distribution".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The controller's timer kinds, in `Tick::Group { kind }`.
+const POLL: u32 = 0;
+/// `seq` is `slot << 32 | the slot's epoch`.
+const PROVISIONED: u32 = 1;
+const ROLLOUT: u32 = 2;
+/// `seq` is the poll round.
+const USAGE_DEADLINE: u32 = 3;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pod {
+    /// No pod.
+    Absent,
+    /// Created, not running yet.
+    Starting,
+    Running,
+}
+
+#[derive(Clone, Copy)]
+struct ControllerMetrics {
+    replicas: GaugeId,
+    ready: GaugeId,
+    desired: GaugeId,
+    scale_ups: CounterId,
+    scale_downs: CounterId,
+    restarts: CounterId,
+}
+
+/// A usage poll in progress.
+#[derive(Clone, Debug)]
+struct UsagePoll {
+    round: u64,
+    waiting: usize,
+    sum: f64,
+    answers: u32,
+}
+
+/// The controller of a deployed consumer group; see the module docs.
+///
+/// Metrics (owner = the component's name): `replicas` gauge (pods created), `replicas_ready`
+/// (pods running), `desired_replicas` (the autoscaler's last answer), `scale_ups_total`,
+/// `scale_downs_total` (pods added, removed), `restarts_total` (rollout restarts); and the
+/// [`Ledger`]'s.
+#[derive(Clone)]
+pub struct GroupController<M> {
+    config: ConsumerGroupConfig,
+    provisioning: Sampler,
+    /// By slot.
+    pods: Vec<Pod>,
+    /// By slot: bumped at each change, so a stale provisioning timer is ignored.
+    epochs: Vec<u32>,
+    ids: Vec<ActorId>,
+    broker: Option<ActorId>,
+    autoscaler: Option<Autoscaler>,
+    usage: Option<UsagePoll>,
+    round: u64,
+    /// The rollout's remaining slots, highest first, and the slot restarting now.
+    rollout: Vec<usize>,
+    restarting: Option<usize>,
+    metrics: Option<ControllerMetrics>,
+    _m: PhantomData<M>,
+}
+
+impl<M> GroupController<M> {
+    pub fn new(config: ConsumerGroupConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let provisioning = compile("provisioning", &config.provisioning)?;
+        let slots = config.slots() as usize;
+        let pods = (0..slots)
+            .map(|i| {
+                if i < config.replicas as usize {
+                    Pod::Running
+                } else {
+                    Pod::Absent
+                }
+            })
+            .collect();
+        Ok(GroupController {
+            config,
+            provisioning,
+            pods,
+            epochs: vec![0; slots],
+            ids: Vec::new(),
+            broker: None,
+            autoscaler: None,
+            usage: None,
+            round: 0,
+            rollout: Vec::new(),
+            restarting: None,
+            metrics: None,
+            _m: PhantomData,
+        })
+    }
+}
+
+impl<M: Carry<Log>> GroupController<M> {
+    fn timer(&self, ctx: &mut Ctx<'_, M>, after: SimDuration, kind: u32, seq: u64) {
+        ctx.set_timer(after, M::wrap(Log::Tick(Tick::Group { kind, seq })));
+    }
+
+    fn created(&self) -> u32 {
+        self.pods.iter().filter(|&&p| p != Pod::Absent).count() as u32
+    }
+
+    fn ready(&self) -> u32 {
+        self.pods.iter().filter(|&&p| p == Pod::Running).count() as u32
+    }
+
+    fn update_gauges(&self, ctx: &mut Ctx<'_, M>) {
+        let m = self.metrics.expect("registered at start");
+        let (created, ready) = (self.created(), self.ready());
+        ctx.metrics().set(m.replicas, f64::from(created));
+        ctx.metrics().set(m.ready, f64::from(ready));
+    }
+
+    /// Starts `slot`'s pod: it runs `provisioning` later.
+    fn provision(&mut self, ctx: &mut Ctx<'_, M>, slot: usize) {
+        self.pods[slot] = Pod::Starting;
+        self.epochs[slot] += 1;
+        let d = ctx.sample_duration(&self.provisioning);
+        let seq = ((slot as u64) << 32) | u64::from(self.epochs[slot]);
+        self.timer(ctx, d, PROVISIONED, seq);
+    }
+
+    fn on_provisioned(&mut self, ctx: &mut Ctx<'_, M>, seq: u64) {
+        let (slot, epoch) = ((seq >> 32) as usize, seq as u32);
+        if self.epochs.get(slot) != Some(&epoch) || self.pods[slot] != Pod::Starting {
+            return;
+        }
+        self.pods[slot] = Pod::Running;
+        if self.restarting == Some(slot) {
+            // The consumer restarts by itself; the pod counts as running from now.
+            self.restarting = None;
+            let pause = self
+                .config
+                .rollout
+                .as_ref()
+                .map_or(SimDuration::ZERO, |r| r.pause);
+            self.timer(ctx, pause, ROLLOUT, 0);
+        } else {
+            ctx.send(self.ids[slot], M::wrap(Log::Control(Control::Start)));
+        }
+        self.update_gauges(ctx);
+    }
+
+    /// Brings the number of pods to `desired`: new pods in the lowest free slots, removals
+    /// from the highest (the newest, as a StatefulSet scales down).
+    fn scale_to(&mut self, ctx: &mut Ctx<'_, M>, desired: u32) {
+        let m = self.metrics.expect("registered at start");
+        ctx.metrics().set(m.desired, f64::from(desired));
+        let created = self.created();
+        if desired > created {
+            let add = (desired - created) as usize;
+            let free: Vec<usize> = (0..self.pods.len())
+                .filter(|&i| self.pods[i] == Pod::Absent)
+                .take(add)
+                .collect();
+            for &slot in &free {
+                self.provision(ctx, slot);
+            }
+            ctx.metrics().add(m.scale_ups, free.len() as u64);
+            ctx.trace_note(&format!("scale up {created} -> {desired}"));
+        } else if desired < created {
+            let remove = (created - desired) as usize;
+            let gone: Vec<usize> = (0..self.pods.len())
+                .rev()
+                .filter(|&i| self.pods[i] != Pod::Absent && self.restarting != Some(i))
+                .take(remove)
+                .collect();
+            for &slot in &gone {
+                if self.pods[slot] == Pod::Running {
+                    ctx.send(self.ids[slot], M::wrap(Log::Control(Control::Stop)));
+                }
+                self.pods[slot] = Pod::Absent;
+                self.epochs[slot] += 1;
+                self.rollout.retain(|&s| s != slot);
+            }
+            ctx.metrics().add(m.scale_downs, gone.len() as u64);
+            ctx.trace_note(&format!("scale down {created} -> {desired}"));
+        }
+        self.update_gauges(ctx);
+    }
+
+    fn decide(&mut self, ctx: &mut Ctx<'_, M>, metric: f64) {
+        let (now, ready, created) = (ctx.now(), self.ready(), self.created());
+        let Some(autoscaler) = self.autoscaler.as_mut() else {
+            return;
+        };
+        autoscaler.set_replicas(created);
+        let decision = autoscaler.poll(now, ready, metric);
+        self.scale_to(ctx, decision.desired);
+    }
+
+    fn on_poll(&mut self, ctx: &mut Ctx<'_, M>) {
+        let Some(autoscaler) = &self.autoscaler else {
+            return;
+        };
+        let next = autoscaler.config().polling_interval;
+        self.timer(ctx, next, POLL, 0);
+        self.round += 1;
+        match autoscaler.config().metric {
+            ScaleMetric::Lag { .. } => {
+                let q = LagQuery {
+                    id: self.round,
+                    reply_to: ctx.me(),
+                    group: self.config.consumer.group.clone(),
+                    topic: self.config.consumer.topic.clone(),
+                };
+                let to = self.broker.expect("resolved at start");
+                ctx.send(to, M::wrap(Log::LagQuery(q)));
+            }
+            ScaleMetric::Cpu { .. } | ScaleMetric::Utilisation { .. } => {
+                let running: Vec<usize> = (0..self.pods.len())
+                    .filter(|&i| self.pods[i] == Pod::Running)
+                    .collect();
+                for &slot in &running {
+                    let q = Log::UsageQuery {
+                        id: self.round,
+                        reply_to: ctx.me(),
+                    };
+                    ctx.send(self.ids[slot], M::wrap(q));
+                }
+                self.usage = Some(UsagePoll {
+                    round: self.round,
+                    waiting: running.len(),
+                    sum: 0.0,
+                    answers: 0,
+                });
+                if running.is_empty() {
+                    self.finish_usage(ctx);
+                } else {
+                    self.timer(ctx, USAGE_TIMEOUT, USAGE_DEADLINE, self.round);
+                }
+            }
+        }
+    }
+
+    /// Decides on the mean usage of the pods that answered.
+    fn finish_usage(&mut self, ctx: &mut Ctx<'_, M>) {
+        let Some(poll) = self.usage.take() else {
+            return;
+        };
+        let mean = if poll.answers == 0 {
+            0.0
+        } else {
+            poll.sum / f64::from(poll.answers)
+        };
+        self.decide(ctx, mean);
+    }
+
+    fn on_rollout_step(&mut self, ctx: &mut Ctx<'_, M>) {
+        let Some(slot) = self.rollout.pop() else {
+            ctx.trace_note("rollout done");
+            return;
+        };
+        if self.pods[slot] != Pod::Running {
+            // Scaled away or still starting: nothing to restart.
+            return self.on_rollout_step(ctx);
+        }
+        let d = ctx.sample_duration(&self.provisioning);
+        ctx.send(
+            self.ids[slot],
+            M::wrap(Log::Control(Control::Restart { after: d })),
+        );
+        let m = self.metrics.expect("registered at start");
+        ctx.metrics().inc(m.restarts);
+        self.restarting = Some(slot);
+        self.pods[slot] = Pod::Starting;
+        self.epochs[slot] += 1;
+        let seq = ((slot as u64) << 32) | u64::from(self.epochs[slot]);
+        self.timer(ctx, d, PROVISIONED, seq);
+        self.update_gauges(ctx);
+    }
+}
+
+impl<M: Carry<Log>> Actor<M> for GroupController<M> {
+    fn on_start(&mut self, ctx: &mut Ctx<'_, M>) {
+        self.metrics = Some(ControllerMetrics {
+            replicas: ctx.gauge("replicas"),
+            ready: ctx.gauge("replicas_ready"),
+            desired: ctx.gauge("desired_replicas"),
+            scale_ups: ctx.counter("scale_ups_total"),
+            scale_downs: ctx.counter("scale_downs_total"),
+            restarts: ctx.counter("restarts_total"),
+        });
+        let name = ctx.name().to_string();
+        self.ids = (0..self.pods.len() as u32)
+            .map(|i| {
+                let pod = replica_name(&name, i);
+                ctx.lookup(&pod)
+                    .unwrap_or_else(|| panic!("{name}: replica `{pod}` was not spawned"))
+            })
+            .collect();
+        let broker = &self.config.consumer.broker;
+        self.broker = Some(
+            ctx.lookup(broker)
+                .unwrap_or_else(|| panic!("{name}: no broker `{broker}`")),
+        );
+        // What the controller knew is lost in a crash; the pods as they were are not (they
+        // are the cluster's), but a restarted controller counts from the config again.
+        let m = self.metrics.expect("just registered");
+        ctx.metrics().set(m.desired, f64::from(self.created()));
+        if let Some(a) = &self.config.autoscaler {
+            let mut autoscaler = Autoscaler::new(a.clone(), self.created(), ctx.now());
+            autoscaler.set_partitions(Some(self.config.consumer.partitions));
+            let first = a.polling_interval;
+            self.autoscaler = Some(autoscaler);
+            self.timer(ctx, first, POLL, 0);
+        }
+        if let Some(r) = &self.config.rollout {
+            self.rollout = (0..self.pods.len()).collect();
+            let at = r.at;
+            ctx.set_timer_at(
+                at.max(ctx.now()),
+                M::wrap(Log::Tick(Tick::Group {
+                    kind: ROLLOUT,
+                    seq: 0,
+                })),
+            );
+        }
+        self.update_gauges(ctx);
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_, M>, _from: ActorId, msg: M) {
+        match msg.unwrap() {
+            Some(Log::LagReply(reply)) if reply.id == self.round => {
+                let total: u64 = reply.lags.iter().sum();
+                self.decide(ctx, total as f64);
+            }
+            Some(Log::UsageReply(reply)) => {
+                let Some(poll) = self.usage.as_mut().filter(|p| p.round == reply.id) else {
+                    return;
+                };
+                poll.waiting = poll.waiting.saturating_sub(1);
+                if reply.running {
+                    poll.sum += reply.busy;
+                    poll.answers += 1;
+                }
+                if poll.waiting == 0 {
+                    self.finish_usage(ctx);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, M>, msg: M) {
+        let Some(Log::Tick(Tick::Group { kind, seq })) = msg.unwrap() else {
+            return;
+        };
+        match kind {
+            POLL => self.on_poll(ctx),
+            PROVISIONED => self.on_provisioned(ctx, seq),
+            ROLLOUT => self.on_rollout_step(ctx),
+            USAGE_DEADLINE if self.usage.as_ref().is_some_and(|p| p.round == seq) => {
+                self.finish_usage(ctx)
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A deployed group, ready to spawn: each replica with its pod name, the controller, and the
+/// ledger they share (for inspection).
+pub struct Deployed<M> {
+    pub replicas: Vec<(String, Consumer<M>)>,
+    pub controller: GroupController<M>,
+    pub ledger: SharedLedger,
+}
+
+/// Builds the replicas of the group `name` and its controller, sharing one ledger: spawn each
+/// replica as `replica_name(name, i)` (before the controller, which looks them up at its
+/// start) and the controller as `name`.
+pub fn build<M: Carry<Log>>(
+    config: &ConsumerGroupConfig,
+    name: &str,
+) -> Result<Deployed<M>, ConfigError> {
+    config.validate()?;
+    let c = &config.consumer;
+    let ledger = Ledger::shared(name, &c.topic, c.partitions);
+    let mut replicas = Vec::new();
+    for i in 0..config.slots() {
+        let consumer = Consumer::new(config.replica(name, i))?.with_ledger(ledger.clone());
+        let consumer = if i < config.replicas {
+            consumer
+        } else {
+            consumer.stopped()
+        };
+        replicas.push((replica_name(name, i), consumer));
+    }
+    let controller = GroupController::new(config.clone())?;
+    Ok(Deployed {
+        replicas,
+        controller,
+        ledger,
+    })
+}
