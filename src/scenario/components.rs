@@ -120,7 +120,8 @@ pub enum Config {
     Cache(CacheConfig),
     Broker(BrokerConfig),
     Producer(ProducerConfig),
-    ConsumerGroup(ConsumerGroupConfig),
+    /// Boxed: a group's config (a consumer, an autoscaler, probes) dwarfs the others.
+    ConsumerGroup(Box<ConsumerGroupConfig>),
 }
 
 impl Config {
@@ -135,7 +136,7 @@ impl Config {
             Kind::Cache => Config::Cache(tree::from_node(node)?),
             Kind::Broker => Config::Broker(tree::from_node(node)?),
             Kind::Producer => Config::Producer(tree::from_node(node)?),
-            Kind::ConsumerGroup => Config::ConsumerGroup(tree::from_node(node)?),
+            Kind::ConsumerGroup => Config::ConsumerGroup(Box::new(tree::from_node(node)?)),
         })
     }
 

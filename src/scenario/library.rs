@@ -50,9 +50,19 @@ pub const SHIPPED: &[(&str, &str, &str)] = &[
         include_str!("../../scenarios/pool_exhaustion.ron"),
     ),
     (
+        "rebalance_storm",
+        "scenarios/rebalance_storm.ron",
+        include_str!("../../scenarios/rebalance_storm.ron"),
+    ),
+    (
         "retry_storm",
         "scenarios/retry_storm.ron",
         include_str!("../../scenarios/retry_storm.ron"),
+    ),
+    (
+        "rolling_restart",
+        "scenarios/rolling_restart.ron",
+        include_str!("../../scenarios/rolling_restart.ron"),
     ),
     (
         "traffic_spike",

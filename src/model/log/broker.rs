@@ -849,6 +849,8 @@ impl<M: Carry<Log>> Actor<M> for Broker<M> {
             | Log::Control(_)
             | Log::UsageQuery { .. }
             | Log::UsageReply(_)
+            | Log::Probe { .. }
+            | Log::ProbeReply(_)
             | Log::ProduceAck(_)
             | Log::FetchReply(_)
             | Log::OffsetCommitAck(_)

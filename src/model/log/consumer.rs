@@ -79,7 +79,7 @@ use super::group::{
 use super::ledger::SharedLedger;
 use super::msg::{
     CommitOffset, CommittedReply, Control, Fetch, FetchCommitted, FetchOutcome, FetchReply,
-    GroupOp, GroupRequest, Log, Produce, Tick, TopicPartition, UsageReply,
+    GroupOp, GroupRequest, Log, ProbeReply, Produce, Tick, TopicPartition, UsageReply,
 };
 use super::partition::{NewRecord, OffsetReset, Record};
 use crate::actor::{Actor, ActorId, Ctx, Durable, TimerId};
@@ -390,6 +390,8 @@ pub struct Consumer<M> {
     busy_for: SimDuration,
     busy_since: Option<SimTime>,
     usage_from: SimTime,
+    /// When the poll loop last made progress (a liveness probe's question).
+    progress: SimTime,
     ledger: Option<SharedLedger>,
     name: String,
     metrics: Option<ConsumerMetrics>,
@@ -439,6 +441,7 @@ impl<M> Consumer<M> {
             busy_for: SimDuration::ZERO,
             busy_since: None,
             usage_from: SimTime::ZERO,
+            progress: SimTime::ZERO,
             ledger: None,
             name: String::new(),
             metrics: None,
@@ -858,6 +861,7 @@ impl<M: Carry<Log>> Consumer<M> {
             return;
         }
         self.fetching = None;
+        self.progress = ctx.now();
         let owned = self.owned.contains(&p) && self.positions.contains_key(&p);
         if !owned {
             // Revoked while the fetch was in flight: its records are not ours.
@@ -931,6 +935,7 @@ impl<M: Carry<Log>> Consumer<M> {
             return;
         };
         self.busy = None;
+        self.progress = ctx.now();
         if let Some(since) = self.busy_since.take() {
             self.busy_for += ctx.now() - since;
         }
@@ -1091,6 +1096,7 @@ impl<M: Carry<Log>> Consumer<M> {
         });
         self.last_auto_commit = ctx.now();
         self.usage_from = ctx.now();
+        self.progress = ctx.now();
         self.join(ctx);
         self.timer(ctx, self.config.heartbeat_interval, HEARTBEAT, 0);
         if let (Some(interval), AutoCommitFrom::Timer) =
@@ -1190,6 +1196,15 @@ impl<M: Carry<Log>> Actor<M> for Consumer<M> {
                 let running = self.running;
                 let reply = UsageReply { id, busy, running };
                 ctx.send(reply_to, M::wrap(Log::UsageReply(reply)));
+            }
+            Some(Log::Probe { id, reply_to }) => {
+                let (progress, running) = (self.progress, self.running);
+                let reply = ProbeReply {
+                    id,
+                    progress,
+                    running,
+                };
+                ctx.send(reply_to, M::wrap(Log::ProbeReply(reply)));
             }
             _ if !self.running => {}
             Some(Log::GroupReply(reply)) if reply.group == self.config.group => {

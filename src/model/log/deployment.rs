@@ -64,6 +64,48 @@ pub struct Rollout {
     pub pause: SimDuration,
 }
 
+/// The kubelet's liveness probe of each pod, with the application's check behind it: the pod
+/// is unhealthy when its poll loop has made no progress (no fetch answered, no batch
+/// processed) for `max_stall` — the check Kafka consumer services commonly expose, and the one
+/// that fails during a long rebalance, when a member may not poll.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Liveness {
+    /// `periodSeconds`, default 10 s (Kubernetes' default).
+    #[serde(default = "default_probe_period")]
+    pub period: SimDuration,
+    /// `failureThreshold`, default 3 (Kubernetes' default): consecutive failures (a stalled
+    /// answer, or none by the next probe) before the container is restarted.
+    #[serde(default = "default_failure_threshold")]
+    pub failure_threshold: u32,
+    /// `initialDelaySeconds`, default 0 (Kubernetes' default).
+    #[serde(default)]
+    pub initial_delay: SimDuration,
+    /// The application's rule: unhealthy after this long without progress.
+    pub max_stall: SimDuration,
+}
+
+fn default_probe_period() -> SimDuration {
+    SimDuration::from_secs(10)
+}
+
+fn default_failure_threshold() -> u32 {
+    3
+}
+
+/// The kubelet's back-off before restarting a container: "an exponential back-off delay (10s,
+/// 20s, 40s, ...), that is capped at five minutes. Once a container has executed for 10
+/// minutes without any problems, the kubelet resets the restart backoff timer" (Kubernetes
+/// docs, Pod Lifecycle, container restarts).
+pub const RESTART_BACKOFF_BASE: SimDuration = SimDuration::from_secs(10);
+pub const RESTART_BACKOFF_MAX: SimDuration = SimDuration::from_secs(300);
+pub const RESTART_BACKOFF_RESET: SimDuration = SimDuration::from_secs(600);
+
+/// A container's own start after a restart in place by default: 10 s. An **assumption**: a
+/// JVM consumer's start (class loading, connecting) with its image already on the node, so
+/// without the pod provisioning of a new replica.
+pub const DEFAULT_RESTART_TIME: SimDuration = SimDuration::from_secs(10);
+
 /// A [`ConsumerGroupConfig`]: `(replicas: 6, consumer: (broker: "broker", group: "g", topic:
 /// "orders", partitions: 12, processing: Const("2ms")))`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -86,6 +128,17 @@ pub struct ConsumerGroupConfig {
     /// A rolling restart; default None.
     #[serde(default)]
     pub rollout: Option<Rollout>,
+    /// A liveness probe that restarts stalled pods; default None.
+    #[serde(default)]
+    pub liveness: Option<Liveness>,
+    /// A container's start after a restart in place (liveness), before the back-off is
+    /// added. Default `Const("10s")`.
+    #[serde(default = "default_restart_time")]
+    pub restart_time: Dist,
+}
+
+fn default_restart_time() -> Dist {
+    Dist::Const(Scalar::duration(DEFAULT_RESTART_TIME))
 }
 
 fn default_provisioning() -> Dist {
@@ -137,14 +190,24 @@ impl Validate for ConsumerGroupConfig {
                     .into(),
             });
         }
-        if !compile("provisioning", &self.provisioning)?
-            .dist()
-            .is_duration()
-        {
-            return Err(ConfigError::Invalid {
-                field: "provisioning".into(),
-                reason: "expected a duration distribution".into(),
-            });
+        for (field, dist) in [
+            ("provisioning", &self.provisioning),
+            ("restart_time", &self.restart_time),
+        ] {
+            if !compile(field, dist)?.dist().is_duration() {
+                return Err(ConfigError::Invalid {
+                    field: field.into(),
+                    reason: "expected a duration distribution".into(),
+                });
+            }
+        }
+        if let Some(l) = &self.liveness {
+            crate::model::rpc::nonzero("liveness.period", l.period.as_nanos())?;
+            crate::model::rpc::nonzero("liveness.max_stall", l.max_stall.as_nanos())?;
+            crate::model::rpc::nonzero(
+                "liveness.failure_threshold",
+                u64::from(l.failure_threshold),
+            )?;
         }
         Ok(())
     }
@@ -157,6 +220,7 @@ const PROVISIONED: u32 = 1;
 const ROLLOUT: u32 = 2;
 /// `seq` is the poll round.
 const USAGE_DEADLINE: u32 = 3;
+const PROBE: u32 = 4;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Pod {
@@ -175,6 +239,21 @@ struct ControllerMetrics {
     scale_ups: CounterId,
     scale_downs: CounterId,
     restarts: CounterId,
+    liveness_restarts: CounterId,
+}
+
+/// What the kubelet knows of one slot's container.
+#[derive(Clone, Copy, Debug, Default)]
+struct Kubelet {
+    /// Consecutive failed probes.
+    failures: u32,
+    /// Whether the last probe was answered.
+    answered: bool,
+    /// When the container last started, and how many restarts since it last ran 10 minutes.
+    started: SimTime,
+    backoffs: u32,
+    /// The consumer restarts by itself (rollout or liveness): the controller does not start it.
+    self_restart: bool,
 }
 
 /// A usage poll in progress.
@@ -190,7 +269,8 @@ struct UsagePoll {
 ///
 /// Metrics (owner = the component's name): `replicas` gauge (pods created), `replicas_ready`
 /// (pods running), `desired_replicas` (the autoscaler's last answer), `scale_ups_total`,
-/// `scale_downs_total` (pods added, removed), `restarts_total` (rollout restarts); and the
+/// `scale_downs_total` (pods added, removed), `restarts_total` (rollout restarts),
+/// `liveness_restarts_total` (containers the liveness probe restarted); and the
 /// [`Ledger`]'s.
 #[derive(Clone)]
 pub struct GroupController<M> {
@@ -208,6 +288,9 @@ pub struct GroupController<M> {
     /// The rollout's remaining slots, highest first, and the slot restarting now.
     rollout: Vec<usize>,
     restarting: Option<usize>,
+    provisioning_restart: Sampler,
+    kubelets: Vec<Kubelet>,
+    probe_round: u64,
     metrics: Option<ControllerMetrics>,
     _m: PhantomData<M>,
 }
@@ -216,6 +299,7 @@ impl<M> GroupController<M> {
     pub fn new(config: ConsumerGroupConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         let provisioning = compile("provisioning", &config.provisioning)?;
+        let provisioning_restart = compile("restart_time", &config.restart_time)?;
         let slots = config.slots() as usize;
         let pods = (0..slots)
             .map(|i| {
@@ -238,6 +322,9 @@ impl<M> GroupController<M> {
             round: 0,
             rollout: Vec::new(),
             restarting: None,
+            provisioning_restart,
+            kubelets: vec![Kubelet::default(); slots],
+            probe_round: 0,
             metrics: None,
             _m: PhantomData,
         })
@@ -279,8 +366,15 @@ impl<M: Carry<Log>> GroupController<M> {
             return;
         }
         self.pods[slot] = Pod::Running;
+        let k = &mut self.kubelets[slot];
+        k.failures = 0;
+        k.answered = true;
+        k.started = ctx.now();
+        if !std::mem::take(&mut k.self_restart) {
+            ctx.send(self.ids[slot], M::wrap(Log::Control(Control::Start)));
+        }
         if self.restarting == Some(slot) {
-            // The consumer restarts by itself; the pod counts as running from now.
+            // The pod counts as running from now; the rollout moves on after its pause.
             self.restarting = None;
             let pause = self
                 .config
@@ -288,8 +382,6 @@ impl<M: Carry<Log>> GroupController<M> {
                 .as_ref()
                 .map_or(SimDuration::ZERO, |r| r.pause);
             self.timer(ctx, pause, ROLLOUT, 0);
-        } else {
-            ctx.send(self.ids[slot], M::wrap(Log::Control(Control::Start)));
         }
         self.update_gauges(ctx);
     }
@@ -416,11 +508,98 @@ impl<M: Carry<Log>> GroupController<M> {
         let m = self.metrics.expect("registered at start");
         ctx.metrics().inc(m.restarts);
         self.restarting = Some(slot);
+        self.restart_in_place(ctx, slot, d);
+    }
+
+    /// The consumer of `slot` was told to restart `after` from now: its pod runs again then.
+    fn restart_in_place(&mut self, ctx: &mut Ctx<'_, M>, slot: usize, after: SimDuration) {
+        self.kubelets[slot].self_restart = true;
         self.pods[slot] = Pod::Starting;
         self.epochs[slot] += 1;
         let seq = ((slot as u64) << 32) | u64::from(self.epochs[slot]);
-        self.timer(ctx, d, PROVISIONED, seq);
+        self.timer(ctx, after, PROVISIONED, seq);
         self.update_gauges(ctx);
+    }
+
+    /// One round of liveness probes: judges the last round's silence, restarts the pods that
+    /// failed `failure_threshold` times in a row, and probes the running ones again.
+    fn on_probe(&mut self, ctx: &mut Ctx<'_, M>) {
+        let Some(l) = self.config.liveness.clone() else {
+            return;
+        };
+        self.timer(ctx, l.period, PROBE, 0);
+        let now = ctx.now();
+        for slot in 0..self.pods.len() {
+            if self.pods[slot] != Pod::Running || self.restarting == Some(slot) {
+                continue;
+            }
+            let k = &mut self.kubelets[slot];
+            if !std::mem::replace(&mut k.answered, false) {
+                k.failures += 1;
+            }
+            if k.failures >= l.failure_threshold {
+                self.liveness_restart(ctx, slot);
+                continue;
+            }
+            if now >= self.kubelets[slot].started.saturating_add(l.initial_delay) {
+                self.probe_round += 1;
+                let id = (self.probe_round << 16) | slot as u64;
+                let probe = Log::Probe {
+                    id,
+                    reply_to: ctx.me(),
+                };
+                ctx.send(self.ids[slot], M::wrap(probe));
+            } else {
+                self.kubelets[slot].answered = true;
+            }
+        }
+    }
+
+    fn on_probe_reply(&mut self, ctx: &mut Ctx<'_, M>, reply: super::msg::ProbeReply) {
+        let Some(l) = &self.config.liveness else {
+            return;
+        };
+        let slot = (reply.id & 0xffff) as usize;
+        if slot >= self.pods.len() || self.pods[slot] != Pod::Running {
+            return;
+        }
+        let stalled = ctx.now() - reply.progress.min(ctx.now()) > l.max_stall;
+        let threshold = l.failure_threshold;
+        let k = &mut self.kubelets[slot];
+        k.answered = true;
+        if stalled || !reply.running {
+            k.failures += 1;
+        } else {
+            k.failures = 0;
+        }
+        if k.failures >= threshold {
+            self.liveness_restart(ctx, slot);
+        }
+    }
+
+    /// The kubelet kills the container and starts it again after its back-off.
+    fn liveness_restart(&mut self, ctx: &mut Ctx<'_, M>, slot: usize) {
+        let now = ctx.now();
+        let k = &mut self.kubelets[slot];
+        if now >= k.started.saturating_add(RESTART_BACKOFF_RESET) {
+            k.backoffs = 0;
+        }
+        let factor = 1u64 << k.backoffs.min(16);
+        let backoff = RESTART_BACKOFF_BASE
+            .saturating_mul(factor)
+            .min(RESTART_BACKOFF_MAX);
+        k.backoffs += 1;
+        k.failures = 0;
+        let start = ctx.sample_duration(&self.provisioning_restart);
+        let after = backoff.saturating_add(start);
+        ctx.send(
+            self.ids[slot],
+            M::wrap(Log::Control(Control::Restart { after })),
+        );
+        let m = self.metrics.expect("registered at start");
+        ctx.metrics().inc(m.liveness_restarts);
+        ctx.trace_note(&format!("liveness: restarting pod {slot} in {after}"));
+        self.restart_in_place(ctx, slot, after);
     }
 }
 
@@ -433,7 +612,17 @@ impl<M: Carry<Log>> Actor<M> for GroupController<M> {
             scale_ups: ctx.counter("scale_ups_total"),
             scale_downs: ctx.counter("scale_downs_total"),
             restarts: ctx.counter("restarts_total"),
+            liveness_restarts: ctx.counter("liveness_restarts_total"),
         });
+        let now = ctx.now();
+        for k in &mut self.kubelets {
+            k.started = now;
+            k.answered = true;
+        }
+        if let Some(l) = &self.config.liveness {
+            let period = l.period;
+            self.timer(ctx, period, PROBE, 0);
+        }
         let name = ctx.name().to_string();
         self.ids = (0..self.pods.len() as u32)
             .map(|i| {
@@ -478,6 +667,7 @@ impl<M: Carry<Log>> Actor<M> for GroupController<M> {
                 let total: u64 = reply.lags.iter().sum();
                 self.decide(ctx, total as f64);
             }
+            Some(Log::ProbeReply(reply)) => self.on_probe_reply(ctx, reply),
             Some(Log::UsageReply(reply)) => {
                 let Some(poll) = self.usage.as_mut().filter(|p| p.round == reply.id) else {
                     return;
@@ -506,6 +696,7 @@ impl<M: Carry<Log>> Actor<M> for GroupController<M> {
             USAGE_DEADLINE if self.usage.as_ref().is_some_and(|p| p.round == seq) => {
                 self.finish_usage(ctx)
             }
+            PROBE => self.on_probe(ctx),
             _ => {}
         }
     }

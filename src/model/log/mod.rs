@@ -59,7 +59,7 @@ pub use ledger::{Ledger, SharedLedger};
 pub use msg::{
     CommitError, CommitOffset, CommittedReply, Control, Fetch, FetchCommitted, FetchOutcome,
     FetchReply, GroupOp, GroupReply, GroupRequest, LagQuery, LagReply, Log, OffsetCommitAck,
-    Produce, ProduceAck, ProduceError, Tick, TopicPartition, UsageReply,
+    ProbeReply, Produce, ProduceAck, ProduceError, Tick, TopicPartition, UsageReply,
 };
 pub use partition::{
     Deleted, Disk, FetchResult, NewRecord, OffsetReset, PartitionConfig, PartitionLog, Record,

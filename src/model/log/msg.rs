@@ -66,7 +66,23 @@ pub enum Log {
         reply_to: ActorId,
     },
     UsageReply(UsageReply),
+    /// A liveness probe (the kubelet's): when did the consumer last make progress?
+    Probe {
+        id: u64,
+        reply_to: ActorId,
+    },
+    ProbeReply(ProbeReply),
     Tick(Tick),
+}
+
+/// A consumer's answer to a liveness probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProbeReply {
+    pub id: u64,
+    /// When its poll loop last made progress: a fetch answered or a batch processed (its
+    /// start, if it has done neither).
+    pub progress: crate::engine::time::SimTime,
+    pub running: bool,
 }
 
 /// Asks a broker for `group`'s lag on every partition of `topic`.
