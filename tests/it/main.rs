@@ -30,6 +30,14 @@ fn quickstart_example_runs_and_holds() {
     quickstart::main();
 }
 
+#[path = "../../examples/rebalance_storm.rs"]
+mod rebalance_storm;
+
+#[test]
+fn rebalance_storm_example_runs_and_holds() {
+    rebalance_storm::story(None);
+}
+
 #[allow(dead_code)]
 #[path = "../../examples/thundering_herd.rs"]
 mod thundering_herd;
