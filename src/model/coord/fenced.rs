@@ -14,6 +14,14 @@
 //! payment's order id). The store checks the key before the token, as a payment API
 //! deduplicates before it does anything else.
 //!
+//! **Claims.** A worker that has just been granted a lock first asks the store whether its job
+//! was already done (is the order paid?), and only then works and writes. The claim carries
+//! the token too, and the store remembers it as the resource's newest: the new holder fences
+//! the old one out *before* it does anything, as a new HDFS NameNode writer first promises its
+//! epoch to the journal nodes. Without that, fencing orders writes but cannot stop a zombie
+//! that writes first, after which the new holder (who saw the job not yet done) charges
+//! again. With claims and fencing, each job has at most one effect under any interleaving.
+//!
 //! The store keeps its audit log of every write (accepted or not) and counts, per job, how
 //! many side effects actually happened: more than one is the duplicate the failure mode is
 //! about. The audit is what a reconciliation job would see afterwards; it never feeds a
@@ -62,6 +70,17 @@ pub enum EffectOutcome {
     Deduplicated,
 }
 
+/// The answer to a claim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// The job has no effect yet: go ahead.
+    Fresh,
+    /// The job already had its effect.
+    Done,
+    /// Fenced: a newer token already claimed or wrote the resource.
+    Stale { newest: u64 },
+}
+
 /// One entry of the audit log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AuditEntry {
@@ -108,6 +127,24 @@ impl FencedStore {
         }
         self.audit.push(AuditEntry { write: w, outcome });
         outcome
+    }
+
+    /// A new holder's first request: is job `job` done? With fencing, a token below the
+    /// newest is refused, and the claim's token becomes the newest.
+    pub fn claim(&mut self, resource: Resource, token: u64, job: u64) -> ClaimOutcome {
+        if let Some(&newest) = self.newest.get(&resource)
+            && self.policy.fencing
+            && token < newest
+        {
+            return ClaimOutcome::Stale { newest };
+        }
+        let n = self.newest.entry(resource).or_insert(0);
+        *n = (*n).max(token);
+        if self.effects(job) > 0 {
+            ClaimOutcome::Done
+        } else {
+            ClaimOutcome::Fresh
+        }
     }
 
     fn decide(&self, w: EffectWrite) -> EffectOutcome {
@@ -230,6 +267,36 @@ mod tests {
         assert!(!s.accepted_out_of_order());
         assert_eq!(s.newest(0), Some(3));
         assert_eq!(s.audit().len(), 5);
+    }
+
+    #[test]
+    fn a_claim_fences_the_old_holder_out_before_the_new_one_writes() {
+        let fenced = FencePolicy {
+            fencing: true,
+            idempotency: false,
+        };
+        let mut s = FencedStore::new(fenced);
+        assert_eq!(s.claim(0, 1, 0), ClaimOutcome::Fresh);
+        // The lock expired; holder 2 claims: still fresh (the zombie has not written).
+        assert_eq!(s.claim(0, 2, 0), ClaimOutcome::Fresh);
+        // The zombie's write now comes too late, and so would a late claim of its.
+        assert_eq!(s.write(w(1, 0, None)), EffectOutcome::Stale { newest: 2 });
+        assert_eq!(s.claim(0, 1, 0), ClaimOutcome::Stale { newest: 2 });
+        assert!(matches!(
+            s.write(w(2, 0, None)),
+            EffectOutcome::Applied { duplicate: false }
+        ));
+        // A later holder finds the job done.
+        assert_eq!(s.claim(0, 3, 0), ClaimOutcome::Done);
+        assert_eq!(s.effects(0), 1);
+
+        // Without fencing the same interleaving charges twice.
+        let mut s = FencedStore::new(FencePolicy::default());
+        s.claim(0, 1, 0);
+        s.claim(0, 2, 0);
+        s.write(w(1, 0, None));
+        s.write(w(2, 0, None));
+        assert_eq!(s.effects(0), 2);
     }
 
     #[test]

@@ -24,7 +24,7 @@ mod service;
 mod worker;
 
 pub use clock::{Hlc, HlcStamp, Lamport};
-pub use fenced::{AuditEntry, EffectOutcome, EffectWrite, FencePolicy, FencedStore};
+pub use fenced::{AuditEntry, ClaimOutcome, EffectOutcome, EffectWrite, FencePolicy, FencedStore};
 pub use lock::{Acquire, LockKey, LockTable, NotHeld, Token};
 pub use msg::{Lease, LockResult, Tick};
 pub use register::{Applied, Merge, Register, RegisterWrite, Stamp, Version, WriteId};

@@ -4,7 +4,7 @@
 //! As in the other families, every request carries a caller-chosen `id` and the actor the
 //! answer goes to (`reply_to`), and every reply carries the request's `id`.
 
-use super::fenced::{EffectOutcome, EffectWrite};
+use super::fenced::{ClaimOutcome, EffectOutcome, EffectWrite};
 use super::lock::{LockKey, Token};
 use super::register::{Applied, RegisterWrite, Version};
 use crate::actor::ActorId;
@@ -40,6 +40,18 @@ pub enum Lease {
         id: u64,
         lock: LockKey,
         result: LockResult,
+    },
+    /// A new holder's claim of job `job` at the fenced store, with its token.
+    Claim {
+        id: u64,
+        reply_to: ActorId,
+        resource: u64,
+        token: Token,
+        job: u64,
+    },
+    ClaimReply {
+        id: u64,
+        outcome: ClaimOutcome,
     },
     /// A side effect for the fenced store.
     Effect {

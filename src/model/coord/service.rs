@@ -15,7 +15,7 @@ use std::marker::PhantomData;
 use serde::{Deserialize, Serialize};
 
 use super::clock::Hlc;
-use super::fenced::{EffectOutcome, FencePolicy, FencedStore};
+use super::fenced::{ClaimOutcome, EffectOutcome, FencePolicy, FencedStore};
 use super::lock::{Acquire, LockTable, NotHeld};
 use super::msg::{Lease, LockResult, Tick};
 use super::register::{Applied, Merge, Register, RegisterWrite, Stamp, Version};
@@ -199,7 +199,7 @@ impl Validate for FencedStorageConfig {
 ///
 /// Metrics: `writes_total`, `applied_total`, `rejected_stale_total`, `deduplicated_total`,
 /// `duplicate_effects_total` (an applied effect for a job that already had one: the double
-/// charge), and the gauge `jobs_done`.
+/// charge), `claims_total`, `claims_stale_total`, and the gauge `jobs_done`.
 pub struct FencedStorage<M> {
     store: Durable<FencedStore>,
     _m: PhantomData<M>,
@@ -242,6 +242,8 @@ impl<M: Carry<Lease>> Actor<M> for FencedStorage<M> {
             "rejected_stale_total",
             "deduplicated_total",
             "duplicate_effects_total",
+            "claims_total",
+            "claims_stale_total",
         ] {
             ctx.counter(name);
         }
@@ -251,13 +253,28 @@ impl<M: Carry<Lease>> Actor<M> for FencedStorage<M> {
     }
 
     fn on_message(&mut self, ctx: &mut Ctx<'_, M>, _from: ActorId, msg: M) {
-        let Some(Lease::Effect {
-            id,
-            reply_to,
-            write,
-        }) = msg.unwrap()
-        else {
-            return;
+        let (id, reply_to, write) = match msg.unwrap() {
+            Some(Lease::Effect {
+                id,
+                reply_to,
+                write,
+            }) => (id, reply_to, write),
+            Some(Lease::Claim {
+                id,
+                reply_to,
+                resource,
+                token,
+                job,
+            }) => {
+                let outcome = self.store.borrow_mut().claim(resource, token, job);
+                bump(ctx, "claims_total");
+                if let ClaimOutcome::Stale { .. } = outcome {
+                    bump(ctx, "claims_stale_total");
+                }
+                ctx.send(reply_to, M::wrap(Lease::ClaimReply { id, outcome }));
+                return;
+            }
+            _ => return,
         };
         let outcome = self.store.borrow_mut().write(write);
         bump(ctx, "writes_total");

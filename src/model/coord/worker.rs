@@ -8,17 +8,21 @@
 //!    the lease until `sent + ttl - drift` **by its own clock**, where `sent` is its clock when
 //!    it sent the request and `drift = ttl * drift_factor + 2ms` (Redlock's validity rule,
 //!    `validity = ttl - elapsed - drift`, with its default `CLOCK_DRIFT_FACTOR = 0.01`).
-//! 2. **Work** for a time drawn from `work`. With `renew_every`, a heartbeat extends the
+//! 2. **Claim** the job at the storage with the token: is it done already (the order paid)?
+//!    Done: release with `done`, next job. Stale (fenced: a newer holder claimed it): back to
+//!    1. Fresh: go on. (A claim is what a careful job does first; with fencing it also
+//!    fences the previous holder out, see [`super::fenced`].)
+//! 3. **Work** for a time drawn from `work`. With `renew_every`, a heartbeat extends the
 //!    lease meanwhile (Redisson's lock watchdog renews every `lockWatchdogTimeout / 3`).
-//! 3. **Check** (with `check_lease`): if its clock says the lease is over, give up the
+//! 4. **Check** (with `check_lease`): if its clock says the lease is over, give up the
 //!    attempt and go back to 1. Most code never looks again after acquiring, so the default
 //!    is false; and the check does not close the gap — whatever happens after it is not
 //!    covered (Kleppmann's point).
-//! 4. **Pause**: with probability `pause_probability` the process stops for a time drawn from
+//! 5. **Pause**: with probability `pause_probability` the process stops for a time drawn from
 //!    `pause` (a stop-the-world GC right before the request goes out). Nothing runs in it,
 //!    the heartbeat included. The engine's `Pause` fault stops the worker the same way, at
 //!    any point of the cycle.
-//! 5. **Write** the side effect with the lock's fencing token (and the job id as idempotency
+//! 6. **Write** the side effect with the lock's fencing token (and the job id as idempotency
 //!    key with `idempotency_keys`). Applied or deduplicated: release with `done` and move on.
 //!    Stale (fenced): the lock is someone else's; go back to 1, which answers Held or Done.
 //!
@@ -34,7 +38,7 @@ use std::rc::Rc;
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
-use super::fenced::{EffectOutcome, EffectWrite};
+use super::fenced::{ClaimOutcome, EffectOutcome, EffectWrite};
 use super::lock::{LockKey, Token};
 use super::msg::{Lease, LockResult, Tick};
 use super::service::resolve;
@@ -95,6 +99,9 @@ pub struct WorkerConfig {
     /// Send the job id as the write's idempotency key. Default false.
     #[serde(default)]
     pub idempotency_keys: bool,
+    /// When the worker starts asking for locks, after its own start. Default 0.
+    #[serde(default)]
+    pub start: SimDuration,
 }
 
 fn one() -> u64 {
@@ -276,6 +283,9 @@ enum Phase {
         id: u64,
         sent: SimTime,
     },
+    Claiming {
+        id: u64,
+    },
     Working,
     Paused,
     Writing {
@@ -295,7 +305,8 @@ struct Holding {
 /// A job worker; see the module docs.
 ///
 /// Metrics: `acquired_total`, `held_total`, `effects_total` (writes sent), `jobs_done_total`,
-/// `fenced_total`, `deduplicated_total`, `lease_expired_before_write_total` (the check
+/// `fenced_total` (a claim or write refused as stale), `found_done_total` (the claim found
+/// the job done), `deduplicated_total`, `lease_expired_before_write_total` (the check
 /// caught it), `writes_after_lease_total`, `pauses_total`, `renewals_total`,
 /// `renewals_lost_total`.
 pub struct Worker<M> {
@@ -389,19 +400,27 @@ impl<M: Carry<Lease>> Worker<M> {
         ctx.send(to, M::wrap(msg));
     }
 
-    /// Whether this worker's clock says its lease is over; closes the oracle's hold there.
+    /// Whether this worker's clock says its lease is over. Also re-estimates, for the oracle,
+    /// the true time at which its clock reaches the lease's end: later than first thought if
+    /// the clock runs slow, earlier if it runs fast or stepped.
     fn lease_over(&self, ctx: &Ctx<'_, M>) -> bool {
         let Some(h) = self.holding else { return true };
         let local = ctx.local_clock();
-        if local < h.valid_until {
-            return false;
-        }
+        let over = local >= h.valid_until;
         if let (Some(log), Some(i)) = (&self.log, h.hold) {
-            let late = local.saturating_duration_since(h.valid_until);
-            let at = ctx.now().as_nanos().saturating_sub(late.as_nanos());
-            log.end_by(i, SimTime::from_nanos(at));
+            let now = ctx.now();
+            if over {
+                let late = local.saturating_duration_since(h.valid_until);
+                log.end_by(
+                    i,
+                    SimTime::from_nanos(now.as_nanos().saturating_sub(late.as_nanos())),
+                );
+            } else {
+                let left = h.valid_until.saturating_duration_since(local);
+                log.set_until(i, now.saturating_add(left));
+            }
         }
-        true
+        over
     }
 
     /// Ends the current attempt's hold (released, lost or abandoned).
@@ -471,12 +490,66 @@ impl<M: Carry<Lease>> Worker<M> {
             valid_until,
             hold,
         });
-        self.phase = Phase::Working;
-        let d = ctx.sample_duration(&self.work);
-        let d = ctx.work(d);
-        self.timer(ctx, d, WORK_DONE);
         if let Some(every) = self.config.renew_every {
             self.renew_timer = Some(self.timer(ctx, every, RENEW));
+        }
+        let id = self.id();
+        self.phase = Phase::Claiming { id };
+        let me = ctx.me();
+        let to = self.storage.expect("resolved at start");
+        ctx.send(
+            to,
+            M::wrap(Lease::Claim {
+                id,
+                reply_to: me,
+                resource: self.job,
+                token,
+                job: self.job,
+            }),
+        );
+    }
+
+    fn on_claim_reply(&mut self, ctx: &mut Ctx<'_, M>, id: u64, outcome: ClaimOutcome) {
+        let Phase::Claiming { id: want } = self.phase else {
+            return;
+        };
+        if id != want {
+            return;
+        }
+        match outcome {
+            ClaimOutcome::Fresh => {
+                self.phase = Phase::Working;
+                let d = ctx.sample_duration(&self.work);
+                let d = ctx.work(d);
+                self.timer(ctx, d, WORK_DONE);
+            }
+            ClaimOutcome::Done => {
+                bump(ctx, "found_done_total");
+                self.release_done(ctx);
+                self.next_job(ctx);
+            }
+            ClaimOutcome::Stale { .. } => {
+                bump(ctx, "fenced_total");
+                self.drop_hold(ctx);
+                self.try_acquire(ctx);
+            }
+        }
+    }
+
+    fn release_done(&mut self, ctx: &mut Ctx<'_, M>) {
+        if let Some(h) = self.holding {
+            let me = ctx.me();
+            let id = self.id();
+            self.to_locks(
+                ctx,
+                Lease::Release {
+                    id,
+                    reply_to: me,
+                    lock: self.job,
+                    token: h.token,
+                    done: true,
+                },
+            );
         }
     }
 
@@ -577,8 +650,8 @@ impl<M: Carry<Lease>> Worker<M> {
                     bump(ctx, "renewals_lost_total");
                     // The worker now knows the lease is gone. A careful one stops working;
                     // the default one carries on (the heartbeat was only a heartbeat).
-                    if let Some(h) = self.holding
-                        && let (Some(log), Some(i)) = (&self.log, h.hold)
+                    if let Some(h) = &mut self.holding
+                        && let (Some(log), Some(i)) = (&self.log, h.hold.take())
                     {
                         log.end_by(i, ctx.now());
                     }
@@ -609,20 +682,7 @@ impl<M: Carry<Lease>> Worker<M> {
                     bump(ctx, "deduplicated_total");
                 }
                 bump(ctx, "jobs_done_total");
-                if let Some(h) = self.holding {
-                    let me = ctx.me();
-                    let id = self.id();
-                    self.to_locks(
-                        ctx,
-                        Lease::Release {
-                            id,
-                            reply_to: me,
-                            lock: self.job,
-                            token: h.token,
-                            done: true,
-                        },
-                    );
-                }
+                self.release_done(ctx);
                 self.next_job(ctx);
             }
             EffectOutcome::Stale { .. } => {
@@ -650,16 +710,24 @@ impl<M: Carry<Lease>> Actor<M> for Worker<M> {
             "pauses_total",
             "renewals_total",
             "renewals_lost_total",
+            "found_done_total",
         ] {
             ctx.counter(name);
         }
-        self.try_acquire(ctx);
+        if self.config.start.is_zero() {
+            self.try_acquire(ctx);
+        } else {
+            self.phase = Phase::Waiting;
+            self.timer(ctx, self.config.start, RETRY);
+        }
     }
 
     fn on_message(&mut self, ctx: &mut Ctx<'_, M>, _from: ActorId, msg: M) {
+        self.lease_over(ctx);
         match msg.unwrap() {
             Some(Lease::LockReply { id, result, .. }) => self.on_lock_reply(ctx, id, result),
             Some(Lease::EffectReply { id, outcome }) => self.on_effect_reply(ctx, id, outcome),
+            Some(Lease::ClaimReply { id, outcome }) => self.on_claim_reply(ctx, id, outcome),
             _ => {}
         }
     }
@@ -668,6 +736,7 @@ impl<M: Carry<Lease>> Actor<M> for Worker<M> {
         let Some(Lease::Tick(Tick::Worker { kind, seq })) = msg.unwrap() else {
             return;
         };
+        self.lease_over(ctx);
         if seq != self.attempt {
             return;
         }
@@ -682,7 +751,9 @@ impl<M: Carry<Lease>> Actor<M> for Worker<M> {
                     self.renew(ctx);
                 }
             }
-            (RENEW, Phase::Working | Phase::Writing { .. }) => self.renew(ctx),
+            (RENEW, Phase::Claiming { .. } | Phase::Working | Phase::Writing { .. }) => {
+                self.renew(ctx)
+            }
             _ => {}
         }
     }
