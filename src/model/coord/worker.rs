@@ -9,13 +9,13 @@
 //!    it sent the request and `drift = ttl * drift_factor + 2ms` (Redlock's validity rule,
 //!    `validity = ttl - elapsed - drift`, with its default `CLOCK_DRIFT_FACTOR = 0.01`).
 //! 2. **Claim** the job at the storage with the token: is it done already (the order paid)?
-//!    Done: release with `done`, next job. Stale (fenced: a newer holder claimed it): back to
-//!    1. Fresh: go on. (A claim is what a careful job does first; with fencing it also
-//!    fences the previous holder out, see [`super::fenced`].)
+//!    Done: release with `done`, next job. Stale (fenced: a newer holder claimed it): back
+//!    to the acquire. Fresh: go on. (A claim is what a careful job does first; with fencing
+//!    it also fences the previous holder out, see [`super::fenced`].)
 //! 3. **Work** for a time drawn from `work`. With `renew_every`, a heartbeat extends the
 //!    lease meanwhile (Redisson's lock watchdog renews every `lockWatchdogTimeout / 3`).
 //! 4. **Check** (with `check_lease`): if its clock says the lease is over, give up the
-//!    attempt and go back to 1. Most code never looks again after acquiring, so the default
+//!    attempt and acquire again. Most code never looks again after acquiring, so the default
 //!    is false; and the check does not close the gap — whatever happens after it is not
 //!    covered (Kleppmann's point).
 //! 5. **Pause**: with probability `pause_probability` the process stops for a time drawn from
@@ -24,7 +24,7 @@
 //!    any point of the cycle.
 //! 6. **Write** the side effect with the lock's fencing token (and the job id as idempotency
 //!    key with `idempotency_keys`). Applied or deduplicated: release with `done` and move on.
-//!    Stale (fenced): the lock is someone else's; go back to 1, which answers Held or Done.
+//!    Stale (fenced): the lock is someone else's; acquire again, which answers Held or Done.
 //!
 //! The worker's own counters say what it can know: `writes_after_lease_total` counts writes
 //! it sent when its own clock already said the lease was over. What only true time can say —
