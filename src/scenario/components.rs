@@ -9,6 +9,10 @@ use crate::actor::ActorId;
 use crate::engine::sim::{Sim, SimError};
 use crate::model::Carry;
 use crate::model::cache::{Cache, CacheConfig};
+use crate::model::coord::{
+    FencedStorage, FencedStorageConfig, Lease, LockService, LockServiceConfig, RegisterClient,
+    RegisterClientConfig, RegisterStore, RegisterStoreConfig, Worker, WorkerConfig,
+};
 use crate::model::rpc::{
     Client, ClientConfig, ConfigError, Database, DatabaseConfig, KindRef, LoadBalancer,
     LoadBalancerConfig, Rpc, Service, ServiceConfig, Validate,
@@ -21,6 +25,7 @@ use crate::scenario::tree::{self, Node};
 #[derive(Clone, Debug)]
 pub enum Msg {
     Rpc(Rpc),
+    Lease(Lease),
 }
 
 impl Carry<Rpc> for Msg {
@@ -31,6 +36,20 @@ impl Carry<Rpc> for Msg {
     fn unwrap(self) -> Option<Rpc> {
         match self {
             Msg::Rpc(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+impl Carry<Lease> for Msg {
+    fn wrap(inner: Lease) -> Self {
+        Msg::Lease(inner)
+    }
+
+    fn unwrap(self) -> Option<Lease> {
+        match self {
+            Msg::Lease(l) => Some(l),
+            _ => None,
         }
     }
 }
@@ -43,15 +62,25 @@ pub enum Kind {
     Database,
     LoadBalancer,
     Cache,
+    LockService,
+    FencedStorage,
+    JobWorker,
+    RegisterStore,
+    RegisterClient,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Client,
         Kind::Service,
         Kind::Database,
         Kind::LoadBalancer,
         Kind::Cache,
+        Kind::LockService,
+        Kind::FencedStorage,
+        Kind::JobWorker,
+        Kind::RegisterStore,
+        Kind::RegisterClient,
     ];
 
     /// The name written in a scenario.
@@ -62,6 +91,11 @@ impl Kind {
             Kind::Database => "Database",
             Kind::LoadBalancer => "LoadBalancer",
             Kind::Cache => "Cache",
+            Kind::LockService => "LockService",
+            Kind::FencedStorage => "FencedStorage",
+            Kind::JobWorker => "JobWorker",
+            Kind::RegisterStore => "RegisterStore",
+            Kind::RegisterClient => "RegisterClient",
         }
     }
 
@@ -77,6 +111,11 @@ impl Kind {
             Kind::Database => "rpc/postgres",
             Kind::LoadBalancer => "rpc/load-balancer",
             Kind::Cache => "cache/redis",
+            Kind::LockService => "coord/redis-lock",
+            Kind::FencedStorage => "coord/fenced-storage",
+            Kind::JobWorker => "coord/job-worker",
+            Kind::RegisterStore => "coord/register",
+            Kind::RegisterClient => "coord/register-client",
         }
     }
 }
@@ -89,6 +128,11 @@ pub enum Config {
     Database(DatabaseConfig),
     LoadBalancer(LoadBalancerConfig),
     Cache(CacheConfig),
+    LockService(LockServiceConfig),
+    FencedStorage(FencedStorageConfig),
+    JobWorker(WorkerConfig),
+    RegisterStore(RegisterStoreConfig),
+    RegisterClient(RegisterClientConfig),
 }
 
 impl Config {
@@ -101,6 +145,11 @@ impl Config {
             Kind::Database => Config::Database(tree::from_node(node)?),
             Kind::LoadBalancer => Config::LoadBalancer(tree::from_node(node)?),
             Kind::Cache => Config::Cache(tree::from_node(node)?),
+            Kind::LockService => Config::LockService(tree::from_node(node)?),
+            Kind::FencedStorage => Config::FencedStorage(tree::from_node(node)?),
+            Kind::JobWorker => Config::JobWorker(tree::from_node(node)?),
+            Kind::RegisterStore => Config::RegisterStore(tree::from_node(node)?),
+            Kind::RegisterClient => Config::RegisterClient(tree::from_node(node)?),
         })
     }
 
@@ -111,6 +160,11 @@ impl Config {
             Config::Database(_) => Kind::Database,
             Config::LoadBalancer(_) => Kind::LoadBalancer,
             Config::Cache(_) => Kind::Cache,
+            Config::LockService(_) => Kind::LockService,
+            Config::FencedStorage(_) => Kind::FencedStorage,
+            Config::JobWorker(_) => Kind::JobWorker,
+            Config::RegisterStore(_) => Kind::RegisterStore,
+            Config::RegisterClient(_) => Kind::RegisterClient,
         }
     }
 
@@ -121,6 +175,11 @@ impl Config {
             Config::Database(c) => c.validate(),
             Config::LoadBalancer(c) => c.validate(),
             Config::Cache(c) => c.validate(),
+            Config::LockService(c) => c.validate(),
+            Config::FencedStorage(c) => c.validate(),
+            Config::JobWorker(c) => c.validate(),
+            Config::RegisterStore(c) => c.validate(),
+            Config::RegisterClient(c) => c.validate(),
         }
     }
 
@@ -131,6 +190,11 @@ impl Config {
             Config::Service(c) => c.targets(),
             Config::Database(_) | Config::Cache(_) => Vec::new(),
             Config::LoadBalancer(c) => c.targets(),
+            Config::JobWorker(c) => c.targets(),
+            Config::RegisterClient(c) => c.targets(),
+            Config::LockService(_) | Config::FencedStorage(_) | Config::RegisterStore(_) => {
+                Vec::new()
+            }
         }
     }
 
@@ -139,7 +203,7 @@ impl Config {
         match self {
             Config::Service(c) => Some(c.kind_names()),
             Config::Database(c) => Some(c.kind_names()),
-            Config::Client(_) | Config::LoadBalancer(_) | Config::Cache(_) => None,
+            _ => None,
         }
     }
 
@@ -157,7 +221,7 @@ impl Config {
             Config::Client(c) => c.kind_refs_mut(),
             Config::Service(c) => c.kind_refs_mut(),
             Config::LoadBalancer(c) => c.kind_refs_mut(),
-            Config::Database(_) | Config::Cache(_) => Vec::new(),
+            _ => Vec::new(),
         }
     }
 
@@ -183,6 +247,27 @@ impl Config {
             }),
             Config::Cache(c) => sim.spawn(host, name, move || {
                 Cache::<Msg>::new(c.clone()).expect(VALID)
+            }),
+            // The lease family's servers keep their state in `Durable` cells inside one
+            // value, so each incarnation is a clone of it (a restart keeps the lock table
+            // and the ledger, as Redis with an AOF and a payment provider would).
+            Config::LockService(c) => {
+                let proto = LockService::<Msg>::new(c).expect(VALID);
+                sim.spawn(host, name, move || proto.clone())
+            }
+            Config::FencedStorage(c) => {
+                let proto = FencedStorage::<Msg>::new(c).expect(VALID);
+                sim.spawn(host, name, move || proto.clone())
+            }
+            Config::RegisterStore(c) => {
+                let proto = RegisterStore::<Msg>::new(c).expect(VALID);
+                sim.spawn(host, name, move || proto.clone())
+            }
+            Config::JobWorker(c) => sim.spawn(host, name, move || {
+                Worker::<Msg>::new(c.clone()).expect(VALID)
+            }),
+            Config::RegisterClient(c) => sim.spawn(host, name, move || {
+                RegisterClient::<Msg>::new(c.clone()).expect(VALID)
             }),
         }
     }

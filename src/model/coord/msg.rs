@@ -95,8 +95,10 @@ pub enum Lease {
 /// A lock service's answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LockResult {
-    /// Acquired, with a fencing token.
-    Granted { token: Token },
+    /// Acquired. `token` identifies the grant (Redis's random lock value, for renew and
+    /// release); `fence` is the fencing token to send with writes (`token` itself when the
+    /// service issues fencing tokens, 0 when it does not, as plain Redis does not).
+    Granted { token: Token, fence: Token },
     /// Someone holds it.
     Held,
     /// The job is completed.

@@ -49,11 +49,28 @@ pub(super) fn resolve<M: crate::actor::Message>(
 // Lock service
 // ---------------------------------------------------------------------------------------------
 
-/// A [`LockService`]'s config: nothing to set today (TTLs come with each request, as with
-/// `SET ... PX`); kept as a struct so scenarios can write `()` and fields can be added.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// A [`LockService`]'s config. TTLs come with each request, as with `SET ... PX`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LockServiceConfig {}
+pub struct LockServiceConfig {
+    /// Hand out fencing tokens (strictly increasing per lock) with each grant. Default true.
+    /// Plain Redis has none; false sends fencing token 0 with every grant, and a fencing
+    /// store can then not tell an old holder from a new one.
+    #[serde(default = "yes")]
+    pub fencing_tokens: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for LockServiceConfig {
+    fn default() -> Self {
+        LockServiceConfig {
+            fencing_tokens: true,
+        }
+    }
+}
 
 impl Validate for LockServiceConfig {
     fn validate(&self) -> Result<(), ConfigError> {
@@ -66,6 +83,7 @@ impl Validate for LockServiceConfig {
 /// Metrics: `grants_total`, `held_total` (acquires refused), `renewals_total`,
 /// `renewals_lost_total`, `releases_total`, `releases_lost_total`.
 pub struct LockService<M> {
+    config: LockServiceConfig,
     table: Durable<LockTable>,
     _m: PhantomData<M>,
 }
@@ -73,6 +91,7 @@ pub struct LockService<M> {
 impl<M> Clone for LockService<M> {
     fn clone(&self) -> Self {
         LockService {
+            config: self.config.clone(),
             table: self.table.clone(),
             _m: PhantomData,
         }
@@ -83,6 +102,7 @@ impl<M> LockService<M> {
     pub fn new(config: LockServiceConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         Ok(LockService {
+            config,
             table: Durable::new(LockTable::new()),
             _m: PhantomData,
         })
@@ -111,7 +131,8 @@ impl<M: Carry<Lease>> Actor<M> for LockService<M> {
                 let result = match r {
                     Acquire::Granted { token, .. } => {
                         bump(ctx, "grants_total");
-                        LockResult::Granted { token }
+                        let fence = if self.config.fencing_tokens { token } else { 0 };
+                        LockResult::Granted { token, fence }
                     }
                     Acquire::Held { .. } => {
                         bump(ctx, "held_total");

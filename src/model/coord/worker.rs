@@ -296,7 +296,10 @@ enum Phase {
 
 #[derive(Clone, Copy, Debug)]
 struct Holding {
+    /// The grant's identity, for renew and release.
     token: Token,
+    /// The fencing token sent with claims and writes.
+    fence: Token,
     /// By this worker's clock.
     valid_until: SimTime,
     hold: Option<usize>,
@@ -471,7 +474,7 @@ impl<M: Carry<Lease>> Worker<M> {
         self.try_acquire(ctx);
     }
 
-    fn granted(&mut self, ctx: &mut Ctx<'_, M>, token: Token, sent: SimTime) {
+    fn granted(&mut self, ctx: &mut Ctx<'_, M>, token: Token, fence: Token, sent: SimTime) {
         bump(ctx, "acquired_total");
         let valid_until = sent.saturating_add(self.config.validity());
         let hold = self.log.as_ref().map(|log| {
@@ -487,6 +490,7 @@ impl<M: Carry<Lease>> Worker<M> {
         });
         self.holding = Some(Holding {
             token,
+            fence,
             valid_until,
             hold,
         });
@@ -503,7 +507,7 @@ impl<M: Carry<Lease>> Worker<M> {
                 id,
                 reply_to: me,
                 resource: self.job,
-                token,
+                token: fence,
                 job: self.job,
             }),
         );
@@ -585,7 +589,7 @@ impl<M: Carry<Lease>> Worker<M> {
         self.phase = Phase::Writing { id };
         let write = EffectWrite {
             resource: self.job,
-            token: h.token,
+            token: h.fence,
             job: self.job,
             idempotency_key: self.config.idempotency_keys.then_some(self.job),
         };
@@ -625,7 +629,7 @@ impl<M: Carry<Lease>> Worker<M> {
     fn on_lock_reply(&mut self, ctx: &mut Ctx<'_, M>, id: u64, result: LockResult) {
         match (self.phase, result) {
             (Phase::Acquiring { id: want, sent }, _) if id == want => match result {
-                LockResult::Granted { token } => self.granted(ctx, token, sent),
+                LockResult::Granted { token, fence } => self.granted(ctx, token, fence, sent),
                 LockResult::Done => self.next_job(ctx),
                 _ => {
                     bump(ctx, "held_total");
