@@ -244,6 +244,65 @@ fn a_slow_holder_clock_makes_two_workers_believe_they_hold_the_lock() {
     }
 }
 
+#[test]
+fn a_lost_reply_makes_the_retried_charge_a_second_one_unless_it_carries_a_key() {
+    // The store's replies to worker-a are cut from 0.5 s to 10 s: the charge at 1 s goes
+    // through, its acknowledgement does not, and after the 10 s write timeout the worker
+    // charges again.
+    for (storage, keys, effects) in [("()", "false", 2), ("(idempotency: true)", "true", 1)] {
+        let a = worker(&format!(
+            r#"write_timeout: "10s", idempotency_keys: {keys}"#
+        ));
+        let mut j = jobs(5, storage, &[("worker-a", a)]);
+        let plan = FaultPlan::new().window(
+            SimTime::from_nanos(500_000_000),
+            secs(10),
+            Fault::OneWay {
+                from: vec!["pay".into()],
+                to: vec!["worker-a".into()],
+                mode: Default::default(),
+            },
+        );
+        j.sim.add_faults(&plan).unwrap();
+        j.sim.run_until(secs(60));
+        assert_eq!(j.store.borrow().effects(0), effects, "{storage}");
+        assert_eq!(
+            counter(&j.sim, "worker-a.write_timeouts_total"),
+            1,
+            "{storage}"
+        );
+        assert_eq!(counter(&j.sim, "worker-a.effects_total"), 2, "{storage}");
+        assert_eq!(counter(&j.sim, "worker-a.jobs_done_total"), 1, "{storage}");
+    }
+}
+
+#[test]
+fn an_unanswered_claim_gives_the_lock_back_and_starts_over() {
+    // Replies from the store are cut for the first 3 s: each claim times out after 2 s (two
+    // of them), the worker releases its grant and takes the lock again at once, not after
+    // the 30 s TTL.
+    let mut j = jobs(6, "()", &[("worker-a", worker(""))]);
+    let plan = FaultPlan::new().window(
+        SimTime::ZERO,
+        secs(3),
+        Fault::OneWay {
+            from: vec!["pay".into()],
+            to: vec!["worker-a".into()],
+            mode: Default::default(),
+        },
+    );
+    j.sim.add_faults(&plan).unwrap();
+    j.sim.run_until(secs(60));
+    assert_eq!(counter(&j.sim, "worker-a.lock_timeouts_total"), 2);
+    // Each abandoned grant was given back, and the last one released as done.
+    assert_eq!(counter(&j.sim, "locks.releases_total"), 3);
+    assert_eq!(counter(&j.sim, "locks.grants_total"), 3);
+    assert_eq!(j.store.borrow().effects(0), 1);
+    let holds = j.log.holds();
+    let last = holds.last().expect("grants");
+    assert!(last.from < secs(10), "re-acquired at {}", last.from);
+}
+
 /// What one run of [`random_pauses`] ended with.
 #[derive(Debug)]
 struct Outcome {

@@ -26,6 +26,10 @@
 //!    key with `idempotency_keys`). Applied or deduplicated: release with `done` and move on.
 //!    Stale (fenced): the lock is someone else's; acquire again, which answers Held or Done.
 //!
+//! An acquire or claim unanswered within `lock_timeout` starts the attempt over; a charge
+//! unanswered within `write_timeout` is sent again (with the same idempotency key, if any):
+//! a lost reply is one more way to charge twice.
+//!
 //! The worker's own counters say what it can know: `writes_after_lease_total` counts writes
 //! it sent when its own clock already said the lease was over. What only true time can say —
 //! whether two workers believed they held the same lock at the same moment — is recorded in
@@ -102,6 +106,23 @@ pub struct WorkerConfig {
     /// When the worker starts asking for locks, after its own start. Default 0.
     #[serde(default)]
     pub start: SimDuration,
+    /// How long an acquire or a claim may go unanswered before the worker starts the attempt
+    /// over. Default 2 s: Jedis's default socket timeout (`DEFAULT_TIMEOUT = 2000` ms).
+    #[serde(default = "default_lock_timeout")]
+    pub lock_timeout: SimDuration,
+    /// How long a charge may go unanswered before the worker sends it again (with the same
+    /// idempotency key, if any). Default 80 s: the Stripe client libraries' default read
+    /// timeout.
+    #[serde(default = "default_write_timeout")]
+    pub write_timeout: SimDuration,
+}
+
+fn default_lock_timeout() -> SimDuration {
+    SimDuration::from_secs(2)
+}
+
+fn default_write_timeout() -> SimDuration {
+    SimDuration::from_secs(80)
 }
 
 fn one() -> u64 {
@@ -166,6 +187,8 @@ impl Validate for WorkerConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         nonzero("jobs", self.jobs)?;
         nonzero("ttl", self.ttl.as_nanos())?;
+        nonzero("lock_timeout", self.lock_timeout.as_nanos())?;
+        nonzero("write_timeout", self.write_timeout.as_nanos())?;
         if let Some(r) = self.renew_every {
             nonzero("renew_every", r.as_nanos())?;
             if r >= self.ttl {
@@ -274,6 +297,8 @@ const RETRY: u32 = 0;
 const WORK_DONE: u32 = 1;
 const PAUSE_OVER: u32 = 2;
 const RENEW: u32 = 3;
+/// A request's answer is overdue; the timer's `seq` is the request's id.
+const TIMEOUT: u32 = 4;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
@@ -311,7 +336,9 @@ struct Holding {
 /// `fenced_total` (a claim or write refused as stale), `found_done_total` (the claim found
 /// the job done), `deduplicated_total`, `lease_expired_before_write_total` (the check
 /// caught it), `writes_after_lease_total`, `pauses_total`, `renewals_total`,
-/// `renewals_lost_total`.
+/// `renewals_lost_total`, `lock_timeouts_total` (an acquire or claim unanswered within
+/// `lock_timeout`: the attempt starts over), `write_timeouts_total` (a charge unanswered
+/// within `write_timeout`: sent again).
 pub struct Worker<M> {
     config: WorkerConfig,
     work: Sampler,
@@ -398,6 +425,34 @@ impl<M: Carry<Lease>> Worker<M> {
         ctx.set_timer(after, M::wrap(Lease::Tick(Tick::Worker { kind, seq })))
     }
 
+    fn timeout(&mut self, ctx: &mut Ctx<'_, M>, after: SimDuration, id: u64) {
+        let kind = TIMEOUT;
+        ctx.set_timer(after, M::wrap(Lease::Tick(Tick::Worker { kind, seq: id })));
+    }
+
+    fn on_timeout(&mut self, ctx: &mut Ctx<'_, M>, id: u64) {
+        match self.phase {
+            Phase::Acquiring { id: want, .. } if want == id => {
+                bump(ctx, "lock_timeouts_total");
+                self.try_acquire(ctx);
+            }
+            Phase::Claiming { id: want } if want == id => {
+                bump(ctx, "lock_timeouts_total");
+                // Give the lock back (best effort) rather than block everyone, itself
+                // included, until the TTL runs out.
+                self.release(ctx, false);
+                self.drop_hold(ctx);
+                self.try_acquire(ctx);
+            }
+            Phase::Writing { id: want } if want == id => {
+                // The charge may or may not have happened: a client can only send it again.
+                bump(ctx, "write_timeouts_total");
+                self.write(ctx);
+            }
+            _ => {}
+        }
+    }
+
     fn to_locks(&self, ctx: &mut Ctx<'_, M>, msg: Lease) {
         let to = self.lock_service.expect("resolved at start");
         ctx.send(to, M::wrap(msg));
@@ -459,6 +514,7 @@ impl<M: Carry<Lease>> Worker<M> {
                 ttl: self.config.ttl,
             },
         );
+        self.timeout(ctx, self.config.lock_timeout, id);
     }
 
     fn wait_and_retry(&mut self, ctx: &mut Ctx<'_, M>) {
@@ -511,6 +567,7 @@ impl<M: Carry<Lease>> Worker<M> {
                 job: self.job,
             }),
         );
+        self.timeout(ctx, self.config.lock_timeout, id);
     }
 
     fn on_claim_reply(&mut self, ctx: &mut Ctx<'_, M>, id: u64, outcome: ClaimOutcome) {
@@ -541,6 +598,10 @@ impl<M: Carry<Lease>> Worker<M> {
     }
 
     fn release_done(&mut self, ctx: &mut Ctx<'_, M>) {
+        self.release(ctx, true);
+    }
+
+    fn release(&mut self, ctx: &mut Ctx<'_, M>, done: bool) {
         if let Some(h) = self.holding {
             let me = ctx.me();
             let id = self.id();
@@ -551,7 +612,7 @@ impl<M: Carry<Lease>> Worker<M> {
                     reply_to: me,
                     lock: self.job,
                     token: h.token,
-                    done: true,
+                    done,
                 },
             );
         }
@@ -603,6 +664,7 @@ impl<M: Carry<Lease>> Worker<M> {
                 write,
             }),
         );
+        self.timeout(ctx, self.config.write_timeout, id);
     }
 
     fn renew(&mut self, ctx: &mut Ctx<'_, M>) {
@@ -715,6 +777,8 @@ impl<M: Carry<Lease>> Actor<M> for Worker<M> {
             "renewals_total",
             "renewals_lost_total",
             "found_done_total",
+            "lock_timeouts_total",
+            "write_timeouts_total",
         ] {
             ctx.counter(name);
         }
@@ -741,6 +805,10 @@ impl<M: Carry<Lease>> Actor<M> for Worker<M> {
             return;
         };
         self.lease_over(ctx);
+        if kind == TIMEOUT {
+            self.on_timeout(ctx, seq);
+            return;
+        }
         if seq != self.attempt {
             return;
         }
