@@ -245,6 +245,31 @@ fn a_slow_holder_clock_makes_two_workers_believe_they_hold_the_lock() {
 }
 
 #[test]
+fn a_crashed_holders_lease_runs_out_and_the_other_worker_does_the_job_once() {
+    // What the TTL is for: worker-a dies holding the lock and never comes back.
+    let b = worker(r#"start: "1s""#);
+    let mut j = jobs(7, "()", &[("worker-a", worker("")), ("worker-b", b)]);
+    let plan = FaultPlan::new().at(
+        SimTime::from_nanos(500_000_000),
+        Fault::Crash {
+            target: "worker-a".into(),
+        },
+    );
+    j.sim.add_faults(&plan).unwrap();
+    j.sim.run_until(secs(120));
+    assert_eq!(j.store.borrow().effects(0), 1);
+    assert_eq!(counter(&j.sim, "worker-b.jobs_done_total"), 1);
+    let b = j
+        .log
+        .holds()
+        .into_iter()
+        .find(|h| h.token == 2)
+        .expect("b's grant");
+    // Not before the lease ran out on the service's clock.
+    assert!(b.from >= secs(30), "{b:?}");
+}
+
+#[test]
 fn a_lost_reply_makes_the_retried_charge_a_second_one_unless_it_carries_a_key() {
     // The store's replies to worker-a are cut from 0.5 s to 10 s: the charge at 1 s goes
     // through, its acknowledgement does not, and after the 10 s write timeout the worker
@@ -517,5 +542,99 @@ fn hlc_holds_under_random_skews_and_keys() {
                 "seed {seed}: LWW with a {skew} skew lost nothing causal"
             );
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Properties over the shipped scenario, under generated pauses and clock skews
+// ---------------------------------------------------------------------------------------------
+
+/// `zombie_lock` without its scripted pause, with 20 jobs of random length: the faults the
+/// harness draws are the only pauses.
+fn zombie_under_faults() -> faultline::scenario::Scenario {
+    let (file, text) = faultline::scenario::shipped("zombie_lock").unwrap();
+    let extra: Vec<(String, String)> = [
+        ("worker-a.pause_probability", "0.0"),
+        ("worker-a.jobs", "20"),
+        ("worker-b.jobs", "20"),
+        ("worker-a.work", r#"Exp(mean: "2s")"#),
+        ("worker-b.work", r#"Exp(mean: "2s")"#),
+    ]
+    .iter()
+    .map(|(p, v)| (p.to_string(), v.to_string()))
+    .collect();
+    faultline::scenario::Scenario::with_overrides(text, file, &extra)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Pauses of the workers (up to a minute) and clock skews of their hosts, in the first 2m.
+fn worker_faults(s: &faultline::scenario::Scenario) -> faultline::prop::FaultSpace {
+    faultline::prop::FaultSpace::for_scenario(s)
+        .kinds([
+            faultline::NemesisKind::Pause,
+            faultline::NemesisKind::ClockSkew,
+        ])
+        .targets(["worker-a", "worker-b"])
+        .hosts(["worker-a", "worker-b"])
+        .faults_max(3)
+        .between(SimTime::ZERO, secs(120))
+        .window_max(SimDuration::from_secs(60))
+}
+
+#[test]
+fn with_fencing_or_idempotency_no_schedule_of_pauses_and_skews_charges_twice() {
+    use faultline::prop::Property;
+    use faultline::scenario::Expect;
+    let s = zombie_under_faults();
+    for variant in ["fencing tokens", "idempotency keys"] {
+        let report = Property::new(&s)
+            .variant(variant)
+            .check("the order is charged at most once")
+            .expect(Expect::Holds)
+            .faults(worker_faults(&s))
+            .cases(16)
+            .runner_seed(11)
+            .run()
+            .unwrap_or_else(|e| panic!("{variant}: {e}"));
+        assert_eq!(report.held, report.cases, "{variant}");
+    }
+}
+
+#[test]
+fn without_a_fix_the_harness_finds_a_double_charge_and_shrinks_it_to_one_long_pause() {
+    use faultline::prop::{PropFailure, Property};
+    use faultline::scenario::Expect;
+    let s = zombie_under_faults();
+    for variant in ["baseline", "lease renewal"] {
+        let r = Property::new(&s)
+            .variant(variant)
+            .check("the order is charged at most once")
+            .expect(Expect::Holds)
+            .faults(worker_faults(&s))
+            .cases(16)
+            .runner_seed(11)
+            .shrink_runs_max(64)
+            .run();
+        let c = match r {
+            Err(PropFailure::Counterexample(c)) => c,
+            Err(e) => panic!("{variant}: {e}"),
+            Ok(report) => panic!("{variant}: every case held: {report:?}"),
+        };
+        if std::env::var("FAULTLINE_PRINT").is_ok() {
+            eprintln!("{variant}: {:?}", c.faults.entries);
+        }
+        // The shrunk plan is one pause, longer than the 30 s lease less the work left.
+        let entries = &c.faults.entries;
+        assert_eq!(entries.len(), 1, "{variant}: {entries:?}");
+        assert!(
+            matches!(entries[0].fault, Fault::Pause { .. }),
+            "{variant}: {entries:?}"
+        );
+        let (from, until) = (entries[0].from.unwrap(), entries[0].until.unwrap());
+        let long = until.saturating_duration_since(from);
+        assert!(
+            long > SimDuration::from_secs(20),
+            "{variant}: a {long} pause"
+        );
     }
 }
