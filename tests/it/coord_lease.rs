@@ -545,6 +545,32 @@ fn hlc_holds_under_random_skews_and_keys() {
     }
 }
 
+#[test]
+fn bad_lease_family_configs_name_their_field() {
+    let client = |extra: &str| format!(r#"(store: "db", {extra})"#);
+    for (ron, field) in [
+        (client("keys: 0"), "keys"),
+        (client("think: Const(3)"), "think"),
+        (client("limit: Some(0)"), "limit"),
+    ] {
+        let e = from_ron::<RegisterClientConfig>(&ron).unwrap_err();
+        assert_eq!(e.field(), Some(field), "{ron}: {e}");
+    }
+    for (ron, field) in [
+        (worker(r#"ttl: "0s""#), "ttl"),
+        (worker(r#"lock_timeout: "0s""#), "lock_timeout"),
+        (worker(r#"retry: Const(1)"#), "retry"),
+    ] {
+        let e = from_ron::<WorkerConfig>(&ron).unwrap_err();
+        assert_eq!(e.field(), Some(field), "{ron}: {e}");
+    }
+    // Unknown fields and variants are refused by name.
+    let e = from_ron::<FencedStorageConfig>("(fence: true)").unwrap_err();
+    assert!(e.to_string().contains("fence"), "{e}");
+    let e = from_ron::<RegisterStoreConfig>("(merge: Lamport)").unwrap_err();
+    assert!(e.to_string().contains("Lamport"), "{e}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Properties over the shipped scenario, under generated pauses and clock skews
 // ---------------------------------------------------------------------------------------------

@@ -25,7 +25,8 @@ use crate::engine::time::SimDuration;
 use crate::model::Carry;
 use crate::model::rpc::{ConfigError, Validate, compile, nonzero};
 
-fn bump<M: crate::actor::Message>(ctx: &mut Ctx<'_, M>, name: &str) {
+/// Adds one to this actor's counter `name`.
+pub(super) fn bump<M: crate::actor::Message>(ctx: &mut Ctx<'_, M>, name: &str) {
     let c = ctx.counter(name);
     ctx.metrics().inc(c);
 }
@@ -430,7 +431,9 @@ impl<M: Carry<Lease>> Actor<M> for RegisterStore<M> {
 pub struct RegisterClientConfig {
     /// The store's actor name.
     pub store: String,
-    /// How this client stamps its writes; must match the store's rule. Default `LwwWall`.
+    /// How this client stamps its writes (its wall clock, or its HLC). The store's rule
+    /// decides how stamps are compared, so scenarios set both alike; nothing checks that they
+    /// agree. Default `LwwWall`.
     #[serde(default)]
     pub merge: Merge,
     /// Keys `0..keys` are written, each cycle picking one uniformly; >= 1. Default 1.

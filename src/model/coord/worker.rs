@@ -45,7 +45,7 @@ use serde::{Deserialize, Serialize};
 use super::fenced::{ClaimOutcome, EffectOutcome, EffectWrite};
 use super::lock::{LockKey, Token};
 use super::msg::{Lease, LockResult, Tick};
-use super::service::resolve;
+use super::service::{bump, resolve};
 use crate::actor::{Actor, ActorId, Ctx, TimerId};
 use crate::dist::{Dist, Sampler, Scalar};
 use crate::engine::time::{SimDuration, SimTime};
@@ -407,11 +407,6 @@ impl<M> Worker<M> {
         self.log = Some(log);
         self
     }
-}
-
-fn bump<M: crate::actor::Message>(ctx: &mut Ctx<'_, M>, name: &str) {
-    let c = ctx.counter(name);
-    ctx.metrics().inc(c);
 }
 
 impl<M: Carry<Lease>> Worker<M> {
