@@ -9,6 +9,10 @@ use crate::actor::ActorId;
 use crate::engine::sim::{Sim, SimError};
 use crate::model::Carry;
 use crate::model::cache::{Cache, CacheConfig};
+use crate::model::coord::{
+    FencedStorage, FencedStorageConfig, Lease, LockService, LockServiceConfig, RegisterClient,
+    RegisterClientConfig, RegisterStore, RegisterStoreConfig, Worker, WorkerConfig,
+};
 use crate::model::log::deployment;
 use crate::model::log::{Broker, BrokerConfig, ConsumerGroupConfig, Log, Producer, ProducerConfig};
 use crate::model::rpc::{
@@ -24,6 +28,7 @@ use crate::scenario::tree::{self, Node};
 pub enum Msg {
     Rpc(Rpc),
     Log(Log),
+    Lease(Lease),
 }
 
 impl Carry<Rpc> for Msg {
@@ -52,6 +57,19 @@ impl Carry<Log> for Msg {
     }
 }
 
+impl Carry<Lease> for Msg {
+    fn wrap(inner: Lease) -> Self {
+        Msg::Lease(inner)
+    }
+
+    fn unwrap(self) -> Option<Lease> {
+        match self {
+            Msg::Lease(l) => Some(l),
+            _ => None,
+        }
+    }
+}
+
 /// A kind of component, as written in a scenario: `Service(...)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
@@ -63,10 +81,15 @@ pub enum Kind {
     Broker,
     Producer,
     ConsumerGroup,
+    LockService,
+    FencedStorage,
+    JobWorker,
+    RegisterStore,
+    RegisterClient,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 13] = [
         Kind::Client,
         Kind::Service,
         Kind::Database,
@@ -75,6 +98,11 @@ impl Kind {
         Kind::Broker,
         Kind::Producer,
         Kind::ConsumerGroup,
+        Kind::LockService,
+        Kind::FencedStorage,
+        Kind::JobWorker,
+        Kind::RegisterStore,
+        Kind::RegisterClient,
     ];
 
     /// The name written in a scenario.
@@ -88,6 +116,11 @@ impl Kind {
             Kind::Broker => "Broker",
             Kind::Producer => "Producer",
             Kind::ConsumerGroup => "ConsumerGroup",
+            Kind::LockService => "LockService",
+            Kind::FencedStorage => "FencedStorage",
+            Kind::JobWorker => "JobWorker",
+            Kind::RegisterStore => "RegisterStore",
+            Kind::RegisterClient => "RegisterClient",
         }
     }
 
@@ -106,6 +139,11 @@ impl Kind {
             Kind::Broker => "kafka/broker",
             Kind::Producer => "kafka/producer",
             Kind::ConsumerGroup => "kafka/consumer-group",
+            Kind::LockService => "coord/redis-lock",
+            Kind::FencedStorage => "coord/fenced-storage",
+            Kind::JobWorker => "coord/job-worker",
+            Kind::RegisterStore => "coord/register",
+            Kind::RegisterClient => "coord/register-client",
         }
     }
 }
@@ -122,6 +160,11 @@ pub enum Config {
     Producer(ProducerConfig),
     /// Boxed: a group's config (a consumer, an autoscaler, probes) dwarfs the others.
     ConsumerGroup(Box<ConsumerGroupConfig>),
+    LockService(LockServiceConfig),
+    FencedStorage(FencedStorageConfig),
+    JobWorker(WorkerConfig),
+    RegisterStore(RegisterStoreConfig),
+    RegisterClient(RegisterClientConfig),
 }
 
 impl Config {
@@ -137,6 +180,11 @@ impl Config {
             Kind::Broker => Config::Broker(tree::from_node(node)?),
             Kind::Producer => Config::Producer(tree::from_node(node)?),
             Kind::ConsumerGroup => Config::ConsumerGroup(Box::new(tree::from_node(node)?)),
+            Kind::LockService => Config::LockService(tree::from_node(node)?),
+            Kind::FencedStorage => Config::FencedStorage(tree::from_node(node)?),
+            Kind::JobWorker => Config::JobWorker(tree::from_node(node)?),
+            Kind::RegisterStore => Config::RegisterStore(tree::from_node(node)?),
+            Kind::RegisterClient => Config::RegisterClient(tree::from_node(node)?),
         })
     }
 
@@ -150,6 +198,11 @@ impl Config {
             Config::Broker(_) => Kind::Broker,
             Config::Producer(_) => Kind::Producer,
             Config::ConsumerGroup(_) => Kind::ConsumerGroup,
+            Config::LockService(_) => Kind::LockService,
+            Config::FencedStorage(_) => Kind::FencedStorage,
+            Config::JobWorker(_) => Kind::JobWorker,
+            Config::RegisterStore(_) => Kind::RegisterStore,
+            Config::RegisterClient(_) => Kind::RegisterClient,
         }
     }
 
@@ -163,6 +216,11 @@ impl Config {
             Config::Broker(c) => c.validate(),
             Config::Producer(c) => c.validate(),
             Config::ConsumerGroup(c) => c.validate(),
+            Config::LockService(c) => c.validate(),
+            Config::FencedStorage(c) => c.validate(),
+            Config::JobWorker(c) => c.validate(),
+            Config::RegisterStore(c) => c.validate(),
+            Config::RegisterClient(c) => c.validate(),
         }
     }
 
@@ -175,6 +233,11 @@ impl Config {
             Config::LoadBalancer(c) => c.targets(),
             Config::Producer(c) => c.targets(),
             Config::ConsumerGroup(c) => c.targets(),
+            Config::JobWorker(c) => c.targets(),
+            Config::RegisterClient(c) => c.targets(),
+            Config::LockService(_) | Config::FencedStorage(_) | Config::RegisterStore(_) => {
+                Vec::new()
+            }
         }
     }
 
@@ -246,6 +309,27 @@ impl Config {
                 let controller = deployed.controller;
                 sim.spawn(host, name, move || controller.clone())
             }
+            // The lease family's servers keep their state in `Durable` cells inside one
+            // value, so each incarnation is a clone of it (a restart keeps the lock table
+            // and the ledger, as Redis with an AOF and a payment provider would).
+            Config::LockService(c) => {
+                let proto = LockService::<Msg>::new(c).expect(VALID);
+                sim.spawn(host, name, move || proto.clone())
+            }
+            Config::FencedStorage(c) => {
+                let proto = FencedStorage::<Msg>::new(c).expect(VALID);
+                sim.spawn(host, name, move || proto.clone())
+            }
+            Config::RegisterStore(c) => {
+                let proto = RegisterStore::<Msg>::new(c).expect(VALID);
+                sim.spawn(host, name, move || proto.clone())
+            }
+            Config::JobWorker(c) => sim.spawn(host, name, move || {
+                Worker::<Msg>::new(c.clone()).expect(VALID)
+            }),
+            Config::RegisterClient(c) => sim.spawn(host, name, move || {
+                RegisterClient::<Msg>::new(c.clone()).expect(VALID)
+            }),
         }
     }
 }

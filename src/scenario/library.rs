@@ -25,6 +25,11 @@ pub const SHIPPED: &[(&str, &str, &str)] = &[
         include_str!("../../scenarios/cascading_timeouts.ron"),
     ),
     (
+        "clock_skew_lww",
+        "scenarios/clock_skew_lww.ron",
+        include_str!("../../scenarios/clock_skew_lww.ron"),
+    ),
+    (
         "herd_after_restart",
         "scenarios/herd_after_restart.ron",
         include_str!("../../scenarios/herd_after_restart.ron"),
@@ -73,6 +78,11 @@ pub const SHIPPED: &[(&str, &str, &str)] = &[
         "unbounded_queue",
         "scenarios/unbounded_queue.ron",
         include_str!("../../scenarios/unbounded_queue.ron"),
+    ),
+    (
+        "zombie_lock",
+        "scenarios/zombie_lock.ron",
+        include_str!("../../scenarios/zombie_lock.ron"),
     ),
 ];
 

@@ -42,6 +42,26 @@ pub const FILES: &[(&str, &str)] = &[
         "models/kafka/consumer_group.ron",
         include_str!("../../models/kafka/consumer_group.ron"),
     ),
+    (
+        "models/coord/redis_lock.ron",
+        include_str!("../../models/coord/redis_lock.ron"),
+    ),
+    (
+        "models/coord/fenced_storage.ron",
+        include_str!("../../models/coord/fenced_storage.ron"),
+    ),
+    (
+        "models/coord/job_worker.ron",
+        include_str!("../../models/coord/job_worker.ron"),
+    ),
+    (
+        "models/coord/register.ron",
+        include_str!("../../models/coord/register.ron"),
+    ),
+    (
+        "models/coord/register_client.ron",
+        include_str!("../../models/coord/register_client.ron"),
+    ),
 ];
 
 /// A parsed model file.
