@@ -6,6 +6,7 @@
 //! enum and talk to each other.
 
 pub mod cache;
+pub mod coord;
 pub mod log;
 pub mod queueing;
 pub mod rpc;
