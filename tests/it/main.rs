@@ -5,6 +5,7 @@ mod bad_input;
 mod cache;
 mod checks;
 mod cli;
+mod coord_raft;
 mod determinism;
 mod engine;
 mod faults;

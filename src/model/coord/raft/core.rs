@@ -31,8 +31,11 @@
 //!   predecessors' entries commit without waiting for a client.
 //! - **CheckQuorum** (optional): a leader that has not heard from a majority (itself
 //!   included) within an election timeout steps down, so a leader cut off in a minority stops
-//!   claiming leadership; and a server that knows a live leader ignores vote requests of a
-//!   higher term (the thesis's §4.2.3 rule against disruptive servers, etcd's "in lease").
+//!   claiming leadership; and a server that heard from its leader within the minimum election
+//!   timeout — the actor says when that lease ends ([`RaftCore::lease_expired`]) — ignores
+//!   vote requests of a higher term (the thesis's §4.2.3 rule against disruptive servers,
+//!   etcd's "in lease"). The lease is the *minimum* timeout, as in etcd, not the server's own
+//!   randomised one: otherwise an election would wait for a majority's timers to fire.
 //! - **PreVote** (optional): an election timeout first asks for pre-votes at `term + 1`
 //!   without incrementing the term; only a majority of pre-votes starts the real election. A
 //!   partitioned server then cannot inflate its term and depose a healthy leader when it
@@ -209,6 +212,8 @@ pub struct RaftCore {
     disk: Durable<RaftDisk>,
     role: Role,
     leader: Option<NodeId>,
+    /// Heard from the leader within the minimum election timeout (CheckQuorum's lease).
+    lease: bool,
     commit_index: u64,
     /// Replies in the current (pre-)election, by server.
     votes: Vec<Option<bool>>,
@@ -233,6 +238,7 @@ impl RaftCore {
             disk,
             role: Role::Follower,
             leader: None,
+            lease: false,
             commit_index: 0,
             votes: vec![None; n],
             next_index: vec![1; n],
@@ -308,6 +314,13 @@ impl RaftCore {
         self.take()
     }
 
+    /// The minimum election timeout has passed since this server last heard from its leader:
+    /// with CheckQuorum, it now listens to candidates of higher terms.
+    pub fn lease_expired(&mut self) -> Vec<Output> {
+        self.lease = false;
+        self.take()
+    }
+
     /// Leader: send every follower what it lacks (or an empty heartbeat).
     pub fn heartbeat(&mut self) -> Vec<Output> {
         if self.role == Role::Leader {
@@ -363,6 +376,7 @@ impl RaftCore {
         }
         self.role = Role::Follower;
         self.leader = leader;
+        self.lease = leader.is_some();
         if was == Role::Leader {
             self.out.push(Output::SteppedDown {
                 term: old_term,
@@ -479,7 +493,10 @@ impl RaftCore {
         let t = msg.term();
         if t > term {
             match &msg {
-                Message::RequestVote(_) if self.config.check_quorum && self.leader.is_some() => {
+                Message::RequestVote(_)
+                    if self.config.check_quorum
+                        && (self.role == Role::Leader || (self.leader.is_some() && self.lease)) =>
+                {
                     // In lease: a live leader exists, so this candidate is disruptive.
                     return self.take();
                 }
@@ -592,6 +609,7 @@ impl RaftCore {
             self.leader = Some(from);
             self.out.push(Output::LeaderKnown { term, leader: from });
         }
+        self.lease = true;
         self.out.push(Output::ResetElectionTimer);
         let prev = ae.prev_log_index;
         let matches = self.disk.borrow().term_at(prev) == Some(ae.prev_log_term);

@@ -91,8 +91,9 @@ pub struct ProposeReply {
 /// Timer payloads of the family's actors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RaftTick {
-    /// Node: the election timer armed `seq`-th fired.
-    Election { seq: u64 },
+    /// Node: the election timer armed `seq`-th reached `election_timeout_min` (the end of
+    /// CheckQuorum's lease) or, with `lease_over`, its full randomised timeout.
+    Election { seq: u64, lease_over: bool },
     /// Node: heartbeat of leadership number `epoch`.
     Heartbeat { epoch: u64 },
     /// Node: CheckQuorum of leadership number `epoch`.
@@ -373,6 +374,8 @@ pub struct RaftNode<M> {
     ids: Vec<ActorId>,
     election_timer: Option<TimerId>,
     election_seq: u64,
+    /// What remains of the armed timeout after its first phase (the lease).
+    election_rest: SimDuration,
     /// Bumped at every change of leadership, so a former leadership's timers do nothing.
     epoch: u64,
     waiting: BTreeMap<u64, Waiting>,
@@ -395,6 +398,7 @@ impl<M> RaftNode<M> {
             ids: Vec::new(),
             election_timer: None,
             election_seq: 0,
+            election_rest: SimDuration::ZERO,
             epoch: 0,
             waiting: BTreeMap::new(),
             leaderless_since: None,
@@ -452,11 +456,16 @@ impl<M: Carry<Raft>> RaftNode<M> {
         let timeout = SimDuration::from_nanos(lo + draw);
         debug_assert!(timeout >= self.config.election_timeout_min);
         debug_assert!(timeout <= self.config.election_timeout_max);
+        // Two phases on one timer: the lease ends at the minimum timeout, the election
+        // starts at the drawn one.
         self.election_seq += 1;
+        self.election_rest = timeout.saturating_sub(self.config.election_timeout_min);
         let tick = RaftTick::Election {
             seq: self.election_seq,
+            lease_over: false,
         };
-        self.election_timer = Some(Self::local_timer(ctx, timeout, tick));
+        let first = self.config.election_timeout_min;
+        self.election_timer = Some(Self::local_timer(ctx, first, tick));
     }
 
     fn knows_leader(&mut self, ctx: &mut Ctx<'_, M>) {
@@ -656,11 +665,24 @@ impl<M: Carry<Raft>> Actor<M> for RaftNode<M> {
             return;
         };
         let outs = match tick {
-            RaftTick::Election { seq } => {
+            RaftTick::Election { seq, lease_over } => {
                 if seq != self.election_seq {
                     return;
                 }
                 self.election_timer = None;
+                if !lease_over {
+                    let outs = self.core_mut().lease_expired();
+                    self.handle(ctx, outs);
+                    if !self.election_rest.is_zero() {
+                        let rest = self.election_rest;
+                        let tick = RaftTick::Election {
+                            seq,
+                            lease_over: true,
+                        };
+                        self.election_timer = Some(Self::local_timer(ctx, rest, tick));
+                        return;
+                    }
+                }
                 if self.leaderless_since.is_none() {
                     self.leaderless_since = Some(ctx.now());
                 }

@@ -532,6 +532,13 @@ fn in_lease_followers_ignore_a_disruptive_candidate() {
     net.run_all();
     assert_eq!(net.leaders(), vec![(0, 1)], "the leader stays");
     assert_eq!(net.core(1).term(), 1, "the follower ignored term 4");
+    // Once its lease has expired (no heartbeat for the minimum timeout), it listens.
+    let outs = net.cores[1].as_mut().unwrap().lease_expired();
+    assert!(outs.is_empty());
+    net.timeout(2);
+    net.run(|_, to, _| to != 0);
+    assert_eq!(net.core(1).term(), 5);
+    assert_eq!(net.core(2).role(), Role::Leader);
     // Without CheckQuorum the same request deposes the leader's follower and the leader.
     let mut net = Net::new(3, PLAIN);
     net.timeout(0);
