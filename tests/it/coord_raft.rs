@@ -14,8 +14,8 @@ use faultline::model::coord::raft::{
 };
 use faultline::model::rpc::from_ron;
 use faultline::{
-    ActorId, Durable, Fault, FaultPlan, Nemesis, NemesisKind, Sim, SimConfig, SimDuration,
-    SimTime, Skew,
+    ActorId, Durable, Fault, FaultPlan, Nemesis, NemesisKind, Sim, SimConfig, SimDuration, SimTime,
+    Skew,
 };
 use rand_core::Rng;
 
@@ -80,7 +80,11 @@ impl Group {
     fn leader(&self) -> Option<(usize, u64)> {
         let mut best = None;
         for (i, &id) in self.ids.iter().enumerate() {
-            let Some(core) = self.sim.inspect::<RaftNode<Raft>>(id).and_then(|n| n.core()) else {
+            let Some(core) = self
+                .sim
+                .inspect::<RaftNode<Raft>>(id)
+                .and_then(|n| n.core())
+            else {
                 continue;
             };
             if core.role() == Role::Leader && best.is_none_or(|(_, t)| core.term() > t) {
@@ -465,4 +469,33 @@ fn a_narrow_timeout_range_splits_votes_more_often() {
         narrow - wide > 4.0 * se,
         "narrow {narrow:.2} vs wide {wide:.2} split votes per crash (se {se:.3})"
     );
+}
+
+#[test]
+fn a_raft_group_under_faults_replays_the_same_trace_from_the_same_seed() {
+    let run = |seed| {
+        let mut g = group(seed, "", Some("50/s"));
+        let nemesis = Nemesis {
+            kinds: vec![
+                NemesisKind::Crash,
+                NemesisKind::Partition,
+                NemesisKind::Pause,
+            ],
+            targets: (0..5).map(|i| format!("h{i}")).collect(),
+            faults: 8,
+            start: secs(3),
+            heal_at: secs(20),
+            max_window: SimDuration::from_secs(4),
+            max_skew: SimDuration::from_secs(1),
+            max_slow: 1.0,
+        };
+        g.sim.add_faults(&nemesis.plan(seed).unwrap()).unwrap();
+        g.sim.run_until(secs(30));
+        let acked = g.acked.as_ref().unwrap().borrow().len();
+        (g.sim.trace_hash(), acked, g.watch.borrow().history.clone())
+    };
+    let a = run(5);
+    assert_eq!(a, run(5));
+    assert_ne!(a.0, run(6).0);
+    assert!(a.1 > 0);
 }

@@ -70,7 +70,9 @@ impl RaftClientConfig {
     /// The actor names this config refers to, with their field paths.
     pub fn targets(&self) -> Vec<(String, &str)> {
         let group = self.group.iter().enumerate();
-        group.map(|(i, p)| (format!("group[{i}]"), p.as_str())).collect()
+        group
+            .map(|(i, p)| (format!("group[{i}]"), p.as_str()))
+            .collect()
     }
 }
 
@@ -312,7 +314,9 @@ impl<M: Carry<Raft>> Actor<M> for RaftClient<M> {
                     self.send(ctx, id);
                 }
             }
-            RaftTick::Election { .. } | RaftTick::Heartbeat { .. } | RaftTick::CheckQuorum { .. } => {}
+            RaftTick::Election { .. }
+            | RaftTick::Heartbeat { .. }
+            | RaftTick::CheckQuorum { .. } => {}
         }
     }
 }

@@ -176,22 +176,41 @@ pub enum StepDown {
 /// What the core asks of its actor, and what it reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
-    Send { to: NodeId, msg: Message },
+    Send {
+        to: NodeId,
+        msg: Message,
+    },
     /// Re-arm the election timer with a fresh randomised timeout (after hearing from the
     /// leader, granting a vote, or starting an election).
     ResetElectionTimer,
     /// An election (or pre-vote round) for `term` started here.
-    ElectionStarted { term: Term, pre_vote: bool },
+    ElectionStarted {
+        term: Term,
+        pre_vote: bool,
+    },
     /// This candidate's election for `term` timed out with no winner.
-    SplitVote { term: Term },
+    SplitVote {
+        term: Term,
+    },
     /// This server won `term`.
-    BecameLeader { term: Term },
+    BecameLeader {
+        term: Term,
+    },
     /// This leader stopped leading in `term`.
-    SteppedDown { term: Term, reason: StepDown },
+    SteppedDown {
+        term: Term,
+        reason: StepDown,
+    },
     /// This server heard from `leader`, the leader of `term`, for the first time.
-    LeaderKnown { term: Term, leader: NodeId },
+    LeaderKnown {
+        term: Term,
+        leader: NodeId,
+    },
     /// The entry at `index` is committed (in index order, each once per incarnation).
-    Committed { index: u64, entry: Entry },
+    Committed {
+        index: u64,
+        entry: Entry,
+    },
 }
 
 /// The core's switches.
@@ -335,7 +354,10 @@ impl RaftCore {
     /// (this server included) answered since the last check.
     pub fn check_quorum(&mut self) -> Vec<Output> {
         if self.role == Role::Leader && self.config.check_quorum {
-            let active = 1 + self.peers().filter(|&p| self.recent_active[p as usize]).count();
+            let active = 1 + self
+                .peers()
+                .filter(|&p| self.recent_active[p as usize])
+                .count();
             self.recent_active.fill(false);
             if (active as u32) < self.quorum() {
                 let term = self.term();
@@ -560,7 +582,11 @@ impl RaftCore {
             self.out.push(Output::ResetElectionTimer);
         }
         let vote = Vote {
-            term: if rv.pre_vote && granted { rv.term } else { term },
+            term: if rv.pre_vote && granted {
+                rv.term
+            } else {
+                term
+            },
             granted,
             pre_vote: rv.pre_vote,
         };
@@ -667,7 +693,10 @@ impl RaftCore {
         self.recent_active[p] = true;
         let last = self.disk.borrow().last_index();
         if r.success {
-            assert!(r.index <= last, "a follower matched beyond the leader's log");
+            assert!(
+                r.index <= last,
+                "a follower matched beyond the leader's log"
+            );
             if r.index > self.match_index[p] {
                 self.match_index[p] = r.index;
             }

@@ -32,7 +32,6 @@ pub use core::{
 };
 pub use node::{
     DEFAULT_ELECTION_TIMEOUT_MAX, DEFAULT_ELECTION_TIMEOUT_MIN, DEFAULT_HEARTBEAT_INTERVAL,
-    DEFAULT_MAX_ENTRIES_PER_APPEND, MAX_GROUP_SIZE, MAX_PENDING_PROPOSALS, Propose,
-    ProposeError, ProposeReply, Raft, RaftConfig, RaftNode, RaftObserver, RaftTick, RaftWatch,
-    true_duration,
+    DEFAULT_MAX_ENTRIES_PER_APPEND, MAX_GROUP_SIZE, MAX_PENDING_PROPOSALS, Propose, ProposeError,
+    ProposeReply, Raft, RaftConfig, RaftNode, RaftObserver, RaftTick, RaftWatch, true_duration,
 };

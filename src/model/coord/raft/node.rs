@@ -10,7 +10,10 @@
 //!   `d / (1 + r)` of true time, and a slow one after longer — while `ClockOffset` and
 //!   `ClockStep` faults, which move only the wall clock, change nothing. A timer is converted
 //!   at the drift in force when it is armed; election timers are re-armed at every heartbeat,
-//!   so a drift change takes effect within one heartbeat interval.
+//!   so a drift change takes effect within one heartbeat interval. The election timer runs in
+//!   two phases: at `election_timeout_min` it ends CheckQuorum's lease (the node listens to
+//!   candidates again, as etcd's `inLease` ends at `electionTimeout`), and at the drawn
+//!   timeout it starts an election.
 //! - **Crashes.** `currentTerm`, `votedFor` and the log are a [`Durable`] [`RaftDisk`];
 //!   everything else — role, commit index, the leader's replication state, proposals waiting
 //!   for their commit — is lost, and a restarted node starts as a follower with a fresh
@@ -191,7 +194,9 @@ impl RaftConfig {
     /// The actor names this config refers to, with their field paths.
     pub fn targets(&self) -> Vec<(String, &str)> {
         let peers = self.peers.iter().enumerate();
-        peers.map(|(i, p)| (format!("peers[{i}]"), p.as_str())).collect()
+        peers
+            .map(|(i, p)| (format!("peers[{i}]"), p.as_str()))
+            .collect()
     }
 
     fn core(&self) -> CoreConfig {
@@ -545,7 +550,8 @@ impl<M: Carry<Raft>> RaftNode<M> {
                 Output::Committed { index, entry } => {
                     ctx.metrics().inc(m.commits);
                     if let Some(o) = &self.observer {
-                        o.borrow_mut().committed(ctx.now(), ctx.name(), index, entry);
+                        o.borrow_mut()
+                            .committed(ctx.now(), ctx.name(), index, entry);
                     }
                     if let Some(w) = self.waiting.remove(&index) {
                         let result = if w.term == entry.term {
@@ -562,7 +568,8 @@ impl<M: Carry<Raft>> RaftNode<M> {
         let core = self.core.as_ref().expect("started");
         let (term, leading) = (core.term(), core.role() == Role::Leader);
         ctx.metrics().set(m.term, term as f64);
-        ctx.metrics().set(m.is_leader, if leading { 1.0 } else { 0.0 });
+        ctx.metrics()
+            .set(m.is_leader, if leading { 1.0 } else { 0.0 });
     }
 
     fn propose(&mut self, ctx: &mut Ctx<'_, M>, p: Propose) {
@@ -637,15 +644,16 @@ impl<M: Carry<Raft>> Actor<M> for RaftNode<M> {
             return;
         };
         let peer = match &msg {
-            Raft::RequestVote(_) | Raft::Vote(_) | Raft::AppendEntries(_) | Raft::AppendReply(_) => {
-                match self.ids.iter().position(|&id| id == from) {
-                    Some(p) => p as NodeId,
-                    None => {
-                        ctx.trace_note(&format!("raft message from a non-member {from}"));
-                        return;
-                    }
+            Raft::RequestVote(_)
+            | Raft::Vote(_)
+            | Raft::AppendEntries(_)
+            | Raft::AppendReply(_) => match self.ids.iter().position(|&id| id == from) {
+                Some(p) => p as NodeId,
+                None => {
+                    ctx.trace_note(&format!("raft message from a non-member {from}"));
+                    return;
                 }
-            }
+            },
             _ => 0,
         };
         let core_msg = match msg {

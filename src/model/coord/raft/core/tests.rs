@@ -183,7 +183,11 @@ fn five_servers_elect_the_first_to_time_out_and_replicate_its_no_op() {
     assert_eq!(net.leaders(), vec![(2, 1)]);
     for i in 0..5 {
         assert_eq!(net.core(i).term(), 1);
-        assert_eq!(net.log_terms(i), vec![1], "the leader's no-op on server {i}");
+        assert_eq!(
+            net.log_terms(i),
+            vec![1],
+            "the leader's no-op on server {i}"
+        );
         assert_eq!(net.core(i).leader(), Some(2));
     }
     // The leader committed its no-op; followers learn it with the next heartbeat.
@@ -254,7 +258,10 @@ fn votes_go_only_to_candidates_with_logs_at_least_as_up_to_date() {
         RaftCore::new(0, 3, PLAIN, d)
     };
     let ask = |term, li, lt| answer(&voter().step(1, vote_request(term, li, lt))).granted;
-    assert!(!ask(3, 5, 1), "a lower last term loses, however long the log");
+    assert!(
+        !ask(3, 5, 1),
+        "a lower last term loses, however long the log"
+    );
     assert!(!ask(3, 2, 2), "the same last term and a shorter log loses");
     assert!(ask(3, 3, 2), "the same last term and length wins");
     assert!(ask(3, 4, 2), "the same last term and a longer log wins");
@@ -290,13 +297,15 @@ fn a_stale_leader_is_refused_and_steps_down() {
     });
     assert_eq!(net.core(0).role(), Role::Follower, "the refusal deposed it");
     assert_eq!(net.core(0).term(), 2);
-    assert_eq!(net.core(0).commit_index(), 1, "its entry at index 2 never committed");
-    assert!(
-        net.events[0].contains(&Output::SteppedDown {
-            term: 1,
-            reason: StepDown::HigherTerm
-        })
+    assert_eq!(
+        net.core(0).commit_index(),
+        1,
+        "its entry at index 2 never committed"
     );
+    assert!(net.events[0].contains(&Output::SteppedDown {
+        term: 1,
+        reason: StepDown::HigherTerm
+    }));
     // Its uncommitted entry is replaced by the new leader's log.
     net.heartbeat(1);
     net.run_all();
@@ -452,8 +461,15 @@ fn figure_8_a_current_term_entry_commits_the_old_ones_with_it() {
     net.restart(4);
     net.timeout(4);
     net.run_all();
-    assert!(net.leaders().is_empty(), "S2 and S3 refuse S5: their logs are newer");
-    assert_eq!(net.log_terms(1), vec![1, 2, 4], "the committed entries stay");
+    assert!(
+        net.leaders().is_empty(),
+        "S2 and S3 refuse S5: their logs are newer"
+    );
+    assert_eq!(
+        net.log_terms(1),
+        vec![1, 2, 4],
+        "the committed entries stay"
+    );
     // S2 then wins (its log is the most up to date) and keeps every committed entry.
     net.timeout(1);
     net.run_all();
@@ -509,7 +525,11 @@ fn check_quorum_deposes_a_leader_that_hears_from_no_majority() {
         }]
     );
     assert_eq!(net.core(0).role(), Role::Follower);
-    assert_eq!(net.core(0).term(), 1, "stepping down does not change the term");
+    assert_eq!(
+        net.core(0).term(),
+        1,
+        "stepping down does not change the term"
+    );
     assert_eq!(net.core(0).leader(), None);
 }
 
