@@ -9,6 +9,7 @@ use crate::actor::ActorId;
 use crate::engine::sim::{Sim, SimError};
 use crate::model::Carry;
 use crate::model::cache::{Cache, CacheConfig};
+use crate::model::coord::raft::{Raft, RaftClient, RaftClientConfig, RaftConfig, RaftNode};
 use crate::model::rpc::{
     Client, ClientConfig, ConfigError, Database, DatabaseConfig, KindRef, LoadBalancer,
     LoadBalancerConfig, Rpc, Service, ServiceConfig, Validate,
@@ -21,6 +22,7 @@ use crate::scenario::tree::{self, Node};
 #[derive(Clone, Debug)]
 pub enum Msg {
     Rpc(Rpc),
+    Raft(Raft),
 }
 
 impl Carry<Rpc> for Msg {
@@ -31,6 +33,20 @@ impl Carry<Rpc> for Msg {
     fn unwrap(self) -> Option<Rpc> {
         match self {
             Msg::Rpc(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+impl Carry<Raft> for Msg {
+    fn wrap(inner: Raft) -> Self {
+        Msg::Raft(inner)
+    }
+
+    fn unwrap(self) -> Option<Raft> {
+        match self {
+            Msg::Raft(r) => Some(r),
+            _ => None,
         }
     }
 }
@@ -43,15 +59,19 @@ pub enum Kind {
     Database,
     LoadBalancer,
     Cache,
+    RaftNode,
+    RaftClient,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Client,
         Kind::Service,
         Kind::Database,
         Kind::LoadBalancer,
         Kind::Cache,
+        Kind::RaftNode,
+        Kind::RaftClient,
     ];
 
     /// The name written in a scenario.
@@ -62,6 +82,8 @@ impl Kind {
             Kind::Database => "Database",
             Kind::LoadBalancer => "LoadBalancer",
             Kind::Cache => "Cache",
+            Kind::RaftNode => "RaftNode",
+            Kind::RaftClient => "RaftClient",
         }
     }
 
@@ -77,6 +99,8 @@ impl Kind {
             Kind::Database => "rpc/postgres",
             Kind::LoadBalancer => "rpc/load-balancer",
             Kind::Cache => "cache/redis",
+            Kind::RaftNode => "coord/raft",
+            Kind::RaftClient => "coord/raft-client",
         }
     }
 }
@@ -89,6 +113,8 @@ pub enum Config {
     Database(DatabaseConfig),
     LoadBalancer(LoadBalancerConfig),
     Cache(CacheConfig),
+    RaftNode(RaftConfig),
+    RaftClient(RaftClientConfig),
 }
 
 impl Config {
@@ -101,6 +127,8 @@ impl Config {
             Kind::Database => Config::Database(tree::from_node(node)?),
             Kind::LoadBalancer => Config::LoadBalancer(tree::from_node(node)?),
             Kind::Cache => Config::Cache(tree::from_node(node)?),
+            Kind::RaftNode => Config::RaftNode(tree::from_node(node)?),
+            Kind::RaftClient => Config::RaftClient(tree::from_node(node)?),
         })
     }
 
@@ -111,6 +139,8 @@ impl Config {
             Config::Database(_) => Kind::Database,
             Config::LoadBalancer(_) => Kind::LoadBalancer,
             Config::Cache(_) => Kind::Cache,
+            Config::RaftNode(_) => Kind::RaftNode,
+            Config::RaftClient(_) => Kind::RaftClient,
         }
     }
 
@@ -121,6 +151,8 @@ impl Config {
             Config::Database(c) => c.validate(),
             Config::LoadBalancer(c) => c.validate(),
             Config::Cache(c) => c.validate(),
+            Config::RaftNode(c) => c.validate(),
+            Config::RaftClient(c) => c.validate(),
         }
     }
 
@@ -131,6 +163,8 @@ impl Config {
             Config::Service(c) => c.targets(),
             Config::Database(_) | Config::Cache(_) => Vec::new(),
             Config::LoadBalancer(c) => c.targets(),
+            Config::RaftNode(c) => c.targets(),
+            Config::RaftClient(c) => c.targets(),
         }
     }
 
@@ -139,7 +173,11 @@ impl Config {
         match self {
             Config::Service(c) => Some(c.kind_names()),
             Config::Database(c) => Some(c.kind_names()),
-            Config::Client(_) | Config::LoadBalancer(_) | Config::Cache(_) => None,
+            Config::Client(_)
+            | Config::LoadBalancer(_)
+            | Config::Cache(_)
+            | Config::RaftNode(_)
+            | Config::RaftClient(_) => None,
         }
     }
 
@@ -157,7 +195,10 @@ impl Config {
             Config::Client(c) => c.kind_refs_mut(),
             Config::Service(c) => c.kind_refs_mut(),
             Config::LoadBalancer(c) => c.kind_refs_mut(),
-            Config::Database(_) | Config::Cache(_) => Vec::new(),
+            Config::Database(_)
+            | Config::Cache(_)
+            | Config::RaftNode(_)
+            | Config::RaftClient(_) => Vec::new(),
         }
     }
 
@@ -184,6 +225,15 @@ impl Config {
             Config::Cache(c) => sim.spawn(host, name, move || {
                 Cache::<Msg>::new(c.clone()).expect(VALID)
             }),
+            Config::RaftNode(c) => {
+                // The clones share the node's disk: its term, vote and log survive crashes.
+                let proto = RaftNode::<Msg>::new(c).expect(VALID);
+                sim.spawn(host, name, move || proto.clone())
+            }
+            Config::RaftClient(c) => {
+                let proto = RaftClient::<Msg>::new(c).expect(VALID);
+                sim.spawn(host, name, move || proto.clone())
+            }
         }
     }
 }

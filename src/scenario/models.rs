@@ -30,6 +30,14 @@ pub const FILES: &[(&str, &str)] = &[
         "models/cache/redis.ron",
         include_str!("../../models/cache/redis.ron"),
     ),
+    (
+        "models/coord/raft.ron",
+        include_str!("../../models/coord/raft.ron"),
+    ),
+    (
+        "models/coord/raft_client.ron",
+        include_str!("../../models/coord/raft_client.ron"),
+    ),
 ];
 
 /// A parsed model file.

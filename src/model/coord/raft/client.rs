@@ -2,9 +2,11 @@
 //! it believes leads, and keeps the entries the group acknowledged as committed.
 //!
 //! It starts by believing the first member of `group` leads. A `NotLeader` answer naming a
-//! leader redirects it there at once; one naming none, or a `Dropped` answer, makes it try
-//! again after `retry_backoff`; no answer within `timeout` makes it try the next member in
-//! the list. An entry is retried until it is acknowledged, so it may be committed more than
+//! leader redirects it there at once — unless it names the member this entry's last attempt
+//! timed out on (a follower that has not noticed yet that its leader died), which counts as
+//! naming none; one naming none, or a `Dropped` answer, makes it ask the same member again
+//! after `retry_backoff`; no answer within `timeout` makes it try the next member in the
+//! list (once per unresponsive member, however many entries were waiting on it). An entry is retried until it is acknowledged, so it may be committed more than
 //! once (at-least-once, as with etcd clients); each entry's payload is unique (the client's
 //! actor id in the high 32 bits, its sequence number in the low), so duplicates are visible.
 //! At most `max_outstanding` entries are in flight; an arrival beyond that is skipped and
@@ -106,6 +108,10 @@ struct InFlight {
     data: u64,
     first_sent: SimTime,
     attempt: u32,
+    /// The member its latest timed-out attempt went to.
+    timed_out_on: Option<ActorId>,
+    /// The member (index) its current attempt went to.
+    sent_to: usize,
 }
 
 #[derive(Clone, Copy)]
@@ -162,10 +168,13 @@ impl<M: Carry<Raft>> RaftClient<M> {
     }
 
     fn send(&mut self, ctx: &mut Ctx<'_, M>, id: u64) {
-        let Some(f) = self.in_flight.get(&id).copied() else {
+        let target = self.leader;
+        let Some(f) = self.in_flight.get_mut(&id) else {
             return;
         };
-        let to = self.members[self.leader];
+        f.sent_to = target;
+        let f = *f;
+        let to = self.members[target];
         let p = Propose {
             id,
             reply_to: ctx.me(),
@@ -208,6 +217,8 @@ impl<M: Carry<Raft>> RaftClient<M> {
                 data,
                 first_sent: ctx.now(),
                 attempt: 0,
+                timed_out_on: None,
+                sent_to: 0,
             };
             self.in_flight.insert(id, f);
             self.send(ctx, id);
@@ -246,7 +257,7 @@ impl<M: Carry<Raft>> RaftClient<M> {
                 match e {
                     ProposeError::NotLeader {
                         leader: Some(leader),
-                    } if self.members.contains(&leader) => {
+                    } if self.members.contains(&leader) && f.timed_out_on != Some(leader) => {
                         ctx.metrics().inc(m.redirects);
                         self.leader = self.members.iter().position(|&a| a == leader).unwrap();
                         self.send(ctx, r.id);
@@ -304,7 +315,13 @@ impl<M: Carry<Raft>> Actor<M> for RaftClient<M> {
                 if self.next_attempt(id, attempt) {
                     let t = self.m().timeouts;
                     ctx.metrics().inc(t);
-                    self.leader = (self.leader + 1) % self.members.len();
+                    let f = self.in_flight.get_mut(&id).expect("in flight");
+                    f.timed_out_on = Some(self.members[f.sent_to]);
+                    // Move on from the member that did not answer, unless an earlier timeout
+                    // or an answer already did (many entries time out on one dead leader).
+                    if self.leader == f.sent_to {
+                        self.leader = (self.leader + 1) % self.members.len();
+                    }
                     self.send(ctx, id);
                 }
             }

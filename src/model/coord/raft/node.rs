@@ -27,9 +27,12 @@
 //! **Metrics** (owner = the node's name): `term` and `is_leader` gauges;
 //! `elections_started_total` (real elections: the term was incremented), `pre_votes_total`
 //! (pre-vote rounds), `split_votes_total` (this node's elections that timed out with no
-//! winner), `leader_elected_total` (terms this node won), `stepped_down_total` (of which
+//! winner), `terms_without_leader_total` (terms that passed with no leader, as this node saw
+//! them: when it learns the leader of term T, the terms since the last one it knew a leader
+//! of — every member counts every split vote of the group, not only its own), `leader_elected_total` (terms this node won), `stepped_down_total` (of which
 //! `check_quorum_step_downs_total`), `commits_total` (entries this node learnt committed, again
-//! after a restart), `proposals_total`; and the histogram `time_to_elect` (ns): from this
+//! after a restart), `proposals_total`; and the histogram `election_duration` (ns; the issue's
+//! time-to-elect, named so that reports show a duration): from this
 //! node's first election timeout with no leader it knew of, to the moment it next knows a leader
 //! (it won, or heard from the winner). The first node to time out after a leader dies records
 //! the group's whole detection-to-leader delay; the crash-to-leader delay is that plus the
@@ -150,8 +153,9 @@ fn yes() -> bool {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RaftConfig {
-    /// Every member of the group by actor name, this node included, in the same order on every
-    /// member (one list serves the whole group).
+    /// The other members of the group by actor name. The group is these and this node, in
+    /// name order, so every member must name the same group; listing this node too is
+    /// allowed (one list can then serve every member). Empty: a group of one.
     pub peers: Vec<String>,
     /// Default 1 s ([`DEFAULT_ELECTION_TIMEOUT_MIN`]).
     #[serde(default = "default_election_timeout_min")]
@@ -210,16 +214,11 @@ impl RaftConfig {
 
 impl Validate for RaftConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        if self.peers.is_empty() {
-            return Err(ConfigError::Empty {
-                field: "peers".into(),
-            });
-        }
-        if self.peers.len() > MAX_GROUP_SIZE {
+        if self.peers.len() >= MAX_GROUP_SIZE {
             return Err(ConfigError::Invalid {
                 field: "peers".into(),
                 reason: format!(
-                    "a group of {} is more than {MAX_GROUP_SIZE} members",
+                    "{} peers make a group of more than {MAX_GROUP_SIZE} members",
                     self.peers.len()
                 ),
             });
@@ -357,7 +356,8 @@ struct NodeMetrics {
     check_quorum: CounterId,
     commits: CounterId,
     proposals: CounterId,
-    time_to_elect: HistogramId,
+    leaderless_terms: CounterId,
+    election_duration: HistogramId,
 }
 
 /// A proposal the leader holds until its index commits.
@@ -386,6 +386,9 @@ pub struct RaftNode<M> {
     waiting: BTreeMap<u64, Waiting>,
     /// When this node's election timer first fired with no leader known.
     leaderless_since: Option<SimTime>,
+    /// The latest term this node knew the leader of (0 on a fresh disk; unknown after a
+    /// restart, when terms may have passed unseen).
+    last_led_term: Option<Term>,
     metrics: Option<NodeMetrics>,
     _m: PhantomData<M>,
 }
@@ -407,6 +410,7 @@ impl<M> RaftNode<M> {
             epoch: 0,
             waiting: BTreeMap::new(),
             leaderless_since: None,
+            last_led_term: None,
             metrics: None,
             _m: PhantomData,
         })
@@ -473,9 +477,22 @@ impl<M: Carry<Raft>> RaftNode<M> {
         self.election_timer = Some(Self::local_timer(ctx, first, tick));
     }
 
+    /// This node learnt the leader of `term`: the terms it saw pass since the last one it knew
+    /// a leader of had none (split votes, or candidates that could not win).
+    fn leader_of(&mut self, ctx: &mut Ctx<'_, M>, term: Term) {
+        if let Some(last) = self.last_led_term
+            && term > last + 1
+        {
+            let c = self.m().leaderless_terms;
+            ctx.metrics().add(c, term - last - 1);
+        }
+        self.last_led_term = Some(term);
+        self.knows_leader(ctx);
+    }
+
     fn knows_leader(&mut self, ctx: &mut Ctx<'_, M>) {
         if let Some(since) = self.leaderless_since.take() {
-            let h = self.m().time_to_elect;
+            let h = self.m().election_duration;
             let d = ctx.now().saturating_duration_since(since);
             ctx.metrics().record(h, d.as_nanos());
         }
@@ -519,7 +536,7 @@ impl<M: Carry<Raft>> RaftNode<M> {
                     if let Some(o) = &self.observer {
                         o.borrow_mut().became_leader(ctx.now(), term, ctx.name());
                     }
-                    self.knows_leader(ctx);
+                    self.leader_of(ctx, term);
                     if let Some(t) = self.election_timer.take() {
                         ctx.cancel_timer(t);
                     }
@@ -546,7 +563,7 @@ impl<M: Carry<Raft>> RaftNode<M> {
                     }
                     self.arm_election(ctx);
                 }
-                Output::LeaderKnown { .. } => self.knows_leader(ctx),
+                Output::LeaderKnown { term, .. } => self.leader_of(ctx, term),
                 Output::Committed { index, entry } => {
                     ctx.metrics().inc(m.commits);
                     if let Some(o) = &self.observer {
@@ -620,20 +637,28 @@ impl<M: Carry<Raft>> Actor<M> for RaftNode<M> {
             check_quorum: ctx.counter("check_quorum_step_downs_total"),
             commits: ctx.counter("commits_total"),
             proposals: ctx.counter("proposals_total"),
-            time_to_elect: ctx.histogram("time_to_elect"),
+            leaderless_terms: ctx.counter("terms_without_leader_total"),
+            election_duration: ctx.histogram("election_duration"),
         });
         let me = ctx.name().to_string();
-        let Some(index) = self.config.peers.iter().position(|p| *p == me) else {
-            panic!("{me}: peers does not name this node");
-        };
-        self.ids = (self.config.peers.iter().enumerate())
-            .map(|(i, p)| match ctx.lookup(p) {
+        let mut group: Vec<&str> = self.config.peers.iter().map(String::as_str).collect();
+        if !group.contains(&me.as_str()) {
+            group.push(&me);
+        }
+        group.sort_unstable();
+        let index = group.iter().position(|p| *p == me).expect("added");
+        self.ids = group
+            .iter()
+            .map(|p| match ctx.lookup(p) {
                 Some(id) => id,
-                None => panic!("{me}: peers[{i}] names `{p}`, but no actor has that name"),
+                None => panic!("{me}: peers names `{p}`, but no actor has that name"),
             })
             .collect();
-        let size = self.config.peers.len() as u32;
+        let size = group.len() as u32;
         let core = RaftCore::new(index as NodeId, size, self.config.core(), self.disk.clone());
+        if self.disk.borrow().current_term == 0 {
+            self.last_led_term = Some(0);
+        }
         self.core = Some(core);
         self.arm_election(ctx);
         self.handle(ctx, Vec::new());
@@ -737,7 +762,10 @@ mod tests {
                 .field()
                 .map(String::from)
         };
-        assert_eq!(bad("(peers: [])"), Some("peers".into()));
+        assert!(
+            from_ron::<RaftConfig>("(peers: [])").is_ok(),
+            "a group of one"
+        );
         assert_eq!(bad(r#"(peers: ["a", ""])"#), Some("peers[1]".into()));
         assert_eq!(bad(r#"(peers: ["a", "b", "a"])"#), Some("peers[2]".into()));
         assert_eq!(
