@@ -421,12 +421,16 @@ fn a_narrow_timeout_range_splits_votes_more_often() {
     };
     let crashes = 10;
     let mut per_range = Vec::new();
+    let mut leaderless_by_range = Vec::new();
     for (lo, hi) in [(150, 155), (150, 300)] {
         let extra = format!(
             r#"election_timeout_min: "{lo}ms", election_timeout_max: "{hi}ms", heartbeat_interval: "50ms""#
         );
         let mut splits = Vec::new();
         let mut delays = Vec::new();
+        // Terms without a leader as the nodes saw them (running totals, summed per crash: a
+        // weight on later crashes, the same for both ranges).
+        let mut leaderless = 0u64;
         for seed in 0..seeds {
             let mut g = group(seed, &extra, None);
             g.sim.run_until(secs(2));
@@ -443,6 +447,10 @@ fn a_narrow_timeout_range_splits_votes_more_often() {
                 g.sim.run_for(ms(1_000));
                 let w = g.watch.borrow();
                 splits.push((w.split_votes - before) as f64);
+                leaderless += NAMES
+                    .iter()
+                    .map(|n| counter(&g.sim, &format!("{n}.terms_without_leader_total")))
+                    .sum::<u64>();
                 if let Some((t, _, _)) = w.first_leader_after(at) {
                     delays.push(t.saturating_duration_since(at).as_millis_f64());
                 }
@@ -462,7 +470,13 @@ fn a_narrow_timeout_range_splits_votes_more_often() {
             delays[delays.len() - 1]
         );
         per_range.push((mean, var / n));
+        leaderless_by_range.push(leaderless);
     }
+    // Every split vote leaves a term without a leader, which the members count.
+    assert!(
+        leaderless_by_range[0] > leaderless_by_range[1],
+        "{leaderless_by_range:?}"
+    );
     let ((narrow, se_n), (wide, se_w)) = (per_range[0], per_range[1]);
     let se = (se_n + se_w).sqrt();
     assert!(

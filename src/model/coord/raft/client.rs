@@ -250,8 +250,9 @@ impl<M: Carry<Raft>> RaftClient<M> {
                 }
             }
             Err(e) => {
-                // Only the answer to the current attempt moves the entry on.
-                if !self.next_attempt(r.id, f.attempt) {
+                // Only the answer to the current attempt moves the entry on: a refusal from a
+                // member it was sent to before is stale.
+                if from != self.members[f.sent_to] || !self.next_attempt(r.id, f.attempt) {
                     return;
                 }
                 match e {
