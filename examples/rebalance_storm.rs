@@ -70,12 +70,12 @@ fn run(scenario: &Scenario, variant: &str, seed: u64) -> Run {
     sim.run_until(end);
     let m = sim.metrics();
     let secs = scenario.duration.as_nanos() / 1_000_000_000;
-    let lag = series(&m, "broker.lag.sink.events");
-    let stopped = series(&m, "workers.partitions_stopped");
-    let members = series(&m, "broker.members.sink");
-    let rebalances = series(&m, "broker.rebalances_total.sink");
-    let desired = series(&m, "workers.desired_replicas");
-    let restarts = series(&m, "workers.liveness_restarts_total");
+    let lag = series(m, "broker.lag.sink.events");
+    let stopped = series(m, "workers.partitions_stopped");
+    let members = series(m, "broker.members.sink");
+    let rebalances = series(m, "broker.rebalances_total.sink");
+    let desired = series(m, "workers.desired_replicas");
+    let restarts = series(m, "workers.liveness_restarts_total");
     let partitions = 12.0;
     let mut timeline = String::new();
     let mut full_stops = Vec::new();

@@ -153,6 +153,14 @@ impl<'a, M: Message> Ctx<'a, M> {
         self.core.net.clock(self.host()).local(self.core.now)
     }
 
+    /// This host's clock (its offset, drift and the drift's anchor). For components that time
+    /// durations on the host's oscillator: a monotonic clock ticks at the drift's rate but
+    /// ignores offsets and steps, which only move the wall clock [`local_clock`](Self::local_clock)
+    /// reads.
+    pub fn clock(&self) -> crate::net::Clock {
+        *self.core.net.clock(self.host())
+    }
+
     /// Sends `msg` to `to`. Same-host messages arrive at the current instant (after the events
     /// already scheduled for it); others cross the network and may be delayed, lost, duplicated,
     /// held or cut.

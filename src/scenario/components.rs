@@ -9,6 +9,7 @@ use crate::actor::ActorId;
 use crate::engine::sim::{Sim, SimError};
 use crate::model::Carry;
 use crate::model::cache::{Cache, CacheConfig};
+use crate::model::coord::raft::{Raft, RaftClient, RaftClientConfig, RaftConfig, RaftNode};
 use crate::model::coord::{
     FencedStorage, FencedStorageConfig, Lease, LockService, LockServiceConfig, RegisterClient,
     RegisterClientConfig, RegisterStore, RegisterStoreConfig, Worker, WorkerConfig,
@@ -29,6 +30,7 @@ pub enum Msg {
     Rpc(Rpc),
     Log(Log),
     Lease(Lease),
+    Raft(Raft),
 }
 
 impl Carry<Rpc> for Msg {
@@ -70,6 +72,19 @@ impl Carry<Lease> for Msg {
     }
 }
 
+impl Carry<Raft> for Msg {
+    fn wrap(inner: Raft) -> Self {
+        Msg::Raft(inner)
+    }
+
+    fn unwrap(self) -> Option<Raft> {
+        match self {
+            Msg::Raft(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
 /// A kind of component, as written in a scenario: `Service(...)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
@@ -86,10 +101,12 @@ pub enum Kind {
     JobWorker,
     RegisterStore,
     RegisterClient,
+    RaftNode,
+    RaftClient,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 13] = [
+    pub const ALL: [Kind; 15] = [
         Kind::Client,
         Kind::Service,
         Kind::Database,
@@ -103,6 +120,8 @@ impl Kind {
         Kind::JobWorker,
         Kind::RegisterStore,
         Kind::RegisterClient,
+        Kind::RaftNode,
+        Kind::RaftClient,
     ];
 
     /// The name written in a scenario.
@@ -121,6 +140,8 @@ impl Kind {
             Kind::JobWorker => "JobWorker",
             Kind::RegisterStore => "RegisterStore",
             Kind::RegisterClient => "RegisterClient",
+            Kind::RaftNode => "RaftNode",
+            Kind::RaftClient => "RaftClient",
         }
     }
 
@@ -144,6 +165,8 @@ impl Kind {
             Kind::JobWorker => "coord/job-worker",
             Kind::RegisterStore => "coord/register",
             Kind::RegisterClient => "coord/register-client",
+            Kind::RaftNode => "coord/raft",
+            Kind::RaftClient => "coord/raft-client",
         }
     }
 }
@@ -165,6 +188,8 @@ pub enum Config {
     JobWorker(WorkerConfig),
     RegisterStore(RegisterStoreConfig),
     RegisterClient(RegisterClientConfig),
+    RaftNode(RaftConfig),
+    RaftClient(RaftClientConfig),
 }
 
 impl Config {
@@ -185,6 +210,8 @@ impl Config {
             Kind::JobWorker => Config::JobWorker(tree::from_node(node)?),
             Kind::RegisterStore => Config::RegisterStore(tree::from_node(node)?),
             Kind::RegisterClient => Config::RegisterClient(tree::from_node(node)?),
+            Kind::RaftNode => Config::RaftNode(tree::from_node(node)?),
+            Kind::RaftClient => Config::RaftClient(tree::from_node(node)?),
         })
     }
 
@@ -203,6 +230,8 @@ impl Config {
             Config::JobWorker(_) => Kind::JobWorker,
             Config::RegisterStore(_) => Kind::RegisterStore,
             Config::RegisterClient(_) => Kind::RegisterClient,
+            Config::RaftNode(_) => Kind::RaftNode,
+            Config::RaftClient(_) => Kind::RaftClient,
         }
     }
 
@@ -221,6 +250,8 @@ impl Config {
             Config::JobWorker(c) => c.validate(),
             Config::RegisterStore(c) => c.validate(),
             Config::RegisterClient(c) => c.validate(),
+            Config::RaftNode(c) => c.validate(),
+            Config::RaftClient(c) => c.validate(),
         }
     }
 
@@ -238,6 +269,8 @@ impl Config {
             Config::LockService(_) | Config::FencedStorage(_) | Config::RegisterStore(_) => {
                 Vec::new()
             }
+            Config::RaftNode(c) => c.targets(),
+            Config::RaftClient(c) => c.targets(),
         }
     }
 
@@ -330,6 +363,15 @@ impl Config {
             Config::RegisterClient(c) => sim.spawn(host, name, move || {
                 RegisterClient::<Msg>::new(c.clone()).expect(VALID)
             }),
+            Config::RaftNode(c) => {
+                // The clones share the node's disk: its term, vote and log survive crashes.
+                let proto = RaftNode::<Msg>::new(c).expect(VALID);
+                sim.spawn(host, name, move || proto.clone())
+            }
+            Config::RaftClient(c) => {
+                let proto = RaftClient::<Msg>::new(c).expect(VALID);
+                sim.spawn(host, name, move || proto.clone())
+            }
         }
     }
 }

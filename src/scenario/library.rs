@@ -60,6 +60,11 @@ pub const SHIPPED: &[(&str, &str, &str)] = &[
         include_str!("../../scenarios/rebalance_storm.ron"),
     ),
     (
+        "raft_election",
+        "scenarios/raft_election.ron",
+        include_str!("../../scenarios/raft_election.ron"),
+    ),
+    (
         "retry_storm",
         "scenarios/retry_storm.ron",
         include_str!("../../scenarios/retry_storm.ron"),

@@ -62,6 +62,14 @@ pub const FILES: &[(&str, &str)] = &[
         "models/coord/register_client.ron",
         include_str!("../../models/coord/register_client.ron"),
     ),
+    (
+        "models/coord/raft.ron",
+        include_str!("../../models/coord/raft.ron"),
+    ),
+    (
+        "models/coord/raft_client.ron",
+        include_str!("../../models/coord/raft_client.ron"),
+    ),
 ];
 
 /// A parsed model file.

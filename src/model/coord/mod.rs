@@ -14,11 +14,17 @@
 //! (`ctx.local_clock()`), so clock faults act on them as they would in production; true time
 //! (`ctx.now()`) is used only to measure, and the lease oracle ([`LeaseLog`]) that compares
 //! holders' beliefs in true time is instrumentation that nothing reads back.
+//!
+//! Leadership by votes is [`raft`]: terms, RequestVote with the log up-to-date rule,
+//! AppendEntries with majority commit, CheckQuorum and PreVote, a client and a safety
+//! observer; its timers run on the host's monotonic clock, so drift changes them and steps do
+//! not.
 
 pub mod clock;
 pub mod fenced;
 pub mod lock;
 mod msg;
+pub mod raft;
 pub mod register;
 mod service;
 mod worker;

@@ -1,0 +1,803 @@
+//! The [`RaftNode`] actor: one Raft server ([`RaftCore`]) on its timers, talking [`Raft`]
+//! messages to the other members of its group and answering clients' proposals.
+//!
+//! - **Timers on the host's clock.** The election timeout (drawn uniformly from
+//!   `[election_timeout_min, election_timeout_max]` on the node's own stream every time it is
+//!   armed), the heartbeat interval and the CheckQuorum interval (`election_timeout_min`, as
+//!   etcd checks every `electionTimeout`) are durations measured on the host's *monotonic*
+//!   clock, as etcd's ticker is (Go's `time.Ticker` runs on the monotonic clock). So a
+//!   `ClockDrift` fault changes them — a host whose clock runs fast by `r` times out after
+//!   `d / (1 + r)` of true time, and a slow one after longer — while `ClockOffset` and
+//!   `ClockStep` faults, which move only the wall clock, change nothing. A timer is converted
+//!   at the drift in force when it is armed; election timers are re-armed at every heartbeat,
+//!   so a drift change takes effect within one heartbeat interval. The election timer runs in
+//!   two phases: at `election_timeout_min` it ends CheckQuorum's lease (the node listens to
+//!   candidates again, as etcd's `inLease` ends at `electionTimeout`), and at the drawn
+//!   timeout it starts an election.
+//! - **Crashes.** `currentTerm`, `votedFor` and the log are a [`Durable`] [`RaftDisk`];
+//!   everything else — role, commit index, the leader's replication state, proposals waiting
+//!   for their commit — is lost, and a restarted node starts as a follower with a fresh
+//!   election timer.
+//! - **Clients.** A [`Propose`] to the leader is appended and answered with its index once
+//!   committed; a follower answers `NotLeader` naming the leader it knows (a redirect); a
+//!   leader that loses leadership before the commit answers `Dropped` for every proposal it
+//!   was holding (etcd's `ErrProposalDropped`): the entry may still commit, so a client that
+//!   retries can duplicate it — at least once, as with etcd.
+//!
+//! **Metrics** (owner = the node's name): `term` and `is_leader` gauges;
+//! `elections_started_total` (real elections: the term was incremented), `pre_votes_total`
+//! (pre-vote rounds), `split_votes_total` (this node's elections that timed out with no
+//! winner), `terms_without_leader_total` (terms that passed with no leader, as this node saw
+//! them: when it learns the leader of term T, the terms since the last one it knew a leader
+//! of — every member counts every split vote of the group, not only its own), `leader_elected_total` (terms this node won), `stepped_down_total` (of which
+//! `check_quorum_step_downs_total`), `commits_total` (entries this node learnt committed, again
+//! after a restart), `proposals_total`; and the histogram `election_duration` (ns; the issue's
+//! time-to-elect, named so that reports show a duration): from this
+//! node's first election timeout with no leader it knew of, to the moment it next knows a leader
+//! (it won, or heard from the winner). The first node to time out after a leader dies records
+//! the group's whole detection-to-leader delay; the crash-to-leader delay is that plus the
+//! election timeout it took to notice.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
+use std::rc::Rc;
+
+use rand_core::Rng;
+use serde::{Deserialize, Serialize};
+
+use super::core::{
+    AppendEntries, AppendReply, CoreConfig, Entry, Message, NodeId, Output, RaftCore, RaftDisk,
+    RequestVote, Role, StepDown, Term, Vote,
+};
+use crate::actor::{Actor, ActorId, Ctx, Durable, TimerId};
+use crate::engine::time::{SimDuration, SimTime};
+use crate::metrics::{CounterId, GaugeId, HistogramId};
+use crate::model::Carry;
+use crate::model::rpc::{ConfigError, Validate, check_unique_names, nonzero};
+
+/// The messages of the Raft family: the four server-to-server messages of the core, a client's
+/// proposal and its answer, and the family's timer payloads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Raft {
+    RequestVote(RequestVote),
+    Vote(Vote),
+    AppendEntries(AppendEntries),
+    AppendReply(AppendReply),
+    Propose(Propose),
+    ProposeReply(ProposeReply),
+    Tick(RaftTick),
+}
+
+/// A client's entry for the log; `id` is the client's, unique among its outstanding ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Propose {
+    pub id: u64,
+    pub reply_to: ActorId,
+    pub data: u64,
+}
+
+/// Why a proposal was not committed by the node asked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProposeError {
+    /// Not the leader; the leader it knows of, if any (a redirect).
+    NotLeader { leader: Option<ActorId> },
+    /// It led when the entry was appended and lost leadership before the commit (or holds too
+    /// many proposals already): the entry may or may not commit.
+    Dropped,
+}
+
+/// The answer to a [`Propose`]: the entry's index once committed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProposeReply {
+    pub id: u64,
+    pub result: Result<u64, ProposeError>,
+}
+
+/// Timer payloads of the family's actors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RaftTick {
+    /// Node: the election timer armed `seq`-th reached `election_timeout_min` (the end of
+    /// CheckQuorum's lease) or, with `lease_over`, its full randomised timeout.
+    Election { seq: u64, lease_over: bool },
+    /// Node: heartbeat of leadership number `epoch`.
+    Heartbeat { epoch: u64 },
+    /// Node: CheckQuorum of leadership number `epoch`.
+    CheckQuorum { epoch: u64 },
+    /// Client: the next entry is due.
+    Arrive,
+    /// Client: attempt `attempt` of entry `id` timed out.
+    Timeout { id: u64, attempt: u32 },
+    /// Client: try entry `id` again (attempt `attempt` is the one that failed).
+    Retry { id: u64, attempt: u32 },
+}
+
+/// The lower end of the election timeout by default: 1 s, etcd's `--election-timeout`
+/// default (1000 ms; etcd docs, "Tuning"). The Raft paper's own experiments use 150–300 ms
+/// (§9.3), for a LAN with a ~15 ms broadcast time.
+pub const DEFAULT_ELECTION_TIMEOUT_MIN: SimDuration = SimDuration::from_secs(1);
+/// The upper end by default: 2 s. etcd's raft draws each timeout from
+/// `[electionTimeout, 2 * electionTimeout)` (`randomizedElectionTimeout` in `raft.go`).
+pub const DEFAULT_ELECTION_TIMEOUT_MAX: SimDuration = SimDuration::from_secs(2);
+/// The heartbeat interval by default: 100 ms, etcd's `--heartbeat-interval` default (etcd
+/// docs, "Tuning": "around the round-trip time between members").
+pub const DEFAULT_HEARTBEAT_INTERVAL: SimDuration = SimDuration::from_millis(100);
+/// Entries per AppendEntries by default: 64. An **assumption**: etcd bounds a message by
+/// bytes (`MaxSizePerMsg`, 1 MiB in etcd server), which for small entries is thousands; a
+/// smaller batch only slows a follower's catch-up, which nothing here measures.
+pub const DEFAULT_MAX_ENTRIES_PER_APPEND: u32 = 64;
+/// Proposals a leader holds waiting for their commit, at most: a limit, so that a leader that
+/// cannot commit (cut off, without CheckQuorum) does not grow without bound.
+pub const MAX_PENDING_PROPOSALS: usize = 65_536;
+/// Members of a group, at most.
+pub const MAX_GROUP_SIZE: usize = 255;
+
+fn default_election_timeout_min() -> SimDuration {
+    DEFAULT_ELECTION_TIMEOUT_MIN
+}
+fn default_election_timeout_max() -> SimDuration {
+    DEFAULT_ELECTION_TIMEOUT_MAX
+}
+fn default_heartbeat_interval() -> SimDuration {
+    DEFAULT_HEARTBEAT_INTERVAL
+}
+fn default_max_entries_per_append() -> u32 {
+    DEFAULT_MAX_ENTRIES_PER_APPEND
+}
+fn yes() -> bool {
+    true
+}
+
+/// A [`RaftNode`]'s config. In RON: `(peers: ["n0", "n1", "n2"], election_timeout_min:
+/// "150ms", election_timeout_max: "300ms")`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RaftConfig {
+    /// The other members of the group by actor name. The group is these and this node, in
+    /// name order, so every member must name the same group; listing this node too is
+    /// allowed (one list can then serve every member). Empty: a group of one.
+    pub peers: Vec<String>,
+    /// Default 1 s ([`DEFAULT_ELECTION_TIMEOUT_MIN`]).
+    #[serde(default = "default_election_timeout_min")]
+    pub election_timeout_min: SimDuration,
+    /// Default 2 s ([`DEFAULT_ELECTION_TIMEOUT_MAX`]); `>= election_timeout_min` (equal: no
+    /// randomisation at all, the split-vote worst case).
+    #[serde(default = "default_election_timeout_max")]
+    pub election_timeout_max: SimDuration,
+    /// Default 100 ms; below `election_timeout_min`.
+    #[serde(default = "default_heartbeat_interval")]
+    pub heartbeat_interval: SimDuration,
+    /// A leader that heard from no majority within `election_timeout_min` steps down, and a
+    /// node that knows a live leader ignores higher-term vote requests. Default true: etcd
+    /// server runs its raft with `CheckQuorum: true`.
+    #[serde(default = "yes")]
+    pub check_quorum: bool,
+    /// Pre-vote before every election. Default true: etcd's `--pre-vote`, true by default
+    /// since v3.5.
+    #[serde(default = "yes")]
+    pub pre_vote: bool,
+    /// Default 64 ([`DEFAULT_MAX_ENTRIES_PER_APPEND`]).
+    #[serde(default = "default_max_entries_per_append")]
+    pub max_entries_per_append: u32,
+}
+
+impl RaftConfig {
+    /// A config for `peers` with every default.
+    pub fn new(peers: &[&str]) -> Self {
+        RaftConfig {
+            peers: peers.iter().map(|p| p.to_string()).collect(),
+            election_timeout_min: DEFAULT_ELECTION_TIMEOUT_MIN,
+            election_timeout_max: DEFAULT_ELECTION_TIMEOUT_MAX,
+            heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
+            check_quorum: true,
+            pre_vote: true,
+            max_entries_per_append: DEFAULT_MAX_ENTRIES_PER_APPEND,
+        }
+    }
+
+    /// The actor names this config refers to, with their field paths.
+    pub fn targets(&self) -> Vec<(String, &str)> {
+        let peers = self.peers.iter().enumerate();
+        peers
+            .map(|(i, p)| (format!("peers[{i}]"), p.as_str()))
+            .collect()
+    }
+
+    fn core(&self) -> CoreConfig {
+        CoreConfig {
+            pre_vote: self.pre_vote,
+            check_quorum: self.check_quorum,
+            max_entries_per_append: self.max_entries_per_append as usize,
+        }
+    }
+}
+
+impl Validate for RaftConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.peers.len() >= MAX_GROUP_SIZE {
+            return Err(ConfigError::Invalid {
+                field: "peers".into(),
+                reason: format!(
+                    "{} peers make a group of more than {MAX_GROUP_SIZE} members",
+                    self.peers.len()
+                ),
+            });
+        }
+        for (i, p) in self.peers.iter().enumerate() {
+            if p.is_empty() {
+                return Err(ConfigError::Invalid {
+                    field: format!("peers[{i}]"),
+                    reason: "an actor name cannot be empty".into(),
+                });
+            }
+        }
+        check_unique_names(self.peers.iter().map(String::as_str), |i| {
+            format!("peers[{i}]")
+        })?;
+        nonzero("election_timeout_min", self.election_timeout_min.as_nanos())?;
+        if self.election_timeout_max < self.election_timeout_min {
+            return Err(ConfigError::Invalid {
+                field: "election_timeout_max".into(),
+                reason: format!(
+                    "{} is below election_timeout_min ({})",
+                    self.election_timeout_max, self.election_timeout_min
+                ),
+            });
+        }
+        nonzero("heartbeat_interval", self.heartbeat_interval.as_nanos())?;
+        if self.heartbeat_interval >= self.election_timeout_min {
+            return Err(ConfigError::Invalid {
+                field: "heartbeat_interval".into(),
+                reason: format!(
+                    "{} must be below election_timeout_min ({}): followers of a healthy leader \
+                     would time out between its heartbeats",
+                    self.heartbeat_interval, self.election_timeout_min
+                ),
+            });
+        }
+        nonzero(
+            "max_entries_per_append",
+            u64::from(self.max_entries_per_append),
+        )?;
+        Ok(())
+    }
+}
+
+/// How long `local` of the host's monotonic clock takes in true time, at a drift of
+/// `drift_ppb` (rounded up, so that the local clock has surely advanced by `local`). A clock
+/// that has stopped (`-1e9` ppb) never gets there.
+pub fn true_duration(local: SimDuration, drift_ppb: i64) -> SimDuration {
+    let rate = 1_000_000_000i128 + i128::from(drift_ppb);
+    if rate <= 0 {
+        return SimDuration::MAX;
+    }
+    let ns = (i128::from(local.as_nanos()) * 1_000_000_000 + rate - 1) / rate;
+    SimDuration::from_nanos(ns.min(i128::from(u64::MAX)) as u64)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The observer
+// ---------------------------------------------------------------------------------------------
+
+/// A safety oracle for tests: what every node of a group did, in true time. Instrumentation
+/// only — a node writes to it and never reads it, so it cannot change behaviour.
+#[derive(Clone, Debug, Default)]
+pub struct RaftObserver {
+    /// The leader of each term that had one, and when it was elected.
+    pub leaders: BTreeMap<Term, (String, SimTime)>,
+    /// Every leadership in election order: (elected at, term, node).
+    pub history: Vec<(SimTime, Term, String)>,
+    /// The entry committed at each index, as first reported.
+    pub committed: BTreeMap<u64, Entry>,
+    /// Safety violations seen: two leaders in a term, two entries committed at one index.
+    pub violations: Vec<String>,
+    /// Real elections started, over all nodes.
+    pub elections_started: u64,
+    /// Split votes, over all nodes.
+    pub split_votes: u64,
+}
+
+/// The shared handle nodes write to.
+pub type RaftWatch = Rc<RefCell<RaftObserver>>;
+
+impl RaftObserver {
+    pub fn shared() -> RaftWatch {
+        Rc::new(RefCell::new(RaftObserver::default()))
+    }
+
+    fn became_leader(&mut self, now: SimTime, term: Term, node: &str) {
+        if let Some((other, _)) = self.leaders.get(&term)
+            && other != node
+        {
+            let v = format!("{now}: two leaders in term {term}: {other} and {node}");
+            self.violations.push(v);
+        }
+        self.leaders
+            .entry(term)
+            .or_insert_with(|| (node.to_string(), now));
+        self.history.push((now, term, node.to_string()));
+    }
+
+    fn committed(&mut self, now: SimTime, node: &str, index: u64, entry: Entry) {
+        match self.committed.get(&index) {
+            Some(e) if *e != entry => {
+                let v = format!("{now}: {node} committed {entry:?} at {index}, which held {e:?}");
+                self.violations.push(v);
+            }
+            Some(_) => {}
+            None => {
+                self.committed.insert(index, entry);
+            }
+        }
+    }
+
+    /// The leader elected first at or after `t`, with its election time.
+    pub fn first_leader_after(&self, t: SimTime) -> Option<(SimTime, Term, &str)> {
+        self.history
+            .iter()
+            .find(|(at, _, _)| *at >= t)
+            .map(|(at, term, n)| (*at, *term, n.as_str()))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The node
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy)]
+struct NodeMetrics {
+    term: GaugeId,
+    is_leader: GaugeId,
+    elections: CounterId,
+    pre_votes: CounterId,
+    split_votes: CounterId,
+    elected: CounterId,
+    stepped_down: CounterId,
+    check_quorum: CounterId,
+    commits: CounterId,
+    proposals: CounterId,
+    leaderless_terms: CounterId,
+    election_duration: HistogramId,
+}
+
+/// A proposal the leader holds until its index commits.
+#[derive(Clone, Copy, Debug)]
+struct Waiting {
+    reply_to: ActorId,
+    id: u64,
+    term: Term,
+}
+
+/// One Raft server; see the module docs.
+#[derive(Clone)]
+pub struct RaftNode<M> {
+    config: RaftConfig,
+    disk: Durable<RaftDisk>,
+    observer: Option<RaftWatch>,
+    core: Option<RaftCore>,
+    /// Actor ids by [`NodeId`].
+    ids: Vec<ActorId>,
+    election_timer: Option<TimerId>,
+    election_seq: u64,
+    /// What remains of the armed timeout after its first phase (the lease).
+    election_rest: SimDuration,
+    /// Bumped at every change of leadership, so a former leadership's timers do nothing.
+    epoch: u64,
+    waiting: BTreeMap<u64, Waiting>,
+    /// When this node's election timer first fired with no leader known.
+    leaderless_since: Option<SimTime>,
+    /// The latest term this node knew the leader of (0 on a fresh disk; unknown after a
+    /// restart, when terms may have passed unseen).
+    last_led_term: Option<Term>,
+    metrics: Option<NodeMetrics>,
+    _m: PhantomData<M>,
+}
+
+impl<M> RaftNode<M> {
+    /// Validates `config` and creates an empty disk. Clones share the disk: build one and clone
+    /// it in the factory, and every incarnation finds the term, vote and log it left.
+    pub fn new(config: RaftConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(RaftNode {
+            config,
+            disk: Durable::new(RaftDisk::default()),
+            observer: None,
+            core: None,
+            ids: Vec::new(),
+            election_timer: None,
+            election_seq: 0,
+            election_rest: SimDuration::ZERO,
+            epoch: 0,
+            waiting: BTreeMap::new(),
+            leaderless_since: None,
+            last_led_term: None,
+            metrics: None,
+            _m: PhantomData,
+        })
+    }
+
+    /// Reports to `observer` (see [`RaftObserver`]).
+    pub fn with_observer(mut self, observer: RaftWatch) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// The node's disk (shared by every clone and incarnation), for inspection.
+    pub fn disk(&self) -> Durable<RaftDisk> {
+        self.disk.clone()
+    }
+
+    /// The running core (None before the start).
+    pub fn core(&self) -> Option<&RaftCore> {
+        self.core.as_ref()
+    }
+}
+
+impl<M: Carry<Raft>> RaftNode<M> {
+    fn m(&self) -> NodeMetrics {
+        self.metrics.expect("registered at start")
+    }
+
+    fn core_mut(&mut self) -> &mut RaftCore {
+        self.core.as_mut().expect("started")
+    }
+
+    /// A timer after `local` of this host's monotonic clock.
+    fn local_timer(ctx: &mut Ctx<'_, M>, local: SimDuration, tick: RaftTick) -> TimerId {
+        let after = true_duration(local, ctx.clock().drift_ppb);
+        ctx.set_timer(after, M::wrap(Raft::Tick(tick)))
+    }
+
+    fn arm_election(&mut self, ctx: &mut Ctx<'_, M>) {
+        if let Some(t) = self.election_timer.take() {
+            ctx.cancel_timer(t);
+        }
+        let (lo, hi) = (
+            self.config.election_timeout_min.as_nanos(),
+            self.config.election_timeout_max.as_nanos(),
+        );
+        let span = hi - lo;
+        let draw = if span == 0 {
+            0
+        } else {
+            ctx.rng().next_u64() % (span + 1)
+        };
+        let timeout = SimDuration::from_nanos(lo + draw);
+        debug_assert!(timeout >= self.config.election_timeout_min);
+        debug_assert!(timeout <= self.config.election_timeout_max);
+        // Two phases on one timer: the lease ends at the minimum timeout, the election
+        // starts at the drawn one.
+        self.election_seq += 1;
+        self.election_rest = timeout.saturating_sub(self.config.election_timeout_min);
+        let tick = RaftTick::Election {
+            seq: self.election_seq,
+            lease_over: false,
+        };
+        let first = self.config.election_timeout_min;
+        self.election_timer = Some(Self::local_timer(ctx, first, tick));
+    }
+
+    /// This node learnt the leader of `term`: the terms it saw pass since the last one it knew
+    /// a leader of had none (split votes, or candidates that could not win).
+    fn leader_of(&mut self, ctx: &mut Ctx<'_, M>, term: Term) {
+        if let Some(last) = self.last_led_term
+            && term > last + 1
+        {
+            let c = self.m().leaderless_terms;
+            ctx.metrics().add(c, term - last - 1);
+        }
+        self.last_led_term = Some(term);
+        self.knows_leader(ctx);
+    }
+
+    fn knows_leader(&mut self, ctx: &mut Ctx<'_, M>) {
+        if let Some(since) = self.leaderless_since.take() {
+            let h = self.m().election_duration;
+            let d = ctx.now().saturating_duration_since(since);
+            ctx.metrics().record(h, d.as_nanos());
+        }
+    }
+
+    fn handle(&mut self, ctx: &mut Ctx<'_, M>, outs: Vec<Output>) {
+        let m = self.m();
+        for out in outs {
+            match out {
+                Output::Send { to, msg } => {
+                    let msg = match msg {
+                        Message::RequestVote(x) => Raft::RequestVote(x),
+                        Message::Vote(x) => Raft::Vote(x),
+                        Message::AppendEntries(x) => Raft::AppendEntries(x),
+                        Message::AppendReply(x) => Raft::AppendReply(x),
+                    };
+                    ctx.send(self.ids[to as usize], M::wrap(msg));
+                }
+                Output::ResetElectionTimer => self.arm_election(ctx),
+                Output::ElectionStarted { term, pre_vote } => {
+                    if pre_vote {
+                        ctx.metrics().inc(m.pre_votes);
+                    } else {
+                        ctx.metrics().inc(m.elections);
+                        if let Some(o) = &self.observer {
+                            o.borrow_mut().elections_started += 1;
+                        }
+                        ctx.trace_note(&format!("election for term {term}"));
+                    }
+                }
+                Output::SplitVote { term } => {
+                    ctx.metrics().inc(m.split_votes);
+                    if let Some(o) = &self.observer {
+                        o.borrow_mut().split_votes += 1;
+                    }
+                    ctx.trace_note(&format!("split vote in term {term}"));
+                }
+                Output::BecameLeader { term } => {
+                    ctx.metrics().inc(m.elected);
+                    ctx.trace_note(&format!("leader of term {term}"));
+                    if let Some(o) = &self.observer {
+                        o.borrow_mut().became_leader(ctx.now(), term, ctx.name());
+                    }
+                    self.leader_of(ctx, term);
+                    if let Some(t) = self.election_timer.take() {
+                        ctx.cancel_timer(t);
+                    }
+                    self.epoch += 1;
+                    let epoch = self.epoch;
+                    let hb = self.config.heartbeat_interval;
+                    Self::local_timer(ctx, hb, RaftTick::Heartbeat { epoch });
+                    let cq = self.config.election_timeout_min;
+                    Self::local_timer(ctx, cq, RaftTick::CheckQuorum { epoch });
+                }
+                Output::SteppedDown { term, reason } => {
+                    ctx.metrics().inc(m.stepped_down);
+                    if reason == StepDown::CheckQuorum {
+                        ctx.metrics().inc(m.check_quorum);
+                    }
+                    ctx.trace_note(&format!("stepped down from term {term}: {reason:?}"));
+                    self.epoch += 1;
+                    for (_, w) in std::mem::take(&mut self.waiting) {
+                        let reply = ProposeReply {
+                            id: w.id,
+                            result: Err(ProposeError::Dropped),
+                        };
+                        ctx.send(w.reply_to, M::wrap(Raft::ProposeReply(reply)));
+                    }
+                    self.arm_election(ctx);
+                }
+                Output::LeaderKnown { term, .. } => self.leader_of(ctx, term),
+                Output::Committed { index, entry } => {
+                    ctx.metrics().inc(m.commits);
+                    if let Some(o) = &self.observer {
+                        o.borrow_mut()
+                            .committed(ctx.now(), ctx.name(), index, entry);
+                    }
+                    if let Some(w) = self.waiting.remove(&index) {
+                        let result = if w.term == entry.term {
+                            Ok(index)
+                        } else {
+                            Err(ProposeError::Dropped)
+                        };
+                        let reply = ProposeReply { id: w.id, result };
+                        ctx.send(w.reply_to, M::wrap(Raft::ProposeReply(reply)));
+                    }
+                }
+            }
+        }
+        let core = self.core.as_ref().expect("started");
+        let (term, leading) = (core.term(), core.role() == Role::Leader);
+        ctx.metrics().set(m.term, term as f64);
+        ctx.metrics()
+            .set(m.is_leader, if leading { 1.0 } else { 0.0 });
+    }
+
+    fn propose(&mut self, ctx: &mut Ctx<'_, M>, p: Propose) {
+        ctx.metrics().inc(self.m().proposals);
+        if self.waiting.len() >= MAX_PENDING_PROPOSALS {
+            let reply = ProposeReply {
+                id: p.id,
+                result: Err(ProposeError::Dropped),
+            };
+            ctx.send(p.reply_to, M::wrap(Raft::ProposeReply(reply)));
+            return;
+        }
+        let term = self.core_mut().term();
+        let (result, outs) = self.core_mut().propose(p.data);
+        match result {
+            Ok(index) => {
+                let w = Waiting {
+                    reply_to: p.reply_to,
+                    id: p.id,
+                    term,
+                };
+                // Before the outputs: a group of one commits at once.
+                self.waiting.insert(index, w);
+            }
+            Err(leader) => {
+                let leader = leader.map(|l| self.ids[l as usize]);
+                let reply = ProposeReply {
+                    id: p.id,
+                    result: Err(ProposeError::NotLeader { leader }),
+                };
+                ctx.send(p.reply_to, M::wrap(Raft::ProposeReply(reply)));
+            }
+        }
+        self.handle(ctx, outs);
+    }
+}
+
+impl<M: Carry<Raft>> Actor<M> for RaftNode<M> {
+    fn on_start(&mut self, ctx: &mut Ctx<'_, M>) {
+        self.metrics = Some(NodeMetrics {
+            term: ctx.gauge("term"),
+            is_leader: ctx.gauge("is_leader"),
+            elections: ctx.counter("elections_started_total"),
+            pre_votes: ctx.counter("pre_votes_total"),
+            split_votes: ctx.counter("split_votes_total"),
+            elected: ctx.counter("leader_elected_total"),
+            stepped_down: ctx.counter("stepped_down_total"),
+            check_quorum: ctx.counter("check_quorum_step_downs_total"),
+            commits: ctx.counter("commits_total"),
+            proposals: ctx.counter("proposals_total"),
+            leaderless_terms: ctx.counter("terms_without_leader_total"),
+            election_duration: ctx.histogram("election_duration"),
+        });
+        let me = ctx.name().to_string();
+        let mut group: Vec<&str> = self.config.peers.iter().map(String::as_str).collect();
+        if !group.contains(&me.as_str()) {
+            group.push(&me);
+        }
+        group.sort_unstable();
+        let index = group.iter().position(|p| *p == me).expect("added");
+        self.ids = group
+            .iter()
+            .map(|p| match ctx.lookup(p) {
+                Some(id) => id,
+                None => panic!("{me}: peers names `{p}`, but no actor has that name"),
+            })
+            .collect();
+        let size = group.len() as u32;
+        let core = RaftCore::new(index as NodeId, size, self.config.core(), self.disk.clone());
+        if self.disk.borrow().current_term == 0 {
+            self.last_led_term = Some(0);
+        }
+        self.core = Some(core);
+        self.arm_election(ctx);
+        self.handle(ctx, Vec::new());
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_, M>, from: ActorId, msg: M) {
+        let Some(msg) = msg.unwrap() else {
+            return;
+        };
+        let peer = match &msg {
+            Raft::RequestVote(_)
+            | Raft::Vote(_)
+            | Raft::AppendEntries(_)
+            | Raft::AppendReply(_) => match self.ids.iter().position(|&id| id == from) {
+                Some(p) => p as NodeId,
+                None => {
+                    ctx.trace_note(&format!("raft message from a non-member {from}"));
+                    return;
+                }
+            },
+            _ => 0,
+        };
+        let core_msg = match msg {
+            Raft::RequestVote(x) => Message::RequestVote(x),
+            Raft::Vote(x) => Message::Vote(x),
+            Raft::AppendEntries(x) => Message::AppendEntries(x),
+            Raft::AppendReply(x) => Message::AppendReply(x),
+            Raft::Propose(p) => return self.propose(ctx, p),
+            Raft::ProposeReply(_) | Raft::Tick(_) => return,
+        };
+        let outs = self.core_mut().step(peer, core_msg);
+        self.handle(ctx, outs);
+    }
+
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, M>, msg: M) {
+        let Some(Raft::Tick(tick)) = msg.unwrap() else {
+            return;
+        };
+        let outs = match tick {
+            RaftTick::Election { seq, lease_over } => {
+                if seq != self.election_seq {
+                    return;
+                }
+                self.election_timer = None;
+                if !lease_over {
+                    let outs = self.core_mut().lease_expired();
+                    self.handle(ctx, outs);
+                    if !self.election_rest.is_zero() {
+                        let rest = self.election_rest;
+                        let tick = RaftTick::Election {
+                            seq,
+                            lease_over: true,
+                        };
+                        self.election_timer = Some(Self::local_timer(ctx, rest, tick));
+                        return;
+                    }
+                }
+                if self.leaderless_since.is_none() {
+                    self.leaderless_since = Some(ctx.now());
+                }
+                self.core_mut().election_timeout()
+            }
+            RaftTick::Heartbeat { epoch } => {
+                if epoch != self.epoch {
+                    return;
+                }
+                let hb = self.config.heartbeat_interval;
+                Self::local_timer(ctx, hb, RaftTick::Heartbeat { epoch });
+                self.core_mut().heartbeat()
+            }
+            RaftTick::CheckQuorum { epoch } => {
+                if epoch != self.epoch {
+                    return;
+                }
+                let cq = self.config.election_timeout_min;
+                Self::local_timer(ctx, cq, RaftTick::CheckQuorum { epoch });
+                self.core_mut().check_quorum()
+            }
+            RaftTick::Arrive | RaftTick::Timeout { .. } | RaftTick::Retry { .. } => return,
+        };
+        self.handle(ctx, outs);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::rpc::from_ron;
+
+    #[test]
+    fn configs_parse_with_defaults_and_name_bad_fields() {
+        let c: RaftConfig = from_ron(r#"(peers: ["a", "b", "c"])"#).unwrap();
+        assert_eq!(c, RaftConfig::new(&["a", "b", "c"]));
+        assert_eq!(c.election_timeout_min, SimDuration::from_secs(1));
+        assert_eq!(c.election_timeout_max, SimDuration::from_secs(2));
+        assert_eq!(c.heartbeat_interval, SimDuration::from_millis(100));
+        assert!(c.check_quorum && c.pre_vote);
+        let bad = |ron: &str| {
+            from_ron::<RaftConfig>(ron)
+                .unwrap_err()
+                .field()
+                .map(String::from)
+        };
+        assert!(
+            from_ron::<RaftConfig>("(peers: [])").is_ok(),
+            "a group of one"
+        );
+        assert_eq!(bad(r#"(peers: ["a", ""])"#), Some("peers[1]".into()));
+        assert_eq!(bad(r#"(peers: ["a", "b", "a"])"#), Some("peers[2]".into()));
+        assert_eq!(
+            bad(r#"(peers: ["a"], election_timeout_min: "0s")"#),
+            Some("election_timeout_min".into())
+        );
+        assert_eq!(
+            bad(r#"(peers: ["a"], election_timeout_min: "300ms", election_timeout_max: "150ms")"#),
+            Some("election_timeout_max".into())
+        );
+        assert_eq!(
+            bad(r#"(peers: ["a"], heartbeat_interval: "1s")"#),
+            Some("heartbeat_interval".into())
+        );
+        assert_eq!(
+            bad(r#"(peers: ["a"], max_entries_per_append: 0)"#),
+            Some("max_entries_per_append".into())
+        );
+        assert!(from_ron::<RaftConfig>(r#"(peers: ["a"], election_timeout: "1s")"#).is_err());
+        // Equal ends are allowed: no randomisation, a legal (bad) setting to measure.
+        let fixed = r#"(peers: ["a"], election_timeout_min: "1s", election_timeout_max: "1s")"#;
+        assert!(from_ron::<RaftConfig>(fixed).is_ok());
+    }
+
+    #[test]
+    fn local_durations_scale_with_drift_only() {
+        let d = SimDuration::from_millis(1000);
+        assert_eq!(true_duration(d, 0), d);
+        // +100,000 ppm (10% fast): 1 s local passes in 909.09.. ms.
+        assert_eq!(true_duration(d, 100_000_000).as_nanos(), 909_090_910);
+        // -500,000 ppm (half speed): 2 s.
+        assert_eq!(true_duration(d, -500_000_000), SimDuration::from_secs(2));
+        assert_eq!(true_duration(d, -1_000_000_000), SimDuration::MAX);
+    }
+}
