@@ -16,6 +16,7 @@ mod metrics;
 mod properties;
 mod rpc;
 mod scenarios;
+mod storm;
 mod support;
 mod workloads;
 
