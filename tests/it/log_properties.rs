@@ -259,3 +259,254 @@ fn the_harness_finds_a_crash_schedule_where_timer_auto_commit_loses_records() {
     };
     assert!(run_case(&s, "baseline", "no record lost", &calm).holds);
 }
+
+// ---------------------------------------------------------------------------------------------
+// K3: with a dead-letter topic, every other record is processed and the poison one lands there
+
+/// The replicas of poison_pill's group.
+const BILLING: [&str; 3] = ["billing-0", "billing-1", "billing-2"];
+
+/// poison_pill with a finite stream (30,000 orders, 100 s at 300/s) and the checks of its
+/// property: the dead-letter topic holds the poison record (at least once: a consumer that
+/// crashes after dead-lettering it, before its commit lands, leaves it to the next owner, who
+/// dead-letters it again), nothing but the poison record was ever skipped (a rebalance that
+/// resumes the partition past it charges the ledger with it), and the group has committed the
+/// whole topic by the end (so every record below, the poison record aside, was processed).
+fn poison_with_dlq_checks() -> Scenario {
+    let s = load("poison_pill");
+    let text = s.text.replace(
+        "poison: Some((ids: [6000])),",
+        "poison: Some((ids: [6000])),\n            limit: Some(30000),",
+    );
+    assert_ne!(text, s.text);
+    let s = Scenario::from_str(&text, &s.file).unwrap_or_else(|e| panic!("{e}"));
+    with_checks(
+        &s,
+        &[
+            r#"AtLeast(name: "dead-lettered", value: "last(broker.log_end_offset.dlq-0)", min: 1)"#,
+            r#"AtMost(name: "only the poison record skipped", value: "last(billing.records_skipped)", max: 1)"#,
+            r#"AtMost(name: "caught up", value: "last(broker.lag.billing.orders)", max: 0)"#,
+        ],
+    )
+}
+
+/// With 3 retries and a dead-letter topic, the poison record ends in the topic and every
+/// other record is processed (at least once), for every plan of up to 3 crashes or pauses of
+/// the consumers (each up to 30 s, all over by 2m: the group has a minute to settle and
+/// commit the rest).
+#[test]
+fn with_a_dead_letter_topic_every_other_record_is_processed_and_the_poison_one_dead_lettered() {
+    let s = poison_with_dlq_checks();
+    let space = outages(&s, &BILLING, "2m", "30s", 3);
+    for check in [
+        "dead-lettered",
+        "only the poison record skipped",
+        "caught up",
+    ] {
+        let report = Property::new(&s)
+            .variant("retries + dead-letter topic")
+            .check(check)
+            .expect(Expect::Holds)
+            .faults(space.clone())
+            .cases(cases(3, 48))
+            .runner_seed(63)
+            .run()
+            .unwrap_or_else(|e| panic!("{check}: {e}"));
+        assert_eq!(report.held, report.cases);
+    }
+    // The baseline, which stalls on the poison record, never catches up.
+    let calm = Case {
+        seed: 1,
+        faults: FaultPlan::new(),
+        params: Vec::new(),
+    };
+    assert!(!run_case(&s, "baseline", "caught up", &calm).holds);
+    assert!(!run_case(&s, "baseline", "dead-lettered", &calm).holds);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The group protocol end to end: static membership, cooperative rebalancing, every assignor
+
+/// A group of 3 consumers of 7 partitions (3, 2 and 2 each) committing after each batch,
+/// 24,000 records in 2 minutes, with the checks of the properties below; one variant per
+/// assignor (Range, the default, is the first), and a static group.
+const GROUP: &str = r#"Scenario(
+    name: "group_props",
+    about: "Properties of a consumer group.",
+    seed: 1,
+    duration: "3m",
+    components: {
+        "broker": Broker(topics: [(name: "events", partitions: 7)]),
+        "app": Producer(topic: "events", partitions: 7, brokers: ["broker"],
+                        rate: Poisson("200/s"), keys: Some((popularity: Uniform(n: 1000000))),
+                        limit: Some(24000)),
+        "workers": ConsumerGroup(replicas: 3, consumer: (broker: "broker", group: "g",
+            topic: "events", partitions: 7, processing: LogNormal(p50: "2ms", p99: "10ms"),
+            auto_commit: None, auto_offset_reset: Earliest)),
+    },
+    checks: [
+        AtMost(name: "no rebalance after the first", value: "last(broker.rebalances_total.g)",
+               max: 1),
+        Always(name: "only a crashed member's partitions stop",
+               value: "workers.partitions_stopped", max: 3, during: ("10s", "3m")),
+        Always(name: "every partition consumed", value: "workers.partitions_stopped", max: 0,
+               during: ("2m30s", "3m")),
+        Always(name: "no partition consumed twice", value: "workers.partitions_shared", max: 0,
+               during: ("2m30s", "3m")),
+        Within(name: "workers-0 balanced", value: "last(workers-0.partitions_owned)", min: 2,
+               max: 3),
+        Within(name: "workers-1 balanced", value: "last(workers-1.partitions_owned)", min: 2,
+               max: 3),
+        Within(name: "workers-2 balanced", value: "last(workers-2.partitions_owned)", min: 2,
+               max: 3),
+        AtMost(name: "no record lost", value: "last(workers.records_skipped)", max: 0),
+    ],
+    variants: [
+        (name: "Range", about: "Eager, dynamic members.", expect: {}),
+        (name: "RoundRobin", about: "x", set: {"workers.consumer.assignor": RoundRobin},
+         expect: {}),
+        (name: "Sticky", about: "x", set: {"workers.consumer.assignor": Sticky}, expect: {}),
+        (name: "CooperativeSticky", about: "x",
+         set: {"workers.consumer.assignor": CooperativeSticky}, expect: {}),
+        (name: "static", about: "Range, each pod's name its group.instance.id.",
+         set: {"workers.static_membership": true}, expect: {}),
+    ],
+)"#;
+
+fn group() -> Scenario {
+    Scenario::from_str(GROUP, "group_props.ron").unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The group's replicas.
+const MEMBERS: [&str; 3] = ["workers-0", "workers-1", "workers-2"];
+
+/// Restarts of the consumers within the session timeout: up to 3 crashes, each restarted at
+/// most 30 s later (the session is 45 s), after the first rebalance (about 3 s) and by 2m.
+fn quick_restarts(s: &Scenario) -> FaultSpace {
+    FaultSpace::for_scenario(s)
+        .kinds([NemesisKind::Crash])
+        .targets(MEMBERS)
+        .between(t("10s"), t("2m"))
+        .window_max(d("30s"))
+        .grain(d("1s"))
+}
+
+/// A static member restarted within its session timeout takes its own place back (KIP-345):
+/// the group never rebalances after its first rebalance, whatever the restart schedule, and
+/// nothing is lost. A dynamic member's restart is a new member: the harness finds a restart
+/// that rebalances the group, and one crash is enough (the witness shrinks to it).
+#[test]
+fn a_static_member_restarted_within_its_session_causes_no_rebalance_and_a_dynamic_one_does() {
+    let s = group();
+    for check in ["no rebalance after the first", "no record lost"] {
+        let report = Property::new(&s)
+            .variant("static")
+            .check(check)
+            .expect(Expect::Holds)
+            .faults(quick_restarts(&s))
+            .cases(cases(4, 64))
+            .runner_seed(64)
+            .run()
+            .unwrap_or_else(|e| panic!("{check}: {e}"));
+        assert_eq!(report.held, report.cases);
+    }
+    let report = Property::new(&s)
+        .variant("Range")
+        .check("no rebalance after the first")
+        .expect(Expect::Fails)
+        .faults(quick_restarts(&s))
+        .cases(cases(8, 32))
+        .runner_seed(64)
+        .shrink_runs_max(if slow() { 64 } else { 16 })
+        .run()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let w = report.witness.expect("a witness");
+    assert_eq!(w.faults.entries.len(), 1, "{:?}", w.faults);
+    assert!(w.outcome.value.unwrap() >= 2.0);
+    // Without a restart, neither group rebalances after its first.
+    let calm = Case {
+        seed: 1,
+        faults: FaultPlan::new(),
+        params: Vec::new(),
+    };
+    for variant in ["Range", "static"] {
+        assert!(run_case(&s, variant, "no rebalance after the first", &calm).holds);
+    }
+}
+
+/// Crashes and pauses of one consumer, `workers-1`: up to 2, each up to 40 s, by 2m.
+fn one_member_outages(s: &Scenario) -> FaultSpace {
+    outages(s, &["workers-1"], "2m", "40s", 2)
+}
+
+/// Under the cooperative protocol the members that stay in the group never stop consuming
+/// what they keep: when one consumer crashes or pauses, at most the partitions it held (3 of
+/// the 7) are ever without a consumer, on the ledger's 1 s samples, whatever the schedule. The
+/// pure version, every step of a random history of joins, leaves and restarts, is
+/// `group::tests::property_cooperative_never_revokes_kept_partitions_and_eager_does`; here it
+/// is the actors' poll loops, through the broker. The eager Range group stops every partition
+/// at each rebalance: the harness finds the schedule where the samples see it.
+#[test]
+fn cooperative_members_that_stay_never_stop_what_they_keep_and_eager_ones_do() {
+    let s = group();
+    let check = "only a crashed member's partitions stop";
+    let report = Property::new(&s)
+        .variant("CooperativeSticky")
+        .check(check)
+        .expect(Expect::Holds)
+        .faults(one_member_outages(&s))
+        .cases(cases(4, 64))
+        .runner_seed(65)
+        .run()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.held, report.cases);
+    let report = Property::new(&s)
+        .variant("Range")
+        .check(check)
+        .expect(Expect::Fails)
+        .faults(one_member_outages(&s))
+        .cases(cases(8, 32))
+        .runner_seed(65)
+        .shrink_runs_max(if slow() { 64 } else { 0 })
+        .run()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let w = report.witness.expect("a witness");
+    assert_eq!(w.outcome.value, Some(7.0), "{}", w.outcome.detail);
+}
+
+/// Every assignor, end to end: once the group is stable again (faults over by 1m, judged from
+/// 2m30s), every partition has exactly one consumer (none stopped, none consumed by two
+/// members at once, on the ledger) and every member owns 2 or 3 of the 7 (balanced within
+/// one), for every plan of up to 3 crashes or pauses of the consumers.
+#[test]
+fn every_assignor_gives_each_partition_to_exactly_one_member_and_balances_within_one() {
+    let s = group();
+    let space = outages(&s, &MEMBERS, "1m", "30s", 3);
+    let checks = [
+        "every partition consumed",
+        "no partition consumed twice",
+        "workers-0 balanced",
+        "workers-1 balanced",
+        "workers-2 balanced",
+    ];
+    for variant in [
+        "Range",
+        "RoundRobin",
+        "Sticky",
+        "CooperativeSticky",
+        "static",
+    ] {
+        for check in checks {
+            let report = Property::new(&s)
+                .variant(variant)
+                .check(check)
+                .expect(Expect::Holds)
+                .faults(space.clone())
+                .cases(cases(2, 32))
+                .runner_seed(66)
+                .run()
+                .unwrap_or_else(|e| panic!("{variant}, {check}: {e}"));
+            assert_eq!(report.held, report.cases);
+        }
+    }
+}
