@@ -8,7 +8,10 @@
 //! order, inventory, payment) cut to 10 s of virtual time; `cache` is the cache-stampede system
 //! (a client, a service running cache-aside, Redis shards, a pooled database) at 10,000
 //! requests a second for 5 s, about 350,000 events, whose events per second show what the
-//! cache path costs. The target is 1,000 runs/s per core for the small one.
+//! cache path costs; `log` is the rebalance storm's baseline (a broker, a producer at 1,200
+//! records/s, a consumer group of 6-12 with its autoscaler and probes) cut to 2 minutes, whose
+//! events per second show what the log path costs. The target is 1,000 runs/s per core for
+//! the small one.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -63,6 +66,16 @@ fn bench(c: &mut Criterion) {
     let cache_events = run.events;
     eprintln!("cache: {cache_events} events per run");
 
+    let (_, path, text) = faultline::scenario::SHIPPED
+        .iter()
+        .find(|(n, _, _)| *n == "rebalance_storm")
+        .expect("shipped");
+    let mut log = Scenario::from_str(text, path).expect("valid");
+    log.duration = "2m".parse().expect("a duration");
+    let (run, _) = run_seed(&log, 0, 1, false);
+    let log_events = run.events;
+    eprintln!("log: {log_events} events per run");
+
     let mut g = c.benchmark_group("scenario");
     g.sample_size(20)
         .measurement_time(Duration::from_secs(5))
@@ -86,6 +99,13 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             seed += 1;
             black_box(run_seed(&cache, 0, seed, false))
+        })
+    });
+    g.throughput(Throughput::Elements(log_events));
+    g.bench_function("log", |b| {
+        b.iter(|| {
+            seed += 1;
+            black_box(run_seed(&log, 0, seed, false))
         })
     });
     g.finish();

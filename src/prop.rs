@@ -485,7 +485,8 @@ impl FaultSpace {
             slow_step: 0.1,
             skew_max: SimDuration::from_secs(10),
             skew_step: SimDuration::from_millis(100),
-            known_actors: actors,
+            // Faults may also name a consumer group's replicas (`workers-1`).
+            known_actors: s.fault_targets(),
             known_hosts: s.hosts.clone(),
             end,
         }

@@ -5,6 +5,11 @@
 /// (name, path, text) of every shipped scenario.
 pub const SHIPPED: &[(&str, &str, &str)] = &[
     (
+        "auto_commit_loss",
+        "scenarios/auto_commit_loss.ron",
+        include_str!("../../scenarios/auto_commit_loss.ron"),
+    ),
+    (
         "cache_avalanche",
         "scenarios/cache_avalanche.ron",
         include_str!("../../scenarios/cache_avalanche.ron"),
@@ -48,6 +53,11 @@ pub const SHIPPED: &[(&str, &str, &str)] = &[
         "mmc_queue",
         "scenarios/mmc_queue.ron",
         include_str!("../../scenarios/mmc_queue.ron"),
+    ),
+    (
+        "poison_pill",
+        "scenarios/poison_pill.ron",
+        include_str!("../../scenarios/poison_pill.ron"),
     ),
     (
         "pool_exhaustion",

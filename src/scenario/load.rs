@@ -312,6 +312,15 @@ impl Scenario {
         Scenario::with_overrides(&tree::to_ron_pretty(&root), &self.file, &self.extra)
     }
 
+    /// The actors a fault can name: the components, and the replicas of consumer groups.
+    pub fn fault_targets(&self) -> Vec<String> {
+        let mut names: Vec<String> = (self.variants.first())
+            .map(|v| v.components.iter().map(|c| c.name.clone()).collect())
+            .unwrap_or_default();
+        names.extend(replica_names(&self.variants));
+        names
+    }
+
     pub fn variant(&self, name: &str) -> Option<&Variant> {
         self.variants.iter().find(|v| v.name == name)
     }
@@ -331,6 +340,28 @@ impl Scenario {
             })
             .collect()
     }
+}
+
+/// The replicas (`<group>-<i>`, their own actors) of every consumer group that every variant
+/// has: the actors a fault can name besides the components.
+pub fn replica_names(variants: &[Variant]) -> Vec<String> {
+    let Some(first) = variants.first() else {
+        return Vec::new();
+    };
+    let slots = |v: &Variant, name: &str| match v.component(name).map(|c| &c.config) {
+        Some(Config::ConsumerGroup(g)) => g.slots(),
+        _ => 0,
+    };
+    let mut names = Vec::new();
+    for c in &first.components {
+        let n = variants
+            .iter()
+            .map(|v| slots(v, &c.name))
+            .min()
+            .unwrap_or(0);
+        names.extend((0..n).map(|i| crate::model::log::deployment::replica_name(&c.name, i)));
+    }
+    names
 }
 
 /// Sets field `key` of a struct node to `value`: in place when it is there, else before the
@@ -756,6 +787,12 @@ fn read(
         })
         .collect();
 
+    // A fault may also hit one replica of a consumer group (`workers-1`), if every variant
+    // has that replica.
+    let replicas = replica_names(&variants);
+    let names: Vec<&str> = (names.iter().copied())
+        .chain(replicas.iter().map(String::as_str))
+        .collect();
     let mut faults = FaultPlan::new();
     for (i, n) in fault_nodes.iter().enumerate() {
         let path = format!("faults[{i}]");

@@ -879,9 +879,11 @@ fn a_static_member_restarted_within_its_session_timeout_causes_no_rebalance() {
             .iter()
             .map(|c| counter(&sim, &format!("{c}.records_processed_total")))
             .sum();
-        assert_eq!(
-            processed, 9000,
-            "static {static_members}: all consumed, once"
+        // All consumed; the records c2 had processed of the batch it crashed in, and not
+        // committed, are processed again (at most a batch of `max_poll_records`).
+        assert!(
+            (9000..=9500).contains(&processed),
+            "static {static_members}: all consumed, {processed}"
         );
         for c in ["c1", "c2", "c3"] {
             assert_eq!(gauge(&sim, &format!("{c}.partitions_owned")), 2.0, "{c}");

@@ -12,6 +12,7 @@ mod engine;
 mod faults;
 mod fidelity;
 mod log;
+mod log_properties;
 mod metrics;
 mod properties;
 mod rpc;

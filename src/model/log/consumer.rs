@@ -57,7 +57,10 @@
 //! **Crashes.** Everything is volatile: positions, ownership, the member id. A restarted
 //! dynamic consumer joins as a new member; a static one (`group_instance_id`) joins under its
 //! instance id and, within the session timeout, takes its old member's place and assignment.
-//! What it processed and did not commit is processed again by whoever gets the partition.
+//! What it processed and did not commit is processed again by whoever gets the partition. A
+//! batch is processed record by record: a crash in the middle of one leaves the records whose
+//! processing had ended processed (reported to the group's ledger), and the rest not — lost,
+//! if an auto-commit already covered them (K6), processed again otherwise.
 //!
 //! **Timers.** `Tick::Consumer { kind, seq }`, `kind` one of the consumer's timer kinds and
 //! `seq` the number that tells a live timer from one superseded by a later one.
@@ -364,6 +367,9 @@ pub struct Consumer<M> {
     /// The fetch in flight: its id and partition.
     fetching: Option<(u64, Partition)>,
     busy: Option<Batch>,
+    /// When each record of the batch in progress is done (the poison record excluded): a
+    /// crash mid-batch has processed the records before it (their side effects are done).
+    busy_ends: Vec<SimTime>,
     /// Partitions waiting out their retry backoff, until when.
     retry_at: BTreeMap<Partition, SimTime>,
     /// The failed attempts at the poison record a partition is stuck on: (offset, count).
@@ -424,6 +430,7 @@ impl<M> Consumer<M> {
             committed_requests: BTreeMap::new(),
             fetching: None,
             busy: None,
+            busy_ends: Vec::new(),
             retry_at: BTreeMap::new(),
             failures: BTreeMap::new(),
             idle: false,
@@ -879,8 +886,13 @@ impl<M: Carry<Log>> Consumer<M> {
                 let poison = records.iter().position(|r| r.poison);
                 let attempted = poison.map_or(records.len(), |i| i + 1);
                 let mut total = SimDuration::ZERO;
-                for _ in 0..attempted {
+                self.busy_ends.clear();
+                for i in 0..attempted {
                     total += ctx.sample_duration(&self.processing);
+                    if poison != Some(i) {
+                        self.busy_ends
+                            .push(ctx.now().saturating_add(ctx.work(total)));
+                    }
                 }
                 let total = ctx.work(total);
                 let poison = poison.map(|i| records[i]);
@@ -1248,7 +1260,19 @@ impl<M: Carry<Log>> Actor<M> for Consumer<M> {
         }
     }
 
+    /// A crash in the middle of a batch: the records whose processing had ended are
+    /// processed (a sink written, an API called), the rest are not, and none is committed.
     fn on_crash(&mut self, now: SimTime, metrics: &mut Metrics) {
+        if let (Some(batch), Some(m)) = (self.busy, self.metrics) {
+            let done = self.busy_ends.iter().filter(|&&end| end <= now).count() as u64;
+            if done > 0 {
+                metrics.add(m.processed, done);
+                if let Some(ledger) = &self.ledger {
+                    let mut ledger = ledger.borrow_mut();
+                    ledger.processed(metrics, batch.partition, batch.first, done);
+                }
+            }
+        }
         if let Some(ledger) = &self.ledger {
             ledger.borrow_mut().consuming(metrics, now, &self.name, &[]);
         }

@@ -31,6 +31,7 @@ struct LedgerMetrics {
     skipped: GaugeId,
     stopped_fraction: GaugeId,
     partitions_stopped: GaugeId,
+    partitions_shared: GaugeId,
     /// By partition.
     stopped: Vec<GaugeId>,
 }
@@ -43,7 +44,9 @@ struct LedgerMetrics {
 /// partition from that no member has processed: lost, unless a late batch still processes
 /// them), `stopped.<topic>-<p>` gauges (1 while no member is consuming the partition),
 /// `partitions_stopped` and `stopped_fraction` (the share of partitions stopped; its mean over
-/// a window is the fraction of partition-time nothing was consumed).
+/// a window is the fraction of partition-time nothing was consumed), `partitions_shared` gauge
+/// (partitions two members or more consume at this instant: an assignment that gave one
+/// partition twice, or a member still consuming what the group gave another).
 #[derive(Clone, Debug)]
 pub struct Ledger {
     owner: String,
@@ -96,6 +99,7 @@ impl Ledger {
             skipped: metrics.gauge(o, "records_skipped"),
             stopped_fraction: metrics.gauge(o, "stopped_fraction"),
             partitions_stopped: metrics.gauge(o, "partitions_stopped"),
+            partitions_shared: metrics.gauge(o, "partitions_shared"),
             stopped,
         };
         // Nothing is consumed before a member says so.
@@ -200,6 +204,8 @@ impl Ledger {
         }
         let stopped = self.consumers.iter().filter(|&&c| c == 0).count();
         metrics.set(m.partitions_stopped, stopped as f64);
+        let shared = self.consumers.iter().filter(|&&c| c > 1).count();
+        metrics.set(m.partitions_shared, shared as f64);
         let share = stopped as f64 / self.consumers.len() as f64;
         metrics.set(m.stopped_fraction, share);
     }
@@ -276,7 +282,9 @@ mod tests {
         assert_eq!(m.gauge_value("g.stopped_fraction"), Some(0.5));
         // Two owners for a moment (a revoked member finishing), then one.
         l.consuming(&mut m, t, "b", &[0, 1]);
+        assert_eq!(m.gauge_value("g.partitions_shared"), Some(1.0));
         l.consuming(&mut m, t, "a", &[]);
+        assert_eq!(m.gauge_value("g.partitions_shared"), Some(0.0));
         assert_eq!(m.gauge_value("g.stopped_fraction"), Some(0.0));
         l.consuming(&mut m, t, "b", &[1]);
         assert_eq!(m.gauge_value("g.stopped.t-0"), Some(1.0));
