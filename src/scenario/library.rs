@@ -25,6 +25,11 @@ pub const SHIPPED: &[(&str, &str, &str)] = &[
         include_str!("../../scenarios/cascading_timeouts.ron"),
     ),
     (
+        "consumer_lag_retention",
+        "scenarios/consumer_lag_retention.ron",
+        include_str!("../../scenarios/consumer_lag_retention.ron"),
+    ),
+    (
         "herd_after_restart",
         "scenarios/herd_after_restart.ron",
         include_str!("../../scenarios/herd_after_restart.ron"),
@@ -33,6 +38,11 @@ pub const SHIPPED: &[(&str, &str, &str)] = &[
         "hot_key",
         "scenarios/hot_key.ron",
         include_str!("../../scenarios/hot_key.ron"),
+    ),
+    (
+        "hot_partition",
+        "scenarios/hot_partition.ron",
+        include_str!("../../scenarios/hot_partition.ron"),
     ),
     (
         "jitter_contention",
@@ -53,6 +63,11 @@ pub const SHIPPED: &[(&str, &str, &str)] = &[
         "retry_storm",
         "scenarios/retry_storm.ron",
         include_str!("../../scenarios/retry_storm.ron"),
+    ),
+    (
+        "slow_batch_poll_timeout",
+        "scenarios/slow_batch_poll_timeout.ron",
+        include_str!("../../scenarios/slow_batch_poll_timeout.ron"),
     ),
     (
         "traffic_spike",
