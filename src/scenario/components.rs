@@ -120,7 +120,8 @@ pub enum Config {
     Cache(CacheConfig),
     Broker(BrokerConfig),
     Producer(ProducerConfig),
-    ConsumerGroup(ConsumerGroupConfig),
+    /// Boxed: the largest config by far (a consumer's, an autoscaler's, a rollout's).
+    ConsumerGroup(Box<ConsumerGroupConfig>),
 }
 
 impl Config {
