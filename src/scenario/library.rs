@@ -35,6 +35,11 @@ pub const SHIPPED: &[(&str, &str, &str)] = &[
         include_str!("../../scenarios/clock_skew_lww.ron"),
     ),
     (
+        "consumer_lag_retention",
+        "scenarios/consumer_lag_retention.ron",
+        include_str!("../../scenarios/consumer_lag_retention.ron"),
+    ),
+    (
         "herd_after_restart",
         "scenarios/herd_after_restart.ron",
         include_str!("../../scenarios/herd_after_restart.ron"),
@@ -43,6 +48,11 @@ pub const SHIPPED: &[(&str, &str, &str)] = &[
         "hot_key",
         "scenarios/hot_key.ron",
         include_str!("../../scenarios/hot_key.ron"),
+    ),
+    (
+        "hot_partition",
+        "scenarios/hot_partition.ron",
+        include_str!("../../scenarios/hot_partition.ron"),
     ),
     (
         "jitter_contention",
@@ -65,14 +75,14 @@ pub const SHIPPED: &[(&str, &str, &str)] = &[
         include_str!("../../scenarios/pool_exhaustion.ron"),
     ),
     (
-        "rebalance_storm",
-        "scenarios/rebalance_storm.ron",
-        include_str!("../../scenarios/rebalance_storm.ron"),
-    ),
-    (
         "raft_election",
         "scenarios/raft_election.ron",
         include_str!("../../scenarios/raft_election.ron"),
+    ),
+    (
+        "rebalance_storm",
+        "scenarios/rebalance_storm.ron",
+        include_str!("../../scenarios/rebalance_storm.ron"),
     ),
     (
         "retry_storm",
@@ -83,6 +93,11 @@ pub const SHIPPED: &[(&str, &str, &str)] = &[
         "rolling_restart",
         "scenarios/rolling_restart.ron",
         include_str!("../../scenarios/rolling_restart.ron"),
+    ),
+    (
+        "slow_batch_poll_timeout",
+        "scenarios/slow_batch_poll_timeout.ron",
+        include_str!("../../scenarios/slow_batch_poll_timeout.ron"),
     ),
     (
         "traffic_spike",

@@ -14,8 +14,13 @@
 //!   `auto.offset.reset`, default `latest`). Latest is found with a fetch beyond the log end,
 //!   whose OFFSET_OUT_OF_RANGE reply carries the high watermark (a ListOffsets round trip).
 //! - **The poll loop.** One poll is one [`Fetch`] from the next owned partition, round robin,
-//!   for up to `max_poll_records`. A batch of `n` records is processed in one timer of the sum
-//!   of `n` draws of `processing` (scaled by `Slow` faults); then, with `auto_commit: None`,
+//!   for up to `max_poll_records`. A batch of `n` records takes the sum of `n` draws of
+//!   `processing`, plus one draw of `batch_overhead` if set (a fixed cost per poll: one bulk
+//!   write to the sink, one transaction, amortised over the batch — what makes batching pay),
+//!   scaled by `Slow` faults. That work is done in slices of at most [`WORK_SLICE`], each
+//!   scaled by the slowdown when it starts, so a slowdown that begins or ends during a long
+//!   batch slows only the part of the batch after it, as it would a consumer working record
+//!   by record. Then, with `auto_commit: None`,
 //!   the batch's next offset is committed, and the consumer polls again. When every owned
 //!   partition has answered a poll with nothing, the consumer waits `poll_idle` (what a fetch
 //!   waits on the broker for data: `fetch.max.wait.ms`, default 500 ms) before polling again.
@@ -103,6 +108,13 @@ pub const DEFAULT_POLL_IDLE: SimDuration = SimDuration::from_millis(500);
 /// `fetch.max.bytes` by default: 52428800 (50 MiB, `ConsumerConfig`).
 pub const DEFAULT_FETCH_MAX_BYTES: u64 = 52_428_800;
 
+/// The longest stretch of a batch's processing scaled by one `Slow` factor: 1 s. A batch
+/// that takes longer is followed slice by slice, each scaled by the slowdown at its start. A
+/// choice (a consumer's slowdown changes per record, the simulator's in steps): short enough
+/// that a batch of minutes follows a slowdown's end within a second, long enough that
+/// batches of milliseconds take one timer, as before.
+pub const WORK_SLICE: SimDuration = SimDuration::from_secs(1);
+
 /// How long a consumer waits before rejoining after a failed JoinGroup or SyncGroup: 100 ms,
 /// `retry.backoff.ms` (`CommonClientConfigs`, default 100).
 pub const REJOIN_BACKOFF: SimDuration = SimDuration::from_millis(100);
@@ -171,6 +183,10 @@ pub struct ConsumerConfig {
     pub max_poll_records: u32,
     /// The time to process one record (a duration distribution).
     pub processing: Dist,
+    /// A fixed cost per non-empty poll, on top of its records' `processing` (a duration
+    /// distribution): a bulk write or a transaction per batch. Default None: no such cost.
+    #[serde(default)]
+    pub batch_overhead: Option<Dist>,
     /// `Some(interval)`: auto-commit (Kafka's default, 5 s); None: commit after each batch.
     #[serde(default = "default_auto_commit")]
     pub auto_commit: Option<SimDuration>,
@@ -259,6 +275,7 @@ impl Validate for ConsumerConfig {
         }
         for (field, dist) in [
             ("processing", Some(&self.processing)),
+            ("batch_overhead", self.batch_overhead.as_ref()),
             ("warmup", self.warmup.as_ref()),
         ] {
             let Some(dist) = dist else { continue };
@@ -324,6 +341,8 @@ struct Batch {
     /// The poison record that ended the batch (its processing failed); then `next_offset` is
     /// its offset.
     poison: Option<Record>,
+    /// Processing not yet under way, unscaled: what the slices after the current one do.
+    work_left: SimDuration,
 }
 
 #[derive(Clone, Copy)]
@@ -353,6 +372,7 @@ struct ConsumerMetrics {
 pub struct Consumer<M> {
     config: ConsumerConfig,
     processing: Sampler,
+    batch_overhead: Option<Sampler>,
     warmup: Option<Sampler>,
     protocol: Protocol,
     broker: Option<ActorId>,
@@ -409,6 +429,9 @@ impl<M> Consumer<M> {
     pub fn new(config: ConsumerConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         let processing = compile("processing", &config.processing)?;
+        let batch_overhead = (config.batch_overhead.as_ref())
+            .map(|o| compile("batch_overhead", o))
+            .transpose()?;
         let warmup = (config.warmup.as_ref())
             .map(|w| compile("warmup", w))
             .transpose()?;
@@ -419,6 +442,7 @@ impl<M> Consumer<M> {
         Ok(Consumer {
             config,
             processing,
+            batch_overhead,
             warmup,
             protocol,
             broker: None,
@@ -894,7 +918,9 @@ impl<M: Carry<Log>> Consumer<M> {
                             .push(ctx.now().saturating_add(ctx.work(total)));
                     }
                 }
-                let total = ctx.work(total);
+                if let Some(overhead) = &self.batch_overhead {
+                    total += ctx.sample_duration(overhead);
+                }
                 let poison = poison.map(|i| records[i]);
                 // librdkafka stores the offsets as it hands the records over.
                 self.stored.insert(p, next_offset);
@@ -906,8 +932,9 @@ impl<M: Carry<Log>> Consumer<M> {
                     records: poison.map_or(records.len(), |_| attempted - 1) as u64,
                     next_offset: poison.map_or(next_offset, |r| r.offset),
                     poison,
+                    work_left: total,
                 });
-                self.timer(ctx, total, PROCESSED, id);
+                self.work_slice(ctx);
             }
             FetchOutcome::Records { next_offset, .. } => {
                 self.positions.insert(p, Position::At(next_offset));
@@ -942,10 +969,36 @@ impl<M: Carry<Log>> Consumer<M> {
         }
     }
 
+    /// Starts the next slice of the batch in progress: the rest of its work if that takes at
+    /// most [`WORK_SLICE`] at the current slowdown, else a slice of that length, doing what
+    /// the slowdown lets it.
+    fn work_slice(&mut self, ctx: &mut Ctx<'_, M>) {
+        let Some(batch) = self.busy.as_mut() else {
+            return;
+        };
+        let left = batch.work_left;
+        let scaled = ctx.work(left);
+        let slice = if scaled <= WORK_SLICE {
+            batch.work_left = SimDuration::ZERO;
+            scaled
+        } else {
+            let done = libm::round(WORK_SLICE.as_nanos() as f64 / ctx.slowdown());
+            let done = SimDuration::from_nanos(done.min(left.as_nanos() as f64) as u64);
+            batch.work_left = left - done;
+            WORK_SLICE
+        };
+        let seq = batch.seq;
+        self.timer(ctx, slice, PROCESSED, seq);
+    }
+
     fn on_processed(&mut self, ctx: &mut Ctx<'_, M>, seq: u64) {
         let Some(batch) = self.busy.filter(|b| b.seq == seq) else {
             return;
         };
+        if !batch.work_left.is_zero() {
+            self.work_slice(ctx);
+            return;
+        }
         self.busy = None;
         self.progress = ctx.now();
         if let Some(since) = self.busy_since.take() {
@@ -1322,5 +1375,120 @@ mod tests {
             bad(r#"processing: Const("1ms"), auto_commit: Some("0s")"#),
             Some("auto_commit".into())
         );
+    }
+}
+
+#[cfg(test)]
+mod processing_tests {
+    use super::*;
+    use crate::engine::sim::{Sim, SimConfig};
+    use crate::fault::{Fault, FaultPlan};
+    use crate::model::log::{Broker, BrokerConfig, Producer, ProducerConfig};
+    use crate::model::rpc::from_ron;
+
+    const MS: u64 = 1_000_000;
+
+    /// A one-partition topic holding `records` records (all produced in the first 20 ms), one
+    /// consumer `c` reading it from the earliest offset with the extra config `extra`, and the
+    /// faults of `plan`. Returns the instant the consumer had processed every record (to the
+    /// 10 ms step), or None by 10 minutes.
+    fn finish_time(records: u64, extra: &str, plan: FaultPlan) -> Option<SimTime> {
+        let mut sim: Sim<Log> = Sim::with_config(SimConfig::new(11)).unwrap();
+        let h = sim.add_host("h").unwrap();
+        let config: BrokerConfig = from_ron(
+            r#"(topics: [(name: "t", partitions: 1)],
+                groups: {"g": (session_timeout: "45s", rebalance_timeout: "10m")})"#,
+        )
+        .unwrap();
+        let broker: Broker<Log> = Broker::new(config).unwrap();
+        sim.spawn(h, "broker", move || broker.clone()).unwrap();
+        let config: ProducerConfig = from_ron(&format!(
+            r#"(topic: "t", partitions: 1, brokers: ["broker"], rate: Constant("100000/s"),
+                limit: Some({records}))"#
+        ))
+        .unwrap();
+        let producer: Producer<Log> = Producer::new(config).unwrap();
+        sim.spawn(h, "producer", move || producer.clone()).unwrap();
+        let config: ConsumerConfig = from_ron(&format!(
+            r#"(broker: "broker", group: "g", topic: "t", partitions: 1, auto_commit: None,
+                auto_offset_reset: Earliest, max_poll_interval: "10m", {extra})"#
+        ))
+        .unwrap();
+        let consumer: Consumer<Log> = Consumer::new(config).unwrap();
+        sim.spawn(h, "c", move || consumer.clone()).unwrap();
+        sim.add_faults(&plan).unwrap();
+        let processed = |sim: &Sim<Log>| sim.metrics().counter_value("c.records_processed_total");
+        let mut t = 0;
+        while t < 600_000 * MS {
+            t += 10 * MS;
+            sim.run_until(SimTime::from_nanos(t));
+            if processed(&sim) == Some(records) {
+                return Some(sim.now());
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn batch_overhead_is_paid_once_per_poll_so_larger_polls_process_faster() {
+        // 2,000 records at 1 ms each. Polls of 500 pay the 50 ms overhead 4 times, polls of
+        // 10 pay it 200 times: 196 x 50 ms = 9.8 s longer, plus 196 more fetch round trips
+        // (well under a millisecond each on one host).
+        let none = FaultPlan::new();
+        let at = |extra: &str| finish_time(2000, extra, none.clone()).expect("finishes");
+        let with = r#"processing: Const("1ms"), batch_overhead: Some(Const("50ms"))"#;
+        let big = at(&format!("{with}, max_poll_records: 500"));
+        let small = at(&format!("{with}, max_poll_records: 10"));
+        let extra = (small - big).as_nanos();
+        assert!(
+            (9_800 * MS..=10_100 * MS).contains(&extra),
+            "polls of 10 finish {extra} ns after polls of 500"
+        );
+        // Without the overhead the poll size hardly matters: only the extra fetches remain.
+        let plain = r#"processing: Const("1ms")"#;
+        let big = at(&format!("{plain}, max_poll_records: 500"));
+        let small = at(&format!("{plain}, max_poll_records: 10"));
+        assert!((small - big).as_nanos() <= 300 * MS, "{small} vs {big}");
+    }
+
+    #[test]
+    fn a_slowdown_that_ends_during_a_long_batch_slows_only_the_part_before_its_end() {
+        // One batch of 500 records at 100 ms: 50 s of work. Healthy, it ends 50 s after it
+        // started at `start`.
+        let extra = r#"processing: Const("100ms")"#;
+        let healthy = finish_time(500, extra, FaultPlan::new()).expect("finishes");
+        let start = healthy.as_nanos() - 50_000 * MS;
+        // 10x slower until 20 s: the work before 20 s does a tenth of its time's worth, the
+        // rest runs at full speed. Scaling the whole batch by the slowdown at its start would
+        // make it 500 s.
+        let until = 20_000 * MS;
+        assert!(
+            start < until,
+            "the batch starts at {start} ns, in the slowdown"
+        );
+        let slow = Fault::Slow {
+            target: "c".into(),
+            factor: 10.0,
+        };
+        let plan = FaultPlan::new().window(SimTime::ZERO, SimTime::from_nanos(until), slow);
+        let got = finish_time(500, extra, plan).expect("finishes").as_nanos();
+        let expected = until + 50_000 * MS - (until - start) / 10;
+        // Within one slice (the one running when the slowdown ends is slowed to its end) and
+        // the 10 ms step of the search.
+        let tolerance = WORK_SLICE.as_nanos() + 10 * MS;
+        assert!(
+            got.abs_diff(expected) <= tolerance,
+            "finished at {got} ns, expected {expected} ns"
+        );
+    }
+
+    #[test]
+    fn batch_overhead_must_be_a_duration() {
+        let bad = from_ron::<ConsumerConfig>(
+            r#"(broker: "b", group: "g", topic: "t", partitions: 1, processing: Const("1ms"),
+                batch_overhead: Some(Const(5)))"#,
+        )
+        .unwrap_err();
+        assert_eq!(bad.field(), Some("batch_overhead"));
     }
 }

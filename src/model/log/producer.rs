@@ -9,7 +9,12 @@
 //!   ids. That counter is simulator bookkeeping, not producer state: a real producer's
 //!   record identity is its payload.
 //! - **Partition.** A keyed record goes to [`partition_for_key`] (murmur2 of the key's decimal
-//!   text, as a Java producer with a `StringSerializer` sends it); a null-keyed one to the
+//!   text, as a Java producer with a `StringSerializer` sends it). With `salt: Some(n)` (key
+//!   salting, the usual cure for a hot key, K7) the producer sends each keyed record under
+//!   one of `n` composite keys `"<key>-<s>"`, `s` drawn uniformly from `0..n` per record, so
+//!   one key's records spread over up to `n` partitions; the record's own key is unchanged
+//!   (its consumers must then merge the sub-keys, and per-key order holds only within each
+//!   one). A null-keyed one goes to the
 //!   [`StickyPartitioner`]'s partition, which moves on each time a batch for it is closed
 //!   (KIP-480; Kafka moves when the next record would open a new batch, which is the same
 //!   sequence of partitions).
@@ -35,7 +40,9 @@ use serde::{Deserialize, Serialize};
 
 use super::msg::{Log, Produce, ProduceAck, Tick, TopicPartition};
 use super::partition::NewRecord;
-use super::partitioner::{StickyPartitioner, partition_for_key};
+use super::partitioner::{
+    StickyPartitioner, key_bytes, partition_for_key, partition_for_key_bytes,
+};
 use crate::actor::{Actor, ActorId, Ctx, Durable};
 use crate::dist::{Dist, Sampler, Scalar};
 use crate::engine::time::{SimDuration, SimTime};
@@ -99,6 +106,20 @@ fn next_scheduled(
     }
 }
 
+/// The partition of `key`'s records sent under sub-key `s`: the composite key `"<key>-<s>"`'s
+/// murmur2 partition among `partitions`.
+pub fn salted_partition(key: u64, s: u32, partitions: u32) -> u32 {
+    // At most 20 + 1 + 10 bytes, built without allocating.
+    let mut buf = [0_u8; 31];
+    let (k, sub) = (key_bytes(key), key_bytes(u64::from(s)));
+    let (k, sub) = (k.as_bytes(), sub.as_bytes());
+    buf[..k.len()].copy_from_slice(k);
+    buf[k.len()] = b'-';
+    let end = k.len() + 1 + sub.len();
+    buf[k.len() + 1..end].copy_from_slice(sub);
+    partition_for_key_bytes(&buf[..end], partitions)
+}
+
 /// Which records are poison pills (K3): `poison: (ids: [10, 500])` or `poison: (share: 0.001)`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -138,6 +159,10 @@ pub struct ProducerConfig {
     pub limit: Option<u64>,
     #[serde(default)]
     pub poison: Option<Poison>,
+    /// Key salting: send each keyed record under one of this many composite keys
+    /// (`"<key>-<s>"`, `s` uniform in `0..salt`), >= 1; needs `keys`. Default None.
+    #[serde(default)]
+    pub salt: Option<u32>,
 }
 
 fn default_record_bytes() -> Dist {
@@ -201,6 +226,15 @@ impl Validate for ProducerConfig {
         }
         if let Some(keys) = &self.keys {
             keys.validate().map_err(|e| e.within("keys"))?;
+        }
+        if let Some(salt) = self.salt {
+            nonzero("salt", u64::from(salt))?;
+            if self.keys.is_none() {
+                return Err(ConfigError::Invalid {
+                    field: "salt".into(),
+                    reason: "salting splits keys, and the records have none: set `keys`".into(),
+                });
+            }
         }
         let bytes = compile("record_bytes", &self.record_bytes)?;
         if bytes.dist().is_duration() {
@@ -363,7 +397,14 @@ impl<M: Carry<Log>> Producer<M> {
         let (key, partition) = match self.keys.as_mut() {
             Some(keys) => {
                 let key = keys.draw(ctx.rng());
-                (key, partition_for_key(key, n))
+                let partition = match self.config.salt {
+                    Some(salt) if salt > 1 => {
+                        let s = ctx.rng().random_range(0..salt);
+                        salted_partition(key, s, n)
+                    }
+                    _ => partition_for_key(key, n),
+                };
+                (key, partition)
             }
             None => {
                 let p = self.sticky.partition(&self.all_partitions, n, ctx.rng());
@@ -592,5 +633,83 @@ mod tests {
             ),
             Some("record_bytes".into())
         );
+    }
+}
+
+#[cfg(test)]
+mod salt_tests {
+    use super::*;
+    use crate::engine::sim::{Sim, SimConfig};
+    use crate::model::log::{Broker, BrokerConfig};
+    use crate::model::rpc::from_ron;
+
+    /// The records of a 12-partition topic per partition, after a producer made of `ron`
+    /// (topic `t`, one key) has sent 4,000 of them.
+    fn per_partition(ron: &str) -> Vec<u64> {
+        let mut sim: Sim<Log> = Sim::with_config(SimConfig::new(3)).unwrap();
+        let h = sim.add_host("h").unwrap();
+        let config: BrokerConfig = from_ron(r#"(topics: [(name: "t", partitions: 12)])"#).unwrap();
+        let broker: Broker<Log> = Broker::new(config).unwrap();
+        let disk = broker.disk();
+        sim.spawn(h, "broker", move || broker.clone()).unwrap();
+        let config: ProducerConfig = from_ron(ron).unwrap();
+        let producer: Producer<Log> = Producer::new(config).unwrap();
+        sim.spawn(h, "producer", move || producer.clone()).unwrap();
+        sim.run_until(SimTime::from_nanos(10_000_000_000));
+        let disk = disk.borrow();
+        (0..12).map(|p| disk.logs[0][p].log_end_offset()).collect()
+    }
+
+    const ONE_KEY: &str = r#"topic: "t", partitions: 12, brokers: ["broker"],
+        rate: Constant("1000/s"), limit: Some(4000), keys: Some((popularity: Uniform(n: 1)))"#;
+
+    #[test]
+    fn a_salted_key_spreads_over_its_sub_keys_partitions_and_an_unsalted_one_does_not() {
+        let plain = per_partition(&format!("({ONE_KEY})"));
+        let home = partition_for_key(0, 12) as usize;
+        assert_eq!(plain[home], 4000, "one key, one partition: {plain:?}");
+        let salted = per_partition(&format!("({ONE_KEY}, salt: Some(8))"));
+        assert_eq!(salted.iter().sum::<u64>(), 4000);
+        // Each sub-key "0-s" has its own murmur2 partition; a partition gets the records of
+        // the sub-keys that hash to it, each sub-key 1/8 of them (binomial, 4,000 draws).
+        let mut expected = [0_u32; 12];
+        for s in 0..8 {
+            expected[salted_partition(0, s, 12) as usize] += 1;
+        }
+        assert!(
+            expected.iter().filter(|&&k| k > 0).count() > 1,
+            "the sub-keys land on several partitions"
+        );
+        for p in 0..12 {
+            let share = f64::from(expected[p]) / 8.0;
+            let mean = 4000.0 * share;
+            let sd = (4000.0 * share * (1.0 - share)).sqrt();
+            let got = salted[p] as f64;
+            assert!(
+                (got - mean).abs() <= 5.0 * sd.max(0.5),
+                "partition {p}: {got} records, expected {mean} ± {sd}: {salted:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn salt_must_be_positive_and_needs_keys() {
+        let bad = |ron: &str| {
+            from_ron::<ProducerConfig>(ron)
+                .unwrap_err()
+                .field()
+                .map(String::from)
+        };
+        assert_eq!(
+            bad(&format!("({ONE_KEY}, salt: Some(0))")),
+            Some("salt".into())
+        );
+        assert_eq!(
+            bad(
+                r#"(topic: "t", partitions: 2, brokers: ["b"], rate: Poisson("1/s"), salt: Some(4))"#
+            ),
+            Some("salt".into())
+        );
+        assert_eq!(salted_partition(7, 3, 1), 0);
     }
 }
