@@ -216,11 +216,9 @@ impl<M: Carry<Repl>> Actor<M> for ReplClient<M> {
                     }
                 }
             }
-            Repl::Follow { epoch, primary } => {
-                if epoch > self.epoch {
-                    self.epoch = epoch;
-                    self.primary = Some(primary);
-                }
+            Repl::Follow { epoch, primary } if epoch > self.epoch => {
+                self.epoch = epoch;
+                self.primary = Some(primary);
             }
             _ => {}
         }
@@ -253,10 +251,8 @@ impl<M: Carry<Repl>> Actor<M> for ReplClient<M> {
                 );
                 ctx.set_timer(self.next_gap(), M::wrap(Repl::Tick(ReplTick::Next)));
             }
-            ReplTick::Timeout { id } => {
-                if self.in_flight.remove(&id).is_some() {
-                    ctx.metrics().inc(m.timeouts);
-                }
+            ReplTick::Timeout { id } if self.in_flight.remove(&id).is_some() => {
+                ctx.metrics().inc(m.timeouts);
             }
             _ => {}
         }

@@ -53,7 +53,9 @@ use crate::engine::time::{SimDuration, SimTime};
 use crate::metrics::Metrics;
 
 pub use client::{ReplClient, ReplClientConfig};
-pub use node::{Ack, DEFAULT_MIN_REPLICAS_MAX_LAG, ReplNode, ReplNodeConfig};
+pub use node::{
+    Ack, DEFAULT_MIN_REPLICAS_MAX_LAG, NodeDisk, REPLICA_ACK_INTERVAL, ReplNode, ReplNodeConfig,
+};
 pub use sentinel::{
     DEFAULT_DOWN_AFTER, DEFAULT_PING_INTERVAL, PowerSwitch, Sentinel, SentinelConfig,
 };

@@ -216,11 +216,12 @@ impl<M: Carry<Repl>> ReplNode<M> {
         }
     }
 
-    /// Appends `entry` to the log, telling the oracle if its epoch is older than the newest
-    /// this node has seen (what `fence_epoch` forbids).
-    fn append(&mut self, ctx: &Ctx<'_, M>, entry: Entry) {
+    /// Appends `entry`, which came in the stream of a primary of epoch `stream` (a resync's
+    /// history keeps its own older epochs), telling the oracle if `stream` is older than the
+    /// newest epoch this node has seen (what `fence_epoch` forbids).
+    fn append(&mut self, ctx: &Ctx<'_, M>, entry: Entry, stream: Epoch) {
         let seen = self.epoch();
-        if entry.epoch < seen
+        if stream < seen
             && let Some(w) = &self.watch
         {
             w.borrow_mut()
@@ -335,7 +336,7 @@ impl<M: Carry<Repl>> ReplNode<M> {
             value,
             epoch,
         };
-        self.append(ctx, entry);
+        self.append(ctx, entry, epoch);
         ctx.metrics().inc(m.accepted);
         if let Some(w) = &self.watch {
             w.borrow_mut().accepted(ctx.me(), epoch, ctx.now());
@@ -442,7 +443,7 @@ impl<M: Carry<Repl>> ReplNode<M> {
             let Some(e) = self.ahead.remove(&next) else {
                 break;
             };
-            self.append(ctx, e);
+            self.append(ctx, e, epoch);
         }
         self.ack_primary(ctx);
     }
@@ -475,7 +476,7 @@ impl<M: Carry<Repl>> ReplNode<M> {
         }
         self.ahead.clear();
         for e in log {
-            self.append(ctx, e);
+            self.append(ctx, e, epoch);
         }
         self.ack_primary(ctx);
         self.publish(ctx);
@@ -533,30 +534,24 @@ impl<M: Carry<Repl>> Actor<M> for ReplNode<M> {
             } => self.on_write(ctx, id, reply_to, key, value, epoch),
             Repl::Replicate { epoch, entry } => self.on_replicate(ctx, from, epoch, entry),
             Repl::Sync { epoch, log } => self.on_sync(ctx, from, epoch, log),
-            Repl::SyncRequest { epoch } => {
-                if self.is_primary(ctx) {
-                    if self.config.fence_epoch && epoch > self.epoch() {
-                        self.learn(epoch);
-                        self.step_down(ctx, None);
-                        return;
-                    }
-                    let log = self.disk.borrow().log.clone();
-                    let epoch = self.epoch();
-                    ctx.send(from, M::wrap(Repl::Sync { epoch, log }));
-                }
-            }
-            Repl::ReplAck { epoch, offset } => {
-                if self.is_primary(ctx) && epoch == self.epoch() {
-                    let now = ctx.local_clock();
-                    self.acks.insert(from, (offset, now));
-                    self.settle(ctx);
-                }
-            }
-            Repl::Fenced { epoch } => {
-                if epoch > self.epoch() {
+            Repl::SyncRequest { epoch } if self.is_primary(ctx) => {
+                if self.config.fence_epoch && epoch > self.epoch() {
                     self.learn(epoch);
                     self.step_down(ctx, None);
+                    return;
                 }
+                let log = self.disk.borrow().log.clone();
+                let epoch = self.epoch();
+                ctx.send(from, M::wrap(Repl::Sync { epoch, log }));
+            }
+            Repl::ReplAck { epoch, offset } if self.is_primary(ctx) && epoch == self.epoch() => {
+                let now = ctx.local_clock();
+                self.acks.insert(from, (offset, now));
+                self.settle(ctx);
+            }
+            Repl::Fenced { epoch } if epoch > self.epoch() => {
+                self.learn(epoch);
+                self.step_down(ctx, None);
             }
             Repl::Ping { seq } => {
                 let d = self.disk.borrow();
@@ -569,11 +564,7 @@ impl<M: Carry<Repl>> Actor<M> for ReplNode<M> {
                 drop(d);
                 ctx.send(from, M::wrap(pong));
             }
-            Repl::Promote { epoch } => {
-                if epoch > self.epoch() {
-                    self.become_primary(ctx, epoch);
-                }
-            }
+            Repl::Promote { epoch } if epoch > self.epoch() => self.become_primary(ctx, epoch),
             Repl::Follow { epoch, primary } => {
                 if epoch < self.epoch() {
                     if self.config.fence_epoch {
