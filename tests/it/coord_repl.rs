@@ -319,3 +319,75 @@ fn a_gc_paused_primary_acknowledges_its_backlog_and_loses_it_unless_majority() {
         assert!(o.acked > 0);
     }
 }
+
+/// Sends its script of family messages to `to`, each after its delay from the start.
+struct Script {
+    to: &'static str,
+    script: Vec<(u64, Repl)>,
+}
+
+impl faultline::Actor<Repl> for Script {
+    fn on_start(&mut self, ctx: &mut faultline::Ctx<'_, Repl>) {
+        for (ms, m) in &self.script {
+            let _ = ctx.set_timer(faultline::SimDuration::from_millis(*ms), m.clone());
+        }
+    }
+    fn on_message(&mut self, _: &mut faultline::Ctx<'_, Repl>, _: ActorId, _: Repl) {}
+    fn on_timer(&mut self, ctx: &mut faultline::Ctx<'_, Repl>, msg: Repl) {
+        let to = ctx.lookup(self.to).expect("target");
+        ctx.send(to, msg);
+    }
+}
+
+/// The check itself, scripted: a replica told (epoch 2) to follow `x`, and then sent a write of
+/// x's stream stamped with epoch 1, takes it without fencing (the oracle records the stale
+/// write) and refuses it with `fence_epoch`, telling x the newer epoch.
+#[test]
+fn the_epoch_fence_refuses_a_stream_older_than_the_replica_has_seen() {
+    for fence in [false, true] {
+        let mut sim: Sim<Repl> = Sim::with_config(SimConfig::new(1)).unwrap();
+        let watch = ReplLog::shared();
+        let ron = format!(r#"(peers: ["x", "r"], fence_epoch: {fence})"#);
+        let config: ReplNodeConfig = from_ron(&ron).unwrap();
+        let hx = sim.add_host("hx").unwrap();
+        let hr = sim.add_host("hr").unwrap();
+        let entry = Entry {
+            offset: 1,
+            key: 7,
+            value: 42,
+            epoch: 1,
+        };
+        // The script's actor id is 0 (spawned first), which the Follow names.
+        let script = vec![
+            (
+                10,
+                Repl::Follow {
+                    epoch: 2,
+                    primary: ActorId(0),
+                },
+            ),
+            (20, Repl::Replicate { epoch: 1, entry }),
+        ];
+        let x = sim
+            .spawn(hx, "x", move || Script {
+                to: "r",
+                script: script.clone(),
+            })
+            .unwrap();
+        assert_eq!(x, ActorId(0));
+        let proto: ReplNode<Repl> = ReplNode::new(config).unwrap().with_watch(watch.clone());
+        let disk = proto.disk();
+        sim.spawn(hr, "r", move || proto.clone()).unwrap();
+        sim.run_until(secs(1));
+        let stale = watch.borrow().stale_applied.len();
+        let took = disk.borrow().log.contains(&entry);
+        assert_eq!(disk.borrow().fence.seen(), 2);
+        if fence {
+            assert_eq!((stale, took), (0, false));
+            assert_eq!(counter(&sim, "r.fenced_total"), 1);
+        } else {
+            assert_eq!((stale, took), (1, true));
+            assert_eq!(counter(&sim, "r.fenced_total"), 0);
+        }
+    }
+}

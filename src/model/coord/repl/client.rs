@@ -52,6 +52,16 @@ pub struct ReplClientConfig {
     pub max_attempts: u32,
 }
 
+impl ReplClientConfig {
+    /// The actor names this config refers to, with their field paths.
+    pub fn targets(&self) -> Vec<(String, &str)> {
+        let nodes = self.nodes.iter().enumerate();
+        nodes
+            .map(|(i, p)| (format!("nodes[{i}]"), p.as_str()))
+            .collect()
+    }
+}
+
 impl Validate for ReplClientConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         if self.nodes.is_empty() {

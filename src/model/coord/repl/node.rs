@@ -78,6 +78,16 @@ pub struct ReplNodeConfig {
     pub fence_epoch: bool,
 }
 
+impl ReplNodeConfig {
+    /// The actor names this config refers to, with their field paths.
+    pub fn targets(&self) -> Vec<(String, &str)> {
+        let peers = self.peers.iter().enumerate();
+        peers
+            .map(|(i, p)| (format!("peers[{i}]"), p.as_str()))
+            .collect()
+    }
+}
+
 impl Validate for ReplNodeConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         if self.peers.is_empty() {

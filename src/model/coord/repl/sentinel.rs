@@ -70,6 +70,26 @@ pub struct SentinelConfig {
     pub stonith: Option<String>,
 }
 
+impl SentinelConfig {
+    /// The actor names this config refers to, with their field paths.
+    pub fn targets(&self) -> Vec<(String, &str)> {
+        let mut t = Vec::new();
+        for (field, names) in [
+            ("nodes", &self.nodes),
+            ("watchers", &self.watchers),
+            ("clients", &self.clients),
+        ] {
+            for (i, n) in names.iter().enumerate() {
+                t.push((format!("{field}[{i}]"), n.as_str()));
+            }
+        }
+        if let Some(s) = &self.stonith {
+            t.push(("stonith".to_string(), s.as_str()));
+        }
+        t
+    }
+}
+
 impl Validate for SentinelConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         if self.nodes.len() < 2 {
@@ -456,5 +476,24 @@ mod tests {
         let e = from_ron::<SentinelConfig>(r#"(nodes: ["a"], watchers: ["s0"], quorum: 1)"#)
             .unwrap_err();
         assert!(e.to_string().contains("nodes"), "{e}");
+        let c: SentinelConfig = from_ron(
+            r#"(nodes: ["a", "b"], watchers: ["s0"], clients: ["c"], quorum: 1, stonith: Some("p"))"#,
+        )
+        .unwrap();
+        let t: Vec<String> = c
+            .targets()
+            .into_iter()
+            .map(|(f, n)| format!("{f}={n}"))
+            .collect();
+        assert_eq!(
+            t,
+            [
+                "nodes[0]=a",
+                "nodes[1]=b",
+                "watchers[0]=s0",
+                "clients[0]=c",
+                "stonith=p"
+            ]
+        );
     }
 }
