@@ -7,6 +7,7 @@ mod checks;
 mod cli;
 mod coord_lease;
 mod coord_raft;
+mod coord_repl;
 mod determinism;
 mod engine;
 mod faults;

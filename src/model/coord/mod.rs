@@ -26,6 +26,7 @@ pub mod lock;
 mod msg;
 pub mod raft;
 pub mod register;
+pub mod repl;
 mod service;
 mod worker;
 
