@@ -5,46 +5,10 @@
 //!
 //! CI runs a few cases per property; `FAULTLINE_SLOW=1` runs many more.
 
+use crate::support::{cases, d, load, run_case, slow, t};
 use faultline::prop::{Case, FaultSpace, Property};
-use faultline::scenario::run::run_seed;
-use faultline::scenario::{Expect, Scenario, shipped};
-use faultline::{Fault, FaultPlan, NemesisKind, SimDuration, SimTime};
-
-fn slow() -> bool {
-    std::env::var_os("FAULTLINE_SLOW").is_some_and(|v| v == "1")
-}
-
-/// `fast` cases in CI, `slow` under `FAULTLINE_SLOW=1`.
-fn cases(fast: u32, slow_: u32) -> u32 {
-    if slow() { slow_ } else { fast }
-}
-
-fn load(name: &str) -> Scenario {
-    let (file, text) = shipped(name).unwrap();
-    Scenario::from_str(text, file).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn t(s: &str) -> SimTime {
-    s.parse().unwrap()
-}
-
-fn d(s: &str) -> SimDuration {
-    s.parse().unwrap()
-}
-
-/// Runs `case` on `variant` of `s` and returns the outcome of `check`.
-fn run_case(s: &Scenario, variant: &str, check: &str, case: &Case) -> faultline::check::Outcome {
-    let mut extra = s.extra.clone();
-    extra.extend(case.params.iter().cloned());
-    let s = Scenario::with_overrides(&s.text, &s.file, &extra)
-        .and_then(|s| s.with_faults(&case.faults))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let vi = s.variants.iter().position(|v| v.name == variant).unwrap();
-    let ci = s.checks.iter().position(|c| c.name() == check).unwrap();
-    let (run, _) = run_seed(&s, vi, case.seed, false);
-    assert!(!run.limit_hit, "{variant} seed {} hit a limit", case.seed);
-    run.checks[ci].clone()
-}
+use faultline::scenario::{Expect, Scenario};
+use faultline::{Fault, FaultPlan, NemesisKind, SimTime};
 
 /// `s` with `checks` added in front of its own.
 fn with_checks(s: &Scenario, checks: &[&str]) -> Scenario {

@@ -9,37 +9,16 @@
 
 use std::path::Path;
 
+use crate::support::{cases, d, load, run_case, slow, t, with_case};
 use faultline::prop::{
     Case, FaultSpace, Param, ParamStrategy, PropError, PropFailure, Property, runner, shrink_plan,
 };
 use faultline::scenario::run::run_seed;
-use faultline::scenario::{Expect, Scenario, shipped};
+use faultline::scenario::{Expect, Scenario};
 use faultline::{Fault, FaultPlan, NemesisKind, SimDuration, SimTime};
 use proptest::prelude::RngCore as _;
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestCaseError;
-
-fn slow() -> bool {
-    std::env::var_os("FAULTLINE_SLOW").is_some_and(|v| v == "1")
-}
-
-/// `fast` cases in CI, `slow` under `FAULTLINE_SLOW=1`.
-fn cases(fast: u32, slow_: u32) -> u32 {
-    if slow() { slow_ } else { fast }
-}
-
-fn load(name: &str) -> Scenario {
-    let (file, text) = shipped(name).unwrap();
-    Scenario::from_str(text, file).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn t(s: &str) -> SimTime {
-    s.parse().unwrap()
-}
-
-fn d(s: &str) -> SimDuration {
-    s.parse().unwrap()
-}
 
 /// traffic_spike's arrivals with the spike at `{}` requests a second.
 const SPIKE: &str = r#"Schedule([("0s", "100/s"), ("2m", "{}/s"), ("4m", "100/s")])"#;
@@ -53,20 +32,6 @@ fn scratch(name: &str) -> std::path::PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     let _ = std::fs::remove_dir_all(&dir);
     dir
-}
-
-/// Runs `case` on `variant` of `s` and returns the outcome of `check`.
-fn run_case(s: &Scenario, variant: &str, check: &str, case: &Case) -> faultline::check::Outcome {
-    let mut extra = s.extra.clone();
-    extra.extend(case.params.iter().cloned());
-    let s = Scenario::with_overrides(&s.text, &s.file, &extra)
-        .and_then(|s| s.with_faults(&case.faults))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let vi = s.variants.iter().position(|v| v.name == variant).unwrap();
-    let ci = s.checks.iter().position(|c| c.name() == check).unwrap();
-    let (run, _) = run_seed(&s, vi, case.seed, false);
-    assert!(!run.limit_hit, "{variant} seed {} hit a limit", case.seed);
-    run.checks[ci].clone()
 }
 
 fn counterexample(
@@ -894,11 +859,7 @@ fn the_retry_budget_recovers_from_any_slowdown_up_to_1_minute() {
 /// The values of `value` (one of the scenario's charts) through the run of `case` on
 /// `variant`.
 fn chart_of(s: &Scenario, variant: &str, value: &str, case: &Case) -> Vec<(SimTime, f64)> {
-    let mut extra = s.extra.clone();
-    extra.extend(case.params.iter().cloned());
-    let s = Scenario::with_overrides(&s.text, &s.file, &extra)
-        .and_then(|s| s.with_faults(&case.faults))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let s = with_case(s, case);
     let vi = s.variants.iter().position(|v| v.name == variant).unwrap();
     let ci = s
         .charts

@@ -5,17 +5,9 @@
 //!
 //! CI runs a few cases of each; `FAULTLINE_SLOW=1` runs many more.
 
+use crate::support::{load, slow};
 use faultline::prop::{Param, PropFailure, PropReport, Property};
 use faultline::scenario::{Expect, Scenario, shipped};
-
-fn slow() -> bool {
-    std::env::var_os("FAULTLINE_SLOW").is_some_and(|v| v == "1")
-}
-
-fn load() -> Scenario {
-    let (file, text) = shipped("rebalance_storm").unwrap();
-    Scenario::from_str(text, file).unwrap_or_else(|e| panic!("{e}"))
-}
 
 /// The burst at 2m, at `{}` records a second.
 const BURST: &str = r#"Schedule([("0s", "1200/s"), ("2m", "{}/s"), ("3m", "1200/s")])"#;
@@ -43,7 +35,7 @@ fn holds(r: Result<PropReport, PropFailure>) -> PropReport {
 /// the last ten minutes above 30,000 (the shipped baseline: a median of 136k over 20 seeds).
 #[test]
 fn the_harness_finds_an_unbounded_storm_for_the_baseline() {
-    let s = load();
+    let s = load("rebalance_storm");
     let report = property(&s, "baseline", Expect::Fails, if slow() { 16 } else { 4 })
         .run()
         .unwrap_or_else(|e| panic!("a storm should be found: {e}"));
@@ -59,7 +51,7 @@ fn the_harness_finds_an_unbounded_storm_for_the_baseline() {
 /// tried.
 #[test]
 fn the_fixes_keep_lag_bounded_for_every_seed_tried() {
-    let s = load();
+    let s = load("rebalance_storm");
     for variant in ["cooperative", "static + cpu"] {
         let n = if slow() { 24 } else { 3 };
         let report = holds(property(&s, variant, Expect::Holds, n).run());

@@ -119,3 +119,58 @@ pub fn histogram<M: faultline::actor::Message>(
         .histogram_summary(name)
         .unwrap_or_else(|| panic!("no histogram {name}"))
 }
+
+// ---------------------------------------------------------------------------------------------
+// The property tests' helpers: case counts, shipped scenarios, durations, one case replayed.
+
+/// Whether `FAULTLINE_SLOW=1` asks for the heavy sweeps.
+pub fn slow() -> bool {
+    std::env::var_os("FAULTLINE_SLOW").is_some_and(|v| v == "1")
+}
+
+/// `fast` cases in CI, `slow` under `FAULTLINE_SLOW=1`.
+pub fn cases(fast: u32, slow_: u32) -> u32 {
+    if slow() { slow_ } else { fast }
+}
+
+/// A shipped scenario, loaded.
+pub fn load(name: &str) -> faultline::scenario::Scenario {
+    let (file, text) = faultline::scenario::shipped(name).unwrap();
+    faultline::scenario::Scenario::from_str(text, file).unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub fn t(s: &str) -> SimTime {
+    s.parse().unwrap()
+}
+
+pub fn d(s: &str) -> SimDuration {
+    s.parse().unwrap()
+}
+
+/// `s` with `case`'s parameters and faults applied.
+pub fn with_case(
+    s: &faultline::scenario::Scenario,
+    case: &faultline::prop::Case,
+) -> faultline::scenario::Scenario {
+    use faultline::scenario::Scenario;
+    let mut extra = s.extra.clone();
+    extra.extend(case.params.iter().cloned());
+    Scenario::with_overrides(&s.text, &s.file, &extra)
+        .and_then(|s| s.with_faults(&case.faults))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Runs `case` on `variant` of `s` and returns the outcome of `check`.
+pub fn run_case(
+    s: &faultline::scenario::Scenario,
+    variant: &str,
+    check: &str,
+    case: &faultline::prop::Case,
+) -> faultline::check::Outcome {
+    let s = with_case(s, case);
+    let vi = s.variants.iter().position(|v| v.name == variant).unwrap();
+    let ci = s.checks.iter().position(|c| c.name() == check).unwrap();
+    let (run, _) = faultline::scenario::run::run_seed(&s, vi, case.seed, false);
+    assert!(!run.limit_hit, "{variant} seed {} hit a limit", case.seed);
+    run.checks[ci].clone()
+}
