@@ -266,6 +266,7 @@ fn epoch_fencing_keeps_every_log_free_of_older_epochs() {
         }
     }
     eprintln!("epoch fencing: {fenced} refusals");
+    assert!(fenced > 0, "the fence refused nothing over the seeds");
 }
 
 /// STONITH: the watcher has the switch (on its own network) power db0 off before promoting,

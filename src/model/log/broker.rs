@@ -357,19 +357,24 @@ impl<M: Carry<Log>> Broker<M> {
     fn update_lag(&mut self, ctx: &mut Ctx<'_, M>, t: usize, p: usize) {
         for g in 0..self.groups.len() {
             let lag = self.lag_of(&self.groups[g].name, t, p);
-            if self.lags[g][t][p] == lag {
-                continue;
+            if self.lags[g][t][p] != lag {
+                self.lags[g][t][p] = lag;
+                self.publish_lag(ctx, g, t, p);
             }
-            self.lags[g][t][p] = lag;
-            let m = self.m();
-            let (gp, gt, gmax) = (m.partition_lag[g][t][p], m.lag[g][t], m.max_lag[g][t]);
-            let lags = &self.lags[g][t];
-            let total: u64 = lags.iter().sum();
-            let max = lags.iter().copied().max().unwrap_or(0);
-            ctx.metrics().set(gp, lag as f64);
-            ctx.metrics().set(gt, total as f64);
-            ctx.metrics().set(gmax, max as f64);
         }
+    }
+
+    /// Sets group `g`'s lag gauges for partition `p` of topic `t`, and the topic's total and
+    /// largest, from `lags`.
+    fn publish_lag(&self, ctx: &mut Ctx<'_, M>, g: usize, t: usize, p: usize) {
+        let m = self.m();
+        let (gp, gt, gmax) = (m.partition_lag[g][t][p], m.lag[g][t], m.max_lag[g][t]);
+        let lags = &self.lags[g][t];
+        let total: u64 = lags.iter().sum();
+        let max = lags.iter().copied().max().unwrap_or(0);
+        ctx.metrics().set(gp, lags[p] as f64);
+        ctx.metrics().set(gt, total as f64);
+        ctx.metrics().set(gmax, max as f64);
     }
 
     /// Queues a produce or fetch on the handler that is free first.
@@ -765,22 +770,9 @@ impl<M: Carry<Log>> Actor<M> for Broker<M> {
             .collect();
         for g in 0..self.groups.len() {
             for t in 0..self.config.topics.len() {
-                let m = self.m();
-                let lags = &self.lags[g][t];
-                let ids = &m.partition_lag[g][t];
-                let (gt, gmax) = (m.lag[g][t], m.max_lag[g][t]);
-                let total: u64 = lags.iter().sum();
-                let max = lags.iter().copied().max().unwrap_or(0);
-                let values: Vec<(GaugeId, f64)> = ids
-                    .iter()
-                    .zip(lags)
-                    .map(|(&id, &l)| (id, l as f64))
-                    .collect();
-                for (id, v) in values {
-                    ctx.metrics().set(id, v);
+                for p in 0..self.config.topics[t].partitions as usize {
+                    self.publish_lag(ctx, g, t, p);
                 }
-                ctx.metrics().set(gt, total as f64);
-                ctx.metrics().set(gmax, max as f64);
             }
         }
         // A restarted broker's handlers are idle from now, and its groups are Empty again.

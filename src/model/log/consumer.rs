@@ -596,7 +596,7 @@ impl<M: Carry<Log>> Consumer<M> {
         if let Some(ledger) = &self.ledger {
             let now = ctx.now();
             let consuming = self.consuming(now);
-            (ledger.borrow_mut()).consuming(ctx.metrics(), now, &self.name, &consuming);
+            (ledger.borrow_mut()).consuming(ctx.metrics(), &self.name, &consuming);
         }
     }
 
@@ -1327,7 +1327,7 @@ impl<M: Carry<Log>> Actor<M> for Consumer<M> {
             }
         }
         if let Some(ledger) = &self.ledger {
-            ledger.borrow_mut().consuming(metrics, now, &self.name, &[]);
+            ledger.borrow_mut().consuming(metrics, &self.name, &[]);
         }
     }
 }

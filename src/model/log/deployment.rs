@@ -353,11 +353,17 @@ impl<M: Carry<Log>> GroupController<M> {
 
     /// Starts `slot`'s pod: it runs `provisioning` later.
     fn provision(&mut self, ctx: &mut Ctx<'_, M>, slot: usize) {
+        let d = ctx.sample_duration(&self.provisioning);
+        self.running_after(ctx, slot, d);
+    }
+
+    /// `slot`'s pod is starting and runs `after` from now (a newer change of the slot makes
+    /// the timer stale).
+    fn running_after(&mut self, ctx: &mut Ctx<'_, M>, slot: usize, after: SimDuration) {
         self.pods[slot] = Pod::Starting;
         self.epochs[slot] += 1;
-        let d = ctx.sample_duration(&self.provisioning);
         let seq = ((slot as u64) << 32) | u64::from(self.epochs[slot]);
-        self.timer(ctx, d, PROVISIONED, seq);
+        self.timer(ctx, after, PROVISIONED, seq);
     }
 
     fn on_provisioned(&mut self, ctx: &mut Ctx<'_, M>, seq: u64) {
@@ -514,10 +520,7 @@ impl<M: Carry<Log>> GroupController<M> {
     /// The consumer of `slot` was told to restart `after` from now: its pod runs again then.
     fn restart_in_place(&mut self, ctx: &mut Ctx<'_, M>, slot: usize, after: SimDuration) {
         self.kubelets[slot].self_restart = true;
-        self.pods[slot] = Pod::Starting;
-        self.epochs[slot] += 1;
-        let seq = ((slot as u64) << 32) | u64::from(self.epochs[slot]);
-        self.timer(ctx, after, PROVISIONED, seq);
+        self.running_after(ctx, slot, after);
         self.update_gauges(ctx);
     }
 

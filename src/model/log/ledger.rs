@@ -17,7 +17,6 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use crate::engine::time::SimTime;
 use crate::metrics::{CounterId, GaugeId, Metrics};
 use crate::model::log::group::Partition;
 
@@ -174,13 +173,7 @@ impl Ledger {
     }
 
     /// `member` now consumes exactly `partitions` (empty: nothing).
-    pub fn consuming(
-        &mut self,
-        metrics: &mut Metrics,
-        _now: SimTime,
-        member: &str,
-        partitions: &[Partition],
-    ) {
+    pub fn consuming(&mut self, metrics: &mut Metrics, member: &str, partitions: &[Partition]) {
         let before = self.consuming.get(member).cloned().unwrap_or_default();
         if before == partitions {
             return;
@@ -274,19 +267,18 @@ mod tests {
     #[test]
     fn a_partition_is_stopped_while_nobody_consumes_it() {
         let (mut l, mut m) = ledger();
-        let t = SimTime::ZERO;
         assert_eq!(m.gauge_value("g.partitions_stopped"), Some(2.0));
-        l.consuming(&mut m, t, "a", &[0]);
+        l.consuming(&mut m, "a", &[0]);
         assert_eq!(m.gauge_value("g.stopped.t-0"), Some(0.0));
         assert_eq!(m.gauge_value("g.stopped.t-1"), Some(1.0));
         assert_eq!(m.gauge_value("g.stopped_fraction"), Some(0.5));
         // Two owners for a moment (a revoked member finishing), then one.
-        l.consuming(&mut m, t, "b", &[0, 1]);
+        l.consuming(&mut m, "b", &[0, 1]);
         assert_eq!(m.gauge_value("g.partitions_shared"), Some(1.0));
-        l.consuming(&mut m, t, "a", &[]);
+        l.consuming(&mut m, "a", &[]);
         assert_eq!(m.gauge_value("g.partitions_shared"), Some(0.0));
         assert_eq!(m.gauge_value("g.stopped_fraction"), Some(0.0));
-        l.consuming(&mut m, t, "b", &[1]);
+        l.consuming(&mut m, "b", &[1]);
         assert_eq!(m.gauge_value("g.stopped.t-0"), Some(1.0));
         assert_eq!(m.gauge_value("g.partitions_stopped"), Some(1.0));
     }
