@@ -94,7 +94,13 @@ fn every_shipped_scenario_loads_with_its_variants_resolved() {
         assert!(!s.checks.is_empty(), "{name} has checks");
         assert!(!s.charts.is_empty(), "{name} has charts");
         for v in &s.variants {
-            assert!(!v.expect.is_empty(), "{name}/{} expects something", v.name);
+            // A variant shown beside the fixes only for comparison says so in its `about`
+            // (rebalance_storm's single fixes, which hold on about half the seeds).
+            assert!(
+                !v.expect.is_empty() || v.about.contains("not judged"),
+                "{name}/{} expects something",
+                v.name
+            );
         }
         if s.variants.len() > 1 {
             assert!(
