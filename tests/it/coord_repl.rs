@@ -157,9 +157,20 @@ impl Store {
                 );
             }
         }
-        let watch = self.watch.clone();
-        let w = watch.borrow();
-        w.record(&log, self.sim.metrics_mut())
+        // The in-run verdict (the oracle's metrics) agrees with the after-the-fact one.
+        let o = self.watch.borrow().outcome(&log);
+        assert_eq!(
+            counter(&self.sim, "oracle.acked_writes_lost_total"),
+            o.lost,
+            "{o:?}"
+        );
+        assert_eq!(counter(&self.sim, "oracle.acked_writes_total"), o.acked);
+        assert_eq!(
+            counter(&self.sim, "oracle.stale_epoch_applied_total"),
+            o.stale_applied
+        );
+        assert_eq!(self.watch.borrow().overlap(), o.overlap);
+        o
     }
 }
 
@@ -281,6 +292,7 @@ fn stonith_leaves_no_two_primaries_overlap() {
         let log = s.final_log();
         let o = s.watch.borrow().outcome(&log);
         assert_eq!(o.overlap.as_secs_f64(), 0.0, "seed {seed}: {o:?}");
+        assert_eq!(counter(&s.sim, "oracle.acked_writes_lost_total"), o.lost);
         assert_eq!(counter(&s.sim, "pdu.power_offs_total"), 1, "seed {seed}");
         assert!(
             s.sim.inspect::<ReplNode<Repl>>(s.nodes[0]).is_none(),
