@@ -68,6 +68,17 @@ fn run(scenario: &Scenario, variant: &str, seed: u64) -> Run {
         .and_then(|s| s.points.last().map(|p| p.1))
         .unwrap_or(0.0);
     let power_offs = counter("pdu.power_offs_total");
+    let lost_series = m
+        .series("oracle.acked_writes_lost_total")
+        .expect("the oracle's counter is sampled")
+        .clone();
+    // The counter's sampled value one sample interval after `t_ns`.
+    let lost_after = |t_ns: u64| {
+        let t = SimTime::from_nanos(t_ns).saturating_add(scenario.sample);
+        lost_series.value_at(t).unwrap_or(0.0) as u64
+    };
+    let mut lost_at_resync = None;
+    let mut lost_before_heal = None;
     let primary = NODES
         .iter()
         .map(|n| {
@@ -91,6 +102,12 @@ fn run(scenario: &Scenario, variant: &str, seed: u64) -> Run {
         match r.kind {
             TraceKind::Fault => {
                 let heal = r.detail.starts_with("end of ");
+                if heal {
+                    lost_before_heal = Some(
+                        lost_series
+                            .value_at(SimTime::from_nanos(r.time_ns.saturating_sub(1_000_000_000))),
+                    );
+                }
                 if heal && let Some(z) = last_zombie.take() {
                     timeline.push(format!(
                         "          ... {} of them until t={z:.1}s",
@@ -140,10 +157,12 @@ fn run(scenario: &Scenario, variant: &str, seed: u64) -> Run {
             }
             TraceKind::Message if actor == "db0" && r.detail.starts_with("Repl(Sync {") => {
                 if !synced {
+                    let n = lost_after(r.time_ns);
+                    lost_at_resync = Some(n);
                     timeline.push(format!(
                         "t={t:.1}s db0 resyncs from the new primary, discarding what it took \
                          alone: {} acknowledged writes lost",
-                        thousands(lost)
+                        thousands(n)
                     ));
                 }
                 synced = true;
@@ -163,6 +182,16 @@ fn run(scenario: &Scenario, variant: &str, seed: u64) -> Run {
         thousands(lost),
         thousands(acked)
     ));
+    if lost > 0 && lost_at_resync.is_some() {
+        // The oracle counts the loss when it happens: nothing before the heal, all of it at
+        // the resync.
+        assert_eq!(
+            lost_before_heal,
+            Some(Some(0.0)),
+            "{variant}: lost before the heal"
+        );
+        assert_eq!(lost_at_resync, Some(lost), "{variant}: lost at the resync");
+    }
     Run {
         name: variant.to_string(),
         timeline,
@@ -190,7 +219,7 @@ fn chart(run: &Run, windows: &[FaultWindow]) -> String {
         .collect();
     let spec = ChartSpec {
         title: format!("Who believes it is primary — {}", run.name),
-        y_label: "node (db0 = 1, db1 = 2, db2 = 3; 0 = not primary)".to_string(),
+        y_label: "lane: db0 1, db1 2, db2 3 (0 = not)".to_string(),
         unit: Unit::Count,
         series,
         windows: windows.to_vec(),
