@@ -4,12 +4,25 @@
 //!
 //! This is the one place that lists the built-in component kinds; adding a family (the log,
 //! caches, leases) means adding its kinds here and a variant to [`Msg`].
+//!
+//! The replicated store (catalogue L1) is four kinds, `ReplNode`, `Sentinel`, `ReplClient` and
+//! `PowerSwitch`, rather than one grouped `ReplicatedStore(nodes: [...])`: split brain is about
+//! where each process stands when the network splits, and faults name hosts, so each node,
+//! watcher and client must be able to sit on its own host (a grouped component, like a
+//! consumer group, has one). The components of one store find each other by their node list:
+//! every `ReplNode` and `ReplClient` naming the same set of nodes shares one oracle
+//! ([`ReplLog`], whose `oracle.*` metrics the checks read), handed from the first of them
+//! spawned to the next; loading checks that they agree (`configure_repl` in `load.rs`).
 
 use crate::actor::ActorId;
 use crate::engine::sim::{Sim, SimError};
 use crate::model::Carry;
 use crate::model::cache::{Cache, CacheConfig};
 use crate::model::coord::raft::{Raft, RaftClient, RaftClientConfig, RaftConfig, RaftNode};
+use crate::model::coord::repl::{
+    PowerSwitch, PowerSwitchConfig, Repl, ReplClient, ReplClientConfig, ReplLog, ReplNode,
+    ReplNodeConfig, ReplWatch, Sentinel, SentinelConfig,
+};
 use crate::model::coord::{
     FencedStorage, FencedStorageConfig, Lease, LockService, LockServiceConfig, RegisterClient,
     RegisterClientConfig, RegisterStore, RegisterStoreConfig, Worker, WorkerConfig,
@@ -31,6 +44,7 @@ pub enum Msg {
     Log(Log),
     Lease(Lease),
     Raft(Raft),
+    Repl(Repl),
 }
 
 impl Carry<Rpc> for Msg {
@@ -85,6 +99,19 @@ impl Carry<Raft> for Msg {
     }
 }
 
+impl Carry<Repl> for Msg {
+    fn wrap(inner: Repl) -> Self {
+        Msg::Repl(inner)
+    }
+
+    fn unwrap(self) -> Option<Repl> {
+        match self {
+            Msg::Repl(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
 /// A kind of component, as written in a scenario: `Service(...)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
@@ -103,10 +130,14 @@ pub enum Kind {
     RegisterClient,
     RaftNode,
     RaftClient,
+    ReplNode,
+    Sentinel,
+    ReplClient,
+    PowerSwitch,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 15] = [
+    pub const ALL: [Kind; 19] = [
         Kind::Client,
         Kind::Service,
         Kind::Database,
@@ -122,6 +153,10 @@ impl Kind {
         Kind::RegisterClient,
         Kind::RaftNode,
         Kind::RaftClient,
+        Kind::ReplNode,
+        Kind::Sentinel,
+        Kind::ReplClient,
+        Kind::PowerSwitch,
     ];
 
     /// The name written in a scenario.
@@ -142,6 +177,10 @@ impl Kind {
             Kind::RegisterClient => "RegisterClient",
             Kind::RaftNode => "RaftNode",
             Kind::RaftClient => "RaftClient",
+            Kind::ReplNode => "ReplNode",
+            Kind::Sentinel => "Sentinel",
+            Kind::ReplClient => "ReplClient",
+            Kind::PowerSwitch => "PowerSwitch",
         }
     }
 
@@ -167,6 +206,10 @@ impl Kind {
             Kind::RegisterClient => "coord/register-client",
             Kind::RaftNode => "coord/raft",
             Kind::RaftClient => "coord/raft-client",
+            Kind::ReplNode => "coord/redis-replicated",
+            Kind::Sentinel => "coord/sentinel",
+            Kind::ReplClient => "coord/repl-client",
+            Kind::PowerSwitch => "coord/power-switch",
         }
     }
 }
@@ -190,6 +233,10 @@ pub enum Config {
     RegisterClient(RegisterClientConfig),
     RaftNode(RaftConfig),
     RaftClient(RaftClientConfig),
+    ReplNode(ReplNodeConfig),
+    Sentinel(SentinelConfig),
+    ReplClient(ReplClientConfig),
+    PowerSwitch(PowerSwitchConfig),
 }
 
 impl Config {
@@ -212,6 +259,10 @@ impl Config {
             Kind::RegisterClient => Config::RegisterClient(tree::from_node(node)?),
             Kind::RaftNode => Config::RaftNode(tree::from_node(node)?),
             Kind::RaftClient => Config::RaftClient(tree::from_node(node)?),
+            Kind::ReplNode => Config::ReplNode(tree::from_node(node)?),
+            Kind::Sentinel => Config::Sentinel(tree::from_node(node)?),
+            Kind::ReplClient => Config::ReplClient(tree::from_node(node)?),
+            Kind::PowerSwitch => Config::PowerSwitch(tree::from_node(node)?),
         })
     }
 
@@ -232,6 +283,10 @@ impl Config {
             Config::RegisterClient(_) => Kind::RegisterClient,
             Config::RaftNode(_) => Kind::RaftNode,
             Config::RaftClient(_) => Kind::RaftClient,
+            Config::ReplNode(_) => Kind::ReplNode,
+            Config::Sentinel(_) => Kind::Sentinel,
+            Config::ReplClient(_) => Kind::ReplClient,
+            Config::PowerSwitch(_) => Kind::PowerSwitch,
         }
     }
 
@@ -252,6 +307,10 @@ impl Config {
             Config::RegisterClient(c) => c.validate(),
             Config::RaftNode(c) => c.validate(),
             Config::RaftClient(c) => c.validate(),
+            Config::ReplNode(c) => c.validate(),
+            Config::Sentinel(c) => c.validate(),
+            Config::ReplClient(c) => c.validate(),
+            Config::PowerSwitch(c) => c.validate(),
         }
     }
 
@@ -271,6 +330,11 @@ impl Config {
             }
             Config::RaftNode(c) => c.targets(),
             Config::RaftClient(c) => c.targets(),
+            // A node names itself among its peers: that one is not a call.
+            Config::ReplNode(c) => c.targets(),
+            Config::Sentinel(c) => c.targets(),
+            Config::ReplClient(c) => c.targets(),
+            Config::PowerSwitch(_) => Vec::new(),
         }
     }
 
@@ -372,6 +436,51 @@ impl Config {
                 let proto = RaftClient::<Msg>::new(c).expect(VALID);
                 sim.spawn(host, name, move || proto.clone())
             }
+            // Clones share the node's disk (log, epoch, whom it follows) and the store's
+            // oracle.
+            Config::ReplNode(c) => {
+                let watch = repl_watch(sim, &c.peers);
+                let proto = ReplNode::<Msg>::new(c).expect(VALID).with_watch(watch);
+                sim.spawn(host, name, move || proto.clone())
+            }
+            Config::ReplClient(c) => {
+                let watch = repl_watch(sim, &c.nodes);
+                let proto = ReplClient::<Msg>::new(c).expect(VALID).with_watch(watch);
+                sim.spawn(host, name, move || proto.clone())
+            }
+            Config::Sentinel(c) => {
+                let proto = Sentinel::<Msg>::new(c).expect(VALID);
+                sim.spawn(host, name, move || proto.clone())
+            }
+            Config::PowerSwitch(c) => sim.spawn(host, name, move || {
+                PowerSwitch::<Msg>::with_config(c.clone())
+            }),
         }
     }
+}
+
+/// The oracle of the replicated store whose nodes are `nodes` (in any order): the one an
+/// already spawned node or client of the same store reports to, or a new one.
+fn repl_watch(sim: &Sim<Msg>, nodes: &[String]) -> ReplWatch {
+    let mut want: Vec<&str> = nodes.iter().map(String::as_str).collect();
+    want.sort_unstable();
+    let same = |names: &[String]| {
+        let mut have: Vec<&str> = names.iter().map(String::as_str).collect();
+        have.sort_unstable();
+        have == want
+    };
+    for i in 0..sim.actor_count() {
+        let id = ActorId(i as u32);
+        let found = if let Some(n) = sim.inspect::<ReplNode<Msg>>(id) {
+            same(&n.config().peers).then(|| n.watch()).flatten()
+        } else if let Some(c) = sim.inspect::<ReplClient<Msg>>(id) {
+            same(&c.config().nodes).then(|| c.watch()).flatten()
+        } else {
+            None
+        };
+        if let Some(w) = found {
+            return w;
+        }
+    }
+    ReplLog::shared()
 }

@@ -40,6 +40,11 @@ pub const SHIPPED: &[(&str, &str, &str)] = &[
         include_str!("../../scenarios/consumer_lag_retention.ron"),
     ),
     (
+        "gc_pause_leader",
+        "scenarios/gc_pause_leader.ron",
+        include_str!("../../scenarios/gc_pause_leader.ron"),
+    ),
+    (
         "herd_after_restart",
         "scenarios/herd_after_restart.ron",
         include_str!("../../scenarios/herd_after_restart.ron"),
@@ -98,6 +103,11 @@ pub const SHIPPED: &[(&str, &str, &str)] = &[
         "slow_batch_poll_timeout",
         "scenarios/slow_batch_poll_timeout.ron",
         include_str!("../../scenarios/slow_batch_poll_timeout.ron"),
+    ),
+    (
+        "split_brain",
+        "scenarios/split_brain.ron",
+        include_str!("../../scenarios/split_brain.ron"),
     ),
     (
         "traffic_spike",

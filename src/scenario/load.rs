@@ -747,6 +747,7 @@ fn read(
             resolve_kinds(&mut comps, &trees, problems);
             check_components(&comps, &trees, problems);
             configure_groups(&mut comps, &trees, problems);
+            configure_repl(&comps, &trees, problems);
             variants.push(Variant {
                 name: rv.head.name.clone(),
                 about: rv.head.about.clone(),
@@ -1215,7 +1216,13 @@ fn check_components(comps: &[Component], trees: &[Node], problems: &mut Problems
                     .suggest(suggest(target, names.iter().copied())),
                 );
             }
-            if target == c.name {
+            // A store's node lists every node, itself too; a watcher every watcher.
+            let lists_itself = match &c.config {
+                Config::ReplNode(_) => field.starts_with("peers"),
+                Config::Sentinel(_) => field.starts_with("watchers"),
+                _ => false,
+            };
+            if target == c.name && !lists_itself {
                 problems.push(Problem::new(
                     Some(span_of(tree, &field)),
                     join(&path, &field),
@@ -1340,6 +1347,142 @@ fn configure_groups(comps: &mut [Component], trees: &[Node], problems: &mut Prob
         entry.session_timeout = session;
         entry.rebalance_timeout = rebalance;
         entry.protocol = protocol;
+    }
+}
+
+/// Checks the replicated store's wiring (the names exist: `check_components`): each name is
+/// of the kind its field needs, every node lists itself and the same peers with the same
+/// first (the initial primary), every watcher lists itself, and the watchers and clients name
+/// the nodes of a store (the watchers with its initial primary first). Components naming the
+/// same node set share one oracle (`components.rs`), so these agreements are what make them
+/// one store.
+fn configure_repl(comps: &[Component], trees: &[Node], problems: &mut Problems) {
+    let kind_of = |name: &str| {
+        comps
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.config.kind())
+    };
+    let sorted = |names: &[String]| {
+        let mut v: Vec<String> = names.to_vec();
+        v.sort();
+        v
+    };
+    for (i, c) in comps.iter().enumerate() {
+        let path = join("components", &c.name);
+        let mut problem = |field: String, message: String| {
+            problems.push(Problem::new(
+                Some(span_of(&trees[i], &field)),
+                join(&path, &field),
+                message,
+            ));
+        };
+        // (field, names, the kind they must be)
+        let mut lists: Vec<(&str, &[String], Kind)> = Vec::new();
+        // The node list this component calls its store's, and whether its first must be the
+        // store's first.
+        let mut store: Option<(&str, &[String], bool)> = None;
+        match &c.config {
+            Config::ReplNode(n) => {
+                lists.push(("peers", &n.peers, Kind::ReplNode));
+                if !n.peers.contains(&c.name) {
+                    problem(
+                        "peers".into(),
+                        format!(
+                            "a node lists every node of its store, itself too: add `{}`",
+                            c.name
+                        ),
+                    );
+                }
+                store = Some(("peers", &n.peers, true));
+            }
+            Config::Sentinel(w) => {
+                lists.push(("nodes", &w.nodes, Kind::ReplNode));
+                lists.push(("watchers", &w.watchers, Kind::Sentinel));
+                lists.push(("clients", &w.clients, Kind::ReplClient));
+                if let Some(s) = &w.stonith {
+                    lists.push(("stonith", std::slice::from_ref(s), Kind::PowerSwitch));
+                }
+                if !w.watchers.contains(&c.name) {
+                    problem(
+                        "watchers".into(),
+                        format!(
+                            "a watcher lists every watcher, itself too: add `{}`",
+                            c.name
+                        ),
+                    );
+                }
+                store = Some(("nodes", &w.nodes, true));
+            }
+            Config::ReplClient(k) => {
+                lists.push(("nodes", &k.nodes, Kind::ReplNode));
+                store = Some(("nodes", &k.nodes, false));
+            }
+            _ => {}
+        }
+        let mut well_typed = true;
+        for (field, names, kind) in lists {
+            for (j, name) in names.iter().enumerate() {
+                match kind_of(name) {
+                    Some(k) if k != kind => {
+                        well_typed = false;
+                        let f = if field == "stonith" {
+                            field.to_string()
+                        } else {
+                            format!("{field}[{j}]")
+                        };
+                        problem(
+                            f,
+                            format!("`{name}` is a {}, not a {}", k.name(), kind.name()),
+                        );
+                    }
+                    Some(_) => {}
+                    // Reported by `check_components`.
+                    None => well_typed = false,
+                }
+            }
+        }
+        let Some((field, nodes, same_first)) = store else {
+            continue;
+        };
+        if !well_typed {
+            continue;
+        }
+        // The store as its first node sees it; a node compares itself with every peer.
+        let is_node = matches!(c.config, Config::ReplNode(_));
+        let others: Vec<&String> = if is_node {
+            nodes.iter().collect()
+        } else {
+            nodes.first().into_iter().collect()
+        };
+        for other in others {
+            let Some(Config::ReplNode(o)) =
+                comps.iter().find(|x| &x.name == other).map(|x| &x.config)
+            else {
+                continue;
+            };
+            if sorted(&o.peers) != sorted(nodes) {
+                problem(
+                    field.into(),
+                    format!(
+                        "[{}] is not the store `{other}` belongs to, whose nodes are [{}]",
+                        nodes.join(", "),
+                        o.peers.join(", ")
+                    ),
+                );
+                break;
+            } else if same_first && o.peers.first() != nodes.first() {
+                problem(
+                    format!("{field}[0]"),
+                    format!(
+                        "the first node is the store's initial primary, and `{other}` says it \
+                         is `{}`",
+                        o.peers[0]
+                    ),
+                );
+                break;
+            }
+        }
     }
 }
 

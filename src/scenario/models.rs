@@ -70,6 +70,22 @@ pub const FILES: &[(&str, &str)] = &[
         "models/coord/raft_client.ron",
         include_str!("../../models/coord/raft_client.ron"),
     ),
+    (
+        "models/coord/redis_replicated.ron",
+        include_str!("../../models/coord/redis_replicated.ron"),
+    ),
+    (
+        "models/coord/sentinel.ron",
+        include_str!("../../models/coord/sentinel.ron"),
+    ),
+    (
+        "models/coord/repl_client.ron",
+        include_str!("../../models/coord/repl_client.ron"),
+    ),
+    (
+        "models/coord/power_switch.ron",
+        include_str!("../../models/coord/power_switch.ron"),
+    ),
 ];
 
 /// A parsed model file.

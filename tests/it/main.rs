@@ -51,3 +51,11 @@ mod thundering_herd;
 fn thundering_herd_example_runs_and_holds() {
     thundering_herd::main();
 }
+
+#[path = "../../examples/split_brain.rs"]
+mod split_brain;
+
+#[test]
+fn split_brain_example_runs_and_holds() {
+    split_brain::story(None);
+}

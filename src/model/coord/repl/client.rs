@@ -130,6 +130,15 @@ impl<M> ReplClient<M> {
         self
     }
 
+    /// The oracle it reports to, if any.
+    pub fn watch(&self) -> Option<ReplWatch> {
+        self.watch.clone()
+    }
+
+    pub fn config(&self) -> &ReplClientConfig {
+        &self.config
+    }
+
     /// The writes it was told are acknowledged (shared by clones).
     pub fn acked(&self) -> Durable<Vec<AckedWrite>> {
         self.acked.clone()
@@ -176,6 +185,9 @@ impl<M: Carry<Repl>> Actor<M> for ReplClient<M> {
             redirects: ctx.counter("redirects_total"),
             timeouts: ctx.counter("timeouts_total"),
         });
+        if let Some(w) = &self.watch {
+            w.borrow_mut().join(ctx.metrics());
+        }
         ctx.set_timer(self.next_gap(), M::wrap(Repl::Tick(ReplTick::Next)));
     }
 
@@ -202,7 +214,7 @@ impl<M: Carry<Repl>> Actor<M> for ReplClient<M> {
                         };
                         self.acked.borrow_mut().push(a);
                         if let Some(w) = &self.watch {
-                            w.borrow_mut().acked.push(a);
+                            w.borrow_mut().acked(a, ctx.metrics());
                         }
                     }
                     WriteResult::Redirect { primary, epoch } => {

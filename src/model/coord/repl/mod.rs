@@ -31,10 +31,13 @@
 //!   primary, follows redirects and the watchers' announcements, and records every
 //!   acknowledged write in the oracle.
 //! - [`ReplLog`] (here): the oracle, shared instrumentation no actor reads back: every
-//!   acknowledged write (key, value, epoch, node, true time), every write a node accepted as
-//!   primary, and every write a node's log took from an epoch older than it had seen. After
-//!   the run, [`ReplLog::outcome`] compares the acknowledged writes with the final primary's
-//!   log: `acked_writes_lost_total`, and the time two nodes both accepted writes as primary.
+//!   acknowledged write, every tenure of a node acknowledging writes as primary, every entry a
+//!   log took from an epoch older than it had seen. It keeps its verdict as metrics owned by
+//!   `oracle` while the run goes (`acked_writes_lost_total` counts an acknowledged write the
+//!   moment a resync throws it away; `primaries`, `two_primaries_overlap_seconds`,
+//!   `stale_epoch_applied_total`), so a scenario's checks and charts read them;
+//!   [`ReplLog::outcome`] recomputes the same after the fact from a final log, as a
+//!   cross-check.
 //!
 //! On heal the old primary learns the new epoch (from a watcher, or from a fenced refusal),
 //! becomes a replica of the new primary and takes a full resync (Redis's full `SYNC`),
@@ -45,19 +48,20 @@ mod node;
 mod sentinel;
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use crate::actor::ActorId;
 use crate::engine::time::{SimDuration, SimTime};
-use crate::metrics::Metrics;
+use crate::metrics::{CounterId, GaugeId, Metrics};
 
 pub use client::{ReplClient, ReplClientConfig};
 pub use node::{
     Ack, DEFAULT_MIN_REPLICAS_MAX_LAG, NodeDisk, REPLICA_ACK_INTERVAL, ReplNode, ReplNodeConfig,
 };
 pub use sentinel::{
-    DEFAULT_DOWN_AFTER, DEFAULT_PING_INTERVAL, PowerSwitch, Sentinel, SentinelConfig,
+    DEFAULT_DOWN_AFTER, DEFAULT_PING_INTERVAL, DEFAULT_POWER_WAIT, PowerSwitch, PowerSwitchConfig,
+    Sentinel, SentinelConfig,
 };
 
 /// A promotion count: the epoch of the primary that accepted a write.
@@ -186,6 +190,12 @@ pub enum ReplTick {
     Timeout {
         id: u64,
     },
+    /// Power switch: the power-off of `node` is done; confirm it to `watcher`.
+    Confirm {
+        watcher: ActorId,
+        node: ActorId,
+        epoch: Epoch,
+    },
 }
 
 /// The epoch fence, a pure core: the newest epoch seen; `admit` says whether something of
@@ -220,28 +230,73 @@ pub struct AckedWrite {
     pub at: SimTime,
 }
 
-/// What the oracle saw. Instrumentation only: nodes and clients write to it, nothing reads it
-/// back during the run.
+/// Where the oracle writes its verdict: metrics owned by [`ORACLE`].
+pub const ORACLE: &str = "oracle";
+
+#[derive(Clone, Copy, Debug)]
+struct OracleMetrics {
+    acked: CounterId,
+    lost: CounterId,
+    stale: CounterId,
+    fenced: CounterId,
+    primaries: GaugeId,
+    overlap: GaugeId,
+}
+
+/// What the oracle saw, and the verdict it keeps up to date as the run goes. Instrumentation
+/// only: nodes and clients write to it and nothing reads it back to decide what to do.
+///
+/// Its metrics, owned by [`ORACLE`] (`oracle.*`), move at the moment something happens, so
+/// they chart over time and a scenario's checks judge them like any other metric:
+///
+/// - `acked_writes_total`: writes a client was told are acknowledged.
+/// - `acked_writes_lost_total`: acknowledged writes no node's log holds any more. The oracle
+///   counts, per value, the logs holding it (a crashed node's disk still does, a node powered
+///   off by STONITH no longer: it only comes back through a full resync); a full resync
+///   replaces a node's log with its new primary's, and a value whose last copy it threw away
+///   is gone (values are unique; a client sends one again only after a redirect, when the node
+///   that redirected had not acknowledged it). It is counted when the second of the two facts
+///   arrives — the last copy's discard, or the client's acknowledgement, which may still be on
+///   the wire — and once per value.
+/// - `stale_epoch_applied_total`: entries a node's log took from a stream older than the
+///   newest epoch that node had seen (what `fence_epoch` forbids); `fenced_total`: things the
+///   nodes refused for their epoch.
+/// - gauge `primaries`: nodes, up, that believe they are the primary.
+/// - gauge `two_primaries_overlap_seconds`: the total true time two different nodes both
+///   acknowledged writes as primary. Per (node, epoch) the oracle keeps the first and last
+///   acknowledgement; each acknowledgement that extends a tenure adds the part of the extension
+///   that other nodes' tenures cover, so the gauge only grows, and at the end it is the sum over
+///   pairs of the overlap of their intervals ([`ReplLog::outcome`] computes the same after the
+///   fact).
+///
+/// One store per simulation: the metric names do not say which store they are about.
 #[derive(Clone, Debug, Default)]
 pub struct ReplLog {
     pub acked: Vec<AckedWrite>,
-    /// Per (node, epoch) a node accepted writes as primary in: first and last true time.
+    /// Per (node, epoch) a node acknowledged writes as primary in: first and last true time.
     pub tenures: BTreeMap<(ActorId, Epoch), (SimTime, SimTime)>,
     /// Writes a node's log took whose epoch was older than the newest it had seen:
     /// (node, write epoch, newest seen, true time).
     pub stale_applied: Vec<(ActorId, Epoch, Epoch, SimTime)>,
+    acked_values: BTreeSet<u64>,
+    /// Per value ever appended, how many logs hold it now.
+    copies: BTreeMap<u64, u32>,
+    lost: BTreeSet<u64>,
+    believers: BTreeSet<ActorId>,
+    overlap: SimDuration,
+    metrics: Option<OracleMetrics>,
 }
 
 /// The shared oracle.
 pub type ReplWatch = Rc<RefCell<ReplLog>>;
 
-/// The run's verdict.
+/// The run's verdict, computed after the fact from the acknowledged writes and a final log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Outcome {
     pub acked: u64,
     pub lost: u64,
-    /// Total true time two different nodes both accepted writes as primary (sum over pairs of
-    /// tenures of the overlap of their [first, last] accept intervals).
+    /// Total true time two different nodes both acknowledged writes as primary (sum over pairs
+    /// of tenures of the overlap of their [first, last] intervals).
     pub overlap: SimDuration,
     pub stale_applied: u64,
 }
@@ -251,15 +306,122 @@ impl ReplLog {
         Rc::new(RefCell::new(ReplLog::default()))
     }
 
-    pub(crate) fn accepted(&mut self, node: ActorId, epoch: Epoch, now: SimTime) {
+    /// Registers the oracle's metrics (every node and client does at its start; the first
+    /// registers, the others find them).
+    pub(crate) fn join(&mut self, metrics: &mut Metrics) {
+        if self.metrics.is_some() {
+            return;
+        }
+        self.metrics = Some(OracleMetrics {
+            acked: metrics.counter(ORACLE, "acked_writes_total"),
+            lost: metrics.counter(ORACLE, "acked_writes_lost_total"),
+            stale: metrics.counter(ORACLE, "stale_epoch_applied_total"),
+            fenced: metrics.counter(ORACLE, "fenced_total"),
+            primaries: metrics.gauge(ORACLE, "primaries"),
+            overlap: metrics.gauge(ORACLE, "two_primaries_overlap_seconds"),
+        });
+    }
+
+    fn m(&self) -> OracleMetrics {
+        self.metrics.expect("joined at start")
+    }
+
+    /// The acknowledged writes lost so far, the in-run verdict.
+    pub fn lost(&self) -> u64 {
+        self.lost.len() as u64
+    }
+
+    /// The two-primaries overlap so far.
+    pub fn overlap(&self) -> SimDuration {
+        self.overlap
+    }
+
+    /// A client was told `a` is acknowledged.
+    pub(crate) fn acked(&mut self, a: AckedWrite, metrics: &mut Metrics) {
+        let m = self.m();
+        self.acked.push(a);
+        self.acked_values.insert(a.value);
+        metrics.inc(m.acked);
+        if self.copies.get(&a.value) == Some(&0) && self.lost.insert(a.value) {
+            metrics.inc(m.lost);
+        }
+    }
+
+    /// A log took `value`.
+    pub(crate) fn hold(&mut self, value: u64) {
+        *self.copies.entry(value).or_insert(0) += 1;
+    }
+
+    /// A log threw `values` away (a resync, after the new log was held).
+    pub(crate) fn release(&mut self, values: &[u64], metrics: &mut Metrics) {
+        let m = self.m();
+        for &v in values {
+            let Some(c) = self.copies.get_mut(&v) else {
+                continue;
+            };
+            *c = c.saturating_sub(1);
+            if *c == 0 && self.acked_values.contains(&v) && self.lost.insert(v) {
+                metrics.inc(m.lost);
+            }
+        }
+    }
+
+    pub(crate) fn stale(&mut self, entry: (ActorId, Epoch, Epoch, SimTime), metrics: &mut Metrics) {
+        let m = self.m();
+        self.stale_applied.push(entry);
+        metrics.inc(m.stale);
+    }
+
+    pub(crate) fn fenced(&mut self, metrics: &mut Metrics) {
+        let m = self.m();
+        metrics.inc(m.fenced);
+    }
+
+    /// Whether `node` (up) believes it is the primary.
+    pub(crate) fn believes(&mut self, node: ActorId, primary: bool, metrics: &mut Metrics) {
+        let m = self.m();
+        if primary {
+            self.believers.insert(node);
+        } else {
+            self.believers.remove(&node);
+        }
+        metrics.set(m.primaries, self.believers.len() as f64);
+    }
+
+    /// `node` acknowledged a write as primary of `epoch` at `now`.
+    pub(crate) fn acknowledged(
+        &mut self,
+        node: ActorId,
+        epoch: Epoch,
+        now: SimTime,
+        metrics: &mut Metrics,
+    ) {
         let t = self.tenures.entry((node, epoch)).or_insert((now, now));
+        let from = t.1;
         t.1 = now;
+        let mut added = SimDuration::ZERO;
+        for (&(other, _), &(f, l)) in &self.tenures {
+            if other == node {
+                continue;
+            }
+            let (a, b) = (from.max(f), now.min(l));
+            if a < b {
+                added = added.saturating_add(b.saturating_duration_since(a));
+            }
+        }
+        if added > SimDuration::ZERO {
+            self.overlap = self.overlap.saturating_add(added);
+            if let Some(m) = self.metrics {
+                metrics.set(m.overlap, self.overlap.as_secs_f64());
+            }
+        }
     }
 
     /// Compares the acknowledged writes with `final_log` (the surviving primary's log): an
-    /// acknowledged write whose value is not in it is lost.
+    /// acknowledged write whose value is not in it is lost. The after-the-fact cross-check of
+    /// the in-run metrics.
     pub fn outcome(&self, final_log: &[Entry]) -> Outcome {
-        let present: std::collections::BTreeSet<u64> = final_log.iter().map(|e| e.value).collect();
+        let present: BTreeSet<u64> = final_log.iter().map(|e| e.value).collect();
         let lost = self
             .acked
             .iter()
@@ -274,12 +436,8 @@ impl ReplLog {
                 }
                 let from = (*fa).max(*fb);
                 let to = (*la).min(*lb);
-                if from <= to {
+                if from < to {
                     overlap = overlap.saturating_add(to.saturating_duration_since(from));
-                    // Two single writes at one instant still overlap: count one nanosecond.
-                    if from == to {
-                        overlap = overlap.saturating_add(SimDuration::from_nanos(1));
-                    }
                 }
             }
         }
@@ -289,22 +447,6 @@ impl ReplLog {
             overlap,
             stale_applied: self.stale_applied.len() as u64,
         }
-    }
-
-    /// Writes the verdict as metrics owned by `oracle`: `acked_writes_total`,
-    /// `acked_writes_lost_total`, `stale_epoch_applied_total` and the gauge
-    /// `two_primaries_overlap_seconds`.
-    pub fn record(&self, final_log: &[Entry], metrics: &mut Metrics) -> Outcome {
-        let o = self.outcome(final_log);
-        let c = metrics.counter("oracle", "acked_writes_total");
-        metrics.add(c, o.acked);
-        let c = metrics.counter("oracle", "acked_writes_lost_total");
-        metrics.add(c, o.lost);
-        let c = metrics.counter("oracle", "stale_epoch_applied_total");
-        metrics.add(c, o.stale_applied);
-        let g = metrics.gauge("oracle", "two_primaries_overlap_seconds");
-        metrics.set(g, o.overlap.as_secs_f64());
-        o
     }
 }
 
@@ -323,34 +465,79 @@ mod tests {
     }
 
     #[test]
-    fn the_oracle_counts_lost_writes_and_overlap() {
+    fn the_oracle_counts_lost_writes_and_overlap_as_they_happen() {
+        let mut metrics = Metrics::new(None);
         let mut log = ReplLog::default();
+        log.join(&mut metrics);
         let (a, b) = (ActorId(0), ActorId(1));
         let t = SimTime::from_nanos;
-        for (v, node, epoch, at) in [(1, a, 1, 10), (2, a, 1, 50), (3, b, 2, 30), (4, b, 2, 90)] {
-            log.acked.push(AckedWrite {
-                key: 0,
-                value: v,
-                epoch,
-                node,
-                at: t(at),
-            });
-            log.accepted(node, epoch, t(at));
+        let ack = |value, node, epoch, at| AckedWrite {
+            key: 0,
+            value,
+            epoch,
+            node,
+            at: t(at),
+        };
+        for (v, node, epoch, at) in [(1, a, 1, 10), (3, b, 2, 30), (2, a, 1, 50), (4, b, 2, 90)] {
+            metrics.advance_to(t(at));
+            log.acknowledged(node, epoch, t(at), &mut metrics);
+            if v == 1 || v == 4 {
+                log.acked(ack(v, node, epoch, at), &mut metrics);
+            }
         }
+        // a: [10, 50], b: [30, 90]: 20 ns together, known once b's write at 90 came.
+        assert_eq!(log.overlap(), SimDuration::from_nanos(20));
+        for v in 1..=5 {
+            log.hold(v);
+        }
+        // 2 is discarded before its acknowledgement arrives, 1 after; 5 was never acknowledged.
+        log.release(&[1, 2, 5], &mut metrics);
+        assert_eq!(log.lost(), 1);
+        log.acked(ack(2, a, 1, 95), &mut metrics);
+        assert_eq!(log.lost(), 2);
+        // 3 is discarded where it was, then taken again (a retry after a redirect), then
+        // acknowledged: alive. 4 has a second copy.
+        log.release(&[3], &mut metrics);
+        log.hold(3);
+        log.acked(ack(3, b, 2, 96), &mut metrics);
+        log.hold(4);
+        log.release(&[4], &mut metrics);
+        log.release(&[1], &mut metrics);
+        assert_eq!(log.lost(), 2, "each value counts once");
+        assert_eq!(
+            metrics.counter_value("oracle.acked_writes_lost_total"),
+            Some(2)
+        );
+        assert_eq!(metrics.counter_value("oracle.acked_writes_total"), Some(4));
         let e = |value| Entry {
             offset: 0,
             key: 0,
             value,
             epoch: 2,
         };
-        let o = log.outcome(&[e(1), e(3), e(4)]);
-        assert_eq!(o.lost, 1);
-        assert_eq!(o.acked, 4);
-        // a: [10, 50], b: [30, 90]: 20 ns together.
-        assert_eq!(o.overlap, SimDuration::from_nanos(20));
+        let o = log.outcome(&[e(3), e(4)]);
+        assert_eq!((o.acked, o.lost), (4, 2));
+        assert_eq!(
+            o.overlap,
+            log.overlap(),
+            "the in-run overlap is the pairwise one"
+        );
         log.tenures.clear();
-        log.accepted(a, 1, t(10));
-        log.accepted(b, 2, t(20));
+        log.acknowledged(a, 1, t(10), &mut metrics);
+        log.acknowledged(b, 2, t(20), &mut metrics);
         assert_eq!(log.outcome(&[]).overlap, SimDuration::ZERO);
+    }
+
+    #[test]
+    fn the_primaries_gauge_counts_believers() {
+        let mut metrics = Metrics::new(None);
+        let mut log = ReplLog::default();
+        log.join(&mut metrics);
+        log.believes(ActorId(0), true, &mut metrics);
+        log.believes(ActorId(1), true, &mut metrics);
+        log.believes(ActorId(1), true, &mut metrics);
+        assert_eq!(metrics.gauge_value("oracle.primaries"), Some(2.0));
+        log.believes(ActorId(0), false, &mut metrics);
+        assert_eq!(metrics.gauge_value("oracle.primaries"), Some(1.0));
     }
 }

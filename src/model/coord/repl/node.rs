@@ -18,7 +18,7 @@ use super::{Entry, Epoch, EpochFence, Repl, ReplTick, ReplWatch, WriteResult};
 use crate::actor::{Actor, ActorId, Ctx, Durable};
 use crate::dist::{Dist, Sampler};
 use crate::engine::time::{SimDuration, SimTime};
-use crate::metrics::{CounterId, GaugeId};
+use crate::metrics::{CounterId, GaugeId, Metrics};
 use crate::model::Carry;
 use crate::model::rpc::{ConfigError, Validate, check_unique_names, compile, nonzero};
 
@@ -124,6 +124,10 @@ pub struct NodeDisk {
     pub fence: EpochFence,
     /// Whom it follows; itself when primary. None before the first start.
     pub primary: Option<ActorId>,
+    /// The oracle's bookkeeping: the entries from this index on count as copies of their
+    /// values. A STONITH power-off lets go of them all: the fenced node never serves that log
+    /// again without a full resync from the new primary, whenever it comes back.
+    pub held_from: usize,
 }
 
 #[derive(Clone, Copy)]
@@ -161,6 +165,8 @@ pub struct ReplNode<M> {
     /// Replica only: entries that arrived ahead of a gap.
     ahead: BTreeMap<u64, Entry>,
     metrics: Option<NodeMetrics>,
+    /// Its own id, known from the start (for `on_crash`, which has no context).
+    me: Option<ActorId>,
     _m: PhantomData<M>,
 }
 
@@ -181,6 +187,7 @@ impl<M> ReplNode<M> {
             pending: BTreeMap::new(),
             ahead: BTreeMap::new(),
             metrics: None,
+            me: None,
             _m: PhantomData,
         })
     }
@@ -194,6 +201,15 @@ impl<M> ReplNode<M> {
     /// The node's disk (shared by clones).
     pub fn disk(&self) -> Durable<NodeDisk> {
         self.disk.clone()
+    }
+
+    /// The oracle it reports to, if any.
+    pub fn watch(&self) -> Option<ReplWatch> {
+        self.watch.clone()
+    }
+
+    pub fn config(&self) -> &ReplNodeConfig {
+        &self.config
     }
 }
 
@@ -216,6 +232,19 @@ impl<M: Carry<Repl>> ReplNode<M> {
         let e = self.epoch() as f64;
         ctx.metrics().set(m.is_primary, p);
         ctx.metrics().set(m.epoch, e);
+        if let Some(w) = &self.watch {
+            w.borrow_mut().believes(ctx.me(), p > 0.0, ctx.metrics());
+        }
+    }
+
+    /// The process stops: it believes nothing any more (for the oracle and the chart).
+    fn stopped(&mut self, me: ActorId, metrics: &mut Metrics) {
+        if let Some(m) = self.metrics {
+            metrics.set(m.is_primary, 0.0);
+        }
+        if let Some(w) = &self.watch {
+            w.borrow_mut().believes(me, false, metrics);
+        }
     }
 
     /// Records the newest epoch seen, for the oracle's check, without fencing on it.
@@ -229,14 +258,16 @@ impl<M: Carry<Repl>> ReplNode<M> {
     /// Appends `entry`, which came in the stream of a primary of epoch `stream` (a resync's
     /// history keeps its own older epochs), telling the oracle if `stream` is older than the
     /// newest epoch this node has seen (what `fence_epoch` forbids).
-    fn append(&mut self, ctx: &Ctx<'_, M>, entry: Entry, stream: Epoch) {
+    fn append(&mut self, ctx: &mut Ctx<'_, M>, entry: Entry, stream: Epoch) {
         let seen = self.epoch();
         if stream < seen
             && let Some(w) = &self.watch
         {
-            w.borrow_mut()
-                .stale_applied
-                .push((ctx.me(), entry.epoch, seen, ctx.now()));
+            let stale = (ctx.me(), entry.epoch, seen, ctx.now());
+            w.borrow_mut().stale(stale, ctx.metrics());
+        }
+        if let Some(w) = &self.watch {
+            w.borrow_mut().hold(entry.value);
         }
         self.disk.borrow_mut().log.push(entry);
     }
@@ -285,6 +316,9 @@ impl<M: Carry<Repl>> ReplNode<M> {
     fn fenced(&mut self, ctx: &mut Ctx<'_, M>, to: ActorId) {
         let m = self.m();
         ctx.metrics().inc(m.fenced);
+        if let Some(w) = &self.watch {
+            w.borrow_mut().fenced(ctx.metrics());
+        }
         let epoch = self.epoch();
         ctx.send(to, M::wrap(Repl::Fenced { epoch }));
     }
@@ -348,9 +382,7 @@ impl<M: Carry<Repl>> ReplNode<M> {
         };
         self.append(ctx, entry, epoch);
         ctx.metrics().inc(m.accepted);
-        if let Some(w) = &self.watch {
-            w.borrow_mut().accepted(ctx.me(), epoch, ctx.now());
-        }
+
         match &self.lag {
             Some(s) => {
                 let after = ctx.sample_duration(&s.clone());
@@ -360,12 +392,21 @@ impl<M: Carry<Repl>> ReplNode<M> {
         }
         if self.needed() <= 1 {
             ctx.metrics().inc(m.acked);
+            self.acknowledged(ctx, epoch);
             let result = WriteResult::Ok { epoch };
             ctx.send(reply_to, M::wrap(Repl::WriteReply { id, result }));
         } else {
             self.pending.insert(offset, Pending { id, reply_to });
             let t = ReplTick::QuorumTimeout { offset };
             ctx.set_timer(self.config.quorum_timeout, M::wrap(Repl::Tick(t)));
+        }
+    }
+
+    /// Tells the oracle this node acknowledged a write as primary of `epoch` now.
+    fn acknowledged(&self, ctx: &mut Ctx<'_, M>, epoch: Epoch) {
+        if let Some(w) = &self.watch {
+            let (me, now) = (ctx.me(), ctx.now());
+            w.borrow_mut().acknowledged(me, epoch, now, ctx.metrics());
         }
     }
 
@@ -398,6 +439,7 @@ impl<M: Carry<Repl>> ReplNode<M> {
         for off in ready {
             if let Some(p) = self.pending.remove(&off) {
                 ctx.metrics().inc(m.acked);
+                self.acknowledged(ctx, epoch);
                 let result = WriteResult::Ok { epoch };
                 ctx.send(p.reply_to, M::wrap(Repl::WriteReply { id: p.id, result }));
             }
@@ -479,14 +521,22 @@ impl<M: Carry<Repl>> ReplNode<M> {
         };
         ctx.metrics().inc(m.full_syncs);
         ctx.metrics().add(m.discarded, discarded as u64);
-        {
+        let (old, held_from) = {
             let mut d = self.disk.borrow_mut();
-            d.log.clear();
             d.primary = Some(from);
-        }
+            (std::mem::take(&mut d.log), std::mem::take(&mut d.held_from))
+        };
         self.ahead.clear();
         for e in log {
             self.append(ctx, e, epoch);
+        }
+        // The new log is held before the old one is let go: a value in both never has no copy.
+        if let Some(w) = &self.watch {
+            let old: Vec<u64> = old[held_from.min(old.len())..]
+                .iter()
+                .map(|e| e.value)
+                .collect();
+            w.borrow_mut().release(&old, ctx.metrics());
         }
         self.ack_primary(ctx);
         self.publish(ctx);
@@ -496,6 +546,7 @@ impl<M: Carry<Repl>> ReplNode<M> {
 impl<M: Carry<Repl>> Actor<M> for ReplNode<M> {
     fn on_start(&mut self, ctx: &mut Ctx<'_, M>) {
         let own = ctx.name().to_string();
+        self.me = Some(ctx.me());
         let metrics = NodeMetrics {
             accepted: ctx.counter("writes_accepted_total"),
             acked: ctx.counter("writes_acked_total"),
@@ -509,6 +560,9 @@ impl<M: Carry<Repl>> Actor<M> for ReplNode<M> {
             epoch: ctx.gauge("epoch"),
         };
         self.metrics = Some(metrics);
+        if let Some(w) = &self.watch {
+            w.borrow_mut().join(ctx.metrics());
+        }
         self.peers = self
             .config
             .peers
@@ -594,8 +648,26 @@ impl<M: Carry<Repl>> Actor<M> for ReplNode<M> {
                     self.step_down(ctx, Some(primary));
                 }
             }
-            Repl::PowerOff => ctx.crash_self(None),
+            Repl::PowerOff => {
+                // `on_crash` does not run after `crash_self`: stop believing here.
+                let me = ctx.me();
+                self.stopped(me, ctx.metrics());
+                if let Some(w) = &self.watch {
+                    let mut d = self.disk.borrow_mut();
+                    let old: Vec<u64> = d.log[d.held_from..].iter().map(|e| e.value).collect();
+                    d.held_from = d.log.len();
+                    w.borrow_mut().release(&old, ctx.metrics());
+                }
+                ctx.crash_self(None);
+            }
             _ => {}
+        }
+    }
+
+    fn on_crash(&mut self, _now: SimTime, metrics: &mut Metrics) {
+        // A crash from outside (a fault): the process believes nothing any more.
+        if let Some(me) = self.me {
+            self.stopped(me, metrics);
         }
     }
 

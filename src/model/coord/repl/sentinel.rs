@@ -433,27 +433,97 @@ impl<M: Carry<Repl>> Actor<M> for Sentinel<M> {
     }
 }
 
+fn default_power_wait() -> SimDuration {
+    DEFAULT_POWER_WAIT
+}
+
+/// How long a fence agent waits after the power-off before it reports: fence_ipmilan's
+/// `power_wait`, 2 s (fence-agents man page, "-T Wait X seconds after on/off operation
+/// (Default Value: 2)").
+pub const DEFAULT_POWER_WAIT: SimDuration = SimDuration::from_secs(2);
+
+/// A [`PowerSwitch`]'s config: `()` or `(power_wait: "4s")`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PowerSwitchConfig {
+    /// Between cutting the power and confirming it to the watcher; default 2 s.
+    #[serde(default = "default_power_wait")]
+    pub power_wait: SimDuration,
+}
+
+impl Default for PowerSwitchConfig {
+    fn default() -> Self {
+        PowerSwitchConfig {
+            power_wait: DEFAULT_POWER_WAIT,
+        }
+    }
+}
+
+impl Validate for PowerSwitchConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        Ok(())
+    }
+}
+
 /// STONITH: a power switch on its own management network. On a watcher's `PowerOffRequest` it
 /// tells the node to power off (the node crashes itself when the order arrives) and confirms to
-/// the watcher. Counts `power_offs_total`.
-#[derive(Clone, Default)]
+/// the watcher `power_wait` later, as a fence agent reports after its wait. Counts
+/// `power_offs_total`.
+#[derive(Clone)]
 pub struct PowerSwitch<M> {
+    config: PowerSwitchConfig,
     _m: PhantomData<M>,
 }
 
+impl<M> Default for PowerSwitch<M> {
+    fn default() -> Self {
+        PowerSwitch::new()
+    }
+}
+
 impl<M> PowerSwitch<M> {
+    /// A switch that confirms at once (`power_wait` 0).
     pub fn new() -> Self {
-        PowerSwitch { _m: PhantomData }
+        PowerSwitch::with_config(PowerSwitchConfig {
+            power_wait: SimDuration::ZERO,
+        })
+    }
+
+    pub fn with_config(config: PowerSwitchConfig) -> Self {
+        PowerSwitch {
+            config,
+            _m: PhantomData,
+        }
     }
 }
 
 impl<M: Carry<Repl>> Actor<M> for PowerSwitch<M> {
+    fn on_start(&mut self, ctx: &mut Ctx<'_, M>) {
+        ctx.counter("power_offs_total");
+    }
+
     fn on_message(&mut self, ctx: &mut Ctx<'_, M>, from: ActorId, msg: M) {
         if let Some(Repl::PowerOffRequest { node, epoch }) = msg.unwrap() {
             let c = ctx.counter("power_offs_total");
             ctx.metrics().inc(c);
             ctx.send(node, M::wrap(Repl::PowerOff));
-            ctx.send(from, M::wrap(Repl::PoweredOff { node, epoch }));
+            let t = ReplTick::Confirm {
+                watcher: from,
+                node,
+                epoch,
+            };
+            ctx.set_timer(self.config.power_wait, M::wrap(Repl::Tick(t)));
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, M>, msg: M) {
+        if let Some(Repl::Tick(ReplTick::Confirm {
+            watcher,
+            node,
+            epoch,
+        })) = msg.unwrap()
+        {
+            ctx.send(watcher, M::wrap(Repl::PoweredOff { node, epoch }));
         }
     }
 }
