@@ -91,7 +91,9 @@
 //! What it processed and did not commit is processed again by whoever gets the partition. A
 //! batch is processed record by record: a crash in the middle of one leaves the records whose
 //! processing had ended processed (reported to the group's ledger), and the rest not — lost,
-//! if an auto-commit already covered them (K6), processed again otherwise.
+//! if an auto-commit already covered them (K6), processed again otherwise. A `close()` (a
+//! rollout's restart, a scale-down, a liveness restart) interrupts a batch the same way, and
+//! with the Java client's auto-commit commits after the records it processed (see `close`).
 //!
 //! **Timers.** `Tick::Consumer { kind, seq }`, `kind` one of the consumer's timer kinds and
 //! `seq` the number that tells a live timer from one superseded by a later one.
@@ -1426,9 +1428,27 @@ impl<M: Carry<Log>> Consumer<M> {
 
     /// `KafkaConsumer.close()`: auto-commit's final commit, LeaveGroup for a dynamic member
     /// (a static one stays in the group until its session times out: KIP-345), then the
-    /// process exits and comes back `restart_after` later (None: stays stopped). A batch in
-    /// progress is abandoned: its records go to the partition's next owner again.
+    /// process exits and comes back `restart_after` later (None: stays stopped).
+    ///
+    /// A batch in progress is interrupted (the pod's SIGTERM), as a crash interrupts it: the
+    /// records whose processing had ended are processed (counted, and reported to the
+    /// ledger), the rest are not. With the Java client's auto-commit, close commits the
+    /// consumed positions (`ConsumerCoordinator.close` → `maybeAutoCommitOffsetsSync`); an
+    /// application that closes after its loop has processed what it polled commits exactly
+    /// what it processed, so the interrupted batch's partition is committed after its done
+    /// records, and its next owner starts at the first record not processed. librdkafka's
+    /// close commits the stored offsets (the whole batch handed over: the rest is lost, K6).
+    /// Committing after each batch (`auto_commit: None`), the done records are not committed
+    /// and are processed again by the next owner, as after a crash.
     fn close(&mut self, ctx: &mut Ctx<'_, M>, restart_after: Option<SimDuration>) {
+        let now = ctx.now();
+        if let Some((p, next)) = self.count_done(now, ctx.metrics()) {
+            self.busy = None;
+            let java = self.config.auto_commit_from == AutoCommitFrom::Poll;
+            if java && self.positions.contains_key(&p) {
+                self.positions.insert(p, Position::At(next));
+            }
+        }
         if self.config.auto_commit.is_some() {
             self.commit_all(ctx);
         }
@@ -1461,6 +1481,22 @@ impl<M: Carry<Log>> Consumer<M> {
             Control::Restart { after } if self.running => self.close(ctx, Some(after)),
             _ => {}
         }
+    }
+
+    /// Reports the records of the batch in progress whose processing had ended by `now` as
+    /// processed (the counter and the ledger), when the batch is interrupted (a crash, a
+    /// close). Returns the batch's partition and the offset after those records.
+    fn count_done(&self, now: SimTime, metrics: &mut Metrics) -> Option<(Partition, u64)> {
+        let (batch, m) = (self.busy?, self.metrics?);
+        let done = self.busy_ends.iter().filter(|&&end| end <= now).count() as u64;
+        if done > 0 {
+            metrics.add(m.processed, done);
+            if let Some(ledger) = &self.ledger {
+                let mut ledger = ledger.borrow_mut();
+                ledger.processed(metrics, batch.partition, batch.first, done);
+            }
+        }
+        Some((batch.partition, batch.first + done))
     }
 
     /// The share of the time since the last query spent processing.
@@ -1580,16 +1616,7 @@ impl<M: Carry<Log>> Actor<M> for Consumer<M> {
     /// A crash in the middle of a batch: the records whose processing had ended are
     /// processed (a sink written, an API called), the rest are not, and none is committed.
     fn on_crash(&mut self, now: SimTime, metrics: &mut Metrics) {
-        if let (Some(batch), Some(m)) = (self.busy, self.metrics) {
-            let done = self.busy_ends.iter().filter(|&&end| end <= now).count() as u64;
-            if done > 0 {
-                metrics.add(m.processed, done);
-                if let Some(ledger) = &self.ledger {
-                    let mut ledger = ledger.borrow_mut();
-                    ledger.processed(metrics, batch.partition, batch.first, done);
-                }
-            }
-        }
+        self.count_done(now, metrics);
         if let Some(ledger) = &self.ledger {
             ledger.borrow_mut().consuming(metrics, &self.name, &[]);
         }
