@@ -89,6 +89,43 @@ fn a_fault_can_name_one_replica_of_a_consumer_group() {
     );
 }
 
+/// A fault that names a consumer group hits every one of its replicas (its pods), not its
+/// controller: `Slow(target: "workers")` slows each consumer, as `Slow(target: "workers-0")`
+/// and so on would; before, it slowed only the controller and the consumers ran at full
+/// speed.
+#[test]
+fn a_fault_naming_a_consumer_group_applies_to_each_of_its_replicas() {
+    let s = load("auto_commit_loss");
+    let slow = |target: &str| Fault::Slow {
+        target: target.into(),
+        factor: 20.0,
+    };
+    // The records each replica has processed by 2m under `plan`.
+    let processed = |plan: FaultPlan| -> Vec<u64> {
+        let s = s.with_faults(&plan).unwrap();
+        let mut sim = faultline::scenario::build(&s, &s.variants[0], 1, false).unwrap();
+        sim.run_until(t("2m"));
+        let m = sim.metrics();
+        (WORKERS.iter())
+            .map(|w| {
+                m.counter_value(&format!("{w}.records_processed_total"))
+                    .unwrap()
+            })
+            .collect()
+    };
+    let calm = processed(FaultPlan::new());
+    let group = processed(FaultPlan::new().window(t("0s"), t("5m"), slow("workers")));
+    let mut each = FaultPlan::new();
+    for w in WORKERS {
+        each = each.window(t("0s"), t("5m"), slow(w));
+    }
+    // The same run as naming every replica, and every replica 20x slower than calm.
+    assert_eq!(group, processed(each));
+    for i in 0..WORKERS.len() {
+        assert!(group[i] * 2 < calm[i], "{group:?} vs {calm:?}");
+    }
+}
+
 /// One consumer of one partition, 100 records of exactly 10 ms each, committed after each
 /// batch; crashed at `crash_at` for 5 s.
 fn one_consumer(crash_at: &str) -> Scenario {
