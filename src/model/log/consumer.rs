@@ -149,9 +149,10 @@ pub const WORK_SLICE: SimDuration = SimDuration::from_secs(1);
 /// repeatedly sending requests in a tight loop under some failure scenarios", default 100,
 /// `CommonClientConfigs` / `ConsumerConfig`). The consumer waits it before rejoining after a
 /// failed or timed-out JoinGroup or SyncGroup (`AbstractCoordinator.joinGroupIfNeeded`) and
-/// before fetching a partition again after a failed record (a timed-out Fetch, OffsetFetch or
-/// OffsetCommit is sent again at once: its timeout has waited far longer). The last is a choice: Kafka leaves the retry of a failed record to
-/// the application (`seek` back, then poll); this is the backoff its client uses for retries.
+/// before fetching a partition again after a failed record; a timed-out Fetch, OffsetFetch or
+/// OffsetCommit is sent again at once (its timeout has waited far longer). The failed record
+/// is a choice: Kafka leaves its retry to the application (`seek` back, then poll); this is
+/// the backoff its client uses for retries.
 /// Since Kafka 3.7 (KIP-580) the client grows the backoff exponentially up to
 /// `retry.backoff.max.ms` (1 s) with 20% jitter; the model keeps it constant.
 pub const DEFAULT_RETRY_BACKOFF: SimDuration = SimDuration::from_millis(100);
@@ -768,8 +769,9 @@ impl<M: Carry<Log>> Consumer<M> {
     }
 
     /// An OffsetCommit got no answer in time. A commit after processing (`commitSync`) is
-    /// sent again at once (the timeout has waited longer than any backoff) while it is still the partition's latest and the member's
-    /// generation has not changed; an auto-commit (`commitAsync`) is not: the next covers it.
+    /// sent again at once (the timeout has waited longer than any backoff) while it is still
+    /// the partition's latest and the member's generation has not changed; an auto-commit
+    /// (`commitAsync`) is not: the next covers it.
     fn on_commit_timeout(&mut self, ctx: &mut Ctx<'_, M>, id: u64) {
         let Some(pending) = self.commits.remove(&id) else {
             return;
