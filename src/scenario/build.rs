@@ -51,7 +51,8 @@ pub fn build(
             .spawn(&mut sim, h, &c.name)
             .map_err(|e| format!("component `{}`: {e}", c.name))?;
     }
-    sim.add_faults(&scenario.faults)
+    // A fault naming a consumer group hits each of its replicas.
+    sim.add_faults(&scenario.faults_for(variant))
         .map_err(|e| format!("faults: {e}"))?;
     Ok(sim)
 }

@@ -312,7 +312,41 @@ impl Scenario {
         Scenario::with_overrides(&tree::to_ron_pretty(&root), &self.file, &self.extra)
     }
 
-    /// The actors a fault can name: the components, and the replicas of consumer groups.
+    /// The scenario's faults as `variant` runs them: a fault whose target names a
+    /// `ConsumerGroup` component is one fault for each of its replicas (`<name>-0`,
+    /// `<name>-1`, ... every pod slot the variant has, running or parked), not for its
+    /// controller. A user who writes `Slow(target: "workers")` means the group's pods — the
+    /// processes that consume — and the controller (the orchestrator: autoscaler, rollouts,
+    /// probes) is not a process of the application. To hit one pod, name it (`workers-1`).
+    pub fn faults_for(&self, variant: &Variant) -> FaultPlan {
+        let mut plan = FaultPlan::new();
+        for e in &self.faults.entries {
+            let slots = fault_names(&e.fault)
+                .first()
+                .filter(|(field, _, _)| *field == "target")
+                .and_then(
+                    |(_, name, _)| match variant.component(name).map(|c| &c.config) {
+                        Some(Config::ConsumerGroup(g)) => Some((name.to_string(), g.slots())),
+                        _ => None,
+                    },
+                );
+            match slots {
+                Some((group, n)) => {
+                    for i in 0..n {
+                        let pod = crate::model::log::deployment::replica_name(&group, i);
+                        let mut each = e.clone();
+                        retarget(&mut each.fault, pod);
+                        plan.entries.push(each);
+                    }
+                }
+                None => plan.entries.push(e.clone()),
+            }
+        }
+        plan
+    }
+
+    /// The actors a fault can name: the components (a consumer group standing for all its
+    /// replicas, see [`faults_for`](Self::faults_for)), and the replicas of consumer groups.
     pub fn fault_targets(&self) -> Vec<String> {
         let mut names: Vec<String> = (self.variants.first())
             .map(|v| v.components.iter().map(|c| c.name.clone()).collect())
@@ -955,6 +989,18 @@ fn unknown_host(n: &Node, path: &str, field: &str, host: &str, hosts: &[String])
         format!("no host is called `{host}` (each component runs on the host its `host` names, or on one named after it)"),
     )
     .suggest(suggest(host, hosts.iter().map(String::as_str)))
+}
+
+/// Points a fault with a `target` at `to`.
+fn retarget(f: &mut Fault, to: String) {
+    match f {
+        Fault::Crash { target }
+        | Fault::Restart { target }
+        | Fault::Pause { target }
+        | Fault::Resume { target }
+        | Fault::Slow { target, .. } => *target = to,
+        _ => {}
+    }
 }
 
 /// The names a fault refers to: (field, name, whether it must be a host).

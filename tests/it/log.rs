@@ -10,9 +10,9 @@ use std::rc::Rc;
 use faultline::model::log::group::{Assignment, JoinRequest, Response};
 use faultline::model::log::partitioner::partition_for_key;
 use faultline::model::log::{
-    Broker, BrokerConfig, BrokerDisk, CommitOffset, Consumer, ConsumerConfig, Fetch,
-    FetchCommitted, FetchOutcome, GroupOp, GroupRequest, Log, Producer, ProducerConfig,
-    TopicPartition,
+    Broker, BrokerConfig, BrokerDisk, CommitError, CommitMember, CommitOffset, Consumer,
+    ConsumerConfig, Fetch, FetchCommitted, FetchOutcome, GroupOp, GroupRequest, Log, Producer,
+    ProducerConfig, TopicPartition,
 };
 use faultline::model::rpc::from_ron;
 use faultline::{
@@ -290,6 +290,7 @@ fn commit(group: &'static str, offset: u64) -> Make {
             group: group.into(),
             tp: TopicPartition::new("t", 0),
             offset,
+            member: None,
         })
     })
 }
@@ -1076,4 +1077,165 @@ fn a_dead_letter_policy_retries_the_poison_record_then_moves_it_to_the_dlq_topic
         let end = disk.borrow().logs[0][q].log_end_offset();
         assert_eq!(committed(&disk, q), Some(end), "partition {q}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Consumer: request timeouts, stale replies, zombie commits
+// ---------------------------------------------------------------------------------------------
+
+/// The records of group `g` the three consumers processed, summed.
+fn processed_by(sim: &Sim<Log>, consumers: &[&str]) -> u64 {
+    consumers
+        .iter()
+        .map(|c| counter(sim, &format!("{c}.records_processed_total")))
+        .sum()
+}
+
+/// The broker crashes at the start, with the consumers' first JoinGroups: they die with it
+/// (or with its coordinator's state). Kafka's client gives up on a JoinGroup after
+/// `max(request.timeout.ms, rebalance timeout + 5 s)` (30 s here), finds the coordinator
+/// again and rejoins; without that timeout the group never formed (the harness's shrunk case
+/// in `log_properties`).
+#[test]
+fn consumers_whose_join_died_with_the_broker_rejoin_after_the_request_timeout() {
+    let fast = [r#"Const("1ms")"#; 3];
+    let crash = Some(("broker", 0, 1));
+    let (mut sim, disk) =
+        group_of_consumers_with(4, r#"Constant("300/s")"#, 15_000, &fast, false, crash);
+    sim.run_until(secs(25));
+    // Before the timeout nothing is consumed: the joins are lost.
+    assert_eq!(processed_by(&sim, &["c1", "c2", "c3"]), 0);
+    sim.run_until(secs(90));
+    let produced = counter(&sim, "broker.produced_total");
+    assert!(produced > 14_000, "produced {produced}");
+    assert_eq!(processed_by(&sim, &["c1", "c2", "c3"]), produced);
+    let mut owned = 0.0;
+    for c in ["c1", "c2", "c3"] {
+        assert!(
+            counter(&sim, &format!("{c}.request_timeouts_total")) >= 1,
+            "{c}"
+        );
+        owned += gauge(&sim, &format!("{c}.partitions_owned"));
+    }
+    assert_eq!(owned, 6.0);
+    let disk = disk.borrow();
+    for p in 0..6u32 {
+        let key = ("g".to_string(), TopicPartition::new("t", p));
+        let end = disk.logs[0][p as usize].log_end_offset();
+        assert_eq!(disk.offsets.get(&key), Some(&end), "partition {p}");
+    }
+}
+
+/// A static member crashes while its first JoinGroup is parked in the initial rebalance
+/// delay and restarts a second later under the same `group.instance.id`: the coordinator
+/// replaces the old member and answers the old, parked JoinGroup FENCED_INSTANCE_ID. That
+/// answer is for the dead process's connection; the new process ignores it, joins, and gets
+/// its share (before, it took the answer for its own and stopped as a fenced consumer).
+#[test]
+fn a_restarted_static_member_ignores_the_fencing_of_its_dead_incarnations_parked_join() {
+    let fast = [r#"Const("1ms")"#; 3];
+    let crash = Some(("c2", 1, 2));
+    let (mut sim, disk) =
+        group_of_consumers_with(6, r#"Constant("300/s")"#, 9000, &fast, true, crash);
+    sim.run_until(secs(60));
+    for c in ["c1", "c2", "c3"] {
+        assert_eq!(gauge(&sim, &format!("{c}.partitions_owned")), 2.0, "{c}");
+    }
+    assert_eq!(counter(&sim, "producer.acked_total"), 9000);
+    assert_eq!(processed_by(&sim, &["c1", "c2", "c3"]), 9000);
+    let disk = disk.borrow();
+    for p in 0..6u32 {
+        let key = ("g".to_string(), TopicPartition::new("t", p));
+        let end = disk.logs[0][p as usize].log_end_offset();
+        assert_eq!(disk.offsets.get(&key), Some(&end), "partition {p}");
+    }
+}
+
+/// A commit as `member` of generation `generation` (the member id read at send time from the
+/// first JoinGroup response `got` holds, or `fixed`), or outside group management (None).
+fn commit_as(id: u64, offset: u64, member: Option<(Got, Option<&'static str>, u32)>) -> Make {
+    Rc::new(move |me| {
+        let member = member.as_ref().map(|(got, fixed, generation)| {
+            let member_id = match fixed {
+                Some(f) => f.to_string(),
+                None => got
+                    .borrow()
+                    .iter()
+                    .find_map(|(_, r)| match r {
+                        Response::Join(Ok(j)) => Some(j.member_id.clone()),
+                        _ => None,
+                    })
+                    .expect("joined"),
+            };
+            CommitMember {
+                member_id,
+                instance_id: None,
+                generation: *generation,
+            }
+        });
+        Log::CommitOffset(CommitOffset {
+            id,
+            reply_to: me,
+            group: "g".into(),
+            tp: TopicPartition::new("t", 0),
+            offset,
+            member,
+        })
+    })
+}
+
+/// The coordinator refuses an OffsetCommit from anyone but a current member of the current
+/// generation (`ClassicGroup.validateOffsetCommit`), and stores nothing for it: a zombie's
+/// commit cannot move the group's offset.
+#[test]
+fn the_broker_refuses_a_commit_from_a_member_or_generation_the_group_no_longer_has() {
+    let (mut sim, c1, _c2) = group_run(1);
+    let b = sim.lookup("broker").expect("spawned");
+    let h = sim.add_host("h2").unwrap();
+    // The group is Stable at generation 1 from 6 s; its members never heartbeat, so both are
+    // removed when their 45 s sessions end (about 51 s) and the group is Empty.
+    let m = |generation| Some((c1.clone(), None, generation));
+    let replies = tester(
+        &mut sim,
+        h,
+        "admin",
+        b,
+        vec![
+            (SimDuration::from_secs(1), commit_as(1, 10, m(1))),
+            (SimDuration::from_secs(2), commit_as(2, 20, m(0))),
+            (
+                SimDuration::from_secs(3),
+                commit_as(3, 30, Some((c1.clone(), Some("ghost-9"), 1))),
+            ),
+            (SimDuration::from_secs(4), commit_as(4, 40, None)),
+            (SimDuration::from_secs(50), commit_as(5, 50, m(1))),
+            (SimDuration::from_secs(51), commit_as(6, 60, None)),
+        ],
+    );
+    sim.run_until(secs(75));
+    let acks: Vec<(u64, Result<(), CommitError>)> = replies
+        .borrow()
+        .iter()
+        .filter_map(|(_, m)| match m {
+            Log::OffsetCommitAck(a) => Some((a.id, a.result)),
+            _ => None,
+        })
+        .collect();
+    use faultline::model::log::group::GroupError::{IllegalGeneration, UnknownMemberId};
+    assert_eq!(
+        acks,
+        vec![
+            (1, Ok(())),
+            (2, Err(CommitError::Group(IllegalGeneration))),
+            (3, Err(CommitError::Group(UnknownMemberId))),
+            // A commit outside group management while the group has members.
+            (4, Err(CommitError::Group(UnknownMemberId))),
+            // c1 was removed: its commit is a zombie's.
+            (5, Err(CommitError::Group(UnknownMemberId))),
+            // The group is Empty: an admin commit is stored.
+            (6, Ok(())),
+        ]
+    );
+    assert_eq!(counter(&sim, "broker.commits_total"), 2);
+    assert_eq!(counter(&sim, "broker.commits_rejected_total"), 4);
 }

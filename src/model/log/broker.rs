@@ -22,7 +22,16 @@
 //!   before it read them: `lost_to_retention_total` (and `.<group>`).
 //! - **Group coordinator.** Each group of `groups` has a [`Coordinator`]; join, sync, heartbeat
 //!   and leave requests are fed to it, its replies are sent to the actor that last sent a
-//!   request under the reply's client id, and a timer is kept at its `next_deadline()`.
+//!   request under the reply's client id (and name it), and a timer is kept at its
+//!   `next_deadline()`.
+//! - **Offset commits** for a coordinated group are checked as Kafka's coordinator checks them
+//!   (`ClassicGroup.validateOffsetCommit`, [`Coordinator::validate_commit`]): a commit from a
+//!   member id the group no longer has, from an older generation, or from a fenced static
+//!   instance is refused with UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION or FENCED_INSTANCE_ID and
+//!   nothing is stored — a zombie (a member that was removed, or a process that lost its
+//!   generation) cannot move the group's offsets. A commit carrying no member is stored only
+//!   while the group is Empty. Offsets of groups the broker does not coordinate are stored as
+//!   given.
 //!
 //! **Crashes.** The partition logs and the committed offsets are durable: Kafka keeps both on
 //! disk (offsets in the `__consumer_offsets` topic) and a process crash loses neither (appended
@@ -182,6 +191,7 @@ struct BrokerMetrics {
     fetched: CounterId,
     out_of_range: CounterId,
     commits: CounterId,
+    commits_rejected: CounterId,
     deleted: CounterId,
     lost: CounterId,
     disk_bytes: GaugeId,
@@ -228,7 +238,8 @@ struct GroupSlot {
 /// `produced_bytes_total` (records and bytes appended); `produce_errors_total` (batches
 /// refused), of them `disk_full_total`; `produce_latency` histogram (ns, arrival to ack of the
 /// appended batches); `fetch_requests_total`, `fetched_total` (records returned),
-/// `offset_out_of_range_total`; `commits_total`; `retention_deleted_total` (records deleted);
+/// `offset_out_of_range_total`; `commits_total` (stored), `commits_rejected_total` (refused
+/// by the group's coordinator); `retention_deleted_total` (records deleted);
 /// `lost_to_retention_total` (summed over groups) and `lost_to_retention_total.<group>`
 /// (for every group with a committed offset, coordinated here or not: registered on first
 /// use); `disk_bytes` gauge; `log_end_offset.<topic>-<p>` and `log_start_offset.<topic>-<p>`
@@ -609,6 +620,7 @@ impl<M: Carry<Log>> Broker<M> {
                     Some(&actor) => {
                         let reply = GroupReply {
                             group: name.clone(),
+                            to,
                             response,
                         };
                         ctx.send(actor, M::wrap(Log::GroupReply(reply)));
@@ -741,6 +753,7 @@ impl<M: Carry<Log>> Actor<M> for Broker<M> {
             fetched: ctx.counter("fetched_total"),
             out_of_range: ctx.counter("offset_out_of_range_total"),
             commits: ctx.counter("commits_total"),
+            commits_rejected: ctx.counter("commits_rejected_total"),
             deleted: ctx.counter("retention_deleted_total"),
             lost: ctx.counter("lost_to_retention_total"),
             disk_bytes: ctx.gauge("disk_bytes"),
@@ -803,9 +816,28 @@ impl<M: Carry<Log>> Actor<M> for Broker<M> {
             Log::Produce(req) => self.enqueue(ctx, Work::Produce(req)),
             Log::Fetch(req) => self.enqueue(ctx, Work::Fetch(req)),
             Log::CommitOffset(req) => {
-                let result = match self.locate(&req.tp) {
-                    None => Err(CommitError::UnknownTopicOrPartition),
-                    Some((t, p)) => {
+                // A group this broker coordinates checks who commits (a zombie's commit is
+                // refused); offsets of other groups are stored as given.
+                let member = req
+                    .member
+                    .as_ref()
+                    .map(|m| (m.member_id.as_str(), m.instance_id.as_deref(), m.generation));
+                let valid = match self.group_index(&req.group) {
+                    Some(g) => self.groups[g].coordinator.validate_commit(member),
+                    None => Ok(()),
+                };
+                let result = match (self.locate(&req.tp), valid) {
+                    (None, _) => Err(CommitError::UnknownTopicOrPartition),
+                    (Some(_), Err(e)) => {
+                        let c = self.m().commits_rejected;
+                        ctx.metrics().inc(c);
+                        ctx.trace_note(&format!(
+                            "{}: commit of {} refused: {e:?}",
+                            req.group, req.tp
+                        ));
+                        Err(CommitError::Group(e))
+                    }
+                    (Some((t, p)), Ok(())) => {
                         let key = (req.group.clone(), req.tp.clone());
                         self.disk.borrow_mut().offsets.insert(key, req.offset);
                         let c = self.m().commits;

@@ -52,6 +52,32 @@
 //!   record). Retry counts are volatile, per partition, and reset when it is revoked.
 //! - **Fencing.** FENCED_INSTANCE_ID (another process took this static member's instance id)
 //!   stops the consumer for good, as Kafka's consumer raises a fatal error.
+//! - **Request timeouts** (`request_timeout`, Kafka's `request.timeout.ms`, 30 s). A request
+//!   lost with a crashed or partitioned broker is given up on after it: a JoinGroup (which the
+//!   coordinator may park for a whole rebalance) after `max(request_timeout,
+//!   max_poll_interval + 5 s)`, the others after `request_timeout`. A timed-out JoinGroup or
+//!   SyncGroup marks the coordinator unknown: the client opens a new connection (a new client
+//!   id) and rejoins `retry_backoff` later with its member id, which a restarted coordinator
+//!   answers UNKNOWN_MEMBER_ID, so it joins as new. A timed-out Fetch is dropped and the poll
+//!   loop goes on; a timed-out OffsetFetch is sent again; a timed-out commit after processing
+//!   (`commitSync`) is sent again while it is still the partition's latest and the generation
+//!   unchanged, an auto-commit (`commitAsync`) is not. Heartbeats need no timeout: one goes
+//!   every `heartbeat_interval` whatever became of the last. What the model does not have is
+//!   a closed connection: a broker *process* that dies closes its sockets and the Java client
+//!   fails the request at once, so the timeout is the recovery time of a broker that vanished
+//!   (a host lost, a partition), an upper bound for a process crash.
+//! - **Connections.** Each process (and each reconnection) has its own client id
+//!   (`<name>#<n>`), and the coordinator's replies name the client id they answer: a reply to
+//!   a dead incarnation's request (the FENCED_INSTANCE_ID its parked JoinGroup gets when the
+//!   restarted static member replaces it) is dropped, as a real TCP connection would never
+//!   deliver it to a new process. Request ids are unique across incarnations for the same
+//!   reason.
+//! - **Zombie commits.** Each OffsetCommit carries the member id, instance id and generation;
+//!   the coordinator refuses one that is not current (see the broker). A refusal of the
+//!   member's current generation makes it rejoin as Kafka's `OffsetCommitResponseHandler`
+//!   does: UNKNOWN_MEMBER_ID and ILLEGAL_GENERATION reset the member id and generation (the
+//!   partitions are lost; the refused batch's records are processed again by their next
+//!   owner, which the ledger counts in `processed_twice_total`), FENCED_INSTANCE_ID is fatal.
 //!
 //! The consumer's `session_timeout` and `max_poll_interval` are the ones its group's
 //! [`GroupConfig`](super::group::GroupConfig) on the broker must carry as `session_timeout`
@@ -65,7 +91,9 @@
 //! What it processed and did not commit is processed again by whoever gets the partition. A
 //! batch is processed record by record: a crash in the middle of one leaves the records whose
 //! processing had ended processed (reported to the group's ledger), and the rest not — lost,
-//! if an auto-commit already covered them (K6), processed again otherwise.
+//! if an auto-commit already covered them (K6), processed again otherwise. A `close()` (a
+//! rollout's restart, a scale-down, a liveness restart) interrupts a batch the same way, and
+//! with the Java client's auto-commit commits after the records it processed (see `close`).
 //!
 //! **Timers.** `Tick::Consumer { kind, seq }`, `kind` one of the consumer's timer kinds and
 //! `seq` the number that tells a live timer from one superseded by a later one.
@@ -86,8 +114,9 @@ use super::group::{
 };
 use super::ledger::SharedLedger;
 use super::msg::{
-    CommitOffset, CommittedReply, Control, Fetch, FetchCommitted, FetchOutcome, FetchReply,
-    GroupOp, GroupRequest, Log, ProbeReply, Produce, Tick, TopicPartition, UsageReply,
+    CommitError, CommitMember, CommitOffset, CommittedReply, Control, Fetch, FetchCommitted,
+    FetchOutcome, FetchReply, GroupOp, GroupRequest, Log, OffsetCommitAck, ProbeReply, Produce,
+    Tick, TopicPartition, UsageReply,
 };
 use super::partition::{NewRecord, OffsetReset, Record};
 use crate::actor::{Actor, ActorId, Ctx, Durable, TimerId};
@@ -115,15 +144,31 @@ pub const DEFAULT_FETCH_MAX_BYTES: u64 = 52_428_800;
 /// batches of milliseconds take one timer, as before.
 pub const WORK_SLICE: SimDuration = SimDuration::from_secs(1);
 
-/// How long a consumer waits before rejoining after a failed JoinGroup or SyncGroup: 100 ms,
-/// `retry.backoff.ms` (`CommonClientConfigs`, default 100).
-pub const REJOIN_BACKOFF: SimDuration = SimDuration::from_millis(100);
+/// The client's retry backoff by default: 100 ms, `retry.backoff.ms` ("The amount of time to
+/// wait before attempting to retry a failed request to a given topic partition. This avoids
+/// repeatedly sending requests in a tight loop under some failure scenarios", default 100,
+/// `CommonClientConfigs` / `ConsumerConfig`). The consumer waits it before rejoining after a
+/// failed or timed-out JoinGroup or SyncGroup (`AbstractCoordinator.joinGroupIfNeeded`) and
+/// before fetching a partition again after a failed record; a timed-out Fetch, OffsetFetch or
+/// OffsetCommit is sent again at once (its timeout has waited far longer). The failed record
+/// is a choice: Kafka leaves its retry to the application (`seek` back, then poll); this is
+/// the backoff its client uses for retries.
+/// Since Kafka 3.7 (KIP-580) the client grows the backoff exponentially up to
+/// `retry.backoff.max.ms` (1 s) with 20% jitter; the model keeps it constant.
+pub const DEFAULT_RETRY_BACKOFF: SimDuration = SimDuration::from_millis(100);
 
-/// The wait before a partition whose record failed is fetched again by default: 100 ms, the
-/// client's `retry.backoff.ms` (`CommonClientConfigs`, default 100), the same as
-/// [`REJOIN_BACKOFF`]. A choice: Kafka leaves the retry of a failed record to the
-/// application (`seek` back, then poll); this is the backoff its client uses for retries.
-pub const DEFAULT_RETRY_BACKOFF: SimDuration = REJOIN_BACKOFF;
+/// How long the consumer waits for the answer to a request by default: 30 s,
+/// `request.timeout.ms` ("The configuration controls the maximum amount of time the client
+/// will wait for the response of a request. If the response is not received before the
+/// timeout elapses the client will resend the request if necessary or fail the request if
+/// retries are exhausted", consumer default 30000, `ConsumerConfig`).
+pub const DEFAULT_REQUEST_TIMEOUT: SimDuration = SimDuration::from_secs(30);
+
+/// What a JoinGroup's timeout adds to the rebalance timeout: 5 s. The coordinator may park a
+/// JoinGroup for the whole rebalance timeout, so the Java client waits
+/// `max(request.timeout.ms, rebalance timeout + 5 s)` for it (`AbstractCoordinator`,
+/// `JOIN_GROUP_TIMEOUT_LAPSE = 5000`, in `sendJoinGroupRequest`).
+pub const JOIN_GROUP_TIMEOUT_LAPSE: SimDuration = SimDuration::from_secs(5);
 
 /// What a consumer does with a record whose processing always fails (K3, the poison pill).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -199,9 +244,15 @@ pub struct ConsumerConfig {
     /// What to do with a poison record; default `Stall`.
     #[serde(default)]
     pub on_poison: PoisonPolicy,
-    /// The wait before a partition is fetched again after a failed record, default 100 ms.
+    /// `retry.backoff.ms`, default 100 ms: the wait before a failed or timed-out request is
+    /// retried, and before a partition is fetched again after a failed record.
     #[serde(default = "default_retry_backoff")]
     pub retry_backoff: SimDuration,
+    /// `request.timeout.ms`, default 30 s: how long a request (SyncGroup, Fetch, OffsetFetch,
+    /// OffsetCommit) waits for its answer before the client treats it as failed; a JoinGroup
+    /// waits at least `max_poll_interval` + 5 s.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout: SimDuration,
     /// The time a newly assigned partition takes before its first fetch, on top of the
     /// OffsetFetch round trip (restoring state, warming a cache, opening a connection to the
     /// sink). Default None: no warm-up.
@@ -233,6 +284,9 @@ fn default_poll_idle() -> SimDuration {
 fn default_retry_backoff() -> SimDuration {
     DEFAULT_RETRY_BACKOFF
 }
+fn default_request_timeout() -> SimDuration {
+    DEFAULT_REQUEST_TIMEOUT
+}
 
 impl ConsumerConfig {
     /// The actor names this config refers to, with their field paths.
@@ -250,6 +304,7 @@ impl Validate for ConsumerConfig {
         nonzero("max_poll_interval", self.max_poll_interval.as_nanos())?;
         nonzero("poll_idle", self.poll_idle.as_nanos())?;
         nonzero("retry_backoff", self.retry_backoff.as_nanos())?;
+        nonzero("request_timeout", self.request_timeout.as_nanos())?;
         if let PoisonPolicy::DeadLetter { topic, .. } = &self.on_poison
             && (topic.is_empty() || *topic == self.topic)
         {
@@ -302,6 +357,14 @@ const RETRY: u32 = 5;
 const WARM: u32 = 6;
 /// librdkafka's background auto-commit.
 const AUTO_COMMIT: u32 = 7;
+/// `seq` is the id of the JoinGroup or SyncGroup whose request timeout ends.
+const GROUP_TIMEOUT: u32 = 8;
+/// `seq` is the id of the Fetch whose request timeout ends.
+const FETCH_TIMEOUT: u32 = 9;
+/// `seq` is the id of the OffsetFetch whose request timeout ends.
+const COMMITTED_TIMEOUT: u32 = 10;
+/// `seq` is the id of the OffsetCommit whose request timeout ends.
+const COMMIT_TIMEOUT: u32 = 11;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -311,7 +374,7 @@ enum State {
     Syncing,
     /// Has an assignment for the current generation.
     Stable,
-    /// Waiting `REJOIN_BACKOFF` before a JoinGroup.
+    /// Waiting `retry_backoff` before a JoinGroup.
     Backoff,
     /// FENCED_INSTANCE_ID: stopped for good.
     Fenced,
@@ -345,6 +408,14 @@ struct Batch {
     work_left: SimDuration,
 }
 
+/// An OffsetCommit in flight.
+#[derive(Clone, Debug)]
+struct PendingCommit {
+    partition: Partition,
+    offset: u64,
+    member: Option<CommitMember>,
+}
+
 #[derive(Clone, Copy)]
 struct ConsumerMetrics {
     processed: CounterId,
@@ -352,6 +423,8 @@ struct ConsumerMetrics {
     rejoins: CounterId,
     poll_timeouts: CounterId,
     commits_failed: CounterId,
+    commits_rejected: CounterId,
+    request_timeouts: CounterId,
     poison_failures: CounterId,
     dead_lettered: CounterId,
     owned: GaugeId,
@@ -363,7 +436,9 @@ struct ConsumerMetrics {
 /// Metrics (owner = the consumer's name): `records_processed_total`, `batches_total`
 /// (non-empty polls processed), `rejoins_total` (JoinGroups after the first),
 /// `poll_timeouts_total`, `commits_failed_total` (batch commits dropped because the member had
-/// left the group), `poison_failures_total` (failed attempts at a poison record),
+/// left the group), `commits_rejected_total` (commits the coordinator refused: this member's
+/// generation was no longer the group's), `request_timeouts_total` (requests that got no
+/// answer within `request_timeout`), `poison_failures_total` (failed attempts at a poison record),
 /// `dead_lettered_total` (records produced to the dead-letter topic); `records_processed_total`
 /// counts successes only; `partitions_owned` gauge (0 once it has left the group, even while it
 /// finishes the batch of a partition it held) and `stopped` gauge (1 while it owns nothing,
@@ -384,6 +459,17 @@ pub struct Consumer<M> {
     positions: BTreeMap<Partition, Position>,
     /// OffsetFetch requests in flight, by id.
     committed_requests: BTreeMap<u64, Partition>,
+    /// OffsetCommits in flight, by id, and the latest one sent for each partition.
+    commits: BTreeMap<u64, PendingCommit>,
+    latest_commit: BTreeMap<Partition, u64>,
+    /// The id of the JoinGroup or SyncGroup in flight (its request timeout's `seq`).
+    group_request: u64,
+    /// This connection's client id, `<name>#<n>`: the coordinator's replies name it, and a
+    /// reply naming another (an earlier process's, or a connection given up on after a
+    /// request timeout) is not for this one.
+    client_id: String,
+    /// Connections made so far by every incarnation (the `n` of the client ids). Shared.
+    connections: Durable<u64>,
     /// The fetch in flight: its id and partition.
     fetching: Option<(u64, Partition)>,
     busy: Option<Batch>,
@@ -452,6 +538,11 @@ impl<M> Consumer<M> {
             owned: Vec::new(),
             positions: BTreeMap::new(),
             committed_requests: BTreeMap::new(),
+            commits: BTreeMap::new(),
+            latest_commit: BTreeMap::new(),
+            group_request: 0,
+            client_id: String::new(),
+            connections: Durable::new(0),
             fetching: None,
             busy: None,
             busy_ends: Vec::new(),
@@ -600,15 +691,106 @@ impl<M: Carry<Log>> Consumer<M> {
         }
     }
 
+    /// Who this member is in the group now, as an OffsetCommit says it.
+    fn commit_member(&self) -> Option<CommitMember> {
+        let (member_id, generation) = (self.member_id.clone()?, self.generation?);
+        Some(CommitMember {
+            member_id,
+            instance_id: self.config.group_instance_id.clone(),
+            generation,
+        })
+    }
+
     fn commit(&mut self, ctx: &mut Ctx<'_, M>, partition: Partition, offset: u64) {
+        let member = self.commit_member();
+        self.send_commit(ctx, partition, offset, member);
+    }
+
+    fn send_commit(
+        &mut self,
+        ctx: &mut Ctx<'_, M>,
+        partition: Partition,
+        offset: u64,
+        member: Option<CommitMember>,
+    ) {
+        let id = self.id();
         let req = CommitOffset {
-            id: self.id(),
+            id,
             reply_to: ctx.me(),
             group: self.config.group.clone(),
             tp: self.tp(partition),
             offset,
+            member: member.clone(),
         };
         self.to_broker(ctx, Log::CommitOffset(req));
+        let pending = PendingCommit {
+            partition,
+            offset,
+            member,
+        };
+        self.commits.insert(id, pending);
+        self.latest_commit.insert(partition, id);
+        self.timer(ctx, self.config.request_timeout, COMMIT_TIMEOUT, id);
+    }
+
+    /// An OffsetCommit's answer. A refusal of this member's current generation (the broker
+    /// says it is a zombie) makes it rejoin as Kafka's `OffsetCommitResponseHandler` does:
+    /// UNKNOWN_MEMBER_ID and ILLEGAL_GENERATION reset the member id and generation (its
+    /// partitions are lost, the batch's records go to their next owner again), FENCED_INSTANCE_ID
+    /// is fatal. A refusal of a generation it has already left is old news, ignored.
+    fn on_commit_ack(&mut self, ctx: &mut Ctx<'_, M>, ack: OffsetCommitAck) {
+        let Some(pending) = self.commits.remove(&ack.id) else {
+            return;
+        };
+        if self.latest_commit.get(&pending.partition) == Some(&ack.id) {
+            self.latest_commit.remove(&pending.partition);
+        }
+        let Err(CommitError::Group(e)) = ack.result else {
+            return;
+        };
+        let m = self.m();
+        ctx.metrics().inc(m.commits_rejected);
+        let current = pending.member.is_some() && pending.member == self.commit_member();
+        if !current || self.state == State::Fenced {
+            return;
+        }
+        ctx.trace_note(&format!("commit refused: {e:?}, rejoining"));
+        match e {
+            GroupError::FencedInstanceId => return self.fence(ctx),
+            GroupError::UnknownMemberId | GroupError::IllegalGeneration => {
+                self.member_id = None;
+                self.generation = None;
+            }
+            GroupError::RebalanceInProgress => {}
+        }
+        self.rejoin_needed = true;
+        self.update_gauges(ctx);
+        self.poll(ctx);
+    }
+
+    /// An OffsetCommit got no answer in time. A commit after processing (`commitSync`) is
+    /// sent again at once (the timeout has waited longer than any backoff) while it is still
+    /// the partition's latest and the member's generation has not changed; an auto-commit
+    /// (`commitAsync`) is not: the next covers it.
+    fn on_commit_timeout(&mut self, ctx: &mut Ctx<'_, M>, id: u64) {
+        let Some(pending) = self.commits.remove(&id) else {
+            return;
+        };
+        let m = self.m();
+        ctx.metrics().inc(m.request_timeouts);
+        let latest = self.latest_commit.get(&pending.partition) == Some(&id);
+        if latest {
+            self.latest_commit.remove(&pending.partition);
+        }
+        let retry = self.config.auto_commit.is_none()
+            && latest
+            && self.positions.contains_key(&pending.partition)
+            && pending.member.is_some()
+            && pending.member == self.commit_member();
+        if retry {
+            let (p, o, member) = (pending.partition, pending.offset, pending.member);
+            self.send_commit(ctx, p, o, member);
+        }
     }
 
     /// Commits every owned partition's position (auto-commit), if the member is in a
@@ -655,13 +837,50 @@ impl<M: Carry<Log>> Consumer<M> {
             Protocol::Cooperative => self.owned.clone(),
         };
         let join = JoinRequest {
-            client_id: ctx.name().to_string(),
+            client_id: self.client_id.clone(),
             member_id: self.member_id.clone(),
             instance_id: self.config.group_instance_id.clone(),
             owned,
         };
         self.state = State::Joining;
         self.group_op(ctx, GroupOp::Join(join));
+        // The coordinator may park a JoinGroup for the whole rebalance timeout.
+        let rebalance = self.config.max_poll_interval;
+        let timeout = (self.config.request_timeout).max(rebalance + JOIN_GROUP_TIMEOUT_LAPSE);
+        self.group_request = self.id();
+        self.timer(ctx, timeout, GROUP_TIMEOUT, self.group_request);
+        self.update_gauges(ctx);
+    }
+
+    /// A new connection to the coordinator, under a new client id: replies to the requests of
+    /// the previous one will not be taken for answers to this one's.
+    fn connect(&mut self) {
+        let n = {
+            let mut c = self.connections.borrow_mut();
+            *c += 1;
+            *c
+        };
+        self.client_id = format!("{}#{n}", self.name);
+    }
+
+    /// The JoinGroup or SyncGroup numbered `seq` got no answer in time: the client gives up on
+    /// the connection (the coordinator is marked unknown, `markCoordinatorUnknown`), finds it
+    /// again (a new connection here) and rejoins after the retry backoff, keeping its member
+    /// id and generation as Kafka's client does after a disconnect.
+    fn on_group_timeout(&mut self, ctx: &mut Ctx<'_, M>, seq: u64) {
+        let waiting = matches!(self.state, State::Joining | State::Syncing);
+        if !waiting || seq != self.group_request {
+            return;
+        }
+        let m = self.m();
+        ctx.metrics().inc(m.request_timeouts);
+        ctx.trace_note(match self.state {
+            State::Joining => "JoinGroup timed out: rediscovering the coordinator",
+            _ => "SyncGroup timed out: rediscovering the coordinator",
+        });
+        self.connect();
+        self.state = State::Backoff;
+        self.timer(ctx, self.config.retry_backoff, REJOIN, 0);
         self.update_gauges(ctx);
     }
 
@@ -679,7 +898,7 @@ impl<M: Carry<Log>> Consumer<M> {
             GroupError::RebalanceInProgress => {}
         }
         self.state = State::Backoff;
-        self.timer(ctx, REJOIN_BACKOFF, REJOIN, 0);
+        self.timer(ctx, self.config.retry_backoff, REJOIN, 0);
         self.update_gauges(ctx);
     }
 
@@ -701,7 +920,7 @@ impl<M: Carry<Log>> Consumer<M> {
         let assignment =
             (resp.leader == resp.member_id && !resp.skip_assignment).then(|| self.assign(&resp));
         let sync = GroupOp::Sync {
-            client_id: ctx.name().to_string(),
+            client_id: self.client_id.clone(),
             member_id: resp.member_id,
             instance_id: self.config.group_instance_id.clone(),
             generation: resp.generation,
@@ -709,6 +928,9 @@ impl<M: Carry<Log>> Consumer<M> {
         };
         self.state = State::Syncing;
         self.group_op(ctx, sync);
+        self.group_request = self.id();
+        let timeout = self.config.request_timeout;
+        self.timer(ctx, timeout, GROUP_TIMEOUT, self.group_request);
     }
 
     /// The leader's assignment, by the configured assignor.
@@ -758,22 +980,52 @@ impl<M: Carry<Log>> Consumer<M> {
                 self.warm_until.insert(p, ctx.now().saturating_add(d));
                 self.timer(ctx, d, WARM, u64::from(p));
             }
-            let id = self.id();
-            self.committed_requests.insert(id, p);
             self.positions.insert(p, Position::Fetching);
-            let req = FetchCommitted {
-                id,
-                reply_to: ctx.me(),
-                group: self.config.group.clone(),
-                tp: self.tp(p),
-            };
-            self.to_broker(ctx, Log::FetchCommitted(req));
+            self.fetch_committed(ctx, p);
         }
         self.state = State::Stable;
         self.update_gauges(ctx);
         if change.rejoin {
             self.rejoin_needed = true;
         }
+        self.poll(ctx);
+    }
+
+    /// Sends an OffsetFetch for `p`.
+    fn fetch_committed(&mut self, ctx: &mut Ctx<'_, M>, p: Partition) {
+        let id = self.id();
+        self.committed_requests.insert(id, p);
+        let req = FetchCommitted {
+            id,
+            reply_to: ctx.me(),
+            group: self.config.group.clone(),
+            tp: self.tp(p),
+        };
+        self.to_broker(ctx, Log::FetchCommitted(req));
+        self.timer(ctx, self.config.request_timeout, COMMITTED_TIMEOUT, id);
+    }
+
+    /// An OffsetFetch got no answer in time: sent again while the partition still waits for
+    /// it (else the partition would never be consumed).
+    fn on_committed_timeout(&mut self, ctx: &mut Ctx<'_, M>, id: u64) {
+        let Some(p) = self.committed_requests.remove(&id) else {
+            return;
+        };
+        let m = self.m();
+        ctx.metrics().inc(m.request_timeouts);
+        if self.positions.get(&p) == Some(&Position::Fetching) {
+            self.fetch_committed(ctx, p);
+        }
+    }
+
+    /// A Fetch got no answer in time: the poll loop goes on, from the next partition.
+    fn on_fetch_timeout(&mut self, ctx: &mut Ctx<'_, M>, id: u64) {
+        if self.fetching.is_none_or(|(f, _)| f != id) {
+            return;
+        }
+        let m = self.m();
+        ctx.metrics().inc(m.request_timeouts);
+        self.fetching = None;
         self.poll(ctx);
     }
 
@@ -863,6 +1115,7 @@ impl<M: Carry<Log>> Consumer<M> {
             max_bytes: DEFAULT_FETCH_MAX_BYTES,
         };
         self.to_broker(ctx, Log::Fetch(req));
+        self.timer(ctx, self.config.request_timeout, FETCH_TIMEOUT, id);
         // The poll timer restarts with each poll.
         if let Some(t) = self.poll_timer.take() {
             ctx.cancel_timer(t);
@@ -1090,7 +1343,7 @@ impl<M: Carry<Log>> Consumer<M> {
         ctx.trace_note("poll timeout: leaving the group");
         if sends_leave_group(self.config.group_instance_id.as_deref()) {
             let leave = GroupOp::Leave {
-                client_id: ctx.name().to_string(),
+                client_id: self.client_id.clone(),
                 member_id: self.member_id.clone(),
                 instance_id: None,
             };
@@ -1110,7 +1363,7 @@ impl<M: Carry<Log>> Consumer<M> {
             && let (Some(member_id), Some(generation)) = (self.member_id.clone(), self.generation)
         {
             let hb = GroupOp::Heartbeat {
-                client_id: ctx.name().to_string(),
+                client_id: self.client_id.clone(),
                 member_id,
                 instance_id: self.config.group_instance_id.clone(),
                 generation,
@@ -1162,6 +1415,10 @@ impl<M: Carry<Log>> Consumer<M> {
         self.last_auto_commit = ctx.now();
         self.usage_from = ctx.now();
         self.progress = ctx.now();
+        self.connect();
+        // Request ids unique across incarnations, so that an answer to a dead process's
+        // request is never taken for one to this process's.
+        self.next_id = *self.connections.borrow() << 32;
         self.join(ctx);
         self.timer(ctx, self.config.heartbeat_interval, HEARTBEAT, 0);
         if let (Some(interval), AutoCommitFrom::Timer) =
@@ -1173,15 +1430,33 @@ impl<M: Carry<Log>> Consumer<M> {
 
     /// `KafkaConsumer.close()`: auto-commit's final commit, LeaveGroup for a dynamic member
     /// (a static one stays in the group until its session times out: KIP-345), then the
-    /// process exits and comes back `restart_after` later (None: stays stopped). A batch in
-    /// progress is abandoned: its records go to the partition's next owner again.
+    /// process exits and comes back `restart_after` later (None: stays stopped).
+    ///
+    /// A batch in progress is interrupted (the pod's SIGTERM), as a crash interrupts it: the
+    /// records whose processing had ended are processed (counted, and reported to the
+    /// ledger), the rest are not. With the Java client's auto-commit, close commits the
+    /// consumed positions (`ConsumerCoordinator.close` → `maybeAutoCommitOffsetsSync`); an
+    /// application that closes after its loop has processed what it polled commits exactly
+    /// what it processed, so the interrupted batch's partition is committed after its done
+    /// records, and its next owner starts at the first record not processed. librdkafka's
+    /// close commits the stored offsets (the whole batch handed over: the rest is lost, K6).
+    /// Committing after each batch (`auto_commit: None`), the done records are not committed
+    /// and are processed again by the next owner, as after a crash.
     fn close(&mut self, ctx: &mut Ctx<'_, M>, restart_after: Option<SimDuration>) {
+        let now = ctx.now();
+        if let Some((p, next)) = self.count_done(now, ctx.metrics()) {
+            self.busy = None;
+            let java = self.config.auto_commit_from == AutoCommitFrom::Poll;
+            if java && self.positions.contains_key(&p) {
+                self.positions.insert(p, Position::At(next));
+            }
+        }
         if self.config.auto_commit.is_some() {
             self.commit_all(ctx);
         }
         if sends_leave_group(self.config.group_instance_id.as_deref()) && self.member_id.is_some() {
             let leave = GroupOp::Leave {
-                client_id: ctx.name().to_string(),
+                client_id: self.client_id.clone(),
                 member_id: self.member_id.clone(),
                 instance_id: None,
             };
@@ -1210,6 +1485,22 @@ impl<M: Carry<Log>> Consumer<M> {
         }
     }
 
+    /// Reports the records of the batch in progress whose processing had ended by `now` as
+    /// processed (the counter and the ledger), when the batch is interrupted (a crash, a
+    /// close). Returns the batch's partition and the offset after those records.
+    fn count_done(&self, now: SimTime, metrics: &mut Metrics) -> Option<(Partition, u64)> {
+        let (batch, m) = (self.busy?, self.metrics?);
+        let done = self.busy_ends.iter().filter(|&&end| end <= now).count() as u64;
+        if done > 0 {
+            metrics.add(m.processed, done);
+            if let Some(ledger) = &self.ledger {
+                let mut ledger = ledger.borrow_mut();
+                ledger.processed(metrics, batch.partition, batch.first, done);
+            }
+        }
+        Some((batch.partition, batch.first + done))
+    }
+
     /// The share of the time since the last query spent processing.
     fn usage(&mut self, ctx: &mut Ctx<'_, M>) -> f64 {
         let now = ctx.now();
@@ -1236,6 +1527,8 @@ impl<M: Carry<Log>> Actor<M> for Consumer<M> {
             rejoins: ctx.counter("rejoins_total"),
             poll_timeouts: ctx.counter("poll_timeouts_total"),
             commits_failed: ctx.counter("commits_failed_total"),
+            commits_rejected: ctx.counter("commits_rejected_total"),
+            request_timeouts: ctx.counter("request_timeouts_total"),
             poison_failures: ctx.counter("poison_failures_total"),
             dead_lettered: ctx.counter("dead_lettered_total"),
             owned: ctx.gauge("partitions_owned"),
@@ -1272,11 +1565,16 @@ impl<M: Carry<Log>> Actor<M> for Consumer<M> {
                 ctx.send(reply_to, M::wrap(Log::ProbeReply(reply)));
             }
             _ if !self.running => {}
-            Some(Log::GroupReply(reply)) if reply.group == self.config.group => {
+            // A reply to another connection's request (a dead process's, or one given up on)
+            // never reaches this connection in Kafka.
+            Some(Log::GroupReply(reply))
+                if reply.group == self.config.group && reply.to == self.client_id =>
+            {
                 self.on_group_reply(ctx, reply.response)
             }
             Some(Log::FetchReply(reply)) => self.on_fetch(ctx, reply),
             Some(Log::CommittedReply(reply)) => self.on_committed(ctx, reply),
+            Some(Log::OffsetCommitAck(ack)) => self.on_commit_ack(ctx, ack),
             _ => {}
         }
     }
@@ -1309,6 +1607,10 @@ impl<M: Carry<Log>> Actor<M> for Consumer<M> {
                 let interval = self.config.auto_commit.expect("set only with auto-commit");
                 self.timer(ctx, interval, AUTO_COMMIT, 0);
             }
+            GROUP_TIMEOUT => self.on_group_timeout(ctx, seq),
+            FETCH_TIMEOUT => self.on_fetch_timeout(ctx, seq),
+            COMMITTED_TIMEOUT => self.on_committed_timeout(ctx, seq),
+            COMMIT_TIMEOUT => self.on_commit_timeout(ctx, seq),
             _ => {}
         }
     }
@@ -1316,16 +1618,7 @@ impl<M: Carry<Log>> Actor<M> for Consumer<M> {
     /// A crash in the middle of a batch: the records whose processing had ended are
     /// processed (a sink written, an API called), the rest are not, and none is committed.
     fn on_crash(&mut self, now: SimTime, metrics: &mut Metrics) {
-        if let (Some(batch), Some(m)) = (self.busy, self.metrics) {
-            let done = self.busy_ends.iter().filter(|&&end| end <= now).count() as u64;
-            if done > 0 {
-                metrics.add(m.processed, done);
-                if let Some(ledger) = &self.ledger {
-                    let mut ledger = ledger.borrow_mut();
-                    ledger.processed(metrics, batch.partition, batch.first, done);
-                }
-            }
-        }
+        self.count_done(now, metrics);
         if let Some(ledger) = &self.ledger {
             ledger.borrow_mut().consuming(metrics, &self.name, &[]);
         }
@@ -1354,6 +1647,7 @@ mod tests {
         assert_eq!(c.group_instance_id, None);
         assert_eq!(c.on_poison, PoisonPolicy::Stall);
         assert_eq!(c.retry_backoff, SimDuration::from_millis(100));
+        assert_eq!(c.request_timeout, SimDuration::from_secs(30));
         let bad = |extra: &str| {
             from_ron::<ConsumerConfig>(&format!(
                 r#"(broker: "b", group: "g", topic: "t", partitions: 6, {extra})"#
@@ -1374,6 +1668,10 @@ mod tests {
         assert_eq!(
             bad(r#"processing: Const("1ms"), auto_commit: Some("0s")"#),
             Some("auto_commit".into())
+        );
+        assert_eq!(
+            bad(r#"processing: Const("1ms"), request_timeout: "0s""#),
+            Some("request_timeout".into())
         );
     }
 }

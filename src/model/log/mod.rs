@@ -57,9 +57,10 @@ pub use consumer::{AutoCommitFrom, Consumer, ConsumerConfig, PoisonPolicy};
 pub use deployment::{ConsumerGroupConfig, GroupController, Rollout};
 pub use ledger::{Ledger, SharedLedger};
 pub use msg::{
-    CommitError, CommitOffset, CommittedReply, Control, Fetch, FetchCommitted, FetchOutcome,
-    FetchReply, GroupOp, GroupReply, GroupRequest, LagQuery, LagReply, Log, OffsetCommitAck,
-    ProbeReply, Produce, ProduceAck, ProduceError, Tick, TopicPartition, UsageReply,
+    CommitError, CommitMember, CommitOffset, CommittedReply, Control, Fetch, FetchCommitted,
+    FetchOutcome, FetchReply, GroupOp, GroupReply, GroupRequest, LagQuery, LagReply, Log,
+    OffsetCommitAck, ProbeReply, Produce, ProduceAck, ProduceError, Tick, TopicPartition,
+    UsageReply,
 };
 pub use partition::{
     Deleted, Disk, FetchResult, NewRecord, OffsetReset, PartitionConfig, PartitionLog, Record,

@@ -10,7 +10,12 @@
 //! [`Response`](group::Response) unchanged, so that a consumer speaks exactly the protocol the
 //! [`Coordinator`](group::Coordinator) implements. The coordinator addresses its replies by
 //! client id (a parked JoinGroup is answered by another member's request, or by a timer); the
-//! broker remembers the `reply_to` each client id last sent a request from and delivers there.
+//! broker remembers the `reply_to` each client id last sent a request from and delivers there,
+//! and the reply names the client id it answers ([`GroupReply::to`]). A consumer's client id
+//! names its connection to the coordinator (`<actor>#<n>`, a new `n` for each process and each
+//! reconnection after a request timeout), so a reply to a request of a dead process, or of a
+//! connection it gave up on, is recognised and dropped, as a TCP connection that no longer
+//! exists would never deliver it.
 
 use super::group::{self, Assignment, ClientId, InstanceId, JoinRequest, MemberId};
 use super::partition::{NewRecord, Record};
@@ -202,12 +207,28 @@ pub struct CommitOffset {
     pub group: String,
     pub tp: TopicPartition,
     pub offset: u64,
+    /// The group member committing, as the coordinator knows it; None for a commit outside
+    /// group management (Kafka's generation -1 and empty member id: the admin client, or a
+    /// consumer that assigns itself partitions), accepted only while the group is Empty.
+    pub member: Option<CommitMember>,
+}
+
+/// Who commits: the member id, instance id and generation an OffsetCommit carries, which the
+/// coordinator checks (`ClassicGroup.validateOffsetCommit`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitMember {
+    pub member_id: MemberId,
+    pub instance_id: Option<InstanceId>,
+    pub generation: u32,
 }
 
 /// Why a commit failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CommitError {
     UnknownTopicOrPartition,
+    /// The coordinator refused the committer: UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION or
+    /// FENCED_INSTANCE_ID (a zombie's commit).
+    Group(group::GroupError),
 }
 
 /// The answer to a [`CommitOffset`].
@@ -282,6 +303,8 @@ impl GroupOp {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupReply {
     pub group: String,
+    /// The client id (the connection) of the request it answers.
+    pub to: ClientId,
     pub response: group::Response,
 }
 

@@ -661,6 +661,30 @@ impl Coordinator {
         out
     }
 
+    /// Whether an OffsetCommit from `member` (member id, instance id, generation; None for a
+    /// commit outside group management) may be stored: Kafka's
+    /// `ClassicGroup.validateOffsetCommit`. A commit without a member is accepted only while
+    /// the group is Empty; one with a member needs a current member id (UNKNOWN_MEMBER_ID), the
+    /// instance id's current holder (FENCED_INSTANCE_ID) and the current generation
+    /// (ILLEGAL_GENERATION). A member of the current generation may commit during a rebalance:
+    /// that is how an eager member commits before it rejoins (`onJoinPrepare`).
+    pub fn validate_commit(
+        &self,
+        member: Option<(&str, Option<&str>, u32)>,
+    ) -> Result<(), GroupError> {
+        match member {
+            None if self.state == GroupState::Empty => Ok(()),
+            None => Err(GroupError::UnknownMemberId),
+            Some((member_id, instance_id, generation)) => {
+                self.validate_member(member_id, instance_id)?;
+                if generation != self.generation {
+                    return Err(GroupError::IllegalGeneration);
+                }
+                Ok(())
+            }
+        }
+    }
+
     // -----------------------------------------------------------------------------------------
     // JoinGroup
     // -----------------------------------------------------------------------------------------

@@ -1338,3 +1338,45 @@ fn the_same_seed_gives_the_same_run() {
         assert_eq!(o1, o2);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// OffsetCommit validation
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn an_offset_commit_needs_a_current_member_and_generation_except_in_an_empty_group() {
+    // Empty: a commit outside group management is stored; Kafka's generation -1.
+    let c = Coordinator::new(config());
+    assert_eq!(c.validate_commit(None), Ok(()));
+    let (mut c, a, b) = stable_two(config(), None, Some("ib"));
+    assert_eq!(c.validate_commit(Some((&a, None, 2))), Ok(()));
+    assert_eq!(c.validate_commit(Some((&b, Some("ib"), 2))), Ok(()));
+    // Not a member any more, or never one: UNKNOWN_MEMBER_ID; so is an anonymous commit to a
+    // group with members.
+    assert_eq!(
+        c.validate_commit(Some(("zombie-9", None, 2))),
+        Err(GroupError::UnknownMemberId)
+    );
+    assert_eq!(c.validate_commit(None), Err(GroupError::UnknownMemberId));
+    // A member of an earlier generation: ILLEGAL_GENERATION.
+    assert_eq!(
+        c.validate_commit(Some((&a, None, 1))),
+        Err(GroupError::IllegalGeneration)
+    );
+    // Another member id under b's instance id: FENCED_INSTANCE_ID.
+    assert_eq!(
+        c.validate_commit(Some((&a, Some("ib"), 2))),
+        Err(GroupError::FencedInstanceId)
+    );
+    // During a rebalance a member of the current generation still commits (the eager
+    // member's commit before it rejoins); after the rebalance its old generation is refused.
+    c.join(at(20), req("c", None, None));
+    assert_eq!(c.state(), GroupState::PreparingRebalance);
+    assert_eq!(c.validate_commit(Some((&a, None, 2))), Ok(()));
+    // a leaves: its commits are a zombie's.
+    c.leave(at(21), "a", Some(&a), None);
+    assert_eq!(
+        c.validate_commit(Some((&a, None, 2))),
+        Err(GroupError::UnknownMemberId)
+    );
+}
