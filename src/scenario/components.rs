@@ -16,6 +16,7 @@ use crate::model::coord::{
 };
 use crate::model::log::deployment;
 use crate::model::log::{Broker, BrokerConfig, ConsumerGroupConfig, Log, Producer, ProducerConfig};
+use crate::model::rpc::deployment::{self as service_deployment, DeploymentConfig};
 use crate::model::rpc::{
     Client, ClientConfig, ConfigError, Database, DatabaseConfig, KindRef, LoadBalancer,
     LoadBalancerConfig, Rpc, Service, ServiceConfig, Validate,
@@ -103,10 +104,11 @@ pub enum Kind {
     RegisterClient,
     RaftNode,
     RaftClient,
+    Deployment,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 15] = [
+    pub const ALL: [Kind; 16] = [
         Kind::Client,
         Kind::Service,
         Kind::Database,
@@ -122,6 +124,7 @@ impl Kind {
         Kind::RegisterClient,
         Kind::RaftNode,
         Kind::RaftClient,
+        Kind::Deployment,
     ];
 
     /// The name written in a scenario.
@@ -142,6 +145,7 @@ impl Kind {
             Kind::RegisterClient => "RegisterClient",
             Kind::RaftNode => "RaftNode",
             Kind::RaftClient => "RaftClient",
+            Kind::Deployment => "Deployment",
         }
     }
 
@@ -167,6 +171,7 @@ impl Kind {
             Kind::RegisterClient => "coord/register-client",
             Kind::RaftNode => "coord/raft",
             Kind::RaftClient => "coord/raft-client",
+            Kind::Deployment => "rpc/deployment",
         }
     }
 }
@@ -190,6 +195,8 @@ pub enum Config {
     RegisterClient(RegisterClientConfig),
     RaftNode(RaftConfig),
     RaftClient(RaftClientConfig),
+    /// Boxed: a whole service config and an autoscaler.
+    Deployment(Box<DeploymentConfig>),
 }
 
 impl Config {
@@ -212,6 +219,7 @@ impl Config {
             Kind::RegisterClient => Config::RegisterClient(tree::from_node(node)?),
             Kind::RaftNode => Config::RaftNode(tree::from_node(node)?),
             Kind::RaftClient => Config::RaftClient(tree::from_node(node)?),
+            Kind::Deployment => Config::Deployment(Box::new(tree::from_node(node)?)),
         })
     }
 
@@ -232,6 +240,7 @@ impl Config {
             Config::RegisterClient(_) => Kind::RegisterClient,
             Config::RaftNode(_) => Kind::RaftNode,
             Config::RaftClient(_) => Kind::RaftClient,
+            Config::Deployment(_) => Kind::Deployment,
         }
     }
 
@@ -252,6 +261,7 @@ impl Config {
             Config::RegisterClient(c) => c.validate(),
             Config::RaftNode(c) => c.validate(),
             Config::RaftClient(c) => c.validate(),
+            Config::Deployment(c) => c.validate(),
         }
     }
 
@@ -271,6 +281,7 @@ impl Config {
             }
             Config::RaftNode(c) => c.targets(),
             Config::RaftClient(c) => c.targets(),
+            Config::Deployment(c) => c.targets(),
         }
     }
 
@@ -279,6 +290,8 @@ impl Config {
         match self {
             Config::Service(c) => Some(c.kind_names()),
             Config::Database(c) => Some(c.kind_names()),
+            // Its balancer forwards to pods that are all the same service.
+            Config::Deployment(c) => Some(c.service.kind_names()),
             _ => None,
         }
     }
@@ -297,6 +310,7 @@ impl Config {
             Config::Client(c) => c.kind_refs_mut(),
             Config::Service(c) => c.kind_refs_mut(),
             Config::LoadBalancer(c) => c.kind_refs_mut(),
+            Config::Deployment(c) => c.kind_refs_mut(),
             _ => Vec::new(),
         }
     }
@@ -371,6 +385,16 @@ impl Config {
             Config::RaftClient(c) => {
                 let proto = RaftClient::<Msg>::new(c).expect(VALID);
                 sim.spawn(host, name, move || proto.clone())
+            }
+            Config::Deployment(c) => {
+                // The pods first (the balancer looks them up at its start), each a clone of
+                // one value as a plain service is; then the balancer and controller.
+                let deployed = service_deployment::build::<Msg>(&c, name).expect(VALID);
+                for (pod, proto) in deployed.replicas {
+                    sim.spawn(host, &pod, move || proto.clone())?;
+                }
+                let controller = deployed.controller;
+                sim.spawn(host, name, move || controller.clone())
             }
         }
     }

@@ -509,6 +509,14 @@ impl Autoscaler {
     /// `Lag`) or the mean per ready replica (for `Cpu`, `Utilisation`). A NaN or negative
     /// metric counts as 0.
     pub fn poll(&mut self, now: SimTime, ready: u32, metric: f64) -> Decision {
+        self.poll_with_floor(now, ready, metric, 0)
+    }
+
+    /// [`poll`](Autoscaler::poll) with a second metric whose proposal is `floor` replicas (a
+    /// scheduled count, KEDA's cron scaler): the HPA computes a proposal per metric and takes
+    /// the largest, before stabilisation and the rate policies, so the floor is reached at the
+    /// pace the scale-up policies allow. A floor of 0 proposes nothing.
+    pub fn poll_with_floor(&mut self, now: SimTime, ready: u32, metric: f64, floor: u32) -> Decision {
         debug_assert!(
             self.last_poll.is_none_or(|t| t <= now),
             "polls go forward in time"
@@ -521,9 +529,9 @@ impl Autoscaler {
         };
         let current = self.replicas;
         let decision = if self.config.min_replicas == 0 {
-            self.keda(now, current, ready, metric)
+            self.keda(now, current, ready, metric, floor)
         } else {
-            self.hpa(now, current, ready, metric)
+            self.hpa(now, current, ready, metric, floor)
         };
         debug_assert!(decision.desired <= self.config.max_replicas.max(current));
         self.replicas = decision.desired;
@@ -531,12 +539,15 @@ impl Autoscaler {
     }
 
     /// KEDA's scale executor for a ScaledObject that may scale to zero.
-    fn keda(&mut self, now: SimTime, current: u32, ready: u32, metric: f64) -> Decision {
+    fn keda(&mut self, now: SimTime, current: u32, ready: u32, metric: f64, floor: u32) -> Decision {
         let active = match self.config.metric {
             ScaleMetric::Lag { activation, .. } => lag_of(metric) > activation,
             // Validation keeps per-pod metrics off this path (min_replicas >= 1).
             ScaleMetric::Cpu { .. } | ScaleMetric::Utilisation { .. } => metric > 0.0,
         };
+        // A scheduled count is an active trigger of its own (the cron scaler is active
+        // inside its window).
+        let active = active || floor > 0;
         if active {
             self.last_active = Some(now);
         }
@@ -563,11 +574,11 @@ impl Autoscaler {
                 return hold(0, ScaleReason::CooledDown);
             }
         }
-        self.hpa(now, current, ready, metric)
+        self.hpa(now, current, ready, metric, floor)
     }
 
     /// The HPA's reconcile for one metric, with behaviours.
-    fn hpa(&mut self, now: SimTime, current: u32, ready: u32, metric: f64) -> Decision {
+    fn hpa(&mut self, now: SimTime, current: u32, ready: u32, metric: f64, floor: u32) -> Decision {
         let min = self.config.min_replicas.max(1);
         let max = self.config.max_replicas;
         if !self.seeded {
@@ -584,7 +595,11 @@ impl Autoscaler {
         } else if current < min {
             clamp(min, ScaleReason::BelowMin)
         } else {
-            let (proposal, held) = self.proposal(current, ready, metric);
+            let (proposal, held) = match self.proposal(current, ready, metric) {
+                // computeReplicasForMetrics: the largest proposal of the metrics wins.
+                (p, _) if floor > p => (floor, None),
+                other => other,
+            };
             let stabilized = self.stabilize(now, current, proposal);
             let (desired, limit) = self.rate_limit(now, current, stabilized, min, max);
             let reason = if let Some(limit) = limit {
