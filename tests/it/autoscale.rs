@@ -72,7 +72,10 @@ fn a_scaled_up_pod_takes_traffic_only_once_provisioned() {
     let new = counter(&sim, "api.forwarded_total.api-1");
     let old = counter(&sim, "api.forwarded_total.api-0") - before;
     assert!(new > 600 && old > 600, "api-1 {new}, api-0 {old}");
-    assert!(new.abs_diff(old) <= 1, "round robin alternates: {new} vs {old}");
+    assert!(
+        new.abs_diff(old) <= 1,
+        "round robin alternates: {new} vs {old}"
+    );
     // The pods that were never created got nothing.
     for pod in ["api-2", "api-3"] {
         assert_eq!(counter(&sim, &format!("api.forwarded_total.{pod}")), 0);
@@ -100,7 +103,10 @@ fn a_scaled_down_pod_gets_no_more_traffic() {
     let at_poll: Vec<u64> = (0..3)
         .map(|i| counter(&sim, &format!("api.forwarded_total.api-{i}")))
         .collect();
-    assert!(at_poll.iter().all(|&n| n > 50), "all three served: {at_poll:?}");
+    assert!(
+        at_poll.iter().all(|&n| n > 50),
+        "all three served: {at_poll:?}"
+    );
     sim.run_until(secs(16));
     assert_eq!(gauge(&sim, "api.replicas_ready"), 1.0);
     assert_eq!(counter(&sim, "api.scale_downs_total"), 2);
@@ -115,7 +121,10 @@ fn a_scaled_down_pod_gets_no_more_traffic() {
         );
     }
     let survivor = counter(&sim, "api.forwarded_total.api-0") - at_poll[0];
-    assert!(survivor > 1_500, "api-0 took all of ~2100 requests: {survivor}");
+    assert!(
+        survivor > 1_500,
+        "api-0 took all of ~2100 requests: {survivor}"
+    );
     // And every one was served.
     assert_eq!(counter(&sim, "users.error_total"), 0);
 }
@@ -222,4 +231,45 @@ fn bad_configs_name_the_field() {
     );
     let e = scenario(ok, r#"(at: "10s", fault: Crash(target: "api-3"))"#);
     assert!(e.contains("api-3"), "{e}");
+}
+
+/// autoscale_spike's arrivals with the peak at `{}` requests a second, reached at once at 5m.
+const PEAK: &str = r#"Schedule([("0s", "100/s"), ("5m", "{}/s"), ("20m", "100/s")])"#;
+
+/// Pre-scaling to 8 pods (1600 requests/s of capacity) serves any step up to 1200/s: at 75%
+/// the HPA keeps the count within its tolerance and no pod's queue fills. The baseline, on
+/// a space of overloads, fails already at its mildest spike, 600/s on two pods' 400/s: the
+/// accept queues fill and the HPA waits minutes for its third pod.
+#[test]
+fn pre_scaling_serves_every_spike_up_to_twelve_times_the_load() {
+    use crate::support::cases;
+    use faultline::prop::{Param, Property};
+    use faultline::scenario::Expect;
+    let s = crate::support::load("autoscale_spike");
+    let report = Property::new(&s)
+        .variant("pre-scaling")
+        .check("served during the spike")
+        .expect(Expect::Holds)
+        .param(Param::int("users.arrivals", 200, 1200).template(PEAK))
+        .cases(cases(3, 60))
+        .runner_seed(1)
+        .run()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.held, report.cases);
+    let failure = Property::new(&s)
+        .variant("baseline")
+        .check("served during the spike")
+        .expect(Expect::Fails)
+        .param(Param::int("users.arrivals", 600, 1200).template(PEAK))
+        .seeds(1..=1000)
+        .cases(cases(3, 60))
+        .runner_seed(1)
+        .run()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let w = failure.witness.expect("the baseline fails on some spike");
+    assert_eq!(
+        w.params,
+        [("users.arrivals".to_string(), PEAK.replace("{}", "600"))],
+        "it shrinks to the mildest spike of the space"
+    );
 }

@@ -53,11 +53,16 @@
 //! Metrics (owner = the balancer's name): `forwarded_total`, `forwarded_total.<backend>`,
 //! `expired_total` (forwarded requests forgotten at their deadline) and `refused_total`
 //! (requests refused because their backend was at `max_outstanding`, or, with `health.fail_open`
-//! off, because no backend was healthy); with `health`, the gauges
-//! `healthy.<backend>` (1 while the backend is in rotation, 0 while ejected) and `panic` (1
+//! off, because no backend was healthy); with `health`, the gauges `healthy.<backend>` (1
+//! while the backend is in rotation, 0 while ejected or not an endpoint) and `panic` (1
 //! while routing to every backend regardless of health), and the counters `probes_total`
 //! (probes sent), `probe_failures_total` (probes that failed, including the ones ignored during
 //! `grace`) and `ejections_total` (healthy -> ejected transitions).
+//!
+//! **Endpoints.** A [`ServiceDeployment`](super::ServiceDeployment) embeds a balancer over
+//! every pod it may run and names the ones that are endpoints (`set_endpoint`); the others
+//! are neither routed to nor probed, and the panic threshold counts endpoints only. A plain
+//! `LoadBalancer` has every backend as an endpoint, and behaves exactly as before they existed.
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
@@ -735,7 +740,11 @@ impl<M: Carry<Rpc>> LoadBalancer<M> {
         self.endpoints[b] = member;
         if member {
             let now = ctx.now();
-            let grace = self.config.health.as_ref().map_or(SimDuration::ZERO, |h| h.grace);
+            let grace = self
+                .config
+                .health
+                .as_ref()
+                .map_or(SimDuration::ZERO, |h| h.grace);
             self.health[b] = Health {
                 healthy: true,
                 failures: 0,
@@ -744,9 +753,10 @@ impl<M: Carry<Rpc>> LoadBalancer<M> {
                 ramp_from: self.config.slow_start.is_some().then_some(now),
             };
             self.healthy[b] = true;
-            if let Some(&g) = self.healthy_gauges.get(b) {
-                ctx.metrics().set(g, 1.0);
-            }
+        }
+        // `healthy.<backend>` says whether it is in rotation: not while it is no endpoint.
+        if let Some(&g) = self.healthy_gauges.get(b) {
+            ctx.metrics().set(g, if member { 1.0 } else { 0.0 });
         }
         let panic = self.refresh_eligible();
         if let Some(hm) = self.health_metrics {

@@ -159,10 +159,13 @@ impl DeploymentConfig {
         c.max_outstanding = self.balancer.max_outstanding;
         if let Some(h) = &mut c.health {
             let names = self.service.kind_names();
-            let i = h.kind.resolve(&names).map_err(|reason| ConfigError::Invalid {
-                field: "balancer.health.kind".into(),
-                reason,
-            })?;
+            let i = h
+                .kind
+                .resolve(&names)
+                .map_err(|reason| ConfigError::Invalid {
+                    field: "balancer.health.kind".into(),
+                    reason,
+                })?;
             h.kind = KindRef::Index(i);
         }
         Ok(c)
@@ -535,4 +538,103 @@ pub fn build<M>(config: &DeploymentConfig, name: &str) -> Result<Deployed<M>, Co
         replicas,
         controller: ServiceDeployment::new(config.clone(), name)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::rpc::from_ron;
+
+    const SERVICE: &str = r#"service: (workers: 4, kinds: [(name: "page", service: Const("10ms")),
+                                        (name: "health", service: Const("1ms"))])"#;
+
+    fn config(extra: &str) -> DeploymentConfig {
+        from_ron(&format!("(replicas: 2, {SERVICE}, {extra})")).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn t(secs: u64) -> SimTime {
+        SimTime::from_nanos(secs * 1_000_000_000)
+    }
+
+    #[test]
+    fn defaults_slots_and_the_balancer_over_the_pods() {
+        let c = config("");
+        assert_eq!(c.balancer, Balancing::default());
+        assert_eq!(c.provisioning, default_provisioning());
+        assert_eq!(c.slots(), 2);
+        let c = config(
+            r#"autoscaler: Some((metric: Utilisation(target: 0.7), min_replicas: 1,
+                                 max_replicas: 5)),
+               balancer: (policy: LeastOutstanding, health: Some((kind: "health")))"#,
+        );
+        assert_eq!(c.slots(), 5);
+        let lb = c.balancer_config("api").expect("valid");
+        assert_eq!(lb.backends, ["api-0", "api-1", "api-2", "api-3", "api-4"]);
+        assert_eq!(lb.policy, Policy::LeastOutstanding);
+        // The probe's kind is resolved against the pods' kinds.
+        assert_eq!(lb.health.expect("set").kind, KindRef::Index(1));
+        // More replicas than max: the slots hold them all (the HPA brings the count down).
+        let c = config(
+            r#"autoscaler: Some((metric: Cpu(target: 0.5), min_replicas: 1, max_replicas: 1))"#,
+        );
+        assert_eq!(c.slots(), 2);
+    }
+
+    #[test]
+    fn the_schedule_floor_is_the_largest_active_entry() {
+        let c = config(
+            r#"autoscaler: Some((metric: Cpu(target: 0.5), min_replicas: 1, max_replicas: 10)),
+               schedule: [(from: "1m", until: "3m", replicas: 4),
+                          (from: "2m", until: "4m", replicas: 6)]"#,
+        );
+        let d = ServiceDeployment::<Rpc>::new(c, "api").expect("valid");
+        let floors: Vec<u32> = [0, 60, 119, 120, 179, 180, 239, 240]
+            .into_iter()
+            .map(|s| d.scheduled(t(s)))
+            .collect();
+        assert_eq!(floors, [0, 4, 4, 6, 6, 6, 6, 0]);
+        assert_eq!((d.created(), d.ready()), (2, 2));
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let field = |extra: &str| {
+            from_ron::<DeploymentConfig>(&format!("(replicas: 2, {SERVICE}, {extra})"))
+                .expect_err("invalid")
+                .field()
+                .map(str::to_string)
+        };
+        let cpu = r#"autoscaler: Some((metric: Cpu(target: 0.5), min_replicas: 1,
+                                       max_replicas: 4))"#;
+        assert_eq!(
+            field(&format!(
+                r#"{cpu}, schedule: [(from: "2m", until: "2m", replicas: 2)]"#
+            ))
+            .as_deref(),
+            Some("schedule[0].until")
+        );
+        assert_eq!(
+            field(r#"autoscaler: Some((metric: Utilisation(target: 0.7)))"#).as_deref(),
+            Some("autoscaler.min_replicas")
+        );
+        assert_eq!(
+            field(r#"balancer: (slow_start: Some((window: "30s")))"#).as_deref(),
+            Some("balancer.slow_start")
+        );
+        assert_eq!(
+            field("provisioning: Const(3)").as_deref(),
+            Some("provisioning")
+        );
+        assert_eq!(
+            from_ron::<DeploymentConfig>(&format!(
+                r#"(replicas: 2, service: (workers: 0, kinds: [(name: "a", service: Const("1ms"))]))"#
+            ))
+            .expect_err("no workers")
+            .field(),
+            Some("service.workers")
+        );
+        assert!(
+            from_ron::<DeploymentConfig>(&format!("(replicas: 2, {SERVICE}, pods: 3)")).is_err()
+        );
+    }
 }

@@ -43,8 +43,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use balancer::{HealthCheck, LoadBalancer, LoadBalancerConfig, Policy, SlowStart};
 pub use client::{Arrivals, Client, ClientConfig, Mix};
-pub use deployment::{DeploymentConfig, ServiceDeployment};
 pub use database::{Contention, Database, DatabaseConfig, QueryConfig};
+pub use deployment::{DeploymentConfig, ServiceDeployment};
 pub use resilience::{
     Backoff, BreakerConfig, BreakerState, CircuitBreaker, Jitter, RetryBudget, RetryBudgetState,
     RetryPolicy, TokenBucket, TokenBucketConfig,
