@@ -626,9 +626,9 @@ mod tests {
             Some("provisioning")
         );
         assert_eq!(
-            from_ron::<DeploymentConfig>(&format!(
-                r#"(replicas: 2, service: (workers: 0, kinds: [(name: "a", service: Const("1ms"))]))"#
-            ))
+            from_ron::<DeploymentConfig>(
+                r#"(replicas: 2, service: (workers: 0, kinds: [(name: "a", service: Const("1ms"))]))"#,
+            )
             .expect_err("no workers")
             .field(),
             Some("service.workers")
