@@ -796,6 +796,17 @@ impl Metrics {
         Some((g.integral + tail) / span as f64)
     }
 
+    /// A gauge's integral over virtual time, from its registration to the latest
+    /// `advance_to`, in value × nanoseconds (a busy-worker gauge gives worker-nanoseconds, as
+    /// a CPU accounting counter gives CPU time); `None` if there is no gauge of that name.
+    /// The difference between two readings over their time apart is the mean in between.
+    pub fn gauge_integral(&self, name: &str) -> Option<f64> {
+        let g = &self.gauges[self.slot_of(name, MetricKind::Gauge)?];
+        let held = self.now.saturating_sub(g.since);
+        let tail = if held > 0 { g.value * held as f64 } else { 0.0 };
+        Some(g.integral + tail)
+    }
+
     /// A histogram's whole-run statistics by full name.
     pub fn histogram_summary(&self, name: &str) -> Option<Summary> {
         self.histogram_view(name).map(|h| h.summary())

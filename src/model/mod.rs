@@ -5,6 +5,7 @@
 //! type that can [`Carry`] them — so a user's own actors and built-in ones can share one message
 //! enum and talk to each other.
 
+pub mod autoscale;
 pub mod cache;
 pub mod coord;
 pub mod log;

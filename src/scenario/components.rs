@@ -29,6 +29,7 @@ use crate::model::coord::{
 };
 use crate::model::log::deployment;
 use crate::model::log::{Broker, BrokerConfig, ConsumerGroupConfig, Log, Producer, ProducerConfig};
+use crate::model::rpc::deployment::{self as service_deployment, DeploymentConfig};
 use crate::model::rpc::{
     Client, ClientConfig, ConfigError, Database, DatabaseConfig, KindRef, LoadBalancer,
     LoadBalancerConfig, Rpc, Service, ServiceConfig, Validate,
@@ -134,10 +135,11 @@ pub enum Kind {
     Sentinel,
     ReplClient,
     PowerSwitch,
+    Deployment,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 19] = [
+    pub const ALL: [Kind; 20] = [
         Kind::Client,
         Kind::Service,
         Kind::Database,
@@ -157,6 +159,7 @@ impl Kind {
         Kind::Sentinel,
         Kind::ReplClient,
         Kind::PowerSwitch,
+        Kind::Deployment,
     ];
 
     /// The name written in a scenario.
@@ -181,6 +184,7 @@ impl Kind {
             Kind::Sentinel => "Sentinel",
             Kind::ReplClient => "ReplClient",
             Kind::PowerSwitch => "PowerSwitch",
+            Kind::Deployment => "Deployment",
         }
     }
 
@@ -210,6 +214,7 @@ impl Kind {
             Kind::Sentinel => "coord/sentinel",
             Kind::ReplClient => "coord/repl-client",
             Kind::PowerSwitch => "coord/power-switch",
+            Kind::Deployment => "rpc/deployment",
         }
     }
 }
@@ -237,6 +242,8 @@ pub enum Config {
     Sentinel(SentinelConfig),
     ReplClient(ReplClientConfig),
     PowerSwitch(PowerSwitchConfig),
+    /// Boxed: a whole service config and an autoscaler.
+    Deployment(Box<DeploymentConfig>),
 }
 
 impl Config {
@@ -263,6 +270,7 @@ impl Config {
             Kind::Sentinel => Config::Sentinel(tree::from_node(node)?),
             Kind::ReplClient => Config::ReplClient(tree::from_node(node)?),
             Kind::PowerSwitch => Config::PowerSwitch(tree::from_node(node)?),
+            Kind::Deployment => Config::Deployment(Box::new(tree::from_node(node)?)),
         })
     }
 
@@ -287,6 +295,7 @@ impl Config {
             Config::Sentinel(_) => Kind::Sentinel,
             Config::ReplClient(_) => Kind::ReplClient,
             Config::PowerSwitch(_) => Kind::PowerSwitch,
+            Config::Deployment(_) => Kind::Deployment,
         }
     }
 
@@ -311,6 +320,7 @@ impl Config {
             Config::Sentinel(c) => c.validate(),
             Config::ReplClient(c) => c.validate(),
             Config::PowerSwitch(c) => c.validate(),
+            Config::Deployment(c) => c.validate(),
         }
     }
 
@@ -335,6 +345,7 @@ impl Config {
             Config::Sentinel(c) => c.targets(),
             Config::ReplClient(c) => c.targets(),
             Config::PowerSwitch(_) => Vec::new(),
+            Config::Deployment(c) => c.targets(),
         }
     }
 
@@ -343,6 +354,8 @@ impl Config {
         match self {
             Config::Service(c) => Some(c.kind_names()),
             Config::Database(c) => Some(c.kind_names()),
+            // Its balancer forwards to pods that are all the same service.
+            Config::Deployment(c) => Some(c.service.kind_names()),
             _ => None,
         }
     }
@@ -361,6 +374,7 @@ impl Config {
             Config::Client(c) => c.kind_refs_mut(),
             Config::Service(c) => c.kind_refs_mut(),
             Config::LoadBalancer(c) => c.kind_refs_mut(),
+            Config::Deployment(c) => c.kind_refs_mut(),
             _ => Vec::new(),
         }
     }
@@ -455,6 +469,16 @@ impl Config {
             Config::PowerSwitch(c) => sim.spawn(host, name, move || {
                 PowerSwitch::<Msg>::with_config(c.clone())
             }),
+            Config::Deployment(c) => {
+                // The pods first (the balancer looks them up at its start), each a clone of
+                // one value as a plain service is; then the balancer and controller.
+                let deployed = service_deployment::build::<Msg>(&c, name).expect(VALID);
+                for (pod, proto) in deployed.replicas {
+                    sim.spawn(host, &pod, move || proto.clone())?;
+                }
+                let controller = deployed.controller;
+                sim.spawn(host, name, move || controller.clone())
+            }
         }
     }
 }

@@ -10,6 +10,11 @@ pub const SHIPPED: &[(&str, &str, &str)] = &[
         include_str!("../../scenarios/auto_commit_loss.ron"),
     ),
     (
+        "autoscale_spike",
+        "scenarios/autoscale_spike.ron",
+        include_str!("../../scenarios/autoscale_spike.ron"),
+    ),
+    (
         "cache_avalanche",
         "scenarios/cache_avalanche.ron",
         include_str!("../../scenarios/cache_avalanche.ron"),

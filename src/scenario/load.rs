@@ -346,7 +346,8 @@ impl Scenario {
     }
 
     /// The actors a fault can name: the components (a consumer group standing for all its
-    /// replicas, see [`faults_for`](Self::faults_for)), and the replicas of consumer groups.
+    /// replicas, see [`faults_for`](Self::faults_for)), and the replicas of consumer groups and
+    /// deployments.
     pub fn fault_targets(&self) -> Vec<String> {
         let mut names: Vec<String> = (self.variants.first())
             .map(|v| v.components.iter().map(|c| c.name.clone()).collect())
@@ -376,14 +377,15 @@ impl Scenario {
     }
 }
 
-/// The replicas (`<group>-<i>`, their own actors) of every consumer group that every variant
-/// has: the actors a fault can name besides the components.
+/// The replicas (`<group>-<i>`, their own actors) of every consumer group and service
+/// deployment that every variant has: the actors a fault can name besides the components.
 pub fn replica_names(variants: &[Variant]) -> Vec<String> {
     let Some(first) = variants.first() else {
         return Vec::new();
     };
     let slots = |v: &Variant, name: &str| match v.component(name).map(|c| &c.config) {
         Some(Config::ConsumerGroup(g)) => g.slots(),
+        Some(Config::Deployment(d)) => d.slots(),
         _ => 0,
     };
     let mut names = Vec::new();

@@ -27,6 +27,10 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../../models/rpc/load_balancer.ron"),
     ),
     (
+        "models/rpc/deployment.ron",
+        include_str!("../../models/rpc/deployment.ron"),
+    ),
+    (
         "models/cache/redis.ron",
         include_str!("../../models/cache/redis.ron"),
     ),

@@ -1,6 +1,7 @@
 //! faultline's one integration-test binary: each module drives a part of the public API the way
 //! a user would. Slow sweeps are gated by `FAULTLINE_SLOW=1`.
 
+mod autoscale;
 mod bad_input;
 mod cache;
 mod checks;

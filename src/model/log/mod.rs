@@ -37,7 +37,9 @@
 //! on its own timer, and leaves on a poll timeout. The scenario-layer wiring comes next.
 
 pub mod assign;
-pub mod autoscale;
+/// The autoscaler moved to [`crate::model::autoscale`] (it scales services too); this path
+/// still names it.
+pub use crate::model::autoscale;
 mod broker;
 pub mod consumer;
 pub mod deployment;

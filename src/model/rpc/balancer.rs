@@ -53,11 +53,16 @@
 //! Metrics (owner = the balancer's name): `forwarded_total`, `forwarded_total.<backend>`,
 //! `expired_total` (forwarded requests forgotten at their deadline) and `refused_total`
 //! (requests refused because their backend was at `max_outstanding`, or, with `health.fail_open`
-//! off, because no backend was healthy); with `health`, the gauges
-//! `healthy.<backend>` (1 while the backend is in rotation, 0 while ejected) and `panic` (1
+//! off, because no backend was healthy); with `health`, the gauges `healthy.<backend>` (1
+//! while the backend is in rotation, 0 while ejected or not an endpoint) and `panic` (1
 //! while routing to every backend regardless of health), and the counters `probes_total`
 //! (probes sent), `probe_failures_total` (probes that failed, including the ones ignored during
 //! `grace`) and `ejections_total` (healthy -> ejected transitions).
+//!
+//! **Endpoints.** A [`ServiceDeployment`](super::ServiceDeployment) embeds a balancer over
+//! every pod it may run and names the ones that are endpoints (`set_endpoint`); the others
+//! are neither routed to nor probed, and the panic threshold counts endpoints only. A plain
+//! `LoadBalancer` has every backend as an endpoint, and behaves exactly as before they existed.
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
@@ -437,6 +442,10 @@ pub struct LoadBalancer<M> {
     current: Vec<f64>,
     health: Vec<Health>,
     healthy: Vec<bool>,
+    /// By backend: whether it is in the endpoint set (every backend, unless a
+    /// [`ServiceDeployment`](super::ServiceDeployment) says otherwise). Only endpoints are
+    /// routed to and probed.
+    endpoints: Vec<bool>,
     /// The backends that may be picked (healthy ones, or all in panic), in config order.
     eligible: Vec<usize>,
     /// Per-pick weights of `eligible`, kept to avoid an allocation per request.
@@ -477,6 +486,7 @@ impl<M> LoadBalancer<M> {
             current: vec![0.0; n],
             health: vec![health; n],
             healthy: vec![true; n],
+            endpoints: vec![true; n],
             eligible: (0..n).collect(),
             scratch: Vec::with_capacity(n),
             counters: Vec::new(),
@@ -529,8 +539,12 @@ impl<M> LoadBalancer<M> {
 
     /// Recomputes the eligible set after a health change; returns whether in panic.
     fn refresh_eligible(&mut self) -> bool {
-        let n = self.healthy.len();
-        let up = self.healthy.iter().filter(|&&h| h).count();
+        // Only endpoints count: with every backend one (the default), `n` is all of them.
+        let endpoints = &self.endpoints;
+        let n = endpoints.iter().filter(|&&e| e).count();
+        let up = (self.healthy.iter().zip(endpoints))
+            .filter(|&(&h, &e)| h && e)
+            .count();
         let threshold = self
             .config
             .health
@@ -540,9 +554,9 @@ impl<M> LoadBalancer<M> {
         let panic =
             (up == 0 && fail_open) || (up > 0 && (up as f64) * 100.0 < threshold * n as f64);
         self.eligible.clear();
-        let healthy = &self.healthy;
+        let (healthy, endpoints) = (&self.healthy, &self.endpoints);
         self.eligible
-            .extend((0..n).filter(|&b| panic || healthy[b]));
+            .extend((0..healthy.len()).filter(|&b| endpoints[b] && (panic || healthy[b])));
         // Smooth weighted round robin's invariant (current weights sum to 0 over the
         // candidates) holds for a fixed set only: start the rotation afresh, so a backend
         // coming back brings no credit or debt from before.
@@ -688,6 +702,10 @@ impl<M: Carry<Rpc>> LoadBalancer<M> {
         };
         let (interval, timeout) = (h.interval, h.timeout);
         ctx.set_timer(interval, M::wrap(Rpc::Tick(Tick::Probe(b))));
+        if !self.endpoints[b as usize] {
+            // Not an endpoint: nobody probes a pod that is not there.
+            return;
+        }
         let id = self.next_id;
         self.next_id += 1;
         self.probes.insert(id, b);
@@ -708,6 +726,47 @@ impl<M: Carry<Rpc>> LoadBalancer<M> {
             key: super::NO_KEY,
         };
         ctx.send(self.backends[b as usize], M::wrap(Rpc::Request(probe)));
+    }
+
+    /// Adds backend `b` to the endpoint set or removes it, as the Kubernetes endpoints
+    /// controller adds a pod once it is ready and removes it when it is deleted. A backend
+    /// added starts healthy and, with `slow_start`, ramps from now, as Envoy's slow start
+    /// ramps a new host and an ALB a newly registered target. Requests already forwarded to
+    /// a removed backend are still answered (the pod finishes them while it terminates).
+    pub fn set_endpoint(&mut self, ctx: &mut Ctx<'_, M>, b: usize, member: bool) {
+        if self.endpoints[b] == member {
+            return;
+        }
+        self.endpoints[b] = member;
+        if member {
+            let now = ctx.now();
+            let grace = self
+                .config
+                .health
+                .as_ref()
+                .map_or(SimDuration::ZERO, |h| h.grace);
+            self.health[b] = Health {
+                healthy: true,
+                failures: 0,
+                successes: 0,
+                grace_until: now.saturating_add(grace),
+                ramp_from: self.config.slow_start.is_some().then_some(now),
+            };
+            self.healthy[b] = true;
+        }
+        // `healthy.<backend>` says whether it is in rotation: not while it is no endpoint.
+        if let Some(&g) = self.healthy_gauges.get(b) {
+            ctx.metrics().set(g, if member { 1.0 } else { 0.0 });
+        }
+        let panic = self.refresh_eligible();
+        if let Some(hm) = self.health_metrics {
+            ctx.metrics().set(hm.panic, if panic { 1.0 } else { 0.0 });
+        }
+    }
+
+    /// Whether backend `b` is in the endpoint set.
+    pub fn is_endpoint(&self, b: usize) -> bool {
+        self.endpoints[b]
     }
 
     /// Folds a probe's outcome into backend `b`'s health.

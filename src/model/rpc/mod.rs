@@ -31,6 +31,7 @@
 mod balancer;
 mod client;
 mod database;
+pub mod deployment;
 mod resilience;
 mod service;
 
@@ -43,6 +44,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub use balancer::{HealthCheck, LoadBalancer, LoadBalancerConfig, Policy, SlowStart};
 pub use client::{Arrivals, Client, ClientConfig, Mix};
 pub use database::{Contention, Database, DatabaseConfig, QueryConfig};
+pub use deployment::{DeploymentConfig, ServiceDeployment};
 pub use resilience::{
     Backoff, BreakerConfig, BreakerState, CircuitBreaker, Jitter, RetryBudget, RetryBudgetState,
     RetryPolicy, TokenBucket, TokenBucketConfig,
@@ -271,6 +273,9 @@ pub enum Tick {
     FlightTimeout { worker: u32, seq: u64 },
     /// Service: rate-limited pool `pool` may hand out its next permit.
     PoolIssue { pool: u32 },
+    /// Deployment: the controller's timer `kind` (an autoscaler poll, a pod provisioned),
+    /// `seq` naming the pod and its epoch where it matters.
+    Deployment { kind: u32, seq: u64 },
 }
 
 /// Why a component config cannot be used. Every variant names the field, as a path from the

@@ -43,8 +43,11 @@
 //! is one, at `polling_interval`, whose default is KEDA's (set it to [`HPA_SYNC_PERIOD`] for the
 //! HPA's cadence). And the HPA's metrics pipeline (metrics-server's 15-60 s scrape, the
 //! `cpu-initialization-period`) is the caller's: the metric passed in is what the HPA would
-//! see. Only one metric is scaled on; the HPA takes the largest proposal of several, which a
-//! caller can do before calling.
+//! see. One metric is measured; a second, a scheduled count (KEDA's cron scaler), can be given
+//! to [`Autoscaler::poll_with_floor`], and the larger proposal wins, as the HPA combines
+//! metrics. The callers: a consumer group's controller
+//! ([`GroupController`](crate::model::log::GroupController)) and a service deployment's
+//! ([`ServiceDeployment`](crate::model::rpc::ServiceDeployment)).
 
 use std::collections::VecDeque;
 
@@ -509,6 +512,20 @@ impl Autoscaler {
     /// `Lag`) or the mean per ready replica (for `Cpu`, `Utilisation`). A NaN or negative
     /// metric counts as 0.
     pub fn poll(&mut self, now: SimTime, ready: u32, metric: f64) -> Decision {
+        self.poll_with_floor(now, ready, metric, 0)
+    }
+
+    /// [`poll`](Autoscaler::poll) with a second metric whose proposal is `floor` replicas (a
+    /// scheduled count, KEDA's cron scaler): the HPA computes a proposal per metric and takes
+    /// the largest, before stabilisation and the rate policies, so the floor is reached at the
+    /// pace the scale-up policies allow. A floor of 0 proposes nothing.
+    pub fn poll_with_floor(
+        &mut self,
+        now: SimTime,
+        ready: u32,
+        metric: f64,
+        floor: u32,
+    ) -> Decision {
         debug_assert!(
             self.last_poll.is_none_or(|t| t <= now),
             "polls go forward in time"
@@ -521,9 +538,9 @@ impl Autoscaler {
         };
         let current = self.replicas;
         let decision = if self.config.min_replicas == 0 {
-            self.keda(now, current, ready, metric)
+            self.keda(now, current, ready, metric, floor)
         } else {
-            self.hpa(now, current, ready, metric)
+            self.hpa(now, current, ready, metric, floor)
         };
         debug_assert!(decision.desired <= self.config.max_replicas.max(current));
         self.replicas = decision.desired;
@@ -531,12 +548,22 @@ impl Autoscaler {
     }
 
     /// KEDA's scale executor for a ScaledObject that may scale to zero.
-    fn keda(&mut self, now: SimTime, current: u32, ready: u32, metric: f64) -> Decision {
+    fn keda(
+        &mut self,
+        now: SimTime,
+        current: u32,
+        ready: u32,
+        metric: f64,
+        floor: u32,
+    ) -> Decision {
         let active = match self.config.metric {
             ScaleMetric::Lag { activation, .. } => lag_of(metric) > activation,
             // Validation keeps per-pod metrics off this path (min_replicas >= 1).
             ScaleMetric::Cpu { .. } | ScaleMetric::Utilisation { .. } => metric > 0.0,
         };
+        // A scheduled count is an active trigger of its own (the cron scaler is active
+        // inside its window).
+        let active = active || floor > 0;
         if active {
             self.last_active = Some(now);
         }
@@ -563,11 +590,11 @@ impl Autoscaler {
                 return hold(0, ScaleReason::CooledDown);
             }
         }
-        self.hpa(now, current, ready, metric)
+        self.hpa(now, current, ready, metric, floor)
     }
 
     /// The HPA's reconcile for one metric, with behaviours.
-    fn hpa(&mut self, now: SimTime, current: u32, ready: u32, metric: f64) -> Decision {
+    fn hpa(&mut self, now: SimTime, current: u32, ready: u32, metric: f64, floor: u32) -> Decision {
         let min = self.config.min_replicas.max(1);
         let max = self.config.max_replicas;
         if !self.seeded {
@@ -584,7 +611,11 @@ impl Autoscaler {
         } else if current < min {
             clamp(min, ScaleReason::BelowMin)
         } else {
-            let (proposal, held) = self.proposal(current, ready, metric);
+            let (proposal, held) = match self.proposal(current, ready, metric) {
+                // computeReplicasForMetrics: the largest proposal of the metrics wins.
+                (p, _) if floor > p => (floor, None),
+                other => other,
+            };
             let stabilized = self.stabilize(now, current, proposal);
             let (desired, limit) = self.rate_limit(now, current, stabilized, min, max);
             let reason = if let Some(limit) = limit {
@@ -1106,6 +1137,46 @@ mod tests {
         c.scale_up.select_policy = Some(SelectPolicy::Disabled);
         let mut off = Autoscaler::new(c, 10, t(0));
         assert_eq!(off.poll(t(0), 10, 1_000.0).desired, 10);
+    }
+
+    #[test]
+    fn a_scheduled_floor_is_a_second_metric_under_the_same_policies() {
+        // CPU far below target proposes 1, the schedule 8: the larger wins, at the pace of
+        // the default scale-up policies (max of +100% and +4 pods per 15 s).
+        let mut a = Autoscaler::new(cpu_config(0.5), 2, t(0));
+        let d = a.poll_with_floor(t(0), 2, 0.1, 8);
+        assert_eq!(
+            (d.desired, d.proposal, d.reason),
+            (6, 8, ScaleReason::ScaleUpLimit)
+        );
+        let d = a.poll_with_floor(t(15), 6, 0.1, 8);
+        assert_eq!(
+            (d.desired, d.proposal, d.reason),
+            (8, 8, ScaleReason::Metric)
+        );
+        // A metric above the floor wins over it: 8 pods at 0.75 against 0.5 want 12.
+        let d = a.poll_with_floor(t(30), 8, 0.75, 8);
+        assert_eq!((d.desired, d.reason), (12, ScaleReason::Metric));
+        // The floor gone (0), the low metric's scale-down is held by the 300 s window.
+        let d = a.poll_with_floor(t(45), 12, 0.1, 0);
+        assert_eq!((d.desired, d.proposal), (12, 3));
+        assert_eq!(d.reason, ScaleReason::ScaleDownStabilized);
+        // Without a floor, `poll` decides exactly as `poll_with_floor(.., 0)`.
+        let mut b = Autoscaler::new(cpu_config(0.5), 2, t(0));
+        let mut c = Autoscaler::new(cpu_config(0.5), 2, t(0));
+        for (i, m) in [0.1, 0.9, 0.9, 0.4, 0.2].into_iter().enumerate() {
+            let now = t(15 * i as u64);
+            let (rb, rc) = (b.replicas(), c.replicas());
+            assert_eq!(b.poll(now, rb, m), c.poll_with_floor(now, rc, m, 0));
+        }
+        // On KEDA's path a floor is activity: it brings a group up from zero and keeps it.
+        let mut k = Autoscaler::new(AutoscalerConfig::lag(), 0, t(0));
+        assert_eq!(
+            k.poll_with_floor(t(0), 0, 0.0, 3).reason,
+            ScaleReason::Activated
+        );
+        assert_eq!(k.poll_with_floor(t(30), 1, 0.0, 3).desired, 3);
+        assert_eq!(k.poll_with_floor(t(400), 3, 0.0, 3).desired, 3);
     }
 
     #[test]
