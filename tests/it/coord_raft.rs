@@ -346,7 +346,7 @@ fn safety_holds_and_a_leader_returns_under_random_faults() {
         }
         let won = g.watch.borrow().history.len() as u64;
         assert_eq!(counter(&g.sim, "raft.leaders_elected_total"), won, "{what}");
-        assert_eq!(histogram(&g.sim, "raft.time_to_elect").count, won, "{what}");
+        assert_eq!(histogram(&g.sim, "raft.leaderless_time").count, won, "{what}");
         let max_term = *g.watch.borrow().leaders.keys().last().unwrap();
         assert!(counter(&g.sim, "raft.terms_without_leader_total") < max_term, "{what}");
         let (l, t) = g.leader().unwrap_or_else(|| panic!("{what}: no leader"));

@@ -12,7 +12,7 @@
 //!   share between nodes (one leader per term, one entry per committed index). The nodes
 //!   report what they see broken, and what the observer sees, as group metrics
 //!   (`raft.leaders_per_term_violations_total`, `raft.committed_lost_total`, ...) that a
-//!   scenario checks, with the group's availability (`raft.time_to_elect`, split votes).
+//!   scenario checks, with the group's availability (`raft.leaderless_time`, split votes).
 //! - `client.rs`: the [`RaftClient`], proposing entries at a constant rate to whoever it
 //!   believes leads, following redirects, and keeping what was acknowledged.
 //!

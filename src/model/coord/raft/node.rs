@@ -52,9 +52,10 @@
 //!   gauge, the term of the latest leader (its max is the terms used);
 //!   `terms_without_leader_total`, the terms each new leader saw pass with no leader since the
 //!   last one it knew of.
-//! - `time_to_elect` (histogram, ns): for each election won, from the last moment the winner
-//!   knew a leader was alive (its last AppendEntries from one, its own last heartbeat, or its
-//!   start) to its win — after a leader's loss, the loss-to-leader delay within a heartbeat.
+//! - `leaderless_time` (histogram, ns; the time-to-elect): for each election won,
+//!   from the last moment the winner knew a leader was alive (its last AppendEntries from one,
+//!   its own last heartbeat, or its start) to its win — after a leader's loss, the
+//!   loss-to-leader delay to within a heartbeat.
 //!
 //! Without an observer the safety counters see what each member sees: two leaders of a term
 //! that never reach a common member, or committed entries lost on members that never learn
@@ -418,7 +419,7 @@ struct GroupMetrics {
     split_votes: CounterId,
     leaderless_terms: CounterId,
     term: GaugeId,
-    time_to_elect: HistogramId,
+    leaderless_time: HistogramId,
 }
 
 /// A proposal the leader holds until its index commits.
@@ -669,7 +670,7 @@ impl<M: Carry<Raft>> RaftNode<M> {
                     ctx.metrics().inc(g.elected);
                     ctx.metrics().set(g.term, term as f64);
                     let waited = ctx.now().saturating_duration_since(self.last_contact);
-                    ctx.metrics().record(g.time_to_elect, waited.as_nanos());
+                    ctx.metrics().record(g.leaderless_time, waited.as_nanos());
                     self.last_contact = ctx.now();
                     ctx.trace_note(&format!("leader of term {term}"));
                     let two = self.observer.as_ref().is_some_and(|o| {
@@ -804,7 +805,7 @@ impl<M: Carry<Raft>> Actor<M> for RaftNode<M> {
             split_votes: c("split_votes_total"),
             leaderless_terms: c("terms_without_leader_total"),
             term: ctx.metrics().gauge(&owner, "term"),
-            time_to_elect: ctx.metrics().histogram(&owner, "time_to_elect"),
+            leaderless_time: ctx.metrics().histogram(&owner, "leaderless_time"),
         });
         self.last_contact = ctx.now();
         let me = ctx.name().to_string();
