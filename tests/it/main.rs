@@ -6,6 +6,7 @@ mod cache;
 mod checks;
 mod cli;
 mod coord_lease;
+mod coord_props;
 mod coord_raft;
 mod coord_repl;
 mod determinism;
