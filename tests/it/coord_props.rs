@@ -158,8 +158,8 @@ fn with_fencing_no_write_with_an_older_token_is_accepted_under_pauses_and_skews(
         .check(check)
         .expect(Expect::Holds)
         .faults(worker_faults(&s))
-        .cases(cases(8, 32))
-        .runner_seed(5)
+        .cases(cases(16, 32))
+        .runner_seed(11)
         .shrink_runs_max(64);
     let c = fails(p, "baseline");
     let entries = &c.faults.entries;

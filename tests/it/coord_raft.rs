@@ -346,9 +346,16 @@ fn safety_holds_and_a_leader_returns_under_random_faults() {
         }
         let won = g.watch.borrow().history.len() as u64;
         assert_eq!(counter(&g.sim, "raft.leaders_elected_total"), won, "{what}");
-        assert_eq!(histogram(&g.sim, "raft.leaderless_time").count, won, "{what}");
+        assert_eq!(
+            histogram(&g.sim, "raft.leaderless_time").count,
+            won,
+            "{what}"
+        );
         let max_term = *g.watch.borrow().leaders.keys().last().unwrap();
-        assert!(counter(&g.sim, "raft.terms_without_leader_total") < max_term, "{what}");
+        assert!(
+            counter(&g.sim, "raft.terms_without_leader_total") < max_term,
+            "{what}"
+        );
         let (l, t) = g.leader().unwrap_or_else(|| panic!("{what}: no leader"));
         assert!(g.all_follow(l, t), "{what}: not everyone follows {l}");
         // When did the final leadership start? Within the bound after the heal.

@@ -531,7 +531,10 @@ impl<M: Carry<Raft>> RaftNode<M> {
             let lost = known - from + 1;
             let c = self.g().committed_lost;
             ctx.metrics().add(c, lost);
-            self.violated(ctx, format!("deleted {lost} committed entries from index {from}"));
+            self.violated(
+                ctx,
+                format!("deleted {lost} committed entries from index {from}"),
+            );
         }
     }
 
@@ -552,7 +555,10 @@ impl<M: Carry<Raft>> RaftNode<M> {
         let mut reordered = before.is_some_and(|e| e != entry);
         if reordered {
             let e = before.expect("some");
-            self.violated(ctx, format!("committed {entry:?} at {index}, which held {e:?}"));
+            self.violated(
+                ctx,
+                format!("committed {entry:?} at {index}, which held {e:?}"),
+            );
         }
         if let Some(o) = &self.observer {
             reordered |= o
@@ -673,9 +679,10 @@ impl<M: Carry<Raft>> RaftNode<M> {
                     ctx.metrics().record(g.leaderless_time, waited.as_nanos());
                     self.last_contact = ctx.now();
                     ctx.trace_note(&format!("leader of term {term}"));
-                    let two = self.observer.as_ref().is_some_and(|o| {
-                        o.borrow_mut().became_leader(ctx.now(), term, ctx.name())
-                    });
+                    let two = self
+                        .observer
+                        .as_ref()
+                        .is_some_and(|o| o.borrow_mut().became_leader(ctx.now(), term, ctx.name()));
                     if two {
                         ctx.metrics().inc(g.two_leaders);
                     }
@@ -711,7 +718,10 @@ impl<M: Carry<Raft>> RaftNode<M> {
                 Output::Violation(v) => match v {
                     Violation::TwoLeaders { term, leader, from } => {
                         ctx.metrics().inc(g.two_leaders);
-                        let (l, f) = (leader.map(|l| self.ids[l as usize]), self.ids[from as usize]);
+                        let (l, f) = (
+                            leader.map(|l| self.ids[l as usize]),
+                            self.ids[from as usize],
+                        );
                         let l = l.map_or("?".to_string(), |l| ctx.name_of(l).to_string());
                         let f = ctx.name_of(f).to_string();
                         self.violated(ctx, format!("two leaders in term {term}: {l} and {f}"));
