@@ -9,6 +9,7 @@ mod coord_lease;
 mod coord_props;
 mod coord_raft;
 mod coord_repl;
+mod coord_split;
 mod determinism;
 mod engine;
 mod faults;
