@@ -577,7 +577,7 @@ fn bad_lease_family_configs_name_their_field() {
 
 /// `zombie_lock` without its scripted pause, with 20 jobs of random length: the faults the
 /// harness draws are the only pauses.
-fn zombie_under_faults() -> faultline::scenario::Scenario {
+pub(crate) fn zombie_under_faults() -> faultline::scenario::Scenario {
     let (file, text) = faultline::scenario::shipped("zombie_lock").unwrap();
     let extra: Vec<(String, String)> = [
         ("worker-a.pause_probability", "0.0"),
@@ -594,7 +594,7 @@ fn zombie_under_faults() -> faultline::scenario::Scenario {
 }
 
 /// Pauses of the workers (up to a minute) and clock skews of their hosts, in the first 2m.
-fn worker_faults(s: &faultline::scenario::Scenario) -> faultline::prop::FaultSpace {
+pub(crate) fn worker_faults(s: &faultline::scenario::Scenario) -> faultline::prop::FaultSpace {
     faultline::prop::FaultSpace::for_scenario(s)
         .kinds([
             faultline::NemesisKind::Pause,

@@ -335,6 +335,27 @@ fn safety_holds_and_a_leader_returns_under_random_faults() {
         g.sim.run_until(heal_at.saturating_add(ms(30_000)));
         let what = format!("seed {seed} ({extra})");
         g.assert_safe(&what);
+        // The group's metrics say the same as the observer: no violation, one count per
+        // leadership, one time-to-elect sample per election won.
+        for name in [
+            "raft.leaders_per_term_violations_total",
+            "raft.committed_lost_total",
+            "raft.committed_reordered_total",
+        ] {
+            assert_eq!(counter(&g.sim, name), 0, "{what}: {name}");
+        }
+        let won = g.watch.borrow().history.len() as u64;
+        assert_eq!(counter(&g.sim, "raft.leaders_elected_total"), won, "{what}");
+        assert_eq!(
+            histogram(&g.sim, "raft.leaderless_time").count,
+            won,
+            "{what}"
+        );
+        let max_term = *g.watch.borrow().leaders.keys().last().unwrap();
+        assert!(
+            counter(&g.sim, "raft.terms_without_leader_total") < max_term,
+            "{what}"
+        );
         let (l, t) = g.leader().unwrap_or_else(|| panic!("{what}: no leader"));
         assert!(g.all_follow(l, t), "{what}: not everyone follows {l}");
         // When did the final leadership start? Within the bound after the heal.
@@ -512,4 +533,49 @@ fn a_raft_group_under_faults_replays_the_same_trace_from_the_same_seed() {
     assert_eq!(a, run(5));
     assert_ne!(a.0, run(6).0);
     assert!(a.1 > 0);
+}
+
+/// The oracle can fail: three of five members lose their disks (term, vote and log gone, as
+/// with a wiped volume) while the whole group is down. The three come back alone, elect a
+/// leader of term 1 with an empty log and commit new entries at the indices the group had
+/// committed. When the other two return, their logs (with entries of a later term, after a
+/// leader change) are more up to date: one of them wins and overwrites the entries the three
+/// had committed. The group metrics count both the deleted entries and the indices committed
+/// with two different entries.
+#[test]
+fn a_majority_of_lost_disks_loses_committed_entries_and_the_metrics_say_so() {
+    let mut g = group(8, "", Some("20/s"));
+    g.sim.run_until(secs(10));
+    // A leader change first, so the survivors' logs end in a later term than 1.
+    let (old, _) = g.leader().expect("a leader");
+    g.sim.crash(g.ids[old]);
+    g.sim.run_until(secs(15));
+    g.sim.restart(g.ids[old]);
+    g.sim.run_until(secs(20));
+    for &id in &g.ids {
+        g.sim.crash(id);
+    }
+    let wiped: Vec<usize> = (0..5).filter(|&i| i != old).take(3).collect();
+    for &i in &wiped {
+        *g.disks[i].borrow_mut() = RaftDisk::default();
+        g.sim.restart(g.ids[i]);
+    }
+    g.sim.run_until(secs(30));
+    let reordered_alone = counter(&g.sim, "raft.committed_reordered_total");
+    for i in (0..5).filter(|i| !wiped.contains(i)) {
+        g.sim.restart(g.ids[i]);
+    }
+    g.sim.run_until(secs(40));
+    let lost = counter(&g.sim, "raft.committed_lost_total");
+    let reordered = counter(&g.sim, "raft.committed_reordered_total");
+    // The three committed other entries at indices already committed (the observer sees it),
+    // then lost what they had committed alone to the survivors' leader.
+    assert!(reordered_alone > 0, "reordered {reordered_alone}");
+    assert!(reordered >= reordered_alone);
+    assert!(lost > 0, "lost {lost}");
+    assert!(!g.watch.borrow().violations.is_empty());
+    if std::env::var("FAULTLINE_PRINT").is_ok() {
+        let two = counter(&g.sim, "raft.leaders_per_term_violations_total");
+        eprintln!("lost disks: {lost} lost, {reordered} reordered, two leaders {two}");
+    }
 }

@@ -96,6 +96,9 @@ pub struct FencedStore {
     applied_keys: BTreeSet<u64>,
     effects: BTreeMap<u64, u32>,
     audit: Vec<AuditEntry>,
+    /// Writes applied with a token below the newest the resource had seen (a write's or a
+    /// claim's): what fencing exists to refuse.
+    stale_accepted: u64,
 }
 
 impl FencedStore {
@@ -114,6 +117,9 @@ impl FencedStore {
     pub fn write(&mut self, w: EffectWrite) -> EffectOutcome {
         let outcome = self.decide(w);
         if let EffectOutcome::Applied { .. } = outcome {
+            if self.newest.get(&w.resource).is_some_and(|&n| w.token < n) {
+                self.stale_accepted += 1;
+            }
             *self.effects.entry(w.job).or_insert(0) += 1;
             if let Some(k) = w.idempotency_key {
                 self.applied_keys.insert(k);
@@ -187,6 +193,12 @@ impl FencedStore {
         self.effects.len() as u64
     }
 
+    /// Writes applied although their token was below the newest the resource had seen, from
+    /// a write or a claim: the zombie's write fencing refuses (0 whenever fencing is on).
+    pub fn stale_accepted(&self) -> u64 {
+        self.stale_accepted
+    }
+
     /// Every write in arrival order, with what happened to it.
     pub fn audit(&self) -> &[AuditEntry] {
         &self.audit
@@ -236,6 +248,7 @@ mod tests {
         assert_eq!(s.effects(0), 2);
         assert_eq!(s.duplicate_effects(), 1);
         assert!(s.accepted_out_of_order());
+        assert_eq!(s.stale_accepted(), 1);
     }
 
     #[test]
@@ -265,6 +278,7 @@ mod tests {
             EffectOutcome::Applied { duplicate: false }
         ));
         assert!(!s.accepted_out_of_order());
+        assert_eq!(s.stale_accepted(), 0);
         assert_eq!(s.newest(0), Some(3));
         assert_eq!(s.audit().len(), 5);
     }

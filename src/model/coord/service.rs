@@ -221,7 +221,9 @@ impl Validate for FencedStorageConfig {
 ///
 /// Metrics: `writes_total`, `applied_total`, `rejected_stale_total`, `deduplicated_total`,
 /// `duplicate_effects_total` (an applied effect for a job that already had one: the double
-/// charge), `claims_total`, `claims_stale_total`, and the gauge `jobs_done`.
+/// charge), `stale_accepted_total` (a write applied with a token older than one the store had
+/// seen for its resource: what fencing refuses), `claims_total`, `claims_stale_total`, and
+/// the gauge `jobs_done`.
 pub struct FencedStorage<M> {
     store: Durable<FencedStore>,
     _m: PhantomData<M>,
@@ -264,6 +266,7 @@ impl<M: Carry<Lease>> Actor<M> for FencedStorage<M> {
             "rejected_stale_total",
             "deduplicated_total",
             "duplicate_effects_total",
+            "stale_accepted_total",
             "claims_total",
             "claims_stale_total",
         ] {
@@ -298,8 +301,12 @@ impl<M: Carry<Lease>> Actor<M> for FencedStorage<M> {
             }
             _ => return,
         };
+        let stale_before = self.store.borrow().stale_accepted();
         let outcome = self.store.borrow_mut().write(write);
         bump(ctx, "writes_total");
+        if self.store.borrow().stale_accepted() > stale_before {
+            bump(ctx, "stale_accepted_total");
+        }
         match outcome {
             EffectOutcome::Applied { duplicate } => {
                 bump(ctx, "applied_total");

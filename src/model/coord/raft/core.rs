@@ -211,6 +211,31 @@ pub enum Output {
         index: u64,
         entry: Entry,
     },
+    /// A conflicting AppendEntries made this server delete its entries from `from` on (§5.3).
+    /// Legal for uncommitted entries; the actor compares it with what it knew committed.
+    Truncated {
+        from: u64,
+    },
+    /// This server saw a safety rule broken, and carried on (see [`Violation`]).
+    Violation(Violation),
+}
+
+/// A safety rule a server saw broken with its own eyes. Raft as written here never breaks
+/// one; the core reports instead of panicking so that a model with a bug — or a fault that
+/// breaks an assumption (a lost disk) — shows up as a metric a scenario can check, and the
+/// run goes on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Violation {
+    /// An AppendEntries of `term` from `from` while this server leads `term` or follows
+    /// another leader of it: two leaders in one term (Election Safety, §5.2).
+    TwoLeaders {
+        term: Term,
+        leader: Option<NodeId>,
+        from: NodeId,
+    },
+    /// A conflict would delete the entry at `index`, which this server knows is committed
+    /// (Leader Completeness, §5.4); the entry is deleted, as the message says.
+    TruncatedCommitted { index: u64 },
 }
 
 /// The core's switches.
@@ -618,20 +643,22 @@ impl RaftCore {
     fn on_append(&mut self, from: NodeId, ae: AppendEntries) {
         let term = self.term();
         debug_assert_eq!(ae.term, term);
-        assert_ne!(
-            self.role,
-            Role::Leader,
-            "two leaders in term {term}: {} and {from}",
-            self.id
-        );
+        let two_leaders = if self.role == Role::Leader {
+            Some(Some(self.id))
+        } else if self.role == Role::Follower && self.leader.is_some_and(|l| l != from) {
+            Some(self.leader)
+        } else {
+            None
+        };
+        if let Some(leader) = two_leaders {
+            // Report and ignore the message: which of the two to follow is moot.
+            let v = Violation::TwoLeaders { term, leader, from };
+            self.out.push(Output::Violation(v));
+            return;
+        }
         if self.role != Role::Follower {
             self.become_follower(term, Some(from), StepDown::HigherTerm);
         } else if self.leader != Some(from) {
-            assert!(
-                self.leader.is_none(),
-                "two leaders in term {term}: {:?} and {from}",
-                self.leader
-            );
             self.leader = Some(from);
             self.out.push(Output::LeaderKnown { term, leader: from });
         }
@@ -660,11 +687,11 @@ impl RaftCore {
                     Some(_) => {
                         // A conflict: this entry and all that follow it go (§5.3). Never a
                         // committed one: the leader holds every committed entry (§5.4).
-                        assert!(
-                            index > self.commit_index,
-                            "server {} would truncate committed index {index}",
-                            self.id
-                        );
+                        if index <= self.commit_index {
+                            let v = Violation::TruncatedCommitted { index };
+                            self.out.push(Output::Violation(v));
+                        }
+                        self.out.push(Output::Truncated { from: index });
                         d.log.truncate(index as usize - 1);
                         d.log.push(*e);
                     }

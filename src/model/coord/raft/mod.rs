@@ -9,7 +9,10 @@
 //! - `node.rs`: the [`RaftNode`] actor running a core on timers measured by its host's
 //!   monotonic clock (so clock drift changes them and offsets do not), its [`Raft`] messages
 //!   and [`RaftConfig`] (defaults from etcd), and [`RaftObserver`], the safety oracle tests
-//!   share between nodes (one leader per term, one entry per committed index).
+//!   share between nodes (one leader per term, one entry per committed index). The nodes
+//!   report what they see broken, and what the observer sees, as group metrics
+//!   (`raft.leaders_per_term_violations_total`, `raft.committed_lost_total`, ...) that a
+//!   scenario checks, with the group's availability (`raft.leaderless_time`, split votes).
 //! - `client.rs`: the [`RaftClient`], proposing entries at a constant rate to whoever it
 //!   believes leads, following redirects, and keeping what was acknowledged.
 //!
@@ -28,7 +31,7 @@ pub use client::{
 };
 pub use core::{
     AppendEntries, AppendReply, CoreConfig, Entry, Message, NodeId, Output, RaftCore, RaftDisk,
-    RequestVote, Role, StepDown, Term, Vote,
+    RequestVote, Role, StepDown, Term, Violation, Vote,
 };
 pub use node::{
     DEFAULT_ELECTION_TIMEOUT_MAX, DEFAULT_ELECTION_TIMEOUT_MIN, DEFAULT_HEARTBEAT_INTERVAL,

@@ -37,6 +37,29 @@
 //! (it won, or heard from the winner). The first node to time out after a leader dies records
 //! the group's whole detection-to-leader delay; the crash-to-leader delay is that plus the
 //! election timeout it took to notice.
+//!
+//! **Group metrics** (owner = [`RaftConfig::group`], `raft` by default; every member adds to
+//! the same ones), so that a scenario can check the group's safety and availability:
+//! - `leaders_per_term_violations_total`: two leaders in one term, as a member saw it (an
+//!   AppendEntries of its term from another leader while it leads or follows one) or, with a
+//!   shared [`RaftObserver`], as the observer saw it (a second node winning a term).
+//! - `committed_lost_total`: entries a member knew committed and deleted from its log after
+//!   (a conflicting AppendEntries); `committed_reordered_total`: an index a member had learnt
+//!   committed with one entry later committed with another (by it, again after a restart, or
+//!   with an observer by another member). What a member learnt committed is kept beside its
+//!   disk, so a restarted member checks against it too.
+//! - `leaders_elected_total`, `elections_started_total`, `split_votes_total`; the `term`
+//!   gauge, the term of the latest leader (its max is the terms used);
+//!   `terms_without_leader_total`, the terms each new leader saw pass with no leader since the
+//!   last one it knew of.
+//! - `leaderless_time` (histogram, ns; the time-to-elect): for each election won,
+//!   from the last moment the winner knew a leader was alive (its last AppendEntries from one,
+//!   its own last heartbeat, or its start) to its win — after a leader's loss, the
+//!   loss-to-leader delay to within a heartbeat.
+//!
+//! Without an observer the safety counters see what each member sees: two leaders of a term
+//! that never reach a common member, or committed entries lost on members that never learn
+//! of it, go uncounted. Tests that build a group share one observer for the complete check.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -48,7 +71,7 @@ use serde::{Deserialize, Serialize};
 
 use super::core::{
     AppendEntries, AppendReply, CoreConfig, Entry, Message, NodeId, Output, RaftCore, RaftDisk,
-    RequestVote, Role, StepDown, Term, Vote,
+    RequestVote, Role, StepDown, Term, Violation, Vote,
 };
 use crate::actor::{Actor, ActorId, Ctx, Durable, TimerId};
 use crate::engine::time::{SimDuration, SimTime};
@@ -147,6 +170,12 @@ fn default_max_entries_per_append() -> u32 {
 fn yes() -> bool {
     true
 }
+fn default_group() -> String {
+    DEFAULT_GROUP.to_string()
+}
+
+/// The owner of a group's metrics by default: `raft.leaders_per_term_violations_total`.
+pub const DEFAULT_GROUP: &str = "raft";
 
 /// A [`RaftNode`]'s config. In RON: `(peers: ["n0", "n1", "n2"], election_timeout_min:
 /// "150ms", election_timeout_max: "300ms")`.
@@ -179,6 +208,11 @@ pub struct RaftConfig {
     /// Default 64 ([`DEFAULT_MAX_ENTRIES_PER_APPEND`]).
     #[serde(default = "default_max_entries_per_append")]
     pub max_entries_per_append: u32,
+    /// The name the group's own metrics are reported under (safety violations, elections,
+    /// time to elect: see the module docs); every member should give the same. Default
+    /// `"raft"` ([`DEFAULT_GROUP`]): two groups in one scenario need two names.
+    #[serde(default = "default_group")]
+    pub group: String,
 }
 
 impl RaftConfig {
@@ -192,6 +226,7 @@ impl RaftConfig {
             check_quorum: true,
             pre_vote: true,
             max_entries_per_append: DEFAULT_MAX_ENTRIES_PER_APPEND,
+            group: DEFAULT_GROUP.to_string(),
         }
     }
 
@@ -259,6 +294,12 @@ impl Validate for RaftConfig {
             "max_entries_per_append",
             u64::from(self.max_entries_per_append),
         )?;
+        if self.group.is_empty() {
+            return Err(ConfigError::Invalid {
+                field: "group".into(),
+                reason: "the group's metrics need an owner name".into(),
+            });
+        }
         Ok(())
     }
 }
@@ -305,28 +346,35 @@ impl RaftObserver {
         Rc::new(RefCell::new(RaftObserver::default()))
     }
 
-    fn became_leader(&mut self, now: SimTime, term: Term, node: &str) {
+    /// `node` won `term`; true if another node had won it (a violation, recorded).
+    fn became_leader(&mut self, now: SimTime, term: Term, node: &str) -> bool {
+        let mut two = false;
         if let Some((other, _)) = self.leaders.get(&term)
             && other != node
         {
             let v = format!("{now}: two leaders in term {term}: {other} and {node}");
             self.violations.push(v);
+            two = true;
         }
         self.leaders
             .entry(term)
             .or_insert_with(|| (node.to_string(), now));
         self.history.push((now, term, node.to_string()));
+        two
     }
 
-    fn committed(&mut self, now: SimTime, node: &str, index: u64, entry: Entry) {
+    /// `node` learnt `entry` committed at `index`; true if another entry was committed there.
+    fn committed(&mut self, now: SimTime, node: &str, index: u64, entry: Entry) -> bool {
         match self.committed.get(&index) {
             Some(e) if *e != entry => {
                 let v = format!("{now}: {node} committed {entry:?} at {index}, which held {e:?}");
                 self.violations.push(v);
+                true
             }
-            Some(_) => {}
+            Some(_) => false,
             None => {
                 self.committed.insert(index, entry);
+                false
             }
         }
     }
@@ -360,6 +408,20 @@ struct NodeMetrics {
     election_duration: HistogramId,
 }
 
+/// The group's metrics (owner = [`RaftConfig::group`]): every member adds to the same ones.
+#[derive(Clone, Copy)]
+struct GroupMetrics {
+    two_leaders: CounterId,
+    committed_lost: CounterId,
+    committed_reordered: CounterId,
+    elected: CounterId,
+    elections: CounterId,
+    split_votes: CounterId,
+    leaderless_terms: CounterId,
+    term: GaugeId,
+    leaderless_time: HistogramId,
+}
+
 /// A proposal the leader holds until its index commits.
 #[derive(Clone, Copy, Debug)]
 struct Waiting {
@@ -373,6 +435,10 @@ struct Waiting {
 pub struct RaftNode<M> {
     config: RaftConfig,
     disk: Durable<RaftDisk>,
+    /// Instrumentation beside the disk, surviving crashes too: the entries this node learnt
+    /// committed, by index, so that a committed entry later deleted or replaced is seen even
+    /// by an incarnation whose commit index (volatile) has not caught up yet.
+    known: Durable<Vec<Entry>>,
     observer: Option<RaftWatch>,
     core: Option<RaftCore>,
     /// Actor ids by [`NodeId`].
@@ -389,7 +455,11 @@ pub struct RaftNode<M> {
     /// The latest term this node knew the leader of (0 on a fresh disk; unknown after a
     /// restart, when terms may have passed unseen).
     last_led_term: Option<Term>,
+    /// When this node last knew a leader was alive: an AppendEntries from it, or its own
+    /// heartbeat while leading (the start, for a new incarnation).
+    last_contact: SimTime,
     metrics: Option<NodeMetrics>,
+    group_metrics: Option<GroupMetrics>,
     _m: PhantomData<M>,
 }
 
@@ -401,6 +471,7 @@ impl<M> RaftNode<M> {
         Ok(RaftNode {
             config,
             disk: Durable::new(RaftDisk::default()),
+            known: Durable::new(Vec::new()),
             observer: None,
             core: None,
             ids: Vec::new(),
@@ -411,7 +482,9 @@ impl<M> RaftNode<M> {
             waiting: BTreeMap::new(),
             leaderless_since: None,
             last_led_term: None,
+            last_contact: SimTime::ZERO,
             metrics: None,
+            group_metrics: None,
             _m: PhantomData,
         })
     }
@@ -436,6 +509,66 @@ impl<M> RaftNode<M> {
 impl<M: Carry<Raft>> RaftNode<M> {
     fn m(&self) -> NodeMetrics {
         self.metrics.expect("registered at start")
+    }
+
+    fn g(&self) -> GroupMetrics {
+        self.group_metrics.expect("registered at start")
+    }
+
+    /// A safety violation seen: to the observer, if any, and the trace.
+    fn violated(&mut self, ctx: &mut Ctx<'_, M>, what: String) {
+        let v = format!("{}: {}: {what}", ctx.now(), ctx.name());
+        ctx.trace_note(&format!("safety violation: {what}"));
+        if let Some(o) = &self.observer {
+            o.borrow_mut().violations.push(v);
+        }
+    }
+
+    /// The core deleted its entries from `from` on: those this node knew committed are lost.
+    fn truncated(&mut self, ctx: &mut Ctx<'_, M>, from: u64) {
+        let known = self.known.borrow().len() as u64;
+        if from <= known {
+            let lost = known - from + 1;
+            let c = self.g().committed_lost;
+            ctx.metrics().add(c, lost);
+            self.violated(
+                ctx,
+                format!("deleted {lost} committed entries from index {from}"),
+            );
+        }
+    }
+
+    /// This node learnt `entry` committed at `index`: it must be what it learnt before.
+    fn check_committed(&mut self, ctx: &mut Ctx<'_, M>, index: u64, entry: Entry) {
+        let before = {
+            let mut known = self.known.borrow_mut();
+            match known.get(index as usize - 1) {
+                Some(e) => Some(*e),
+                None => {
+                    // Commits come in index order from 1 in every incarnation.
+                    debug_assert_eq!(known.len() as u64 + 1, index);
+                    known.push(entry);
+                    None
+                }
+            }
+        };
+        let mut reordered = before.is_some_and(|e| e != entry);
+        if reordered {
+            let e = before.expect("some");
+            self.violated(
+                ctx,
+                format!("committed {entry:?} at {index}, which held {e:?}"),
+            );
+        }
+        if let Some(o) = &self.observer {
+            reordered |= o
+                .borrow_mut()
+                .committed(ctx.now(), ctx.name(), index, entry);
+        }
+        if reordered {
+            let c = self.g().committed_reordered;
+            ctx.metrics().inc(c);
+        }
     }
 
     fn core_mut(&mut self) -> &mut RaftCore {
@@ -479,12 +612,17 @@ impl<M: Carry<Raft>> RaftNode<M> {
 
     /// This node learnt the leader of `term`: the terms it saw pass since the last one it knew
     /// a leader of had none (split votes, or candidates that could not win).
-    fn leader_of(&mut self, ctx: &mut Ctx<'_, M>, term: Term) {
+    /// `won`: this node is that leader, and reports the terms to the group's count too.
+    fn leader_of(&mut self, ctx: &mut Ctx<'_, M>, term: Term, won: bool) {
         if let Some(last) = self.last_led_term
             && term > last + 1
         {
             let c = self.m().leaderless_terms;
             ctx.metrics().add(c, term - last - 1);
+            if won {
+                let c = self.g().leaderless_terms;
+                ctx.metrics().add(c, term - last - 1);
+            }
         }
         self.last_led_term = Some(term);
         self.knows_leader(ctx);
@@ -500,6 +638,7 @@ impl<M: Carry<Raft>> RaftNode<M> {
 
     fn handle(&mut self, ctx: &mut Ctx<'_, M>, outs: Vec<Output>) {
         let m = self.m();
+        let g = self.g();
         for out in outs {
             match out {
                 Output::Send { to, msg } => {
@@ -517,6 +656,7 @@ impl<M: Carry<Raft>> RaftNode<M> {
                         ctx.metrics().inc(m.pre_votes);
                     } else {
                         ctx.metrics().inc(m.elections);
+                        ctx.metrics().inc(g.elections);
                         if let Some(o) = &self.observer {
                             o.borrow_mut().elections_started += 1;
                         }
@@ -525,6 +665,7 @@ impl<M: Carry<Raft>> RaftNode<M> {
                 }
                 Output::SplitVote { term } => {
                     ctx.metrics().inc(m.split_votes);
+                    ctx.metrics().inc(g.split_votes);
                     if let Some(o) = &self.observer {
                         o.borrow_mut().split_votes += 1;
                     }
@@ -532,11 +673,20 @@ impl<M: Carry<Raft>> RaftNode<M> {
                 }
                 Output::BecameLeader { term } => {
                     ctx.metrics().inc(m.elected);
+                    ctx.metrics().inc(g.elected);
+                    ctx.metrics().set(g.term, term as f64);
+                    let waited = ctx.now().saturating_duration_since(self.last_contact);
+                    ctx.metrics().record(g.leaderless_time, waited.as_nanos());
+                    self.last_contact = ctx.now();
                     ctx.trace_note(&format!("leader of term {term}"));
-                    if let Some(o) = &self.observer {
-                        o.borrow_mut().became_leader(ctx.now(), term, ctx.name());
+                    let two = self
+                        .observer
+                        .as_ref()
+                        .is_some_and(|o| o.borrow_mut().became_leader(ctx.now(), term, ctx.name()));
+                    if two {
+                        ctx.metrics().inc(g.two_leaders);
                     }
-                    self.leader_of(ctx, term);
+                    self.leader_of(ctx, term, true);
                     if let Some(t) = self.election_timer.take() {
                         ctx.cancel_timer(t);
                     }
@@ -563,13 +713,27 @@ impl<M: Carry<Raft>> RaftNode<M> {
                     }
                     self.arm_election(ctx);
                 }
-                Output::LeaderKnown { term, .. } => self.leader_of(ctx, term),
+                Output::LeaderKnown { term, .. } => self.leader_of(ctx, term, false),
+                Output::Truncated { from } => self.truncated(ctx, from),
+                Output::Violation(v) => match v {
+                    Violation::TwoLeaders { term, leader, from } => {
+                        ctx.metrics().inc(g.two_leaders);
+                        let (l, f) = (
+                            leader.map(|l| self.ids[l as usize]),
+                            self.ids[from as usize],
+                        );
+                        let l = l.map_or("?".to_string(), |l| ctx.name_of(l).to_string());
+                        let f = ctx.name_of(f).to_string();
+                        self.violated(ctx, format!("two leaders in term {term}: {l} and {f}"));
+                    }
+                    // Counted by the `Truncated` that follows, against what this node knew.
+                    Violation::TruncatedCommitted { index } => {
+                        self.violated(ctx, format!("truncating committed index {index}"));
+                    }
+                },
                 Output::Committed { index, entry } => {
                     ctx.metrics().inc(m.commits);
-                    if let Some(o) = &self.observer {
-                        o.borrow_mut()
-                            .committed(ctx.now(), ctx.name(), index, entry);
-                    }
+                    self.check_committed(ctx, index, entry);
                     if let Some(w) = self.waiting.remove(&index) {
                         let result = if w.term == entry.term {
                             Ok(index)
@@ -640,6 +804,20 @@ impl<M: Carry<Raft>> Actor<M> for RaftNode<M> {
             leaderless_terms: ctx.counter("terms_without_leader_total"),
             election_duration: ctx.histogram("election_duration"),
         });
+        let owner = self.config.group.clone();
+        let mut c = |name: &str| ctx.metrics().counter(&owner, name);
+        self.group_metrics = Some(GroupMetrics {
+            two_leaders: c("leaders_per_term_violations_total"),
+            committed_lost: c("committed_lost_total"),
+            committed_reordered: c("committed_reordered_total"),
+            elected: c("leaders_elected_total"),
+            elections: c("elections_started_total"),
+            split_votes: c("split_votes_total"),
+            leaderless_terms: c("terms_without_leader_total"),
+            term: ctx.metrics().gauge(&owner, "term"),
+            leaderless_time: ctx.metrics().histogram(&owner, "leaderless_time"),
+        });
+        self.last_contact = ctx.now();
         let me = ctx.name().to_string();
         let mut group: Vec<&str> = self.config.peers.iter().map(String::as_str).collect();
         if !group.contains(&me.as_str()) {
@@ -689,7 +867,11 @@ impl<M: Carry<Raft>> Actor<M> for RaftNode<M> {
             Raft::Propose(p) => return self.propose(ctx, p),
             Raft::ProposeReply(_) | Raft::Tick(_) => return,
         };
+        let from_leader = matches!(core_msg, Message::AppendEntries(_));
         let outs = self.core_mut().step(peer, core_msg);
+        if from_leader && self.core.as_ref().and_then(RaftCore::leader) == Some(peer) {
+            self.last_contact = ctx.now();
+        }
         self.handle(ctx, outs);
     }
 
@@ -727,6 +909,7 @@ impl<M: Carry<Raft>> Actor<M> for RaftNode<M> {
                 }
                 let hb = self.config.heartbeat_interval;
                 Self::local_timer(ctx, hb, RaftTick::Heartbeat { epoch });
+                self.last_contact = ctx.now();
                 self.core_mut().heartbeat()
             }
             RaftTick::CheckQuorum { epoch } => {

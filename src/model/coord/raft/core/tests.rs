@@ -629,3 +629,70 @@ fn a_restarted_server_relearns_the_commit_index_and_reports_entries_again() {
     assert_eq!(net.core(1).commit_index(), 2);
     assert_eq!(net.committed(1), vec![1, 2, 1, 2]);
 }
+
+/// Messages no correct server sends — a second leader's AppendEntries in a term, a leader
+/// overwriting a committed entry — are reported as violations, and the server carries on.
+#[test]
+fn a_second_leader_or_a_committed_entry_overwritten_is_reported_not_a_panic() {
+    let heartbeat = |term, prev_log_index, prev_log_term, entries: Vec<Entry>, commit| {
+        Message::AppendEntries(AppendEntries {
+            term,
+            prev_log_index,
+            prev_log_term,
+            entries,
+            leader_commit: commit,
+        })
+    };
+    let violations = |outs: &[Output]| -> Vec<Violation> {
+        outs.iter()
+            .filter_map(|o| match o {
+                Output::Violation(v) => Some(*v),
+                _ => None,
+            })
+            .collect()
+    };
+    // A follower of 0 in term 3 hears from 2 as leader of term 3.
+    let d = disk(3, Some(0), &[1, 3]);
+    let mut f = RaftCore::new(1, 3, PLAIN, d.clone());
+    let outs = f.step(0, heartbeat(3, 2, 3, vec![], 2));
+    assert!(violations(&outs).is_empty(), "{outs:?}");
+    assert_eq!(f.commit_index(), 2);
+    let outs = f.step(2, heartbeat(3, 2, 3, vec![], 2));
+    let two = Violation::TwoLeaders {
+        term: 3,
+        leader: Some(0),
+        from: 2,
+    };
+    assert_eq!(violations(&outs), [two]);
+    // The message was ignored: no answer, the leader still 0.
+    assert!(outs.iter().all(|o| !matches!(o, Output::Send { .. })));
+    assert_eq!(f.leader(), Some(0));
+    // 0 now replaces committed index 2 with an entry of another term.
+    let e = Entry {
+        term: 2,
+        data: Some(9),
+    };
+    let outs = f.step(0, heartbeat(3, 1, 1, vec![e], 2));
+    assert_eq!(
+        violations(&outs),
+        [Violation::TruncatedCommitted { index: 2 }]
+    );
+    assert!(outs.contains(&Output::Truncated { from: 2 }));
+    assert_eq!(d.borrow().entry(2), Some(e));
+    // A leader hearing from another leader of its own term reports it too.
+    let mut n = Net::new(3, PLAIN);
+    n.timeout(0);
+    n.run_all();
+    assert_eq!(n.leaders(), [(0, 1)]);
+    let outs = n.cores[0]
+        .as_mut()
+        .unwrap()
+        .step(1, heartbeat(1, 0, 0, vec![], 0));
+    let two = Violation::TwoLeaders {
+        term: 1,
+        leader: Some(0),
+        from: 1,
+    };
+    assert_eq!(violations(&outs), [two]);
+    assert_eq!(n.core(0).role(), Role::Leader);
+}
