@@ -80,7 +80,7 @@ fn run(seed: u64, ack: &str) -> Outcome {
         .max_by_key(|&i| disks[i].borrow().fence.seen());
     let log = primary.map_or_else(Vec::new, |p| disks[p].borrow().log.clone());
     let w = watch.borrow();
-    let o = w.record(&log, sim.metrics_mut());
+    let o = w.outcome(&log);
     assert_eq!(
         counter(&sim, "oracle.acked_writes_lost_total"),
         o.lost,
