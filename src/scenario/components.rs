@@ -20,8 +20,8 @@ use crate::model::Carry;
 use crate::model::cache::{Cache, CacheConfig};
 use crate::model::coord::raft::{Raft, RaftClient, RaftClientConfig, RaftConfig, RaftNode};
 use crate::model::coord::repl::{
-    PowerSwitch, PowerSwitchConfig, Repl, ReplClient, ReplClientConfig, ReplLog, ReplNode,
-    ReplNodeConfig, ReplWatch, Sentinel, SentinelConfig,
+    EpochStore, EpochStoreConfig, PowerSwitch, PowerSwitchConfig, Repl, ReplClient,
+    ReplClientConfig, ReplLog, ReplNode, ReplNodeConfig, ReplWatch, Sentinel, SentinelConfig,
 };
 use crate::model::coord::{
     FencedStorage, FencedStorageConfig, Lease, LockService, LockServiceConfig, RegisterClient,
@@ -134,10 +134,11 @@ pub enum Kind {
     Sentinel,
     ReplClient,
     PowerSwitch,
+    EpochStore,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 19] = [
+    pub const ALL: [Kind; 20] = [
         Kind::Client,
         Kind::Service,
         Kind::Database,
@@ -157,6 +158,7 @@ impl Kind {
         Kind::Sentinel,
         Kind::ReplClient,
         Kind::PowerSwitch,
+        Kind::EpochStore,
     ];
 
     /// The name written in a scenario.
@@ -181,6 +183,7 @@ impl Kind {
             Kind::Sentinel => "Sentinel",
             Kind::ReplClient => "ReplClient",
             Kind::PowerSwitch => "PowerSwitch",
+            Kind::EpochStore => "EpochStore",
         }
     }
 
@@ -210,6 +213,7 @@ impl Kind {
             Kind::Sentinel => "coord/sentinel",
             Kind::ReplClient => "coord/repl-client",
             Kind::PowerSwitch => "coord/power-switch",
+            Kind::EpochStore => "coord/epoch-store",
         }
     }
 }
@@ -237,6 +241,7 @@ pub enum Config {
     Sentinel(SentinelConfig),
     ReplClient(ReplClientConfig),
     PowerSwitch(PowerSwitchConfig),
+    EpochStore(EpochStoreConfig),
 }
 
 impl Config {
@@ -263,6 +268,7 @@ impl Config {
             Kind::Sentinel => Config::Sentinel(tree::from_node(node)?),
             Kind::ReplClient => Config::ReplClient(tree::from_node(node)?),
             Kind::PowerSwitch => Config::PowerSwitch(tree::from_node(node)?),
+            Kind::EpochStore => Config::EpochStore(tree::from_node(node)?),
         })
     }
 
@@ -287,6 +293,7 @@ impl Config {
             Config::Sentinel(_) => Kind::Sentinel,
             Config::ReplClient(_) => Kind::ReplClient,
             Config::PowerSwitch(_) => Kind::PowerSwitch,
+            Config::EpochStore(_) => Kind::EpochStore,
         }
     }
 
@@ -311,6 +318,7 @@ impl Config {
             Config::Sentinel(c) => c.validate(),
             Config::ReplClient(c) => c.validate(),
             Config::PowerSwitch(c) => c.validate(),
+            Config::EpochStore(c) => c.validate(),
         }
     }
 
@@ -334,7 +342,7 @@ impl Config {
             Config::ReplNode(c) => c.targets(),
             Config::Sentinel(c) => c.targets(),
             Config::ReplClient(c) => c.targets(),
-            Config::PowerSwitch(_) => Vec::new(),
+            Config::PowerSwitch(_) | Config::EpochStore(_) => Vec::new(),
         }
     }
 
@@ -454,6 +462,11 @@ impl Config {
             }
             Config::PowerSwitch(c) => sim.spawn(host, name, move || {
                 PowerSwitch::<Msg>::with_config(c.clone())
+            }),
+            // Clones share nothing: a restarted store would start empty (no scenario restarts
+            // it; it stands for durable storage).
+            Config::EpochStore(c) => sim.spawn(host, name, move || {
+                EpochStore::<Msg>::with_config(c.clone())
             }),
         }
     }
