@@ -20,8 +20,8 @@ use crate::model::Carry;
 use crate::model::cache::{Cache, CacheConfig};
 use crate::model::coord::raft::{Raft, RaftClient, RaftClientConfig, RaftConfig, RaftNode};
 use crate::model::coord::repl::{
-    PowerSwitch, PowerSwitchConfig, Repl, ReplClient, ReplClientConfig, ReplLog, ReplNode,
-    ReplNodeConfig, ReplWatch, Sentinel, SentinelConfig,
+    EpochStore, EpochStoreConfig, PowerSwitch, PowerSwitchConfig, Repl, ReplClient,
+    ReplClientConfig, ReplLog, ReplNode, ReplNodeConfig, ReplWatch, Sentinel, SentinelConfig,
 };
 use crate::model::coord::{
     FencedStorage, FencedStorageConfig, Lease, LockService, LockServiceConfig, RegisterClient,
@@ -136,10 +136,11 @@ pub enum Kind {
     ReplClient,
     PowerSwitch,
     Deployment,
+    EpochStore,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 20] = [
+    pub const ALL: [Kind; 21] = [
         Kind::Client,
         Kind::Service,
         Kind::Database,
@@ -160,6 +161,7 @@ impl Kind {
         Kind::ReplClient,
         Kind::PowerSwitch,
         Kind::Deployment,
+        Kind::EpochStore,
     ];
 
     /// The name written in a scenario.
@@ -185,6 +187,7 @@ impl Kind {
             Kind::ReplClient => "ReplClient",
             Kind::PowerSwitch => "PowerSwitch",
             Kind::Deployment => "Deployment",
+            Kind::EpochStore => "EpochStore",
         }
     }
 
@@ -215,6 +218,7 @@ impl Kind {
             Kind::ReplClient => "coord/repl-client",
             Kind::PowerSwitch => "coord/power-switch",
             Kind::Deployment => "rpc/deployment",
+            Kind::EpochStore => "coord/epoch-store",
         }
     }
 }
@@ -244,6 +248,7 @@ pub enum Config {
     PowerSwitch(PowerSwitchConfig),
     /// Boxed: a whole service config and an autoscaler.
     Deployment(Box<DeploymentConfig>),
+    EpochStore(EpochStoreConfig),
 }
 
 impl Config {
@@ -271,6 +276,7 @@ impl Config {
             Kind::ReplClient => Config::ReplClient(tree::from_node(node)?),
             Kind::PowerSwitch => Config::PowerSwitch(tree::from_node(node)?),
             Kind::Deployment => Config::Deployment(Box::new(tree::from_node(node)?)),
+            Kind::EpochStore => Config::EpochStore(tree::from_node(node)?),
         })
     }
 
@@ -296,6 +302,7 @@ impl Config {
             Config::ReplClient(_) => Kind::ReplClient,
             Config::PowerSwitch(_) => Kind::PowerSwitch,
             Config::Deployment(_) => Kind::Deployment,
+            Config::EpochStore(_) => Kind::EpochStore,
         }
     }
 
@@ -321,6 +328,7 @@ impl Config {
             Config::ReplClient(c) => c.validate(),
             Config::PowerSwitch(c) => c.validate(),
             Config::Deployment(c) => c.validate(),
+            Config::EpochStore(c) => c.validate(),
         }
     }
 
@@ -346,6 +354,7 @@ impl Config {
             Config::ReplClient(c) => c.targets(),
             Config::PowerSwitch(_) => Vec::new(),
             Config::Deployment(c) => c.targets(),
+            Config::PowerSwitch(_) | Config::EpochStore(_) => Vec::new(),
         }
     }
 
@@ -479,6 +488,11 @@ impl Config {
                 let controller = deployed.controller;
                 sim.spawn(host, name, move || controller.clone())
             }
+            // Clones share nothing: a restarted store would start empty (no scenario restarts
+            // it; it stands for durable storage).
+            Config::EpochStore(c) => sim.spawn(host, name, move || {
+                EpochStore::<Msg>::with_config(c.clone())
+            }),
         }
     }
 }

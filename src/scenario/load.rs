@@ -1433,6 +1433,9 @@ fn configure_repl(comps: &[Component], trees: &[Node], problems: &mut Problems) 
         match &c.config {
             Config::ReplNode(n) => {
                 lists.push(("peers", &n.peers, Kind::ReplNode));
+                if let Some(s) = &n.fence_store {
+                    lists.push(("fence_store", std::slice::from_ref(s), Kind::EpochStore));
+                }
                 if !n.peers.contains(&c.name) {
                     problem(
                         "peers".into(),
@@ -1450,6 +1453,9 @@ fn configure_repl(comps: &[Component], trees: &[Node], problems: &mut Problems) 
                 lists.push(("clients", &w.clients, Kind::ReplClient));
                 if let Some(s) = &w.stonith {
                     lists.push(("stonith", std::slice::from_ref(s), Kind::PowerSwitch));
+                }
+                if let Some(s) = &w.fence_store {
+                    lists.push(("fence_store", std::slice::from_ref(s), Kind::EpochStore));
                 }
                 if !w.watchers.contains(&c.name) {
                     problem(

@@ -90,6 +90,10 @@ pub const FILES: &[(&str, &str)] = &[
         "models/coord/power_switch.ron",
         include_str!("../../models/coord/power_switch.ron"),
     ),
+    (
+        "models/coord/epoch_store.ron",
+        include_str!("../../models/coord/epoch_store.ron"),
+    ),
 ];
 
 /// A parsed model file.

@@ -13,7 +13,7 @@
 
 use faultline::model::coord::repl::NodeDisk;
 use faultline::model::coord::repl::{
-    Entry, Outcome, PowerSwitch, Repl, ReplClient, ReplClientConfig, ReplLog, ReplNode,
+    Entry, EpochStore, Outcome, PowerSwitch, Repl, ReplClient, ReplClientConfig, ReplLog, ReplNode,
     ReplNodeConfig, ReplWatch, Sentinel, SentinelConfig,
 };
 use faultline::model::rpc::from_ron;
@@ -37,6 +37,26 @@ struct Store {
 /// `node_extra` goes into every node's config, `client_extra` into the clients'; `stonith`
 /// gives the watchers the power switch.
 fn store(seed: u64, node_extra: &str, client_extra: &str, stonith: bool) -> Store {
+    let switch = if stonith {
+        r#"stonith: Some("pdu"),"#
+    } else {
+        ""
+    };
+    store_with(seed, node_extra, client_extra, switch)
+}
+
+/// The store with the nodes and the watchers writing through, and fencing, a shared
+/// [`EpochStore`] `store` on a host no partition cuts.
+fn fenced_store(seed: u64, client_extra: &str) -> Store {
+    let fence = r#"fence_store: Some("store"),"#;
+    let mut s = store_with(seed, fence, client_extra, fence);
+    let h = s.sim.add_host("hstore").expect("fresh host");
+    s.sim.spawn(h, "store", EpochStore::<Repl>::new).unwrap();
+    s
+}
+
+/// `watcher_extra` goes into every watcher's config.
+fn store_with(seed: u64, node_extra: &str, client_extra: &str, watcher_extra: &str) -> Store {
     let mut sim = Sim::with_config(SimConfig::new(seed)).expect("a valid config");
     let watch = ReplLog::shared();
     let mut nodes = Vec::new();
@@ -56,13 +76,8 @@ fn store(seed: u64, node_extra: &str, client_extra: &str, stonith: bool) -> Stor
                 .unwrap(),
         );
     }
-    let switch = if stonith {
-        r#"stonith: Some("pdu"),"#
-    } else {
-        ""
-    };
     let ron = format!(
-        r#"(nodes: ["db0", "db1", "db2"], watchers: ["s0", "s1", "s2"], clients: ["c0", "c1"], quorum: 2, {switch})"#
+        r#"(nodes: ["db0", "db1", "db2"], watchers: ["s0", "s1", "s2"], clients: ["c0", "c1"], quorum: 2, {watcher_extra})"#
     );
     let sconfig: SentinelConfig = from_ron(&ron).unwrap_or_else(|e| panic!("{ron}: {e}"));
     for i in 0..3 {
@@ -330,6 +345,89 @@ fn a_gc_paused_primary_acknowledges_its_backlog_and_loses_it_unless_majority() {
         let o = s.finish();
         assert_eq!(o.lost, 0, "seed {seed}: {o:?}");
         assert!(o.acked > 0);
+    }
+}
+
+/// Epoch fencing at a shared store: the watcher fences the store with epoch 2 before it
+/// promotes, the new primary starts from the store's log, and the isolated db0's first write
+/// after the fence is refused, so it steps down. Every write db0 acknowledged alone before
+/// the fence (some 30 s of c0's writes) is in the store and so in the new primary's log, and
+/// survives the heal; db0 acknowledges nothing after the fence.
+#[test]
+fn a_fenced_store_refuses_the_old_primary_after_the_promotion_and_loses_nothing() {
+    for seed in seeds() {
+        let mut s = fenced_store(seed, "");
+        s.partition();
+        let o = s.finish();
+        assert_eq!(o.lost, 0, "seed {seed}: {o:?}");
+        assert_eq!(o.overlap.as_nanos(), 0, "seed {seed}: {o:?}");
+        let store = s.sim.lookup("store").unwrap();
+        assert!(
+            counter(&s.sim, "store.refused_total") >= 1,
+            "seed {seed}: the store refused nothing"
+        );
+        assert_eq!(counter(&s.sim, "s0.store_fences_total"), 1, "seed {seed}");
+        let w = s.watch.borrow();
+        // The fence's moment: db1's first acknowledgement as primary of epoch 2 comes after
+        // it, db0's last one of epoch 1 before it.
+        let (first2, _) = w.tenures[&(s.nodes[1], 2)];
+        let (_, last1) = w.tenures[&(s.nodes[0], 1)];
+        assert!(
+            last1 < first2,
+            "seed {seed}: db0 acknowledged after the fence"
+        );
+        assert!(
+            (40.0..45.0).contains(&last1.as_secs_f64()),
+            "seed {seed}: db0 acknowledged until the fence at ~41 s, not {last1:?}"
+        );
+        // What db0 acknowledged alone (after the partition, before the fence): ~31 s of c0.
+        let alone: Vec<u64> = (w.acked.iter())
+            .filter(|a| a.node == s.nodes[0] && a.at > secs(PARTITION_FROM + 1))
+            .map(|a| a.value)
+            .collect();
+        assert!(
+            alone.len() as f64 > 0.8 * 30.0 * RATE,
+            "seed {seed}: {} acknowledged alone",
+            alone.len()
+        );
+        let held: Vec<u64> = (s.sim.inspect::<EpochStore<Repl>>(store).unwrap().log())
+            .iter()
+            .map(|(_, e)| e.value)
+            .collect();
+        let log: Vec<u64> = s.final_log().iter().map(|e| e.value).collect();
+        for v in &alone {
+            assert!(held.contains(v), "seed {seed}: {v} is not in the store");
+            assert!(log.contains(v), "seed {seed}: {v} is not in the final log");
+        }
+        if seed == 0 {
+            eprintln!(
+                "fenced store partition, seed 0: {o:?}, {} alone",
+                alone.len()
+            );
+        }
+    }
+}
+
+/// The same fence against a 50 s GC pause: the resumed db0's backlog writes need the store's
+/// acceptance, the first is refused, and db0 acknowledges none of its backlog.
+#[test]
+fn a_fenced_store_refuses_a_resumed_primarys_backlog() {
+    for seed in seeds() {
+        let mut s = fenced_store(seed, "timeout: \"120s\"");
+        s.pause();
+        let o = s.finish();
+        assert_eq!(o.lost, 0, "seed {seed}: {o:?}");
+        assert_eq!(o.overlap.as_nanos(), 0, "seed {seed}: {o:?}");
+        let w = s.watch.borrow();
+        let after = (w.acked.iter())
+            .filter(|a| a.node == s.nodes[0] && a.at >= secs(60))
+            .count();
+        assert_eq!(after, 0, "seed {seed}: db0 acknowledged its backlog");
+        assert!(counter(&s.sim, "store.refused_total") >= 1, "seed {seed}");
+        assert!(
+            counter(&s.sim, "db0.writes_accepted_total") > 1000,
+            "seed {seed}"
+        );
     }
 }
 

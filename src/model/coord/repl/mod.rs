@@ -12,6 +12,13 @@
 //!   node's log the fenced storage: it refuses writes and replication from an epoch older than
 //!   the newest it has seen (the check of [`FencedStore`](super::FencedStore), keyed by the
 //!   whole log instead of a lock key), and a primary told of a newer epoch steps down.
+//!   That check alone cannot stop an isolated primary, which has seen no newer epoch;
+//!   `fence_store` puts a fenced shared store in its data path instead.
+//! - [`EpochStore`] (`store.rs`): that store, the system of record: the primary acknowledges
+//!   only after the store accepted the write with its epoch; the promoting watcher fences the
+//!   store with the new epoch first, and the new primary starts from the store's log (ledger
+//!   recovery), so the old primary's next write is refused and nothing it acknowledged before
+//!   the fence is lost.
 //! - [`Sentinel`] (`sentinel.rs`): a watcher pinging every node; it marks the primary
 //!   subjectively down after `down_after` (Sentinel's `down-after-milliseconds`, 30 s) without
 //!   a reply, shares that opinion with the other watchers, and when `quorum` of them agree
@@ -46,6 +53,7 @@
 mod client;
 mod node;
 mod sentinel;
+mod store;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -63,6 +71,7 @@ pub use sentinel::{
     DEFAULT_DOWN_AFTER, DEFAULT_PING_INTERVAL, DEFAULT_POWER_WAIT, PowerSwitch, PowerSwitchConfig,
     Sentinel, SentinelConfig,
 };
+pub use store::{EpochStore, EpochStoreConfig};
 
 /// A promotion count: the epoch of the primary that accepted a write.
 pub type Epoch = u64;
@@ -166,6 +175,33 @@ pub enum Repl {
     PoweredOff {
         node: ActorId,
         epoch: Epoch,
+    },
+    /// A primary of `epoch` writing `entry` to the fenced store; the store answers `StoreAck`
+    /// or, for an epoch older than it has seen, `Fenced`.
+    StoreWrite {
+        epoch: Epoch,
+        entry: Entry,
+    },
+    StoreAck {
+        offset: u64,
+        value: u64,
+        epoch: Epoch,
+    },
+    /// A watcher fencing the store with the epoch it is about to promote; the store confirms.
+    StoreFence {
+        epoch: Epoch,
+    },
+    StoreFenced {
+        epoch: Epoch,
+    },
+    /// A new primary of `epoch` reading the store's log (ledger recovery), and the answer:
+    /// every write the store accepted, in order.
+    StoreRead {
+        epoch: Epoch,
+    },
+    StoreLog {
+        epoch: Epoch,
+        log: Vec<Entry>,
     },
     /// Timer payloads.
     Tick(ReplTick),

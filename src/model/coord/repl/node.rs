@@ -7,7 +7,8 @@
 //! **Metrics** (owner = the node's name): `writes_accepted_total`, `writes_acked_total`,
 //! `writes_refused_total`, `redirects_total`, `fenced_total` (things refused for an older
 //! epoch), `step_downs_total`, `full_syncs_total`, `discarded_entries_total` (entries a
-//! resync threw away), gauges `is_primary` and `epoch`.
+//! resync threw away), `store_recoveries_total` (promotions that read the fence store's log),
+//! gauges `is_primary` and `epoch`.
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
@@ -76,15 +77,26 @@ pub struct ReplNodeConfig {
     /// step down on learning a newer one; default false (Redis has no such check).
     #[serde(default)]
     pub fence_epoch: bool,
+    /// The [`EpochStore`](super::EpochStore) actor: the primary writes every entry to it with
+    /// its epoch and acknowledges only once the store accepted it (as well as after its `ack`
+    /// quorum); the store's refusal (`Fenced`, the watcher fenced it with a newer epoch) makes
+    /// it step down. A write the store has not confirmed within `quorum_timeout` is refused.
+    /// Default None (Redis writes to its own memory only).
+    #[serde(default)]
+    pub fence_store: Option<String>,
 }
 
 impl ReplNodeConfig {
     /// The actor names this config refers to, with their field paths.
     pub fn targets(&self) -> Vec<(String, &str)> {
         let peers = self.peers.iter().enumerate();
-        peers
+        let mut t: Vec<(String, &str)> = peers
             .map(|(i, p)| (format!("peers[{i}]"), p.as_str()))
-            .collect()
+            .collect();
+        if let Some(s) = &self.fence_store {
+            t.push(("fence_store".to_string(), s.as_str()));
+        }
+        t
     }
 }
 
@@ -140,6 +152,7 @@ struct NodeMetrics {
     step_downs: CounterId,
     full_syncs: CounterId,
     discarded: CounterId,
+    recoveries: CounterId,
     is_primary: GaugeId,
     epoch: GaugeId,
 }
@@ -148,6 +161,8 @@ struct NodeMetrics {
 struct Pending {
     id: u64,
     reply_to: ActorId,
+    /// The fenced store accepted it (always true without one).
+    stored: bool,
 }
 
 /// See the module docs.
@@ -158,6 +173,11 @@ pub struct ReplNode<M> {
     watch: Option<ReplWatch>,
     lag: Option<Sampler>,
     peers: Vec<ActorId>,
+    store: Option<ActorId>,
+    /// Primary with a fence store only: reading the store's log before taking writes, and the
+    /// replicas whose resync requests wait for it.
+    recovering: bool,
+    sync_waiters: Vec<ActorId>,
     /// Primary only: per replica, the offset it acknowledged and when (local clock).
     acks: BTreeMap<ActorId, (u64, SimTime)>,
     /// Primary only: writes waiting for their quorum, by offset.
@@ -183,6 +203,9 @@ impl<M> ReplNode<M> {
             watch: None,
             lag,
             peers: Vec::new(),
+            store: None,
+            recovering: false,
+            sync_waiters: Vec::new(),
             acks: BTreeMap::new(),
             pending: BTreeMap::new(),
             ahead: BTreeMap::new(),
@@ -277,6 +300,8 @@ impl<M: Carry<Repl>> ReplNode<M> {
         self.disk.borrow_mut().primary = primary;
         self.acks.clear();
         self.ahead.clear();
+        self.recovering = false;
+        self.sync_waiters.clear();
         if was {
             let m = self.m();
             ctx.metrics().inc(m.step_downs);
@@ -310,7 +335,48 @@ impl<M: Carry<Repl>> ReplNode<M> {
         self.acks.clear();
         self.ahead.clear();
         self.pending.clear();
+        self.sync_waiters.clear();
+        if let Some(store) = self.store {
+            // Ledger recovery: take the store's log before writing after it.
+            self.recovering = true;
+            ctx.send(store, M::wrap(Repl::StoreRead { epoch }));
+        }
         self.publish(ctx);
+    }
+
+    /// The store's log arrived: it becomes this primary's log (renumbered by position, which
+    /// is the order the store accepted the writes in), and the waiting replicas get it.
+    fn recovered(&mut self, ctx: &mut Ctx<'_, M>, log: Vec<Entry>) {
+        let m = self.m();
+        ctx.metrics().inc(m.recoveries);
+        let epoch = self.epoch();
+        let (old, held_from) = {
+            let mut d = self.disk.borrow_mut();
+            (std::mem::take(&mut d.log), std::mem::take(&mut d.held_from))
+        };
+        for (i, mut e) in log.into_iter().enumerate() {
+            e.offset = i as u64 + 1;
+            self.append(ctx, e, epoch);
+        }
+        // Held before the old log is let go, as in a resync.
+        if let Some(w) = &self.watch {
+            let old: Vec<u64> = old[held_from.min(old.len())..]
+                .iter()
+                .map(|e| e.value)
+                .collect();
+            w.borrow_mut().release(&old, ctx.metrics());
+        }
+        self.recovering = false;
+        let log = self.disk.borrow().log.clone();
+        for r in std::mem::take(&mut self.sync_waiters) {
+            ctx.send(
+                r,
+                M::wrap(Repl::Sync {
+                    epoch,
+                    log: log.clone(),
+                }),
+            );
+        }
     }
 
     fn fenced(&mut self, ctx: &mut Ctx<'_, M>, to: ActorId) {
@@ -365,6 +431,13 @@ impl<M: Carry<Repl>> ReplNode<M> {
             ctx.send(reply_to, M::wrap(Repl::WriteReply { id, result }));
             return;
         }
+        if self.recovering {
+            // Still reading the store's log: cannot place the write after it yet.
+            ctx.metrics().inc(m.refused);
+            let result = WriteResult::Refused;
+            ctx.send(reply_to, M::wrap(Repl::WriteReply { id, result }));
+            return;
+        }
         let min = self.config.min_replicas_to_write;
         if min > 0 && self.fresh_replicas(ctx.local_clock()) < min {
             ctx.metrics().inc(m.refused);
@@ -390,13 +463,22 @@ impl<M: Carry<Repl>> ReplNode<M> {
             }
             None => self.ship(ctx, offset, epoch),
         }
-        if self.needed() <= 1 {
+        if let Some(store) = self.store {
+            ctx.send(store, M::wrap(Repl::StoreWrite { epoch, entry }));
+        }
+        if self.needed() <= 1 && self.store.is_none() {
             ctx.metrics().inc(m.acked);
             self.acknowledged(ctx, epoch);
             let result = WriteResult::Ok { epoch };
             ctx.send(reply_to, M::wrap(Repl::WriteReply { id, result }));
         } else {
-            self.pending.insert(offset, Pending { id, reply_to });
+            let stored = self.store.is_none();
+            let p = Pending {
+                id,
+                reply_to,
+                stored,
+            };
+            self.pending.insert(offset, p);
             let t = ReplTick::QuorumTimeout { offset };
             ctx.set_timer(self.config.quorum_timeout, M::wrap(Repl::Tick(t)));
         }
@@ -432,8 +514,9 @@ impl<M: Carry<Repl>> ReplNode<M> {
         let m = self.m();
         let ready: Vec<u64> = self
             .pending
-            .keys()
-            .copied()
+            .iter()
+            .filter(|(_, p)| p.stored)
+            .map(|(&off, _)| off)
             .filter(|&off| 1 + self.acks.values().filter(|(o, _)| *o >= off).count() >= needed)
             .collect();
         for off in ready {
@@ -556,6 +639,7 @@ impl<M: Carry<Repl>> Actor<M> for ReplNode<M> {
             step_downs: ctx.counter("step_downs_total"),
             full_syncs: ctx.counter("full_syncs_total"),
             discarded: ctx.counter("discarded_entries_total"),
+            recoveries: ctx.counter("store_recoveries_total"),
             is_primary: ctx.gauge("is_primary"),
             epoch: ctx.gauge("epoch"),
         };
@@ -572,6 +656,10 @@ impl<M: Carry<Repl>> Actor<M> for ReplNode<M> {
                     .unwrap_or_else(|| panic!("{own}: peers: no actor is called `{p}`"))
             })
             .collect();
+        self.store = self.config.fence_store.as_ref().map(|s| {
+            ctx.lookup(s)
+                .unwrap_or_else(|| panic!("{own}: fence_store: no actor is called `{s}`"))
+        });
         {
             let mut d = self.disk.borrow_mut();
             if d.primary.is_none() && d.fence.seen() == 0 {
@@ -604,6 +692,12 @@ impl<M: Carry<Repl>> Actor<M> for ReplNode<M> {
                     self.step_down(ctx, None);
                     return;
                 }
+                if self.recovering {
+                    if !self.sync_waiters.contains(&from) {
+                        self.sync_waiters.push(from);
+                    }
+                    return;
+                }
                 let log = self.disk.borrow().log.clone();
                 let epoch = self.epoch();
                 ctx.send(from, M::wrap(Repl::Sync { epoch, log }));
@@ -612,6 +706,33 @@ impl<M: Carry<Repl>> Actor<M> for ReplNode<M> {
                 let now = ctx.local_clock();
                 self.acks.insert(from, (offset, now));
                 self.settle(ctx);
+            }
+            Repl::StoreAck { offset, epoch, .. } if Some(from) == self.store => {
+                if self.is_primary(ctx)
+                    && epoch == self.epoch()
+                    && let Some(p) = self.pending.get_mut(&offset)
+                {
+                    p.stored = true;
+                    self.settle(ctx);
+                }
+            }
+            Repl::StoreLog { epoch, log }
+                if Some(from) == self.store
+                    && self.recovering
+                    && self.is_primary(ctx)
+                    && epoch == self.epoch() =>
+            {
+                self.recovered(ctx, log)
+            }
+            Repl::Fenced { .. } if Some(from) == self.store => {
+                // The store was fenced by a newer epoch: stop acknowledging. Whom to follow
+                // comes from the watchers; the node keeps its epoch so that they see its
+                // configuration is old and reconfigure it (as for a returning old master).
+                let m = self.m();
+                ctx.metrics().inc(m.fenced);
+                if self.is_primary(ctx) {
+                    self.step_down(ctx, None);
+                }
             }
             Repl::Fenced { epoch } if epoch > self.epoch() => {
                 self.learn(epoch);
@@ -706,6 +827,7 @@ mod tests {
         assert_eq!(c.min_replicas_to_write, 0);
         assert_eq!(c.min_replicas_max_lag, DEFAULT_MIN_REPLICAS_MAX_LAG);
         assert!(!c.fence_epoch);
+        assert_eq!(c.fence_store, None);
         let e = from_ron::<ReplNodeConfig>(r#"(peers: ["a", "b"], min_replicas_to_write: 2)"#)
             .unwrap_err();
         assert!(e.to_string().contains("min_replicas_to_write"), "{e}");

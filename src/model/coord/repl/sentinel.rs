@@ -18,7 +18,10 @@
 //! the announcement) is told again, as Sentinel reconfigures a returning old master.
 //!
 //! **Metrics** (owner = the watcher's name): `sdown_total` (rounds that began an SDOWN),
-//! `failovers_total`, `stonith_requests_total`, gauge `epoch`.
+//! `failovers_total`, `stonith_requests_total`, `store_fences_total`, gauge `epoch`.
+//!
+//! With `fence_store` the watcher fences the [`EpochStore`](super::EpochStore) with the new
+//! epoch before promoting, and promotes once the store confirms.
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
@@ -68,6 +71,11 @@ pub struct SentinelConfig {
     /// confirms. Default None (no STONITH, as in Sentinel).
     #[serde(default)]
     pub stonith: Option<String>,
+    /// The [`EpochStore`](super::EpochStore) the nodes write through: fence it with the new
+    /// epoch and promote only once it confirms, so the old primary's next write is refused.
+    /// Default None. An alternative to `stonith`, not a companion.
+    #[serde(default)]
+    pub fence_store: Option<String>,
 }
 
 impl SentinelConfig {
@@ -85,6 +93,9 @@ impl SentinelConfig {
         }
         if let Some(s) = &self.stonith {
             t.push(("stonith".to_string(), s.as_str()));
+        }
+        if let Some(s) = &self.fence_store {
+            t.push(("fence_store".to_string(), s.as_str()));
         }
         t
     }
@@ -120,6 +131,12 @@ impl Validate for SentinelConfig {
                 ),
             });
         }
+        if self.stonith.is_some() && self.fence_store.is_some() {
+            return Err(ConfigError::Invalid {
+                field: "fence_store".into(),
+                reason: "set either stonith or fence_store: each fences the old primary".into(),
+            });
+        }
         nonzero("down_after", self.down_after.as_nanos())?;
         nonzero("ping_interval", self.ping_interval.as_nanos())?;
         Ok(())
@@ -146,6 +163,7 @@ struct SentinelMetrics {
     sdown: CounterId,
     failovers: CounterId,
     stonith: CounterId,
+    store_fences: CounterId,
     epoch: GaugeId,
 }
 
@@ -157,6 +175,7 @@ pub struct Sentinel<M> {
     watchers: Vec<ActorId>,
     clients: Vec<ActorId>,
     switch: Option<ActorId>,
+    store: Option<ActorId>,
     primary: ActorId,
     epoch: Epoch,
     seen: BTreeMap<ActorId, Seen>,
@@ -178,6 +197,7 @@ impl<M> Sentinel<M> {
             watchers: Vec::new(),
             clients: Vec::new(),
             switch: None,
+            store: None,
             primary: ActorId(0),
             epoch: 1,
             seen: BTreeMap::new(),
@@ -294,6 +314,13 @@ impl<M: Carry<Repl>> Sentinel<M> {
             return;
         };
         let epoch = newest + 1;
+        if let Some(store) = self.store {
+            let m = self.m();
+            ctx.metrics().inc(m.store_fences);
+            self.fencing = Some((epoch, candidate));
+            ctx.send(store, M::wrap(Repl::StoreFence { epoch }));
+            return;
+        }
         match self.switch {
             Some(sw) => {
                 let m = self.m();
@@ -347,10 +374,16 @@ impl<M: Carry<Repl>> Actor<M> for Sentinel<M> {
             .stonith
             .as_ref()
             .map(|s| look(ctx, "stonith", std::slice::from_ref(s))[0]);
+        self.store = self
+            .config
+            .fence_store
+            .as_ref()
+            .map(|s| look(ctx, "fence_store", std::slice::from_ref(s))[0]);
         self.metrics = Some(SentinelMetrics {
             sdown: ctx.counter("sdown_total"),
             failovers: ctx.counter("failovers_total"),
             stonith: ctx.counter("stonith_requests_total"),
+            store_fences: ctx.counter("store_fences_total"),
             epoch: ctx.gauge("epoch"),
         });
         self.primary = self.nodes[0];
@@ -410,7 +443,7 @@ impl<M: Carry<Repl>> Actor<M> for Sentinel<M> {
                 self.opinions.insert(from, o);
             }
             Repl::Follow { epoch, primary } => self.adopt(ctx, epoch, primary),
-            Repl::PoweredOff { epoch, .. } => {
+            Repl::PoweredOff { epoch, .. } | Repl::StoreFenced { epoch } => {
                 if let Some((e, candidate)) = self.fencing
                     && e == epoch
                 {
@@ -540,6 +573,12 @@ mod tests {
         assert_eq!(c.down_after, DEFAULT_DOWN_AFTER);
         assert_eq!(c.ping_interval, DEFAULT_PING_INTERVAL);
         assert_eq!(c.stonith, None);
+        assert_eq!(c.fence_store, None);
+        let e = from_ron::<SentinelConfig>(
+            r#"(nodes: ["a", "b"], watchers: ["s0"], quorum: 1, stonith: Some("p"), fence_store: Some("f"))"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("fence_store"), "{e}");
         let e = from_ron::<SentinelConfig>(r#"(nodes: ["a", "b"], watchers: ["s0"], quorum: 2)"#)
             .unwrap_err();
         assert!(e.to_string().contains("quorum"), "{e}");
