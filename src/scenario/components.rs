@@ -352,7 +352,6 @@ impl Config {
             Config::ReplNode(c) => c.targets(),
             Config::Sentinel(c) => c.targets(),
             Config::ReplClient(c) => c.targets(),
-            Config::PowerSwitch(_) => Vec::new(),
             Config::Deployment(c) => c.targets(),
             Config::PowerSwitch(_) | Config::EpochStore(_) => Vec::new(),
         }
