@@ -888,6 +888,115 @@ fn ceil_exact(x: f64) -> u32 {
     y as u32
 }
 
+/// What a controller knows of one pod slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pod {
+    /// No pod.
+    Absent,
+    /// Created, not running (ready) yet.
+    Starting,
+    Running,
+}
+
+/// The pod slots of a scaled component (a consumer group's StatefulSet, a service's
+/// Deployment): every replica it may ever run is a slot, and each slot's epoch is bumped at
+/// every change, so the timer that would make a slot's pod ready is ignored once the slot has
+/// changed since (a scale-down before the pod came up). The controllers differ in what a pod
+/// is (a consumer told to start and stop, an endpoint of the balancer); the bookkeeping of
+/// which slots hold pods, which are new and which go first is this.
+#[derive(Clone, Debug)]
+pub struct Pods {
+    pods: Vec<Pod>,
+    epochs: Vec<u32>,
+}
+
+impl Pods {
+    /// `slots` slots, the first `running` of them running.
+    pub fn new(slots: usize, running: usize) -> Pods {
+        let pods = (0..slots)
+            .map(|i| {
+                if i < running {
+                    Pod::Running
+                } else {
+                    Pod::Absent
+                }
+            })
+            .collect();
+        Pods {
+            pods,
+            epochs: vec![0; slots],
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.pods.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pods.is_empty()
+    }
+
+    /// Pods created (starting or running).
+    pub fn created(&self) -> u32 {
+        self.pods.iter().filter(|&&p| p != Pod::Absent).count() as u32
+    }
+
+    /// Pods running.
+    pub fn ready(&self) -> u32 {
+        self.pods.iter().filter(|&&p| p == Pod::Running).count() as u32
+    }
+
+    /// `slot`'s pod is starting; the answer is the `seq` its ready timer carries
+    /// (`slot << 32 | the slot's epoch`).
+    pub fn start(&mut self, slot: usize) -> u64 {
+        self.pods[slot] = Pod::Starting;
+        self.epochs[slot] += 1;
+        ((slot as u64) << 32) | u64::from(self.epochs[slot])
+    }
+
+    /// The ready timer `seq` fired: its slot, now running, unless the slot changed since.
+    pub fn started(&mut self, seq: u64) -> Option<usize> {
+        let (slot, epoch) = ((seq >> 32) as usize, seq as u32);
+        if self.epochs.get(slot) != Some(&epoch) || self.pods[slot] != Pod::Starting {
+            return None;
+        }
+        self.pods[slot] = Pod::Running;
+        Some(slot)
+    }
+
+    /// Removes `slot`'s pod; the answer is what it was.
+    pub fn remove(&mut self, slot: usize) -> Pod {
+        self.epochs[slot] += 1;
+        std::mem::replace(&mut self.pods[slot], Pod::Absent)
+    }
+
+    /// The `n` lowest free slots (fewer if there are not so many), where new pods go.
+    pub fn free(&self, n: usize) -> Vec<usize> {
+        (0..self.len())
+            .filter(|&i| self.pods[i] == Pod::Absent)
+            .take(n)
+            .collect()
+    }
+
+    /// The `n` highest slots holding a pod that `may_go` lets go: the newest, which a
+    /// scale-down removes first (a StatefulSet's highest ordinals, a ReplicaSet's youngest).
+    pub fn newest(&self, n: usize, may_go: impl Fn(usize) -> bool) -> Vec<usize> {
+        (0..self.len())
+            .rev()
+            .filter(|&i| self.pods[i] != Pod::Absent && may_go(i))
+            .take(n)
+            .collect()
+    }
+}
+
+impl std::ops::Index<usize> for Pods {
+    type Output = Pod;
+
+    fn index(&self, slot: usize) -> &Pod {
+        &self.pods[slot]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1490,5 +1599,25 @@ mod tests {
             Autoscaler::new(AutoscalerConfig::lag(), 1, t(0)).next_poll(t(5)),
             t(35)
         );
+    }
+
+    #[test]
+    fn pod_slots_fill_from_the_lowest_empty_from_the_newest_and_drop_stale_timers() {
+        let mut pods = Pods::new(4, 2);
+        assert_eq!((pods.created(), pods.ready()), (2, 2));
+        assert_eq!(pods.free(5), vec![2, 3]);
+        let seq = pods.start(2);
+        assert_eq!((pods.created(), pods.ready()), (3, 2));
+        // Removed before it came up: its timer is stale, and so is one from an earlier start.
+        assert_eq!(pods.remove(2), Pod::Starting);
+        assert_eq!(pods.started(seq), None);
+        let again = pods.start(2);
+        assert_eq!(pods.started(seq), None);
+        assert_eq!(pods.started(again), Some(2));
+        assert_eq!(pods.started(again), None, "a slot becomes ready once");
+        assert_eq!(pods.newest(2, |_| true), vec![2, 1]);
+        assert_eq!(pods.newest(2, |i| i != 2), vec![1, 0]);
+        assert_eq!(pods.remove(1), Pod::Running);
+        assert_eq!((pods.created(), pods.ready(), pods[1]), (2, 2, Pod::Absent));
     }
 }

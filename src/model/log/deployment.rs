@@ -31,7 +31,7 @@ use std::marker::PhantomData;
 
 use serde::{Deserialize, Serialize};
 
-use super::autoscale::{Autoscaler, AutoscalerConfig, ScaleMetric};
+use super::autoscale::{Autoscaler, AutoscalerConfig, Pod, Pods, ScaleMetric};
 use super::consumer::{Consumer, ConsumerConfig};
 use super::ledger::{Ledger, SharedLedger};
 use super::msg::{Control, LagQuery, Log, Tick};
@@ -222,15 +222,6 @@ const ROLLOUT: u32 = 2;
 const USAGE_DEADLINE: u32 = 3;
 const PROBE: u32 = 4;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Pod {
-    /// No pod.
-    Absent,
-    /// Created, not running yet.
-    Starting,
-    Running,
-}
-
 #[derive(Clone, Copy)]
 struct ControllerMetrics {
     replicas: GaugeId,
@@ -277,9 +268,7 @@ pub struct GroupController<M> {
     config: ConsumerGroupConfig,
     provisioning: Sampler,
     /// By slot.
-    pods: Vec<Pod>,
-    /// By slot: bumped at each change, so a stale provisioning timer is ignored.
-    epochs: Vec<u32>,
+    pods: Pods,
     ids: Vec<ActorId>,
     broker: Option<ActorId>,
     autoscaler: Option<Autoscaler>,
@@ -301,20 +290,11 @@ impl<M> GroupController<M> {
         let provisioning = compile("provisioning", &config.provisioning)?;
         let provisioning_restart = compile("restart_time", &config.restart_time)?;
         let slots = config.slots() as usize;
-        let pods = (0..slots)
-            .map(|i| {
-                if i < config.replicas as usize {
-                    Pod::Running
-                } else {
-                    Pod::Absent
-                }
-            })
-            .collect();
+        let pods = Pods::new(slots, config.replicas as usize);
         Ok(GroupController {
             config,
             provisioning,
             pods,
-            epochs: vec![0; slots],
             ids: Vec::new(),
             broker: None,
             autoscaler: None,
@@ -337,11 +317,11 @@ impl<M: Carry<Log>> GroupController<M> {
     }
 
     fn created(&self) -> u32 {
-        self.pods.iter().filter(|&&p| p != Pod::Absent).count() as u32
+        self.pods.created()
     }
 
     fn ready(&self) -> u32 {
-        self.pods.iter().filter(|&&p| p == Pod::Running).count() as u32
+        self.pods.ready()
     }
 
     fn update_gauges(&self, ctx: &mut Ctx<'_, M>) {
@@ -360,18 +340,14 @@ impl<M: Carry<Log>> GroupController<M> {
     /// `slot`'s pod is starting and runs `after` from now (a newer change of the slot makes
     /// the timer stale).
     fn running_after(&mut self, ctx: &mut Ctx<'_, M>, slot: usize, after: SimDuration) {
-        self.pods[slot] = Pod::Starting;
-        self.epochs[slot] += 1;
-        let seq = ((slot as u64) << 32) | u64::from(self.epochs[slot]);
+        let seq = self.pods.start(slot);
         self.timer(ctx, after, PROVISIONED, seq);
     }
 
     fn on_provisioned(&mut self, ctx: &mut Ctx<'_, M>, seq: u64) {
-        let (slot, epoch) = ((seq >> 32) as usize, seq as u32);
-        if self.epochs.get(slot) != Some(&epoch) || self.pods[slot] != Pod::Starting {
+        let Some(slot) = self.pods.started(seq) else {
             return;
-        }
-        self.pods[slot] = Pod::Running;
+        };
         let k = &mut self.kubelets[slot];
         k.failures = 0;
         k.answered = true;
@@ -400,10 +376,7 @@ impl<M: Carry<Log>> GroupController<M> {
         let created = self.created();
         if desired > created {
             let add = (desired - created) as usize;
-            let free: Vec<usize> = (0..self.pods.len())
-                .filter(|&i| self.pods[i] == Pod::Absent)
-                .take(add)
-                .collect();
+            let free = self.pods.free(add);
             for &slot in &free {
                 self.provision(ctx, slot);
             }
@@ -411,17 +384,12 @@ impl<M: Carry<Log>> GroupController<M> {
             ctx.trace_note(&format!("scale up {created} -> {desired}"));
         } else if desired < created {
             let remove = (created - desired) as usize;
-            let gone: Vec<usize> = (0..self.pods.len())
-                .rev()
-                .filter(|&i| self.pods[i] != Pod::Absent && self.restarting != Some(i))
-                .take(remove)
-                .collect();
+            let restarting = self.restarting;
+            let gone = self.pods.newest(remove, |i| restarting != Some(i));
             for &slot in &gone {
-                if self.pods[slot] == Pod::Running {
+                if self.pods.remove(slot) == Pod::Running {
                     ctx.send(self.ids[slot], M::wrap(Log::Control(Control::Stop)));
                 }
-                self.pods[slot] = Pod::Absent;
-                self.epochs[slot] += 1;
                 self.rollout.retain(|&s| s != slot);
             }
             ctx.metrics().add(m.scale_downs, gone.len() as u64);

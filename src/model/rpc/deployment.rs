@@ -53,7 +53,7 @@ use crate::dist::{Dist, Sampler, Scalar};
 use crate::engine::time::{SimDuration, SimTime};
 use crate::metrics::{CounterId, GaugeId};
 use crate::model::Carry;
-use crate::model::autoscale::{Autoscaler, AutoscalerConfig, ScaleMetric};
+use crate::model::autoscale::{Autoscaler, AutoscalerConfig, Pod, Pods, ScaleMetric};
 
 /// How long a new pod takes to be ready by default: 30 s, the HPA's own allowance for it,
 /// `--horizontal-pod-autoscaler-initial-readiness-delay` (default 30 s, Kubernetes docs,
@@ -247,15 +247,6 @@ const POLL: u32 = 0;
 /// `seq` is `slot << 32 | the slot's epoch`.
 const PROVISIONED: u32 = 1;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Pod {
-    Absent,
-    /// Created, not ready yet.
-    Starting,
-    /// Ready: an endpoint.
-    Running,
-}
-
 #[derive(Clone, Copy)]
 struct Metrics {
     replicas: GaugeId,
@@ -278,9 +269,7 @@ pub struct ServiceDeployment<M> {
     config: DeploymentConfig,
     lb: LoadBalancer<M>,
     provisioning: Sampler,
-    pods: Vec<Pod>,
-    /// By slot: bumped at each change, so a stale provisioning timer is ignored.
-    epochs: Vec<u32>,
+    pods: Pods,
     /// By slot: when the pod became ready, and its busy-worker integral (worker-ns) at the
     /// start of its current measurement window.
     ready_at: Vec<SimTime>,
@@ -299,20 +288,11 @@ impl<M> ServiceDeployment<M> {
         let lb = LoadBalancer::new(config.balancer_config(name)?)?;
         let provisioning = compile("provisioning", &config.provisioning)?;
         let slots = config.slots() as usize;
-        let pods = (0..slots)
-            .map(|i| {
-                if i < config.replicas as usize {
-                    Pod::Running
-                } else {
-                    Pod::Absent
-                }
-            })
-            .collect();
+        let pods = Pods::new(slots, config.replicas as usize);
         Ok(ServiceDeployment {
             lb,
             provisioning,
             pods,
-            epochs: vec![0; slots],
             ready_at: vec![SimTime::ZERO; slots],
             base: vec![0.0; slots],
             pod_names: (0..slots as u32).map(|i| replica_name(name, i)).collect(),
@@ -326,12 +306,12 @@ impl<M> ServiceDeployment<M> {
 
     /// Pods created (starting or ready).
     pub fn created(&self) -> u32 {
-        self.pods.iter().filter(|&&p| p != Pod::Absent).count() as u32
+        self.pods.created()
     }
 
     /// Pods ready: the endpoints.
     pub fn ready(&self) -> u32 {
-        self.pods.iter().filter(|&&p| p == Pod::Running).count() as u32
+        self.pods.ready()
     }
 }
 
@@ -359,11 +339,9 @@ impl<M: Carry<Rpc>> ServiceDeployment<M> {
     }
 
     fn on_provisioned(&mut self, ctx: &mut Ctx<'_, M>, seq: u64) {
-        let (slot, epoch) = ((seq >> 32) as usize, seq as u32);
-        if self.epochs.get(slot) != Some(&epoch) || self.pods[slot] != Pod::Starting {
+        let Some(slot) = self.pods.started(seq) else {
             return;
-        }
-        self.pods[slot] = Pod::Running;
+        };
         self.ready_at[slot] = ctx.now();
         self.base[slot] = self.busy_integral(ctx, slot);
         self.lb.set_endpoint(ctx, slot, true);
@@ -378,32 +356,21 @@ impl<M: Carry<Rpc>> ServiceDeployment<M> {
         let created = self.created();
         if desired > created {
             let add = (desired - created) as usize;
-            let free: Vec<usize> = (0..self.pods.len())
-                .filter(|&i| self.pods[i] == Pod::Absent)
-                .take(add)
-                .collect();
+            let free = self.pods.free(add);
             for &slot in &free {
                 let d = ctx.sample_duration(&self.provisioning);
-                self.pods[slot] = Pod::Starting;
-                self.epochs[slot] += 1;
-                let seq = ((slot as u64) << 32) | u64::from(self.epochs[slot]);
+                let seq = self.pods.start(slot);
                 self.timer(ctx, d, PROVISIONED, seq);
             }
             ctx.metrics().add(m.scale_ups, free.len() as u64);
             ctx.trace_note(&format!("scale up {created} -> {desired}"));
         } else if desired < created {
             let remove = (created - desired) as usize;
-            let gone: Vec<usize> = (0..self.pods.len())
-                .rev()
-                .filter(|&i| self.pods[i] != Pod::Absent)
-                .take(remove)
-                .collect();
+            let gone = self.pods.newest(remove, |_| true);
             for &slot in &gone {
-                if self.pods[slot] == Pod::Running {
+                if self.pods.remove(slot) == Pod::Running {
                     self.lb.set_endpoint(ctx, slot, false);
                 }
-                self.pods[slot] = Pod::Absent;
-                self.epochs[slot] += 1;
             }
             ctx.metrics().add(m.scale_downs, gone.len() as u64);
             ctx.trace_note(&format!("scale down {created} -> {desired}"));
