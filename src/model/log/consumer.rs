@@ -755,8 +755,21 @@ impl<M: Carry<Log>> Consumer<M> {
             return;
         }
         ctx.trace_note(&format!("commit refused: {e:?}, rejoining"));
+        if self.refused(ctx, e) {
+            self.update_gauges(ctx);
+            self.poll(ctx);
+        }
+    }
+
+    /// The coordinator refused this member (a heartbeat or a commit, as the Java client's
+    /// handlers read the error): fenced for good (false), or to rejoin — as a new member
+    /// when its id or generation is gone.
+    fn refused(&mut self, ctx: &mut Ctx<'_, M>, e: GroupError) -> bool {
         match e {
-            GroupError::FencedInstanceId => return self.fence(ctx),
+            GroupError::FencedInstanceId => {
+                self.fence(ctx);
+                return false;
+            }
             GroupError::UnknownMemberId | GroupError::IllegalGeneration => {
                 self.member_id = None;
                 self.generation = None;
@@ -764,8 +777,7 @@ impl<M: Carry<Log>> Consumer<M> {
             GroupError::RebalanceInProgress => {}
         }
         self.rejoin_needed = true;
-        self.update_gauges(ctx);
-        self.poll(ctx);
+        true
     }
 
     /// An OffsetCommit got no answer in time. A commit after processing (`commitSync`) is
@@ -1384,16 +1396,10 @@ impl<M: Carry<Log>> Consumer<M> {
                 Err(e) => self.backoff(ctx, e),
             },
             Response::Heartbeat(Err(e)) if self.state == State::Stable => {
-                match e {
-                    GroupError::FencedInstanceId => return self.fence(ctx),
-                    GroupError::UnknownMemberId | GroupError::IllegalGeneration => {
-                        self.member_id = None;
-                        self.generation = None;
-                    }
-                    GroupError::RebalanceInProgress => {}
+                let rejoin = self.refused(ctx, e);
+                if rejoin {
+                    self.poll(ctx);
                 }
-                self.rejoin_needed = true;
-                self.poll(ctx);
             }
             _ => {}
         }
