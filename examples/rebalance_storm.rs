@@ -15,8 +15,8 @@ use std::fmt::Write as _;
 
 use faultline::SimTime;
 use faultline::metrics::{Metrics, Series};
-use faultline::report::Unit;
 use faultline::report::chart::{ChartLine, ChartSpec, render_svg};
+use faultline::report::{Unit, grouped};
 use faultline::scenario::{Scenario, build, shipped};
 
 /// How much of each run the timeline tells.
@@ -37,16 +37,7 @@ fn clock(t: u64) -> String {
 }
 
 fn thousands(v: f64) -> String {
-    let n = v.round() as i64;
-    let digits = n.abs().to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if n < 0 { format!("-{out}") } else { out }
+    grouped(v.round() as i64)
 }
 
 /// What one run showed, and its narration.

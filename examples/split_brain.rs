@@ -12,27 +12,19 @@
 //!
 //!     cargo run --release --example split_brain
 
-use faultline::report::Unit;
 use faultline::report::chart::{ChartLine, ChartSpec, FaultWindow, render_svg};
+use faultline::report::{Unit, grouped};
 use faultline::scenario::{Scenario, build, shipped};
 use faultline::{SimTime, TraceKind};
 
 const NODES: [&str; 3] = ["db0", "db1", "db2"];
 
-fn secs(t: u64) -> f64 {
-    t as f64 / 1e9
+fn count(n: u64) -> String {
+    grouped(n as i64)
 }
 
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+fn secs(t: u64) -> f64 {
+    t as f64 / 1e9
 }
 
 /// What one variant's run showed.
@@ -111,7 +103,7 @@ fn run(scenario: &Scenario, variant: &str, seed: u64) -> Run {
                 if heal && let Some(z) = last_zombie.take() {
                     timeline.push(format!(
                         "          ... {} of them until t={z:.1}s",
-                        thousands(zombie_acks)
+                        count(zombie_acks)
                     ));
                 }
                 let what = (r.detail.trim_start_matches("end of "))
@@ -176,7 +168,7 @@ fn run(scenario: &Scenario, variant: &str, seed: u64) -> Run {
                     timeline.push(format!(
                         "t={t:.1}s db0 resyncs from the new primary, discarding what it took \
                          alone: {} acknowledged writes lost",
-                        thousands(n)
+                        count(n)
                     ));
                 }
                 synced = true;
@@ -187,14 +179,14 @@ fn run(scenario: &Scenario, variant: &str, seed: u64) -> Run {
     if !synced && let Some(z) = last_zombie {
         timeline.push(format!(
             "          ... {} of them until t={z:.1}s",
-            thousands(zombie_acks)
+            count(zombie_acks)
         ));
     }
     timeline.push(format!(
         "end: {} acknowledged writes lost of {}; two primaries acknowledged writes together \
          for {overlap:.1} s",
-        thousands(lost),
-        thousands(acked)
+        count(lost),
+        count(acked)
     ));
     if lost > 0 && lost_at_resync.is_some() {
         // The oracle counts the loss when it happens: nothing before the heal, all of it at
@@ -322,7 +314,7 @@ pub fn story(out: Option<&std::path::Path>) {
         println!(
             "  {:<22} {:>6} / {:>5.1} s",
             r.name,
-            thousands(r.lost),
+            count(r.lost),
             r.overlap
         );
     }

@@ -17,6 +17,7 @@
 use faultline::SimTime;
 use faultline::check::{Check, Expr, Window};
 use faultline::metrics::Metrics;
+use faultline::report::grouped;
 use faultline::scenario::{Scenario, build, shipped};
 
 /// What one run of a variant gave, in the numbers the story needs.
@@ -145,15 +146,7 @@ fn run(scenario: &Scenario, variant: &str, seed: u64, window: Window) -> Run {
 
 /// `1321897` as "1,321,897".
 fn n(v: u64) -> String {
-    let digits = v.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    grouped(v as i64)
 }
 
 /// `[31s, 63s, 95s]` as "31 s, 63 s and 95 s".

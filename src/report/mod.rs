@@ -49,7 +49,7 @@ pub use chart::{
 };
 pub use csv::{series_csv, write_series_csv};
 pub use table::{Cell, Row, Table, TableError, Verdict};
-pub use unit::Unit;
+pub use unit::{Unit, grouped};
 
 /// `text` as a file-name part of at most `max` characters: lower-case ASCII letters and digits,
 /// every other run of characters one `-` (`Fail fast + fallback` -> `fail-fast-fallback`).

@@ -196,9 +196,41 @@ pub(crate) fn fixed(value: f64, decimals: usize) -> String {
     if text == "-0" { "0".to_owned() } else { text }
 }
 
+/// A whole number with its thousands grouped by commas, as narration prints counts:
+/// `-1321897` as "-1,321,897".
+pub fn grouped(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    if n < 0 {
+        out.push('-');
+    }
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grouped_puts_a_comma_every_three_digits_from_the_right() {
+        let cases = [
+            (0, "0"),
+            (999, "999"),
+            (1000, "1,000"),
+            (1321897, "1,321,897"),
+        ];
+        for (n, text) in cases {
+            assert_eq!(grouped(n), text);
+        }
+        assert_eq!(grouped(-45200), "-45,200");
+        assert_eq!(grouped(i64::MIN), "-9,223,372,036,854,775,808");
+    }
 
     #[test]
     fn durations_pick_the_unit_that_keeps_three_digits() {
