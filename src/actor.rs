@@ -253,6 +253,21 @@ impl<'a, M: Message> Ctx<'a, M> {
         self.core.self_crash = Some((self.me, restart_after));
     }
 
+    /// Kills another actor as soon as this handler returns, as a power switch (STONITH) or a
+    /// kubelet's SIGKILL does: the same crash as a `Crash` fault, and it acts even on an actor
+    /// that is paused (its backlog is discarded unread), which a message could not. With
+    /// `restart_after` the engine restarts it that long after (a pending restart from an
+    /// earlier self-crash or kill is replaced). An actor already down is left as it is.
+    /// Killing oneself is [`crash_self`](Self::crash_self). Traced as `Kill` events (actor =
+    /// the victim, from = the killer), counted in `Stats::kills`.
+    pub fn kill(&mut self, target: ActorId, restart_after: Option<SimDuration>) {
+        if target == self.me {
+            self.crash_self(restart_after);
+        } else {
+            self.core.kills.push((target, restart_after));
+        }
+    }
+
     /// Registers (or finds) a counter owned by this actor.
     pub fn counter(&mut self, name: &str) -> CounterId {
         let owner = &self.core.proc_names[self.me.index()];

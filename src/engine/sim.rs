@@ -220,9 +220,12 @@ pub struct Stats {
     pub queue_peak: usize,
     /// Actors that crashed themselves ([`Ctx::crash_self`]).
     pub self_crashes: u64,
-    /// Restarts an actor asked for when it crashed itself, carried out (not those cancelled by a
+    /// Restarts an actor asked for when it crashed itself, or its killer asked for ([`Ctx::kill`]),
+    /// carried out (not those cancelled by a
     /// crash or restart from outside in the meantime).
     pub self_restarts: u64,
+    /// Actors killed by another actor ([`Ctx::kill`]) while they were up or paused.
+    pub kills: u64,
 }
 
 /// Errors in assembling a simulation.
@@ -278,6 +281,9 @@ pub struct Core<M: Message> {
     /// Set by [`Ctx::crash_self`] during a handler: the actor and the restart delay it asked
     /// for. Applied (and cleared) as soon as the handler returns.
     pub(crate) self_crash: Option<(ActorId, Option<SimDuration>)>,
+    /// Set by [`Ctx::kill`] during a handler: (victim, restart delay), applied in order as soon
+    /// as the handler returns.
+    pub(crate) kills: Vec<(ActorId, Option<SimDuration>)>,
     /// Pending restarts asked for by self-crashes, by actor: cancelled by any crash or restart
     /// from outside, which takes over the actor's fate.
     restarts: BTreeMap<ActorId, (EventKey, SimTime)>,
@@ -443,6 +449,7 @@ impl<M: Message> Sim<M> {
                 streams,
                 spawns: Vec::new(),
                 self_crash: None,
+                kills: Vec::new(),
                 restarts: BTreeMap::new(),
                 stats: Stats::default(),
                 limits: config.limits,
@@ -722,14 +729,48 @@ impl<M: Message> Sim<M> {
                 .trace
                 .push_record(now, TraceKind::SelfCrash, name, None, detail);
         }
+        self.schedule_restart(id, restart_after);
+    }
+
+    /// A restart `restart_after` from now, if any, that a crash or restart from outside
+    /// cancels.
+    fn schedule_restart(&mut self, id: ActorId, restart_after: Option<SimDuration>) {
         if let Some(after) = restart_after {
-            let at = now.saturating_add(after);
+            let at = self.core.now.saturating_add(after);
             let key = self
                 .core
                 .queue
                 .push(at.as_nanos(), Event::Restart { to: id });
             self.core.restarts.insert(id, (key, at));
         }
+    }
+
+    /// Applies a [`Ctx::kill`] by `by` once its handler has returned: the victim crashes as by
+    /// a `Crash` fault, at once even if it is paused (its backlog is discarded unread), and the
+    /// restart asked for is scheduled. Killing an actor that is already down changes nothing
+    /// (and does not schedule a restart: whatever crashed it decides its return).
+    fn kill_now(&mut self, by: ActorId, id: ActorId, restart_after: Option<SimDuration>) {
+        let now = self.core.now;
+        if self.core.procs[id.index()].status == Status::Down {
+            return;
+        }
+        self.crash(id);
+        self.core.stats.kills += 1;
+        self.core
+            .trace
+            .fold(now, TraceKind::Kill, Some(id.0), Some(by.0));
+        if self.core.trace.recording() {
+            let detail = match restart_after {
+                Some(d) => format!("killed, restart after {d}"),
+                None => "killed, no restart".to_string(),
+            };
+            let name = Some(self.core.proc_names[id.index()].clone());
+            let from = Some(self.core.proc_names[by.index()].clone());
+            self.core
+                .trace
+                .push_record(now, TraceKind::Kill, name, from, detail);
+        }
+        self.schedule_restart(id, restart_after);
     }
 
     /// The restart a self-crash asked for is due: the actor is still down (anything that
@@ -997,6 +1038,11 @@ impl<M: Message> Sim<M> {
                 // The instance the handler ran on is its volatile state: it goes with the crash.
                 drop(instance);
                 self.crash_self_now(to, restart_after);
+            }
+        }
+        if !self.core.kills.is_empty() {
+            for (victim, restart_after) in std::mem::take(&mut self.core.kills) {
+                self.kill_now(to, victim, restart_after);
             }
         }
         if !self.core.spawns.is_empty() {

@@ -35,6 +35,9 @@ pub enum TraceKind {
     SelfCrash = 9,
     /// An actor came back after the delay it asked for when it crashed itself.
     SelfRestart = 10,
+    /// An actor was killed by another (`Ctx::kill`: a power switch, a kubelet), right after the
+    /// killer's handler returned. The event's actor is the victim, `from` the killer.
+    Kill = 11,
 }
 
 /// One line of the full trace.

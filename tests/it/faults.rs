@@ -11,7 +11,11 @@ use crate::support::{Log, Recorder, Scripted, T, at_ms, ms, recorder, scripted, 
 /// A sender on host "a" messaging a recorder on host "b" every `every` ms for `n` messages;
 /// 1 ms latency on the default link. Returns (sim, log, sender, recorder).
 fn pair(every: u64, n: u64) -> (Sim<T>, Log, ActorId, ActorId) {
-    let mut sim = Sim::new(9);
+    pair_with(every, n, faultline::SimConfig::new(9))
+}
+
+fn pair_with(every: u64, n: u64, config: faultline::SimConfig) -> (Sim<T>, Log, ActorId, ActorId) {
+    let mut sim = Sim::with_config(config).unwrap();
     let (a, b) = (sim.add_host("a").unwrap(), sim.add_host("b").unwrap());
     let (rec, log) = recorder(&mut sim, b, "rec");
     let script: Vec<_> = (1..=n).map(|i| (ms(i * every), i)).collect();
@@ -768,4 +772,109 @@ fn self_crashes_are_traced_and_replay_exactly() {
             (96, restart, Some("self"), back),
         ]
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// An actor that kills another (`Ctx::kill`: a power switch, a kubelet)
+// ---------------------------------------------------------------------------------------------
+
+/// At its timer, kills `victim`, asking for a restart `restart_after` later.
+struct Killer {
+    victim: ActorId,
+    at: SimDuration,
+    restart_after: Option<SimDuration>,
+}
+
+impl Actor<T> for Killer {
+    fn on_start(&mut self, ctx: &mut Ctx<'_, T>) {
+        ctx.set_timer(self.at, T::Fire(0));
+    }
+
+    fn on_message(&mut self, _: &mut Ctx<'_, T>, _: ActorId, _: T) {}
+
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, T>, _: T) {
+        ctx.kill(self.victim, self.restart_after);
+    }
+}
+
+#[test]
+fn a_kill_acts_on_a_paused_actor_at_once_and_its_backlog_is_never_handled() {
+    // "rec" is paused 25..75 ms and killed at 50 ms with a restart 20 ms later: the messages
+    // that arrived during the pause (31, 41) are gone unread, those arriving while it is down
+    // (51, 61) are dropped, so is 7 (sent at 70 ms just before the restart, to the incarnation
+    // that is down), and the restarted incarnation receives 8..10.
+    let (mut sim, log, _, rec) = pair(10, 10);
+    let c = sim.add_host("c").unwrap();
+    sim.spawn(c, "switch", move || Killer {
+        victim: rec,
+        at: ms(50),
+        restart_after: Some(ms(20)),
+    })
+    .unwrap();
+    sim.add_faults(&FaultPlan::new().window(
+        at_ms(25),
+        at_ms(75),
+        Fault::Pause {
+            target: "rec".into(),
+        },
+    ))
+    .unwrap();
+    sim.run_until(at_ms(60));
+    assert_eq!(sim.status(rec), faultline::Status::Down);
+    sim.run();
+    assert_eq!(values(&log), vec![1, 2, 8, 9, 10]);
+    assert_eq!(sim.stats().kills, 1);
+    assert_eq!(sim.stats().self_restarts, 1);
+    let times: Vec<SimTime> = log.borrow().iter().map(|e| e.0).collect();
+    assert_eq!(
+        times[2],
+        at_ms(81),
+        "the first message after the restart, on time"
+    );
+}
+
+#[test]
+fn killing_an_actor_that_is_down_changes_nothing_and_kills_are_traced() {
+    let run = |crash_first: bool| {
+        let config = faultline::SimConfig {
+            record_trace: true,
+            ..faultline::SimConfig::new(9)
+        };
+        let (mut sim, log, _, rec) = pair_with(10, 10, config);
+        let c = sim.add_host("c").unwrap();
+        sim.spawn(c, "switch", move || Killer {
+            victim: rec,
+            at: ms(45),
+            restart_after: Some(ms(10)),
+        })
+        .unwrap();
+        if crash_first {
+            sim.add_faults(&FaultPlan::new().at(at_ms(35), crash("rec")))
+                .unwrap();
+        }
+        sim.run();
+        let kills: Vec<_> = sim
+            .trace()
+            .records()
+            .expect("recorded")
+            .iter()
+            .filter(|r| r.kind == TraceKind::Kill)
+            .map(|r| (r.time_ns, r.actor.clone(), r.from.clone(), r.detail.clone()))
+            .collect();
+        (values(&log), sim.stats().kills, kills)
+    };
+    let (got, kills, traced) = run(false);
+    assert_eq!(got, vec![1, 2, 3, 4, 6, 7, 8, 9, 10], "down 45..55 ms");
+    assert_eq!(kills, 1);
+    let expected = (
+        45_000_000,
+        Some("rec".to_string()),
+        Some("switch".to_string()),
+        "killed, restart after 10ms".to_string(),
+    );
+    assert_eq!(traced, vec![expected]);
+    // Crashed by a fault first: the kill finds it down and schedules no restart of its own.
+    let (got, kills, traced) = run(true);
+    assert_eq!(got, vec![1, 2, 3]);
+    assert_eq!((kills, traced.len()), (0, 0));
 }
