@@ -145,7 +145,7 @@ fn run(scenario: &Scenario, variant: &str, seed: u64) -> Run {
                     "t={t:.1}s the store refuses db0's epoch-1 write: db0 steps down"
                 ));
             }
-            TraceKind::Message if r.detail == "Repl(PowerOff)" => {
+            TraceKind::Kill if r.from.as_deref() == Some("pdu") => {
                 timeline.push(format!("t={t:.1}s the power switch turns {actor} off"));
             }
             TraceKind::Message

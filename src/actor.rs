@@ -79,6 +79,14 @@ pub trait Actor<M: Message>: std::any::Any {
     fn on_crash(&mut self, now: SimTime, metrics: &mut Metrics) {
         let _ = (now, metrics);
     }
+
+    /// Called instead of [`on_crash`](Self::on_crash) when another actor kills this one
+    /// ([`Ctx::kill`]: a power switch, a kubelet), under the same rules; by default the same
+    /// as a crash. An actor whose instrumentation tells the two apart (a node powered off for
+    /// good lets go of its copies in a shared oracle) overrides it.
+    fn on_killed(&mut self, now: SimTime, metrics: &mut Metrics) {
+        self.on_crash(now, metrics);
+    }
 }
 
 /// Builds a fresh (volatile) instance of an actor: at the start and after every restart.

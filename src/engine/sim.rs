@@ -684,6 +684,11 @@ impl<M: Message> Sim<M> {
     /// Crashes an actor now: its instance is dropped, pending timers and backlog die, messages
     /// to it are dropped until it restarts.
     pub fn crash(&mut self, id: ActorId) {
+        self.crash_as(id, false);
+    }
+
+    /// The crash itself; `killed` tells the instance it was killed by another actor.
+    fn crash_as(&mut self, id: ActorId, killed: bool) {
         // A crash from outside takes over an actor that is waiting to come back from a crash
         // of its own: it stays down until something restarts it.
         if let Some((key, _)) = self.core.restarts.remove(&id) {
@@ -697,7 +702,11 @@ impl<M: Message> Sim<M> {
         p.status = Status::Down;
         p.inc = p.inc.wrapping_add(1);
         if let Some(mut instance) = p.instance.take() {
-            instance.on_crash(self.core.now, &mut self.core.metrics);
+            if killed {
+                instance.on_killed(self.core.now, &mut self.core.metrics);
+            } else {
+                instance.on_crash(self.core.now, &mut self.core.metrics);
+            }
         }
         self.core.backlogs.remove(&id);
     }
@@ -754,7 +763,7 @@ impl<M: Message> Sim<M> {
         if self.core.procs[id.index()].status == Status::Down {
             return;
         }
-        self.crash(id);
+        self.crash_as(id, true);
         self.core.stats.kills += 1;
         self.core
             .trace

@@ -348,6 +348,41 @@ fn a_gc_paused_primary_acknowledges_its_backlog_and_loses_it_unless_majority() {
     }
 }
 
+/// STONITH against the pause: the switch cuts db0's power while it is paused (`Ctx::kill`
+/// acts on a paused actor), so the backlog of writes queued in it is never handled, never
+/// acknowledged, and db0 is never a second primary. What it acknowledged before the pause was
+/// shipped within the replication lag and survives on the new primary.
+#[test]
+fn stonith_kills_a_paused_primary_with_its_backlog_unhandled() {
+    for seed in seeds() {
+        let mut s = store(seed, "", "timeout: \"120s\"", true);
+        s.pause();
+        // Not `finish`: db0's disk still names itself primary, powered off for good.
+        s.sim.run_until(secs(130));
+        let log = s.final_log();
+        let o = s.watch.borrow().outcome(&log);
+        assert_eq!(counter(&s.sim, "oracle.acked_writes_lost_total"), o.lost);
+        assert_eq!(counter(&s.sim, "pdu.power_offs_total"), 1, "seed {seed}");
+        assert_eq!(s.sim.stats().kills, 1, "seed {seed}");
+        assert!(
+            s.sim.inspect::<ReplNode<Repl>>(s.nodes[0]).is_none(),
+            "db0 is off"
+        );
+        assert_eq!(o.overlap.as_nanos(), 0, "seed {seed}: {o:?}");
+        // Both clients' writes of the 10 s before the pause (one every 50 ms from 50 ms), and
+        // nothing after.
+        let before = 2 * (PARTITION_FROM * RATE as u64 - 1);
+        assert_eq!(
+            counter(&s.sim, "db0.writes_acked_total"),
+            before,
+            "seed {seed}: db0 acknowledged after the pause"
+        );
+        // At most the writes of the last replication lag before the pause (p99 50 ms).
+        assert!(o.lost <= 2, "seed {seed}: {o:?}");
+        assert!(o.acked > 0);
+    }
+}
+
 /// Epoch fencing at a shared store: the watcher fences the store with epoch 2 before it
 /// promotes, the new primary starts from the store's log, and the isolated db0's first write
 /// after the fence is refused, so it steps down. Every write db0 acknowledged alone before

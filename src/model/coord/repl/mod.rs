@@ -29,11 +29,9 @@
 //!   primary off and promotes only once the switch confirms.
 //! - [`PowerSwitch`] (`sentinel.rs`): STONITH. It stands for a PDU or IPMI controller on a
 //!   separate management network: put it on a host no partition cuts off and it reaches the
-//!   primary when the watchers cannot. It tells the node to power off, and the node obeys by
-//!   crashing itself (`Ctx::crash_self`) when the order arrives — which is honest for a
-//!   partition but not for a GC pause: a paused process in the simulator handles its backlog
-//!   in order when it resumes, so writes that reached it before the order are still answered,
-//!   whereas a real power cut would kill it mid-pause.
+//!   primary when the watchers cannot. It cuts the node's power with `Ctx::kill`, which acts
+//!   at once even on a paused process (its backlog is never handled), as a real power cut
+//!   does.
 //! - [`ReplClient`] (`client.rs`): writes at a constant rate to the node it believes is
 //!   primary, follows redirects and the watchers' announcements, and records every
 //!   acknowledged write in the oracle.
@@ -165,13 +163,12 @@ pub enum Repl {
         epoch: Epoch,
         primary: ActorId,
     },
-    /// STONITH: a watcher asks the switch to power `node` off; the switch tells the node, and
-    /// confirms to the watcher.
+    /// STONITH: a watcher asks the switch to power `node` off; the switch cuts it
+    /// (`Ctx::kill`) and confirms to the watcher.
     PowerOffRequest {
         node: ActorId,
         epoch: Epoch,
     },
-    PowerOff,
     PoweredOff {
         node: ActorId,
         epoch: Epoch,

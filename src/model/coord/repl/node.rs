@@ -769,18 +769,6 @@ impl<M: Carry<Repl>> Actor<M> for ReplNode<M> {
                     self.step_down(ctx, Some(primary));
                 }
             }
-            Repl::PowerOff => {
-                // `on_crash` does not run after `crash_self`: stop believing here.
-                let me = ctx.me();
-                self.stopped(me, ctx.metrics());
-                if let Some(w) = &self.watch {
-                    let mut d = self.disk.borrow_mut();
-                    let old: Vec<u64> = d.log[d.held_from..].iter().map(|e| e.value).collect();
-                    d.held_from = d.log.len();
-                    w.borrow_mut().release(&old, ctx.metrics());
-                }
-                ctx.crash_self(None);
-            }
             _ => {}
         }
     }
@@ -789,6 +777,19 @@ impl<M: Carry<Repl>> Actor<M> for ReplNode<M> {
         // A crash from outside (a fault): the process believes nothing any more.
         if let Some(me) = self.me {
             self.stopped(me, metrics);
+        }
+    }
+
+    fn on_killed(&mut self, now: SimTime, metrics: &mut Metrics) {
+        // Powered off by the switch (the only actor that kills a node), paused or not: it
+        // never serves this log again without a full resync from the new primary, whenever it
+        // comes back, so the oracle stops counting it as copies of its writes.
+        self.on_crash(now, metrics);
+        if let Some(w) = &self.watch {
+            let mut d = self.disk.borrow_mut();
+            let old: Vec<u64> = d.log[d.held_from..].iter().map(|e| e.value).collect();
+            d.held_from = d.log.len();
+            w.borrow_mut().release(&old, metrics);
         }
     }
 

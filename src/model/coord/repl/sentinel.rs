@@ -539,7 +539,8 @@ impl<M: Carry<Repl>> Actor<M> for PowerSwitch<M> {
         if let Some(Repl::PowerOffRequest { node, epoch }) = msg.unwrap() {
             let c = ctx.counter("power_offs_total");
             ctx.metrics().inc(c);
-            ctx.send(node, M::wrap(Repl::PowerOff));
+            // The power is cut at once, whatever the process is doing (a paused one too).
+            ctx.kill(node, None);
             let t = ReplTick::Confirm {
                 watcher: from,
                 node,
