@@ -131,6 +131,17 @@ fn run(scenario: &Scenario, variant: &str, seed: u64) -> Run {
                     promoted = Some((t, actor.to_string(), epoch));
                 }
             }
+            TraceKind::Message if promoted.is_none() && r.detail.contains("Promise {") => {
+                // The election before a majority-quorum promotion: who promised, and where
+                // its log ends.
+                let from = r.from.as_deref().unwrap_or("?");
+                let at = (r.detail.split("offset: ").nth(1))
+                    .and_then(|x| x.trim_end_matches(['}', ')', ' ']).parse::<u64>().ok())
+                    .unwrap_or(0);
+                timeline.push(format!(
+                    "t={t:.1}s {from} promises {actor} the new epoch (its log ends at {at})"
+                ));
+            }
             TraceKind::Message if actor == "store" && r.detail.contains("StoreFence {") => {
                 timeline.push(format!(
                     "t={t:.1}s the watcher fences the shared store with the new epoch"
@@ -262,6 +273,7 @@ pub fn story(out: Option<&std::path::Path>) {
     let base = get("baseline");
     let min_rep = get("min_replicas_to_write");
     let majority = get("majority acks");
+    let quorum = get("majority quorum");
     let fencing = get("epoch fencing");
     let stonith = get("STONITH");
 
@@ -290,6 +302,11 @@ pub fn story(out: Option<&std::path::Path>) {
     assert_eq!(
         majority.zombie_acks, 0,
         "the isolated db0 acknowledges nothing"
+    );
+    assert!(
+        quorum.lost == 0 && quorum.overlap == 0.0 && quorum.zombie_acks == 0,
+        "the elected failover loses nothing either: {} lost",
+        quorum.lost
     );
     assert!(
         fencing.lost == 0 && fencing.overlap == 0.0 && fencing.zombie_acks == 0,

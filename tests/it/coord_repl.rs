@@ -485,8 +485,8 @@ impl faultline::Actor<Repl> for Script {
     }
 }
 
-/// The check itself, scripted: a replica told (epoch 2) to follow `x`, and then sent a write of
-/// x's stream stamped with epoch 1, takes it without fencing (the oracle records the stale
+/// The check itself, scripted: a replica told (epoch 2) to follow `x`, resynced from it, and
+/// then sent a write of x's stream stamped with epoch 1, takes it without fencing (the oracle records the stale
 /// write) and refuses it with `fence_epoch`, telling x the newer epoch.
 #[test]
 fn the_epoch_fence_refuses_a_stream_older_than_the_replica_has_seen() {
@@ -510,6 +510,14 @@ fn the_epoch_fence_refuses_a_stream_older_than_the_replica_has_seen() {
                 Repl::Follow {
                     epoch: 2,
                     primary: ActorId(0),
+                },
+            ),
+            // The resync a replica waits for before it takes the stream (empty so far).
+            (
+                15,
+                Repl::Sync {
+                    epoch: 2,
+                    log: vec![],
                 },
             ),
             (20, Repl::Replicate { epoch: 1, entry }),
@@ -633,4 +641,67 @@ fn bad_store_wiring_is_reported_with_the_field() {
         e.contains("stonith") && e.contains("not a PowerSwitch"),
         "{e}"
     );
+}
+
+/// An election's promise, scripted: a replica of `x` (epoch 1) promises epoch 2 to `x` acting
+/// as a watcher, then refuses x's epoch-1 stream (neither appended nor acknowledged), and
+/// promises epoch 2 to nobody else; its promise is on disk.
+#[test]
+fn a_promise_stops_the_old_stream_and_is_given_once_per_epoch() {
+    let mut sim: Sim<Repl> = Sim::with_config(SimConfig::new(1)).unwrap();
+    let config: ReplNodeConfig = from_ron(r#"(peers: ["x", "r"])"#).unwrap();
+    let (hx, hy, hr) = (
+        sim.add_host("hx").unwrap(),
+        sim.add_host("hy").unwrap(),
+        sim.add_host("hr").unwrap(),
+    );
+    let entry = |offset| Entry {
+        offset,
+        key: 7,
+        value: 40 + offset,
+        epoch: 1,
+    };
+    let script = vec![
+        (
+            10,
+            Repl::Replicate {
+                epoch: 1,
+                entry: entry(1),
+            },
+        ),
+        (20, Repl::Prepare { epoch: 2 }),
+        (
+            30,
+            Repl::Replicate {
+                epoch: 1,
+                entry: entry(2),
+            },
+        ),
+    ];
+    let x = sim
+        .spawn(hx, "x", move || Script {
+            to: "r",
+            script: script.clone(),
+        })
+        .unwrap();
+    assert_eq!(x, ActorId(0), "the initial primary, peers[0]");
+    let other = vec![(40, Repl::Prepare { epoch: 2 })];
+    let y = sim
+        .spawn(hy, "y", move || Script {
+            to: "r",
+            script: other.clone(),
+        })
+        .unwrap();
+    let proto: ReplNode<Repl> = ReplNode::new(config).unwrap();
+    let disk = proto.disk();
+    sim.spawn(hr, "r", move || proto.clone()).unwrap();
+    sim.run_until(secs(1));
+    let d = disk.borrow();
+    assert_eq!(
+        d.log,
+        vec![entry(1)],
+        "the stream after the promise is refused"
+    );
+    assert_eq!((d.promised, d.promised_to), (2, Some(x)));
+    assert_ne!(d.promised_to, Some(y));
 }

@@ -25,7 +25,11 @@
 //!   (objectively down) the lowest-named watcher that sees it — a deliberate simplification of
 //!   Sentinel's Raft-like leader election among sentinels — promotes the replica with the
 //!   largest replication offset, bumping the epoch, and announces the new primary to nodes,
-//!   watchers and clients. With `stonith` it first asks a [`PowerSwitch`] to power the old
+//!   watchers and clients. With `promotion: Majority` the failover is an election instead:
+//!   a majority of the nodes promise the new epoch (and stop taking the old primary's
+//!   stream) and the most up to date of them is promoted, which with majority acks loses no
+//!   acknowledged write under any schedule (Sentinel's own rule can: Redis's `WAIT` docs say
+//!   as much). With `stonith` it first asks a [`PowerSwitch`] to power the old
 //!   primary off and promotes only once the switch confirms.
 //! - [`PowerSwitch`] (`sentinel.rs`): STONITH. It stands for a PDU or IPMI controller on a
 //!   separate management network: put it on a host no partition cuts off and it reaches the
@@ -43,6 +47,11 @@
 //!   `stale_epoch_applied_total`), so a scenario's checks and charts read them;
 //!   [`ReplLog::outcome`] recomputes the same after the fact from a final log, as a
 //!   cross-check.
+//!
+//! A replica that follows a new primary (or finds a gap or a divergence in the stream) asks
+//! for a full resync and takes nothing from the stream until it has it, asking again every
+//! second: every replica's log stays a prefix of its primary's, the property the election's
+//! "most up to date" comparison rests on.
 //!
 //! On heal the old primary learns the new epoch (from a watcher, or from a fenced refusal),
 //! becomes a replica of the new primary and takes a full resync (Redis's full `SYNC`),
@@ -67,7 +76,7 @@ pub use node::{
 };
 pub use sentinel::{
     DEFAULT_DOWN_AFTER, DEFAULT_PING_INTERVAL, DEFAULT_POWER_WAIT, PowerSwitch, PowerSwitchConfig,
-    Sentinel, SentinelConfig,
+    Promotion, Sentinel, SentinelConfig,
 };
 pub use store::{EpochStore, EpochStoreConfig};
 
@@ -152,6 +161,19 @@ pub enum Repl {
         epoch: Epoch,
         primary: ActorId,
         down: bool,
+    },
+    /// A watcher's election for `epoch` (with `promotion: Majority`): "promise me `epoch`".
+    /// A node that promises takes nothing more from an older epoch's primary (and a primary
+    /// that promises steps down), and answers with where its log ends, as a Raft vote
+    /// request's answer carries the voter's log position.
+    Prepare {
+        epoch: Epoch,
+    },
+    Promise {
+        epoch: Epoch,
+        /// The epoch of the last entry in its log (0 if empty), and the log's length.
+        last_epoch: Epoch,
+        offset: u64,
     },
     /// Become primary of `epoch`.
     Promote {

@@ -140,6 +140,11 @@ pub struct NodeDisk {
     /// values. A STONITH power-off lets go of them all: the fenced node never serves that log
     /// again without a full resync from the new primary, whenever it comes back.
     pub held_from: usize,
+    /// The newest epoch promised to a watcher's election (`Prepare`), and to whom: the node
+    /// takes no replication from an older epoch and promises no other watcher that epoch.
+    /// On disk, as a Raft vote is, so a restart cannot promise twice.
+    pub promised: Epoch,
+    pub promised_to: Option<ActorId>,
 }
 
 #[derive(Clone, Copy)]
@@ -184,6 +189,11 @@ pub struct ReplNode<M> {
     pending: BTreeMap<u64, Pending>,
     /// Replica only: entries that arrived ahead of a gap.
     ahead: BTreeMap<u64, Entry>,
+    /// Replica only: false from asking its primary for a full resync until the resync
+    /// arrives; the stream is ignored meanwhile (Redis's PSYNC handshake comes before the
+    /// stream), so an entry is never appended on top of a log that has not been checked
+    /// against the primary's, and every log stays a prefix of its primary's.
+    synced: bool,
     metrics: Option<NodeMetrics>,
     /// Its own id, known from the start (for `on_crash`, which has no context).
     me: Option<ActorId>,
@@ -209,6 +219,7 @@ impl<M> ReplNode<M> {
             acks: BTreeMap::new(),
             pending: BTreeMap::new(),
             ahead: BTreeMap::new(),
+            synced: true,
             metrics: None,
             me: None,
             _m: PhantomData,
@@ -316,6 +327,7 @@ impl<M: Carry<Repl>> ReplNode<M> {
             }
         }
         if let Some(p) = primary {
+            self.synced = false;
             ctx.send(
                 p,
                 M::wrap(Repl::SyncRequest {
@@ -324,6 +336,41 @@ impl<M: Carry<Repl>> ReplNode<M> {
             );
         }
         self.publish(ctx);
+    }
+
+    /// A watcher's election for `epoch`: promise it if it is newer than anything promised or
+    /// seen (or repeat the promise to the same watcher), stepping down if primary.
+    fn on_prepare(&mut self, ctx: &mut Ctx<'_, M>, from: ActorId, epoch: Epoch) {
+        let (promised, to) = {
+            let d = self.disk.borrow();
+            (d.promised, d.promised_to)
+        };
+        let again = epoch == promised && to == Some(from);
+        if !again && (epoch <= promised || epoch <= self.epoch()) {
+            return;
+        }
+        {
+            let mut d = self.disk.borrow_mut();
+            d.promised = epoch;
+            d.promised_to = Some(from);
+        }
+        if self.is_primary(ctx) {
+            // It may be chosen again, but acknowledges nothing more under its old epoch.
+            self.step_down(ctx, None);
+        }
+        let d = self.disk.borrow();
+        let promise = Repl::Promise {
+            epoch,
+            last_epoch: d.log.last().map_or(0, |e| e.epoch),
+            offset: d.log.len() as u64,
+        };
+        drop(d);
+        ctx.send(from, M::wrap(promise));
+    }
+
+    /// Promised to an election newer than `epoch`.
+    fn promised_past(&self, epoch: Epoch) -> bool {
+        epoch < self.disk.borrow().promised
     }
 
     fn become_primary(&mut self, ctx: &mut Ctx<'_, M>, epoch: Epoch) {
@@ -544,6 +591,10 @@ impl<M: Carry<Repl>> ReplNode<M> {
     }
 
     fn on_replicate(&mut self, ctx: &mut Ctx<'_, M>, from: ActorId, epoch: Epoch, entry: Entry) {
+        if self.promised_past(epoch) {
+            // Promised to a newer election: nothing from this epoch's primary any more.
+            return;
+        }
         let seen = self.epoch();
         let primary = self.disk.borrow().primary;
         if epoch > seen {
@@ -563,13 +614,25 @@ impl<M: Carry<Repl>> ReplNode<M> {
             self.fenced(ctx, from);
             return;
         }
+        if !self.synced {
+            // The resync is on its way.
+            return;
+        }
         let len = self.disk.borrow().log.len() as u64;
         if entry.offset <= len {
             let mine = self.disk.borrow().log[entry.offset as usize - 1];
             if mine != entry {
                 // Diverged: start over from the primary's log.
+                self.synced = false;
                 ctx.send(from, M::wrap(Repl::SyncRequest { epoch: seen }));
             }
+            return;
+        }
+        if entry.offset > len + 1 && self.ahead.is_empty() {
+            // A gap: an entry was lost on the way (a cut drops messages; TCP would have broken
+            // the connection). Redis's replica reconnects and resyncs; ask for the log.
+            self.synced = false;
+            ctx.send(from, M::wrap(Repl::SyncRequest { epoch: seen }));
             return;
         }
         self.ahead.insert(entry.offset, entry);
@@ -592,7 +655,11 @@ impl<M: Carry<Repl>> ReplNode<M> {
         if self.is_primary(ctx) && epoch <= seen {
             return;
         }
+        if self.promised_past(epoch) {
+            return;
+        }
         let m = self.m();
+        self.synced = true;
         self.learn(epoch);
         if self.is_primary(ctx) {
             self.step_down(ctx, None);
@@ -749,8 +816,15 @@ impl<M: Carry<Repl>> Actor<M> for ReplNode<M> {
                 drop(d);
                 ctx.send(from, M::wrap(pong));
             }
-            Repl::Promote { epoch } if epoch > self.epoch() => self.become_primary(ctx, epoch),
+            Repl::Prepare { epoch } => self.on_prepare(ctx, from, epoch),
+            Repl::Promote { epoch } if epoch > self.epoch() && !self.promised_past(epoch) => {
+                self.become_primary(ctx, epoch)
+            }
             Repl::Follow { epoch, primary } => {
+                if self.promised_past(epoch) {
+                    // An older configuration than the election it promised: wait for that.
+                    return;
+                }
                 if epoch < self.epoch() {
                     if self.config.fence_epoch {
                         self.fenced(ctx, from);
@@ -808,6 +882,16 @@ impl<M: Carry<Repl>> Actor<M> for ReplNode<M> {
                 }
             }
             ReplTick::Next => {
+                let primary = self.disk.borrow().primary;
+                if !self.synced
+                    && let Some(p) = primary
+                    && p != ctx.me()
+                {
+                    // The resync asked for has not come (the request or the log was lost):
+                    // ask again, as Redis's replication cron retries the handshake.
+                    let epoch = self.epoch();
+                    ctx.send(p, M::wrap(Repl::SyncRequest { epoch }));
+                }
                 self.ack_primary(ctx);
                 ctx.set_timer(REPLICA_ACK_INTERVAL, M::wrap(Repl::Tick(ReplTick::Next)));
             }

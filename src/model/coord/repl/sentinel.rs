@@ -76,6 +76,30 @@ pub struct SentinelConfig {
     /// Default None. An alternative to `stonith`, not a companion.
     #[serde(default)]
     pub fence_store: Option<String>,
+    /// Which replica a failover promotes. Default `Reachable` (Sentinel).
+    #[serde(default)]
+    pub promotion: Promotion,
+}
+
+/// How a failover picks the replica to promote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Promotion {
+    /// Sentinel's rule: the replica with the largest replication offset among those that
+    /// answered within `down_after`. Best effort: Redis's docs for `WAIT` warn that a write
+    /// replicated to several replicas can still be lost, because the failover picks "the best
+    /// replica among the set of available replicas" — one that lacks it, when those that have
+    /// it are out of reach.
+    #[default]
+    Reachable,
+    /// Raft's rule (the election restriction, Raft paper §5.4.1), as an election with a new
+    /// epoch: the watcher asks every node to promise the epoch (`Prepare`); a node that
+    /// promises takes nothing more from an older primary and reports where its log ends;
+    /// with promises from a majority of the nodes the watcher promotes the most up to date
+    /// of them (last entry's epoch, then length). With majority acknowledgements, a write
+    /// acknowledged before the election is on a majority, so on one of the promisers, so in
+    /// the promoted log. An election that gets no majority within `3 × ping_interval` is
+    /// abandoned and a later round tries again with a newer epoch.
+    Majority,
 }
 
 impl SentinelConfig {
@@ -158,6 +182,14 @@ struct Opinion {
     at: SimTime,
 }
 
+/// An election for `epoch`: the promises so far, by node, with where each log ends.
+#[derive(Clone, Debug)]
+struct Election {
+    epoch: Epoch,
+    started: SimTime,
+    promises: BTreeMap<ActorId, (Epoch, u64)>,
+}
+
 #[derive(Clone, Copy)]
 struct SentinelMetrics {
     sdown: CounterId,
@@ -183,6 +215,9 @@ pub struct Sentinel<M> {
     was_down: bool,
     /// A failover waiting for the switch: (epoch, candidate).
     fencing: Option<(Epoch, ActorId)>,
+    /// `Promotion::Majority`: the election under way, and the newest epoch it has asked for.
+    election: Option<Election>,
+    asked: Epoch,
     seq: u64,
     metrics: Option<SentinelMetrics>,
     _m: PhantomData<M>,
@@ -204,6 +239,8 @@ impl<M> Sentinel<M> {
             opinions: BTreeMap::new(),
             was_down: false,
             fencing: None,
+            election: None,
+            asked: 0,
             seq: 0,
             metrics: None,
             _m: PhantomData,
@@ -228,6 +265,7 @@ impl<M: Carry<Repl>> Sentinel<M> {
         self.epoch = epoch;
         self.primary = primary;
         self.fencing = None;
+        self.election = None;
         self.was_down = false;
         let now = ctx.local_clock();
         let s = self.seen.entry(primary).or_insert(Seen {
@@ -267,7 +305,14 @@ impl<M: Carry<Repl>> Sentinel<M> {
                 ctx.send(w, M::wrap(op.clone()));
             }
         }
-        if !down || self.fencing.is_some() {
+        if let Some(e) = &self.election
+            && now.saturating_duration_since(e.started)
+                > self.config.ping_interval.saturating_mul(3)
+        {
+            // No majority promised in time: a later round asks again with a newer epoch.
+            self.election = None;
+        }
+        if !down || self.fencing.is_some() || self.election.is_some() {
             return;
         }
         // Fresh opinions: from the last few rounds.
@@ -310,10 +355,56 @@ impl<M: Carry<Repl>> Sentinel<M> {
                 best = Some((s.offset, n));
             }
         }
+        if self.config.promotion == Promotion::Majority {
+            let epoch = newest.max(self.asked) + 1;
+            self.asked = epoch;
+            self.election = Some(Election {
+                epoch,
+                started: now,
+                promises: BTreeMap::new(),
+            });
+            for &n in &self.nodes {
+                ctx.send(n, M::wrap(Repl::Prepare { epoch }));
+            }
+            return;
+        }
         let Some((_, candidate)) = best else {
             return;
         };
-        let epoch = newest + 1;
+        self.fence_and_promote(ctx, newest + 1, candidate);
+    }
+
+    /// A node's promise for the election under way; with a majority, the most up-to-date
+    /// promiser is the candidate.
+    fn on_promise(&mut self, ctx: &mut Ctx<'_, M>, from: ActorId, epoch: Epoch, end: (Epoch, u64)) {
+        let Some(e) = &mut self.election else {
+            return;
+        };
+        if e.epoch != epoch {
+            return;
+        }
+        e.promises.insert(from, end);
+        if e.promises.len() <= self.nodes.len() / 2 {
+            return;
+        }
+        // The most up to date; ties go to the first in `nodes`.
+        let mut best: Option<((Epoch, u64), ActorId)> = None;
+        for &n in &self.nodes {
+            if let Some(&end) = e.promises.get(&n)
+                && best.is_none_or(|(b, _)| end > b)
+            {
+                best = Some((end, n));
+            }
+        }
+        self.election = None;
+        if let Some((_, candidate)) = best {
+            self.fence_and_promote(ctx, epoch, candidate);
+        }
+    }
+
+    /// Promotes `candidate` with `epoch`, after fencing the store or powering the old primary
+    /// off if configured.
+    fn fence_and_promote(&mut self, ctx: &mut Ctx<'_, M>, epoch: Epoch, candidate: ActorId) {
         if let Some(store) = self.store {
             let m = self.m();
             ctx.metrics().inc(m.store_fences);
@@ -443,6 +534,11 @@ impl<M: Carry<Repl>> Actor<M> for Sentinel<M> {
                 self.opinions.insert(from, o);
             }
             Repl::Follow { epoch, primary } => self.adopt(ctx, epoch, primary),
+            Repl::Promise {
+                epoch,
+                last_epoch,
+                offset,
+            } => self.on_promise(ctx, from, epoch, (last_epoch, offset)),
             Repl::PoweredOff { epoch, .. } | Repl::StoreFenced { epoch } => {
                 if let Some((e, candidate)) = self.fencing
                     && e == epoch
