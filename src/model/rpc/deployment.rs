@@ -1133,6 +1133,27 @@ mod tests {
     }
 
     #[test]
+    fn surge_and_unavailable_read_as_counts_or_percentages() {
+        let c = config(r#"rollout: Some((at: "1m", max_surge: 2, max_unavailable: "50%"))"#);
+        let r = c.rollout.expect("set");
+        assert_eq!(r.max_surge, IntOrPercent::Count(2));
+        assert_eq!(r.max_unavailable, IntOrPercent::Percent("50%".into()));
+        // 50% of 3 rounds down to 1 unavailable; a count does not scale.
+        assert_eq!(r.fenceposts(3), (2, 1));
+        assert_eq!(IntOrPercent::Percent("30%".into()).resolve(10, true), 3);
+        assert_eq!(IntOrPercent::Percent("31%".into()).resolve(10, true), 4);
+        assert_eq!(IntOrPercent::Percent("31%".into()).resolve(10, false), 3);
+        // The defaults are Kubernetes' 25% each.
+        let r = config(r#"rollout: Some((at: "1m"))"#).rollout.expect("set");
+        assert_eq!(r.max_surge, default_quarter());
+        assert_eq!(r.max_unavailable, default_quarter());
+        assert_eq!(r.restart_time, None);
+        // Without a rollout, no surge slot.
+        assert_eq!(config("").slots(), 2);
+        assert_eq!(config(r#"rollout: Some((at: "1m"))"#).slots(), 3);
+    }
+
+    #[test]
     fn bad_fields_are_named() {
         let field = |extra: &str| {
             from_ron::<DeploymentConfig>(&format!("(replicas: 2, {SERVICE}, {extra})"))
