@@ -64,6 +64,9 @@
 //! ),
 //! ```
 //!
+//! `scenarios/service_rollout.ron` shows a rollout at Kubernetes' defaults refusing requests
+//! on a deployment sized at 85%, and two fixes (`max_unavailable: 0`, a pod of headroom).
+//!
 //! What is left out: a crashed pod is not replaced by the deployment (a fault's restart
 //! brings it back); a pod is one process (slots reuse the same actor name, where Kubernetes
 //! gives a new pod a new name); and a scale-up that reuses a slot scaled down moments before
