@@ -126,6 +126,14 @@ fn surge_zero_restarts_every_pod_once_in_place_one_at_a_time() {
         );
     }
     assert!(k[0].0 >= secs(10) && k[0].0 <= secs(10) + SimDuration::from_millis(10));
+    // In progress from 10 s until the last pod is back in the endpoints (5 s + 1 ns after
+    // its kill), and only then.
+    let busy = sim
+        .metrics()
+        .gauge_integral("api.rollout_in_progress")
+        .expect("registered");
+    let expected = k[3].0.saturating_add(SimDuration::from_secs(5)).as_nanos() + 1 - 10_000_000_000;
+    assert_eq!(busy, expected as f64);
     // A drained pod cut nothing, and every request was served.
     assert_eq!(counter(&sim, "api.killed_requests_total"), 0);
     assert_eq!(counter(&sim, "api.grace_expired_total"), 0);

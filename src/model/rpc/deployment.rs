@@ -507,8 +507,8 @@ struct Census {
 /// (pods created, terminating ones included), `replicas_ready` (endpoints), `desired_replicas`
 /// (the autoscaler's last answer), `usage` (the last mean measured: cores for `Cpu`, a
 /// fraction for `Utilisation`), `rollout_in_progress` (1 from the rollout's start until its
-/// last old pod is gone); the counters `scale_ups_total`, `scale_downs_total` (pods added,
-/// removed), `restarts_total` (old pods the rollout replaced, as the consumer group's),
+/// last old pod is gone and every new one is available); the counters `scale_ups_total`,
+/// `scale_downs_total` (pods added, removed), `restarts_total` (old pods the rollout replaced, as the consumer group's),
 /// `grace_expired_total` (terminating pods killed at the end of their grace while still
 /// holding requests) and `killed_requests_total` (requests those kills cut, answered 503).
 #[derive(Clone)]
@@ -817,7 +817,7 @@ impl<M: Carry<Rpc>> ServiceDeployment<M> {
 
     /// The deployment controller's step, as often as the bounds allow: new pods while the
     /// surge allows, then old pods terminated while the availability bound allows. Ends the
-    /// rollout when no old pod is left and none is terminating.
+    /// rollout when no old pod is left or terminating and every new one is available.
     fn advance(&mut self, ctx: &mut Ctx<'_, M>) {
         let Some(rollout) = self.config.rollout.clone() else {
             return;
@@ -828,7 +828,8 @@ impl<M: Carry<Rpc>> ServiceDeployment<M> {
             if self.roll.is_none() {
                 return;
             }
-            if c.old == 0 && c.terminating == 0 {
+            // Done as `kubectl rollout status` says it: every pod new and available.
+            if c.old == 0 && c.terminating == 0 && c.new_unavailable == 0 {
                 self.roll = None;
                 let m = self.m();
                 ctx.metrics().set(m.rollout_in_progress, 0.0);
