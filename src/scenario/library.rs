@@ -105,6 +105,11 @@ pub const SHIPPED: &[(&str, &str, &str)] = &[
         include_str!("../../scenarios/rolling_restart.ron"),
     ),
     (
+        "service_rollout",
+        "scenarios/service_rollout.ron",
+        include_str!("../../scenarios/service_rollout.ron"),
+    ),
+    (
         "slow_batch_poll_timeout",
         "scenarios/slow_batch_poll_timeout.ron",
         include_str!("../../scenarios/slow_batch_poll_timeout.ron"),

@@ -11,6 +11,7 @@ mod coord_props;
 mod coord_raft;
 mod coord_repl;
 mod coord_split;
+mod deploy_roll;
 mod determinism;
 mod engine;
 mod faults;

@@ -764,6 +764,24 @@ impl<M: Carry<Rpc>> LoadBalancer<M> {
         }
     }
 
+    /// Answers every request outstanding at backend `b` with `Unavailable` and forgets them:
+    /// its process was killed, and the kernel reset its connections with it, which a proxy
+    /// answers at once with a 503 (Envoy's "upstream connect error or disconnect/reset before
+    /// headers"). Returns how many were answered. A [`ServiceDeployment`](super::ServiceDeployment)
+    /// calls it when it kills a pod.
+    pub fn reset_backend(&mut self, ctx: &mut Ctx<'_, M>, b: usize) -> u64 {
+        let ids: Vec<u64> = (self.forwarded.iter())
+            .filter(|(_, f)| f.backend as usize == b)
+            .map(|(&id, _)| id)
+            .collect();
+        for &id in &ids {
+            let f = self.forget(id).expect("just listed");
+            let status = Status::Err(super::ErrorKind::Unavailable);
+            super::reply(ctx, f.reply_to, f.id, status);
+        }
+        ids.len() as u64
+    }
+
     /// Whether backend `b` is in the endpoint set.
     pub fn is_endpoint(&self, b: usize) -> bool {
         self.endpoints[b]
