@@ -18,7 +18,10 @@ use crate::actor::ActorId;
 use crate::engine::sim::{Sim, SimError};
 use crate::model::Carry;
 use crate::model::cache::{Cache, CacheConfig};
-use crate::model::coord::raft::{Raft, RaftClient, RaftClientConfig, RaftConfig, RaftNode};
+use crate::model::coord::raft::{
+    LeaderKiller, LeaderKillerConfig, Raft, RaftClient, RaftClientConfig, RaftConfig, RaftNode,
+    RaftObserver, RaftWatch,
+};
 use crate::model::coord::repl::{
     EpochStore, EpochStoreConfig, PowerSwitch, PowerSwitchConfig, Repl, ReplClient,
     ReplClientConfig, ReplLog, ReplNode, ReplNodeConfig, ReplWatch, Sentinel, SentinelConfig,
@@ -137,10 +140,11 @@ pub enum Kind {
     PowerSwitch,
     Deployment,
     EpochStore,
+    LeaderKiller,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 21] = [
+    pub const ALL: [Kind; 22] = [
         Kind::Client,
         Kind::Service,
         Kind::Database,
@@ -162,6 +166,7 @@ impl Kind {
         Kind::PowerSwitch,
         Kind::Deployment,
         Kind::EpochStore,
+        Kind::LeaderKiller,
     ];
 
     /// The name written in a scenario.
@@ -188,6 +193,7 @@ impl Kind {
             Kind::PowerSwitch => "PowerSwitch",
             Kind::Deployment => "Deployment",
             Kind::EpochStore => "EpochStore",
+            Kind::LeaderKiller => "LeaderKiller",
         }
     }
 
@@ -219,6 +225,7 @@ impl Kind {
             Kind::PowerSwitch => "coord/power-switch",
             Kind::Deployment => "rpc/deployment",
             Kind::EpochStore => "coord/epoch-store",
+            Kind::LeaderKiller => "coord/leader-killer",
         }
     }
 }
@@ -249,6 +256,7 @@ pub enum Config {
     /// Boxed: a whole service config and an autoscaler.
     Deployment(Box<DeploymentConfig>),
     EpochStore(EpochStoreConfig),
+    LeaderKiller(LeaderKillerConfig),
 }
 
 impl Config {
@@ -277,6 +285,7 @@ impl Config {
             Kind::PowerSwitch => Config::PowerSwitch(tree::from_node(node)?),
             Kind::Deployment => Config::Deployment(Box::new(tree::from_node(node)?)),
             Kind::EpochStore => Config::EpochStore(tree::from_node(node)?),
+            Kind::LeaderKiller => Config::LeaderKiller(tree::from_node(node)?),
         })
     }
 
@@ -303,6 +312,7 @@ impl Config {
             Config::PowerSwitch(_) => Kind::PowerSwitch,
             Config::Deployment(_) => Kind::Deployment,
             Config::EpochStore(_) => Kind::EpochStore,
+            Config::LeaderKiller(_) => Kind::LeaderKiller,
         }
     }
 
@@ -329,6 +339,7 @@ impl Config {
             Config::PowerSwitch(c) => c.validate(),
             Config::Deployment(c) => c.validate(),
             Config::EpochStore(c) => c.validate(),
+            Config::LeaderKiller(c) => c.validate(),
         }
     }
 
@@ -348,6 +359,7 @@ impl Config {
             }
             Config::RaftNode(c) => c.targets(),
             Config::RaftClient(c) => c.targets(),
+            Config::LeaderKiller(c) => c.targets(),
             // A node names itself among its peers: that one is not a call.
             Config::ReplNode(c) => c.targets(),
             Config::Sentinel(c) => c.targets(),
@@ -450,8 +462,17 @@ impl Config {
                 RegisterClient::<Msg>::new(c.clone()).expect(VALID)
             }),
             Config::RaftNode(c) => {
-                // The clones share the node's disk: its term, vote and log survive crashes.
-                let proto = RaftNode::<Msg>::new(c).expect(VALID);
+                // The clones share the node's disk (its term, vote and log survive crashes)
+                // and the group's observer.
+                let mut members = c.peers.clone();
+                members.push(name.to_string());
+                let watch = raft_watch(sim, &members);
+                let proto = RaftNode::<Msg>::new(c).expect(VALID).with_observer(watch);
+                sim.spawn(host, name, move || proto.clone())
+            }
+            Config::LeaderKiller(c) => {
+                let watch = raft_watch(sim, &c.group);
+                let proto = LeaderKiller::<Msg>::new(c, watch).expect(VALID);
                 sim.spawn(host, name, move || proto.clone())
             }
             Config::RaftClient(c) => {
@@ -520,4 +541,34 @@ fn repl_watch(sim: &Sim<Msg>, nodes: &[String]) -> ReplWatch {
         }
     }
     ReplLog::shared()
+}
+
+/// The observer of the Raft group whose members are `members` (in any order, repeats
+/// ignored; a node's own name is among its peers or not): the one an already spawned node or
+/// leader killer of the same group reports to or reads, or a new one. So every `RaftNode`
+/// naming the same members shares one [`RaftObserver`], which counts each safety violation
+/// once for the group and tells a `LeaderKiller` who leads.
+fn raft_watch(sim: &Sim<Msg>, members: &[String]) -> RaftWatch {
+    let set = |names: &[String], me: Option<&str>| {
+        let mut v: Vec<&str> = names.iter().map(String::as_str).chain(me).collect();
+        v.sort_unstable();
+        v.dedup();
+        v.into_iter().map(str::to_string).collect::<Vec<String>>()
+    };
+    let want = set(members, None);
+    for i in 0..sim.actor_count() {
+        let id = ActorId(i as u32);
+        let found = if let Some(n) = sim.inspect::<RaftNode<Msg>>(id) {
+            let have = set(&n.config().peers, Some(sim.name_of(id)));
+            (have == want).then(|| n.observer()).flatten()
+        } else if let Some(k) = sim.inspect::<LeaderKiller<Msg>>(id) {
+            (set(&k.config().group, None) == want).then(|| k.observer())
+        } else {
+            None
+        };
+        if let Some(w) = found {
+            return w;
+        }
+    }
+    RaftObserver::shared()
 }

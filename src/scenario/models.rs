@@ -75,6 +75,10 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../../models/coord/raft_client.ron"),
     ),
     (
+        "models/coord/leader_killer.ron",
+        include_str!("../../models/coord/leader_killer.ron"),
+    ),
+    (
         "models/coord/redis_replicated.ron",
         include_str!("../../models/coord/redis_replicated.ron"),
     ),

@@ -20,6 +20,7 @@ mod log;
 mod log_properties;
 mod metrics;
 mod properties;
+mod raft_observer;
 mod rpc;
 mod scenarios;
 mod storm;

@@ -334,7 +334,8 @@ impl<M: Carry<Raft>> Actor<M> for RaftClient<M> {
             }
             RaftTick::Election { .. }
             | RaftTick::Heartbeat { .. }
-            | RaftTick::CheckQuorum { .. } => {}
+            | RaftTick::CheckQuorum { .. }
+            | RaftTick::Kill => {}
         }
     }
 }

@@ -42,12 +42,23 @@
 //! the same ones), so that a scenario can check the group's safety and availability:
 //! - `leaders_per_term_violations_total`: two leaders in one term, as a member saw it (an
 //!   AppendEntries of its term from another leader while it leads or follows one) or, with a
-//!   shared [`RaftObserver`], as the observer saw it (a second node winning a term).
+//!   shared [`RaftObserver`](super::RaftObserver), as the observer saw it (a second member
+//!   winning a term).
 //! - `committed_lost_total`: entries a member knew committed and deleted from its log after
-//!   (a conflicting AppendEntries); `committed_reordered_total`: an index a member had learnt
+//!   (a conflicting AppendEntries) or, with an observer, committed entries a new leader's log
+//!   lacks at its election; `committed_reordered_total`: an index a member had learnt
 //!   committed with one entry later committed with another (by it, again after a restart, or
 //!   with an observer by another member). What a member learnt committed is kept beside its
-//!   disk, so a restarted member checks against it too.
+//!   disk, so a restarted member checks against it too. With an observer each violation is
+//!   counted once for the group (per term, per index), not once per member that sees it;
+//!   without one, once per sighting.
+//! - `healthy_leaders_deposed_total`: leaders that stepped down on seeing a higher term while
+//!   a majority (themselves included) kept answering them: none of that majority silent (no
+//!   AppendReply of the leader's term) for `election_timeout_min / 2` or more at any time
+//!   since the election. Such a leader could be deposed only by a member that raised its term
+//!   without a majority's consent — a member cut off by a partition, rejoining, without
+//!   PreVote — so with PreVote it stays 0 under partitions (a pause is different: the
+//!   backlog of a paused leader reaches it as a burst after the pause, and is timed then).
 //! - `leaders_elected_total`, `elections_started_total`, `split_votes_total`; the `term`
 //!   gauge, the term of the latest leader (its max is the terms used);
 //!   `terms_without_leader_total`, the terms each new leader saw pass with no leader since the
@@ -59,12 +70,11 @@
 //!
 //! Without an observer the safety counters see what each member sees: two leaders of a term
 //! that never reach a common member, or committed entries lost on members that never learn
-//! of it, go uncounted. Tests that build a group share one observer for the complete check.
+//! of it, go uncounted. A scenario's members naming the same group share one observer
+//! (`components.rs`); tests that build a group share one for the complete check.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
-use std::rc::Rc;
 
 use rand_core::Rng;
 use serde::{Deserialize, Serialize};
@@ -73,9 +83,10 @@ use super::core::{
     AppendEntries, AppendReply, CoreConfig, Entry, Message, NodeId, Output, RaftCore, RaftDisk,
     RequestVote, Role, StepDown, Term, Violation, Vote,
 };
+use super::observer::RaftWatch;
 use crate::actor::{Actor, ActorId, Ctx, Durable, TimerId};
 use crate::engine::time::{SimDuration, SimTime};
-use crate::metrics::{CounterId, GaugeId, HistogramId};
+use crate::metrics::{CounterId, GaugeId, HistogramId, Metrics};
 use crate::model::Carry;
 use crate::model::rpc::{ConfigError, Validate, check_unique_names, nonzero};
 
@@ -133,6 +144,8 @@ pub enum RaftTick {
     Timeout { id: u64, attempt: u32 },
     /// Client: try entry `id` again (attempt `attempt` is the one that failed).
     Retry { id: u64, attempt: u32 },
+    /// [`LeaderKiller`](super::LeaderKiller): the next kill is due.
+    Kill,
 }
 
 /// The lower end of the election timeout by default: 1 s, etcd's `--election-timeout`
@@ -317,78 +330,6 @@ pub fn true_duration(local: SimDuration, drift_ppb: i64) -> SimDuration {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The observer
-// ---------------------------------------------------------------------------------------------
-
-/// A safety oracle for tests: what every node of a group did, in true time. Instrumentation
-/// only — a node writes to it and never reads it, so it cannot change behaviour.
-#[derive(Clone, Debug, Default)]
-pub struct RaftObserver {
-    /// The leader of each term that had one, and when it was elected.
-    pub leaders: BTreeMap<Term, (String, SimTime)>,
-    /// Every leadership in election order: (elected at, term, node).
-    pub history: Vec<(SimTime, Term, String)>,
-    /// The entry committed at each index, as first reported.
-    pub committed: BTreeMap<u64, Entry>,
-    /// Safety violations seen: two leaders in a term, two entries committed at one index.
-    pub violations: Vec<String>,
-    /// Real elections started, over all nodes.
-    pub elections_started: u64,
-    /// Split votes, over all nodes.
-    pub split_votes: u64,
-}
-
-/// The shared handle nodes write to.
-pub type RaftWatch = Rc<RefCell<RaftObserver>>;
-
-impl RaftObserver {
-    pub fn shared() -> RaftWatch {
-        Rc::new(RefCell::new(RaftObserver::default()))
-    }
-
-    /// `node` won `term`; true if another node had won it (a violation, recorded).
-    fn became_leader(&mut self, now: SimTime, term: Term, node: &str) -> bool {
-        let mut two = false;
-        if let Some((other, _)) = self.leaders.get(&term)
-            && other != node
-        {
-            let v = format!("{now}: two leaders in term {term}: {other} and {node}");
-            self.violations.push(v);
-            two = true;
-        }
-        self.leaders
-            .entry(term)
-            .or_insert_with(|| (node.to_string(), now));
-        self.history.push((now, term, node.to_string()));
-        two
-    }
-
-    /// `node` learnt `entry` committed at `index`; true if another entry was committed there.
-    fn committed(&mut self, now: SimTime, node: &str, index: u64, entry: Entry) -> bool {
-        match self.committed.get(&index) {
-            Some(e) if *e != entry => {
-                let v = format!("{now}: {node} committed {entry:?} at {index}, which held {e:?}");
-                self.violations.push(v);
-                true
-            }
-            Some(_) => false,
-            None => {
-                self.committed.insert(index, entry);
-                false
-            }
-        }
-    }
-
-    /// The leader elected first at or after `t`, with its election time.
-    pub fn first_leader_after(&self, t: SimTime) -> Option<(SimTime, Term, &str)> {
-        self.history
-            .iter()
-            .find(|(at, _, _)| *at >= t)
-            .map(|(at, term, n)| (*at, *term, n.as_str()))
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // The node
 // ---------------------------------------------------------------------------------------------
 
@@ -418,6 +359,7 @@ struct GroupMetrics {
     elections: CounterId,
     split_votes: CounterId,
     leaderless_terms: CounterId,
+    deposed: CounterId,
     term: GaugeId,
     leaderless_time: HistogramId,
 }
@@ -460,6 +402,13 @@ pub struct RaftNode<M> {
     last_contact: SimTime,
     metrics: Option<NodeMetrics>,
     group_metrics: Option<GroupMetrics>,
+    /// Leader: when it last heard an AppendReply of its term from each member (its start as
+    /// leader to begin with), and the longest silence of each since (see
+    /// `healthy_leaders_deposed_total`).
+    heard: Vec<SimTime>,
+    longest_silence: Vec<SimDuration>,
+    /// Its name, for `on_crash` (which has no context).
+    name: String,
     _m: PhantomData<M>,
 }
 
@@ -485,6 +434,9 @@ impl<M> RaftNode<M> {
             last_contact: SimTime::ZERO,
             metrics: None,
             group_metrics: None,
+            heard: Vec::new(),
+            longest_silence: Vec::new(),
+            name: String::new(),
             _m: PhantomData,
         })
     }
@@ -503,6 +455,15 @@ impl<M> RaftNode<M> {
     /// The running core (None before the start).
     pub fn core(&self) -> Option<&RaftCore> {
         self.core.as_ref()
+    }
+
+    pub fn config(&self) -> &RaftConfig {
+        &self.config
+    }
+
+    /// The observer it reports to, if any.
+    pub fn observer(&self) -> Option<RaftWatch> {
+        self.observer.clone()
     }
 }
 
@@ -529,8 +490,13 @@ impl<M: Carry<Raft>> RaftNode<M> {
         let known = self.known.borrow().len() as u64;
         if from <= known {
             let lost = known - from + 1;
+            // With an observer, each index once for the whole group.
+            let count = match &self.observer {
+                Some(o) => o.borrow_mut().lost_seen(from..=known),
+                None => lost,
+            };
             let c = self.g().committed_lost;
-            ctx.metrics().add(c, lost);
+            ctx.metrics().add(c, count);
             self.violated(
                 ctx,
                 format!("deleted {lost} committed entries from index {from}"),
@@ -560,15 +526,38 @@ impl<M: Carry<Raft>> RaftNode<M> {
                 format!("committed {entry:?} at {index}, which held {e:?}"),
             );
         }
+        // With an observer, each index once for the whole group, and against what any
+        // member committed there first.
         if let Some(o) = &self.observer {
-            reordered |= o
+            reordered = o
                 .borrow_mut()
-                .committed(ctx.now(), ctx.name(), index, entry);
+                .committed(ctx.now(), ctx.name(), index, entry, before);
         }
         if reordered {
             let c = self.g().committed_reordered;
             ctx.metrics().inc(c);
         }
+    }
+
+    /// Whether this leader, deposed at `now`, had kept a quorum all through its leadership:
+    /// itself and enough members that none of them was silent (no AppendReply of its term)
+    /// for `election_timeout_min / 2` or more at any time since it was elected, now
+    /// included. A member silent that long has not heard the leader for about as long, so
+    /// after `election_timeout_min` it may vote for another; while a quorum never was, no
+    /// election could legitimately have been won, and with PreVote none can even start
+    /// (see `healthy_leaders_deposed_total` in the module docs).
+    fn kept_quorum(&self, now: SimTime) -> bool {
+        let limit = SimDuration::from_nanos(self.config.election_timeout_min.as_nanos() / 2);
+        let me = self.core.as_ref().expect("started").id() as usize;
+        let answering = (0..self.ids.len())
+            .filter(|&p| p != me)
+            .filter(|&p| {
+                let now_silent = now.saturating_duration_since(self.heard[p]);
+                self.longest_silence[p].max(now_silent) < limit
+            })
+            .count();
+        let quorum = self.ids.len() / 2 + 1;
+        answering + 1 >= quorum
     }
 
     fn core_mut(&mut self) -> &mut RaftCore {
@@ -679,13 +668,18 @@ impl<M: Carry<Raft>> RaftNode<M> {
                     ctx.metrics().record(g.leaderless_time, waited.as_nanos());
                     self.last_contact = ctx.now();
                     ctx.trace_note(&format!("leader of term {term}"));
-                    let two = self
-                        .observer
-                        .as_ref()
-                        .is_some_and(|o| o.borrow_mut().became_leader(ctx.now(), term, ctx.name()));
-                    if two {
-                        ctx.metrics().inc(g.two_leaders);
+                    if let Some(o) = &self.observer {
+                        let disk = self.disk.borrow();
+                        let v =
+                            o.borrow_mut()
+                                .became_leader(ctx.now(), term, ctx.name(), &disk.log);
+                        drop(disk);
+                        ctx.metrics().add(g.two_leaders, v.two_leaders);
+                        ctx.metrics().add(g.committed_lost, v.lost);
                     }
+                    let n = self.ids.len();
+                    self.heard = vec![ctx.now(); n];
+                    self.longest_silence = vec![SimDuration::ZERO; n];
                     self.leader_of(ctx, term, true);
                     if let Some(t) = self.election_timer.take() {
                         ctx.cancel_timer(t);
@@ -703,6 +697,13 @@ impl<M: Carry<Raft>> RaftNode<M> {
                         ctx.metrics().inc(m.check_quorum);
                     }
                     ctx.trace_note(&format!("stepped down from term {term}: {reason:?}"));
+                    if let Some(o) = &self.observer {
+                        o.borrow_mut().stopped_leading(ctx.name());
+                    }
+                    if reason == StepDown::HigherTerm && self.kept_quorum(ctx.now()) {
+                        ctx.metrics().inc(g.deposed);
+                        ctx.trace_note(&format!("deposed from term {term} with a quorum"));
+                    }
                     self.epoch += 1;
                     for (_, w) in std::mem::take(&mut self.waiting) {
                         let reply = ProposeReply {
@@ -717,7 +718,14 @@ impl<M: Carry<Raft>> RaftNode<M> {
                 Output::Truncated { from } => self.truncated(ctx, from),
                 Output::Violation(v) => match v {
                     Violation::TwoLeaders { term, leader, from } => {
-                        ctx.metrics().inc(g.two_leaders);
+                        // With an observer, each term once for the whole group.
+                        let new = self
+                            .observer
+                            .as_ref()
+                            .is_none_or(|o| o.borrow_mut().two_leaders_seen(term));
+                        if new {
+                            ctx.metrics().inc(g.two_leaders);
+                        }
                         let (l, f) = (
                             leader.map(|l| self.ids[l as usize]),
                             self.ids[from as usize],
@@ -814,10 +822,12 @@ impl<M: Carry<Raft>> Actor<M> for RaftNode<M> {
             elections: c("elections_started_total"),
             split_votes: c("split_votes_total"),
             leaderless_terms: c("terms_without_leader_total"),
+            deposed: c("healthy_leaders_deposed_total"),
             term: ctx.metrics().gauge(&owner, "term"),
             leaderless_time: ctx.metrics().histogram(&owner, "leaderless_time"),
         });
         self.last_contact = ctx.now();
+        self.name = ctx.name().to_string();
         let me = ctx.name().to_string();
         let mut group: Vec<&str> = self.config.peers.iter().map(String::as_str).collect();
         if !group.contains(&me.as_str()) {
@@ -868,6 +878,15 @@ impl<M: Carry<Raft>> Actor<M> for RaftNode<M> {
             Raft::ProposeReply(_) | Raft::Tick(_) => return,
         };
         let from_leader = matches!(core_msg, Message::AppendEntries(_));
+        if let Message::AppendReply(r) = &core_msg {
+            let core = self.core.as_ref().expect("started");
+            if core.role() == Role::Leader && r.term == core.term() {
+                let p = peer as usize;
+                let silence = ctx.now().saturating_duration_since(self.heard[p]);
+                self.longest_silence[p] = self.longest_silence[p].max(silence);
+                self.heard[p] = ctx.now();
+            }
+        }
         let outs = self.core_mut().step(peer, core_msg);
         if from_leader && self.core.as_ref().and_then(RaftCore::leader) == Some(peer) {
             self.last_contact = ctx.now();
@@ -920,9 +939,19 @@ impl<M: Carry<Raft>> Actor<M> for RaftNode<M> {
                 Self::local_timer(ctx, cq, RaftTick::CheckQuorum { epoch });
                 self.core_mut().check_quorum()
             }
-            RaftTick::Arrive | RaftTick::Timeout { .. } | RaftTick::Retry { .. } => return,
+            RaftTick::Arrive
+            | RaftTick::Timeout { .. }
+            | RaftTick::Retry { .. }
+            | RaftTick::Kill => return,
         };
         self.handle(ctx, outs);
+    }
+
+    fn on_crash(&mut self, _now: SimTime, _metrics: &mut Metrics) {
+        // A crash (a fault, a kill): whatever it believed, it leads no more.
+        if let Some(o) = &self.observer {
+            o.borrow_mut().stopped_leading(&self.name);
+        }
     }
 }
 
