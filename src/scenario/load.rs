@@ -1403,7 +1403,8 @@ fn configure_groups(comps: &mut [Component], trees: &[Node], problems: &mut Prob
 /// first (the initial primary), every watcher lists itself, and the watchers and clients name
 /// the nodes of a store (the watchers with its initial primary first). Components naming the
 /// same node set share one oracle (`components.rs`), so these agreements are what make them
-/// one store.
+/// one store. A `LeaderKiller`'s group, likewise, must name RaftNodes and be exactly one
+/// Raft group's members (the set it shares an observer with).
 fn configure_repl(comps: &[Component], trees: &[Node], problems: &mut Problems) {
     let kind_of = |name: &str| {
         comps
@@ -1430,7 +1431,13 @@ fn configure_repl(comps: &[Component], trees: &[Node], problems: &mut Problems) 
         // The node list this component calls its store's, and whether its first must be the
         // store's first.
         let mut store: Option<(&str, &[String], bool)> = None;
+        // A nemesis's Raft group, which must be one group's members.
+        let mut killer: Option<&[String]> = None;
         match &c.config {
+            Config::LeaderKiller(k) => {
+                lists.push(("group", &k.group, Kind::RaftNode));
+                killer = Some(&k.group);
+            }
             Config::ReplNode(n) => {
                 lists.push(("peers", &n.peers, Kind::ReplNode));
                 if let Some(s) = &n.fence_store {
@@ -1494,6 +1501,31 @@ fn configure_repl(comps: &[Component], trees: &[Node], problems: &mut Problems) 
                     // Reported by `check_components`.
                     None => well_typed = false,
                 }
+            }
+        }
+        if let Some(group) = killer
+            && well_typed
+            && let Some(first) = group.first()
+            && let Some(Config::RaftNode(n)) =
+                comps.iter().find(|x| &x.name == first).map(|x| &x.config)
+        {
+            // The group a member forms is its peers and itself; the killer shares that
+            // group's observer only if it names exactly those (otherwise it would watch a
+            // group of its own that never has a leader, and kill nothing).
+            let mut members = n.peers.clone();
+            members.push(first.clone());
+            let (mut members, mut named) = (sorted(&members), sorted(group));
+            members.dedup();
+            named.dedup();
+            if members != named {
+                problem(
+                    "group".into(),
+                    format!(
+                        "[{}] is not the Raft group `{first}` belongs to, whose members are [{}]",
+                        group.join(", "),
+                        members.join(", ")
+                    ),
+                );
             }
         }
         let Some((field, nodes, same_first)) = store else {

@@ -215,3 +215,32 @@ fn a_scenario_group_shares_one_observer_and_the_killer_kills_each_leader() {
     let distinct: std::collections::BTreeSet<&String> = victims.iter().collect();
     assert!(distinct.len() >= 2, "{victims:?}");
 }
+
+/// A killer's group that is not one Raft group's members, or that names something else, is
+/// reported at load with the field: it would otherwise watch a group of its own and kill
+/// nothing.
+#[test]
+fn a_leader_killer_naming_no_raft_group_is_reported_with_the_field() {
+    use faultline::scenario::{Scenario, shipped};
+    let (path, text) = shipped("raft_election").expect("shipped");
+    let from = r#"LeaderKiller(group: ["n0", "n1", "n2", "n3", "n4"]"#;
+    assert!(text.contains(from));
+    for (to, says) in [
+        (
+            r#"LeaderKiller(group: ["n0", "n1", "n2", "n3"]"#,
+            "is not the Raft group `n0` belongs to, whose members are [n0, n1, n2, n3, n4]",
+        ),
+        (
+            r#"LeaderKiller(group: ["n0", "n1", "n2", "n3", "writer"]"#,
+            "`writer` is a RaftClient, not a RaftNode",
+        ),
+    ] {
+        let bad = text.replacen(from, to, 1);
+        let e = Scenario::from_str(&bad, path).expect_err(to).to_string();
+        assert!(
+            e.contains("components.chaos.group") && e.contains(says),
+            "{to}: {e}"
+        );
+    }
+    assert!(Scenario::from_str(text, path).is_ok());
+}
