@@ -2,7 +2,7 @@
 //! endpoints, and an HPA that adds pods which take traffic only once provisioned and removes
 //! pods which then get none. Components are built from RON text, as a scenario writes them.
 
-use faultline::model::rpc::deployment::{self, DeploymentConfig};
+use faultline::model::rpc::deployment::DeploymentConfig;
 use faultline::model::rpc::{Client, ClientConfig, Rpc, from_ron};
 use faultline::scenario::Scenario;
 use faultline::{Sim, SimConfig, SimTime};
@@ -17,14 +17,7 @@ fn secs(n: u64) -> SimTime {
 fn system(seed: u64, rate: &str, deployment: &str) -> Sim<Rpc> {
     let mut sim = Sim::with_config(SimConfig::new(seed)).expect("a valid config");
     let h = sim.add_host("h").expect("fresh host");
-    let config: DeploymentConfig = from_ron(deployment).unwrap_or_else(|e| panic!("{e}"));
-    let deployed = deployment::build::<Rpc>(&config, "api").expect("valid deployment");
-    for (pod, proto) in deployed.replicas {
-        sim.spawn(h, &pod, move || proto.clone()).expect("unique");
-    }
-    let controller = deployed.controller;
-    sim.spawn(h, "api", move || controller.clone())
-        .expect("unique");
+    crate::support::spawn_deployment(&mut sim, h, "api", deployment);
     let client: ClientConfig = from_ron(&format!(
         r#"(target: "api", arrivals: Poisson("{rate}"), timeout: Some("1s"))"#
     ))

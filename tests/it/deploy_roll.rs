@@ -4,7 +4,7 @@
 //! from RON text, as a scenario writes it.
 
 use faultline::engine::trace::TraceKind;
-use faultline::model::rpc::deployment::{self, DeploymentConfig};
+use faultline::model::rpc::deployment::DeploymentConfig;
 use faultline::model::rpc::{Client, ClientConfig, Rpc, from_ron};
 use faultline::{Sim, SimConfig, SimDuration, SimTime};
 
@@ -23,14 +23,7 @@ fn system(seed: u64, arrivals: &str, timeout: &str, deployment: &str) -> Sim<Rpc
     };
     let mut sim = Sim::with_config(config).expect("a valid config");
     let h = sim.add_host("h").expect("fresh host");
-    let config: DeploymentConfig = from_ron(deployment).unwrap_or_else(|e| panic!("{e}"));
-    let deployed = deployment::build::<Rpc>(&config, "api").expect("valid deployment");
-    for (pod, proto) in deployed.replicas {
-        sim.spawn(h, &pod, move || proto.clone()).expect("unique");
-    }
-    let controller = deployed.controller;
-    sim.spawn(h, "api", move || controller.clone())
-        .expect("unique");
+    crate::support::spawn_deployment(&mut sim, h, "api", deployment);
     let client: ClientConfig = from_ron(&format!(
         r#"(target: "api", arrivals: {arrivals}, timeout: Some("{timeout}"))"#
     ))

@@ -174,3 +174,25 @@ pub fn run_case(
     assert!(!run.limit_hit, "{variant} seed {} hit a limit", case.seed);
     run.checks[ci].clone()
 }
+
+/// Spawns the service deployment `name` built from `deployment` (RON) on `host`: its pods and
+/// its controller (balancer and HPA), as a scenario's `Deployment` component does.
+pub fn spawn_deployment(
+    sim: &mut faultline::Sim<faultline::model::rpc::Rpc>,
+    host: faultline::HostId,
+    name: &str,
+    deployment: &str,
+) {
+    use faultline::model::rpc::deployment::{self, DeploymentConfig};
+    let config: DeploymentConfig =
+        faultline::model::rpc::from_ron(deployment).unwrap_or_else(|e| panic!("{e}"));
+    let deployed =
+        deployment::build::<faultline::model::rpc::Rpc>(&config, name).expect("valid deployment");
+    for (pod, proto) in deployed.replicas {
+        sim.spawn(host, &pod, move || proto.clone())
+            .expect("unique");
+    }
+    let controller = deployed.controller;
+    sim.spawn(host, name, move || controller.clone())
+        .expect("unique");
+}

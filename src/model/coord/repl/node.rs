@@ -281,6 +281,14 @@ impl<M: Carry<Repl>> ReplNode<M> {
         }
     }
 
+    /// Tells the oracle this node no longer holds copies of `entries`' values.
+    fn release(&self, entries: &[Entry], metrics: &mut Metrics) {
+        if let Some(w) = &self.watch {
+            let values: Vec<u64> = entries.iter().map(|e| e.value).collect();
+            w.borrow_mut().release(&values, metrics);
+        }
+    }
+
     /// Records the newest epoch seen, for the oracle's check, without fencing on it.
     fn learn(&mut self, epoch: Epoch) {
         let mut d = self.disk.borrow_mut();
@@ -406,13 +414,7 @@ impl<M: Carry<Repl>> ReplNode<M> {
             self.append(ctx, e, epoch);
         }
         // Held before the old log is let go, as in a resync.
-        if let Some(w) = &self.watch {
-            let old: Vec<u64> = old[held_from.min(old.len())..]
-                .iter()
-                .map(|e| e.value)
-                .collect();
-            w.borrow_mut().release(&old, ctx.metrics());
-        }
+        self.release(&old[held_from.min(old.len())..], ctx.metrics());
         self.recovering = false;
         let log = self.disk.borrow().log.clone();
         for r in std::mem::take(&mut self.sync_waiters) {
@@ -681,13 +683,7 @@ impl<M: Carry<Repl>> ReplNode<M> {
             self.append(ctx, e, epoch);
         }
         // The new log is held before the old one is let go: a value in both never has no copy.
-        if let Some(w) = &self.watch {
-            let old: Vec<u64> = old[held_from.min(old.len())..]
-                .iter()
-                .map(|e| e.value)
-                .collect();
-            w.borrow_mut().release(&old, ctx.metrics());
-        }
+        self.release(&old[held_from.min(old.len())..], ctx.metrics());
         self.ack_primary(ctx);
         self.publish(ctx);
     }
@@ -859,12 +855,13 @@ impl<M: Carry<Repl>> Actor<M> for ReplNode<M> {
         // never serves this log again without a full resync from the new primary, whenever it
         // comes back, so the oracle stops counting it as copies of its writes.
         self.on_crash(now, metrics);
-        if let Some(w) = &self.watch {
+        let old: Vec<Entry> = {
             let mut d = self.disk.borrow_mut();
-            let old: Vec<u64> = d.log[d.held_from..].iter().map(|e| e.value).collect();
-            d.held_from = d.log.len();
-            w.borrow_mut().release(&old, metrics);
-        }
+            let len = d.log.len();
+            let from = std::mem::replace(&mut d.held_from, len);
+            d.log[from..].to_vec()
+        };
+        self.release(&old, metrics);
     }
 
     fn on_timer(&mut self, ctx: &mut Ctx<'_, M>, msg: M) {

@@ -341,20 +341,9 @@ impl<M: Carry<Repl>> Sentinel<M> {
     }
 
     fn failover(&mut self, ctx: &mut Ctx<'_, M>, now: SimTime) {
-        let mut best: Option<(u64, ActorId)> = None;
-        let mut newest = self.epoch;
-        for &n in &self.nodes {
-            let Some(s) = self.seen.get(&n) else {
-                continue;
-            };
-            newest = newest.max(s.epoch);
-            if n == self.primary || now.saturating_duration_since(s.at) > self.config.down_after {
-                continue;
-            }
-            if best.is_none_or(|(o, _)| s.offset > o) {
-                best = Some((s.offset, n));
-            }
-        }
+        let newest = (self.nodes.iter().filter_map(|n| self.seen.get(n)))
+            .map(|s| s.epoch)
+            .fold(self.epoch, Epoch::max);
         if self.config.promotion == Promotion::Majority {
             let epoch = newest.max(self.asked) + 1;
             self.asked = epoch;
@@ -367,6 +356,19 @@ impl<M: Carry<Repl>> Sentinel<M> {
                 ctx.send(n, M::wrap(Repl::Prepare { epoch }));
             }
             return;
+        }
+        // Sentinel's rule: the reachable replica with the largest offset (ties: the first).
+        let mut best: Option<(u64, ActorId)> = None;
+        for &n in &self.nodes {
+            let Some(s) = self.seen.get(&n) else {
+                continue;
+            };
+            if n == self.primary || now.saturating_duration_since(s.at) > self.config.down_after {
+                continue;
+            }
+            if best.is_none_or(|(o, _)| s.offset > o) {
+                best = Some((s.offset, n));
+            }
         }
         let Some((_, candidate)) = best else {
             return;
