@@ -951,6 +951,9 @@ pub struct Service<M> {
     config: ServiceConfig,
     kinds: Vec<Kind>,
     workers: Vec<Option<Job>>,
+    /// How many request workers (the slots before the refreshers') hold a job: every sample
+    /// publishes it, and counting a pool of 100,000 slots each time was most of a run's cost.
+    busy: usize,
     queue: VecDeque<(Request, SimTime)>,
     /// In name order (the config's BTreeMap order); calls refer to them by index.
     pools: Vec<Pool>,
@@ -1056,6 +1059,7 @@ impl<M> Service<M> {
             .collect();
         Ok(Service {
             workers: vec![None; refresher_base as usize],
+            busy: 0,
             config,
             kinds,
             queue: VecDeque::new(),
@@ -1082,10 +1086,7 @@ impl<M> Service<M> {
 
     /// Workers holding a request (background refreshes are not workers).
     pub fn busy_workers(&self) -> usize {
-        self.request_workers()
-            .iter()
-            .filter(|w| w.is_some())
-            .count()
+        self.busy
     }
 
     /// The request workers' slots; the refresher slots follow them.
@@ -1233,6 +1234,9 @@ impl<M: Carry<Rpc>> Service<M> {
             deadline_timer,
         );
         self.workers[w as usize] = Some(job);
+        if w < self.config.workers {
+            self.busy += 1;
+        }
     }
 
     /// Makes the job's next call, or replies Ok if there is none left.
@@ -1624,6 +1628,9 @@ impl<M: Carry<Rpc>> Service<M> {
         let job = self.workers[w as usize]
             .take()
             .expect("finishing a held job");
+        if w < self.config.workers {
+            self.busy -= 1;
+        }
         debug_assert!(
             !matches!(job.phase, Phase::Acquiring { .. }) || !status.is_success(),
             "a job waiting for a connection cannot have succeeded"
@@ -1833,7 +1840,10 @@ impl<M: Carry<Rpc>> Service<M> {
         if self.is_dropped_expired(ctx, req) {
             return;
         }
-        if let Some(w) = self.request_workers().iter().position(Option::is_none) {
+        let free = (self.busy < self.config.workers as usize)
+            .then(|| self.request_workers().iter().position(Option::is_none))
+            .flatten();
+        if let Some(w) = free {
             debug_assert!(self.queue.is_empty(), "a free worker means an empty queue");
             self.begin(ctx, w as u32, req, now);
         } else if self
