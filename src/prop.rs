@@ -1416,7 +1416,8 @@ fn check_index(s: &Scenario, name: &str) -> Result<usize, PropError> {
 
 /// A property of one variant of a scenario: one of its checks holds on every case
 /// ([`Expect::Holds`]), or fails on at least one that the harness must find
-/// ([`Expect::Fails`]: "exists", so a property about a failure mode cannot pass vacuously).
+/// ([`Expect::Fails`], or its synonym here [`Expect::FailsOnSome`]: "exists", so a property
+/// about a failure mode cannot pass vacuously).
 ///
 /// A case is a seed from [`Property::seeds`], a plan from [`Property::faults`] (the scenario's
 /// own plan when no space is given) and a value of each [`Property::param`]. A case fails when
@@ -1615,7 +1616,7 @@ impl Property {
             };
             let bad = match expect {
                 Expect::Holds => !judged.outcome.holds || judged.limit_hit,
-                Expect::Fails => !judged.outcome.holds,
+                Expect::Fails | Expect::FailsOnSome => !judged.outcome.holds,
             };
             if first.borrow().is_none() {
                 cases.set(cases.get() + 1);
@@ -1652,7 +1653,7 @@ impl Property {
                     runs: judge.runs.get(),
                     witness: None,
                 }),
-                Expect::Fails => Err(PropFailure::NotFound { cases }),
+                Expect::Fails | Expect::FailsOnSome => Err(PropFailure::NotFound { cases }),
             };
         };
         // The smallest failing case is the last one that failed; run it again only if proptest
@@ -1681,7 +1682,7 @@ impl Property {
         )?;
         match expect {
             Expect::Holds => Err(PropFailure::Counterexample(Box::new(cx))),
-            Expect::Fails => Ok(PropReport {
+            Expect::Fails | Expect::FailsOnSome => Ok(PropReport {
                 cases,
                 held,
                 runs: judge.runs.get(),
@@ -1750,7 +1751,7 @@ impl Counterexample {
         let body = replay_body(s, &found, &stem)?;
         let expect_word = match found.expect {
             Expect::Holds => "is expected to hold",
-            Expect::Fails => "is expected to fail somewhere",
+            Expect::Fails | Expect::FailsOnSome => "is expected to fail somewhere",
         };
         let verdict = if found.judged.outcome.holds {
             "it holds"
@@ -2039,7 +2040,8 @@ fn replay_body(s: &Scenario, found: &Found, name: &str) -> Result<String, PropEr
             let check = s.checks[found.ci].name();
             let word = match found.expect {
                 Expect::Holds => "Holds",
-                Expect::Fails => "Fails",
+                // The replay is one seed, where failing somewhere is failing.
+                Expect::Fails | Expect::FailsOnSome => "Fails",
             };
             let value = Node::new(Value::Ident(word.to_string()), span);
             match expect

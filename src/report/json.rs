@@ -18,7 +18,7 @@
 //!   "shard": null | { "index": K, "count": N },
 //!   "variants": [ {
 //!       "name", "about", "set": [ { "path", "value" } ],
-//!       "expect": { "<check>": "Holds" | "Fails" },
+//!       "expect": { "<check>": "Holds" | "Fails" | "FailsOnSome" },
 //!       "runs": [ { "seed", "ended", "limit_hit", "trace_hash", "events", "end_ns",
 //!                   "checks": [ { "holds", "value", "at_ns", "detail" } ],   // in check order
 //!                   "rows": [ <number> | null ] } ],                         // in row order
@@ -271,6 +271,7 @@ impl VariantReport {
                 let met = expect.map(|e| match e {
                     Expect::Holds => fails == 0,
                     Expect::Fails => holds == 0,
+                    Expect::FailsOnSome => fails > 0,
                 });
                 CheckSummary {
                     check: c.name.clone(),
@@ -374,11 +375,12 @@ fn outcome(checks: &[CheckInfo], variants: &[VariantReport]) -> ReportOutcome {
         for (s, c) in v.summary.iter().zip(checks) {
             if s.met == Some(false) {
                 let expect = match s.expect {
-                    Some(Expect::Holds) => "hold",
-                    _ => "fail",
+                    Some(Expect::Holds) => "hold on every seed",
+                    Some(Expect::FailsOnSome) => "fail on at least one seed",
+                    _ => "fail on every seed",
                 };
                 let line = format!(
-                    "`{}` expects `{}` to {expect} on every seed; it held on {} of {}",
+                    "`{}` expects `{}` to {expect}; it held on {} of {}",
                     v.name,
                     c.name,
                     s.holds,
@@ -427,5 +429,71 @@ mod hex {
         let text = String::deserialize(d)?;
         let digits = text.strip_prefix("0x").unwrap_or(&text);
         u64::from_str_radix(digits, 16).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(seed: u64, holds: bool) -> SeedRun {
+        SeedRun {
+            seed,
+            ended: "end".into(),
+            limit_hit: false,
+            trace_hash: seed,
+            events: 1,
+            end_ns: 1,
+            checks: vec![Outcome {
+                holds,
+                value: Some(if holds { 1.0 } else { 2.0 }),
+                at_ns: None,
+                detail: String::new(),
+            }],
+            rows: Vec::new(),
+        }
+    }
+
+    fn judged(expect: Expect, held: &[bool]) -> (VariantReport, ReportOutcome) {
+        let checks = [CheckInfo {
+            name: "storm".into(),
+            class: Class::Liveness,
+            value: "lag".into(),
+        }];
+        let mut v = VariantReport {
+            name: "baseline".into(),
+            about: String::new(),
+            set: Vec::new(),
+            expect: BTreeMap::from([("storm".to_string(), expect)]),
+            runs: (1..).zip(held).map(|(seed, &h)| run(seed, h)).collect(),
+            summary: Vec::new(),
+            met: false,
+        };
+        v.summarize(&checks);
+        let o = outcome(&checks, std::slice::from_ref(&v));
+        (v, o)
+    }
+
+    /// `FailsOnSome` is met by one failing seed among many, where `Fails` is not; a run where
+    /// every seed held misses it, and says which expectation it missed.
+    #[test]
+    fn fails_on_some_needs_one_failing_seed_and_fails_needs_them_all() {
+        let mixed = [true, false, true, true];
+        assert!(judged(Expect::FailsOnSome, &mixed).0.met);
+        assert!(!judged(Expect::Fails, &mixed).0.met);
+        assert!(judged(Expect::Fails, &[false, false]).0.met);
+        assert!(judged(Expect::FailsOnSome, &[false]).0.met);
+        let (v, o) = judged(Expect::FailsOnSome, &[true, true, true]);
+        assert!(!v.met);
+        assert_eq!(o.exit_code, 3, "a liveness check that missed");
+        assert_eq!(
+            o.reason,
+            "`baseline` expects `storm` to fail on at least one seed; it held on 3 of 3"
+        );
+        let (_, o) = judged(Expect::Fails, &mixed);
+        assert!(
+            o.reason
+                .contains("to fail on every seed; it held on 3 of 4")
+        );
     }
 }

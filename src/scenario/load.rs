@@ -46,13 +46,18 @@ pub const TOP_FIELDS: [&str; 14] = [
     "variants",
 ];
 
-/// What a variant expects of a check, on every seed it runs.
+/// What a variant expects of a check, judged over the seeds it runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Expect {
     /// The check holds on every seed: the fix works.
     Holds,
     /// The check fails on every seed: the failure mode is reproduced.
     Fails,
+    /// The check fails on at least one of the seeds run: a failure mode that emerges on most
+    /// seeds but not all, as a feedback loop that a lucky schedule escapes. This is the
+    /// catalogue's "there exist seeds where it does not", and what a property with
+    /// [`Expect::Fails`] asks of the harness; on a single seed it is the same as `Fails`.
+    FailsOnSome,
 }
 
 /// A link between two hosts, both directions.
