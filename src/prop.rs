@@ -1614,10 +1614,7 @@ impl Property {
                     return Ok(());
                 }
             };
-            let bad = match expect {
-                Expect::Holds => !judged.outcome.holds || judged.limit_hit,
-                Expect::Fails | Expect::FailsOnSome => !judged.outcome.holds,
-            };
+            let bad = !judged.outcome.holds || (!expect.is_failure() && judged.limit_hit);
             if first.borrow().is_none() {
                 cases.set(cases.get() + 1);
                 if !bad {
@@ -1646,14 +1643,15 @@ impl Property {
         };
         let (cases, held) = (cases.get(), held.get());
         let Some(case) = found else {
-            return match expect {
-                Expect::Holds => Ok(PropReport {
+            return if expect.is_failure() {
+                Err(PropFailure::NotFound { cases })
+            } else {
+                Ok(PropReport {
                     cases,
                     held,
                     runs: judge.runs.get(),
                     witness: None,
-                }),
-                Expect::Fails | Expect::FailsOnSome => Err(PropFailure::NotFound { cases }),
+                })
             };
         };
         // The smallest failing case is the last one that failed; run it again only if proptest
@@ -1680,14 +1678,15 @@ impl Property {
                 plan_replaced: self.faults.is_some(),
             },
         )?;
-        match expect {
-            Expect::Holds => Err(PropFailure::Counterexample(Box::new(cx))),
-            Expect::Fails | Expect::FailsOnSome => Ok(PropReport {
+        if expect.is_failure() {
+            Ok(PropReport {
                 cases,
                 held,
                 runs: judge.runs.get(),
                 witness: Some(Box::new(cx)),
-            }),
+            })
+        } else {
+            Err(PropFailure::Counterexample(Box::new(cx)))
         }
     }
 }
@@ -1749,9 +1748,10 @@ impl Counterexample {
             found.case.seed
         );
         let body = replay_body(s, &found, &stem)?;
-        let expect_word = match found.expect {
-            Expect::Holds => "is expected to hold",
-            Expect::Fails | Expect::FailsOnSome => "is expected to fail somewhere",
+        let expect_word = if found.expect.is_failure() {
+            "is expected to fail somewhere"
+        } else {
+            "is expected to hold"
         };
         let verdict = if found.judged.outcome.holds {
             "it holds"
@@ -2038,10 +2038,11 @@ fn replay_body(s: &Scenario, found: &Found, name: &str) -> Result<String, PropEr
         if name == s.variants[found.vi].name {
             let mut expect = map_of(v.field("expect").cloned());
             let check = s.checks[found.ci].name();
-            let word = match found.expect {
-                Expect::Holds => "Holds",
-                // The replay is one seed, where failing somewhere is failing.
-                Expect::Fails | Expect::FailsOnSome => "Fails",
+            // The replay is one seed, where failing somewhere is failing.
+            let word = if found.expect.is_failure() {
+                "Fails"
+            } else {
+                "Holds"
             };
             let value = Node::new(Value::Ident(word.to_string()), span);
             match expect

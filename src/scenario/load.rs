@@ -60,6 +60,14 @@ pub enum Expect {
     FailsOnSome,
 }
 
+impl Expect {
+    /// Whether the variant shows a failure: `Fails` or `FailsOnSome`, which a single run (a
+    /// property's case, a replay) judges alike.
+    pub fn is_failure(self) -> bool {
+        matches!(self, Expect::Fails | Expect::FailsOnSome)
+    }
+}
+
 /// A link between two hosts, both directions.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
