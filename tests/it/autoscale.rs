@@ -76,6 +76,67 @@ fn a_scaled_up_pod_takes_traffic_only_once_provisioned() {
     assert_eq!(counter(&sim, "api.scale_ups_total"), 1);
 }
 
+/// Two workers a pod, each request 2 ms of CPU and then a 48 ms call to `db`, or the same
+/// 50 ms as CPU alone, at 35 requests/s on one pod: either way the workers hold a request 87%
+/// of the time. Blocked on the call, a worker uses no CPU: the HPA on utilisation (50%) sees
+/// 35 x 2 ms = 3.5% of the pod's two cores and keeps one pod, where the CPU-bound pod's 87%
+/// asks for a second. (An HPA on CPU does not scale a service whose dependency is slow.)
+#[test]
+fn workers_waiting_on_a_dependency_use_no_cpu() {
+    let run = |kinds: &str| {
+        let mut sim = Sim::with_config(SimConfig::new(4)).expect("a valid config");
+        let h = sim.add_host("h").expect("fresh host");
+        let db: faultline::model::rpc::ServiceConfig =
+            from_ron(r#"(workers: 100, kinds: [(name: "q", service: Const("48ms"))])"#)
+                .expect("valid db");
+        sim.spawn(h, "db", move || {
+            faultline::model::rpc::Service::<Rpc>::new(db.clone()).expect("valid")
+        })
+        .expect("unique");
+        let deployment = format!(
+            r#"(replicas: 1, service: (workers: 2, kinds: [{kinds}]),
+                autoscaler: Some((metric: Utilisation(target: 0.5), min_replicas: 1,
+                                  max_replicas: 4, polling_interval: "15s")))"#
+        );
+        crate::support::spawn_deployment(&mut sim, h, "api", &deployment);
+        let client: ClientConfig =
+            from_ron(r#"(target: "api", arrivals: Poisson("35/s"), timeout: Some("1s"))"#)
+                .expect("valid client");
+        sim.spawn(h, "users", move || {
+            Client::<Rpc>::new(client.clone()).expect("valid")
+        })
+        .expect("unique");
+        sim.run_until(secs(16));
+        let busy = sim
+            .metrics()
+            .gauge_integral("api-0.busy_workers")
+            .unwrap_or(0.0)
+            / 16e9;
+        (
+            gauge(&sim, "api.usage"),
+            gauge(&sim, "api.desired_replicas"),
+            busy,
+        )
+    };
+    let (io_usage, io_desired, io_busy) =
+        run(r#"(name: "page", service: Const("2ms"), calls: [(target: "db", timeout: "1s")])"#);
+    let (cpu_usage, cpu_desired, cpu_busy) = run(r#"(name: "page", service: Const("50ms"))"#);
+    // Both pods' workers are as full (1.75 of 2 on average, within Poisson noise).
+    for busy in [io_busy, cpu_busy] {
+        assert!((1.4..2.0).contains(&busy), "busy workers {busy}");
+    }
+    assert!(
+        (0.02..0.05).contains(&io_usage),
+        "3.5% CPU, measured {io_usage}"
+    );
+    assert_eq!(io_desired, 1.0, "an idle-looking pod is not scaled");
+    assert!(
+        (0.75..1.0).contains(&cpu_usage),
+        "87% CPU, measured {cpu_usage}"
+    );
+    assert_eq!(cpu_desired, 2.0);
+}
+
 #[test]
 fn a_scaled_down_pod_gets_no_more_traffic() {
     // Three pods at 20/s are ~3% busy: with no scale-down window, the first poll removes two

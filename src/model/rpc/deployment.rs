@@ -26,11 +26,13 @@
 //!   ramps a new host (and an ALB a newly registered target); with `health`, failing pods
 //!   are ejected as usual (a crashed pod is found that way, as a readiness probe finds it).
 //! - **Autoscaling.** Every `polling_interval` the controller reads each ready pod's CPU as
-//!   metrics-server would: the pod's busy workers averaged over the time since the last poll
-//!   (one busy worker is one core busy; a worker waiting on a downstream call counts as busy,
-//!   which is right for the CPU-bound services this is meant for). `Cpu(target)` compares the
-//!   mean cores per pod with `target` cores; `Utilisation(target)` the mean busy share of the
-//!   pod's `workers`. Pods ready for less than [`MIN_METRIC_WINDOW`] have no measurement yet
+//!   metrics-server would: the pod's workers in their CPU work, averaged over the time since
+//!   the last poll (`cpu_workers`; one such worker is one core busy). A worker that holds a
+//!   request while it waits on a downstream call, a connection pool, a retry backoff or the
+//!   cache is blocked on I/O and uses no CPU, as a thread blocked in a socket read does, so a
+//!   pod whose dependency has slowed looks idle to the HPA however full its workers are.
+//!   `Cpu(target)` compares the mean cores per pod with `target` cores; `Utilisation(target)`
+//!   the mean CPU share of the pod's `workers` (its CPU request, one core per worker). Pods ready for less than [`MIN_METRIC_WINDOW`] have no measurement yet
 //!   and count as not ready (so as using nothing when scaling up, as the HPA does). The
 //!   measurement feeds the pure [`Autoscaler`] (the HPA's algorithm: tolerance, stabilisation
 //!   windows, rate policies, min and max); `Lag` is the consumer groups' metric and is refused.
@@ -397,7 +399,7 @@ impl Validate for DeploymentConfig {
                 return Err(ConfigError::Invalid {
                     field: "autoscaler.metric".into(),
                     reason: "Lag is a consumer group's metric; a service scales on \
-                             Cpu(target: cores) or Utilisation(target: busy share)"
+                             Cpu(target: cores) or Utilisation(target: CPU share)"
                         .into(),
                 });
             }
@@ -519,8 +521,8 @@ pub struct ServiceDeployment<M> {
     /// The start of a pod restarted in place by the rollout.
     restart: Sampler,
     pods: Pods,
-    /// By slot: when the pod became ready, and its busy-worker integral (worker-ns) at the
-    /// start of its current measurement window.
+    /// By slot: when the pod became ready, and its CPU integral (core-ns) at the start of its
+    /// current measurement window.
     ready_at: Vec<SimTime>,
     base: Vec<f64>,
     pod_names: Vec<String>,
@@ -654,10 +656,10 @@ impl<M: Carry<Rpc>> ServiceDeployment<M> {
         ctx.metrics().set(m.ready, f64::from(ready));
     }
 
-    /// The busy-worker integral of `slot`'s pod so far, in worker-nanoseconds (0 before the
-    /// pod registered its gauge).
-    fn busy_integral(&self, ctx: &mut Ctx<'_, M>, slot: usize) -> f64 {
-        let name = format!("{}.busy_workers", self.pod_names[slot]);
+    /// The CPU integral of `slot`'s pod so far (its `cpu_workers` gauge), in core-nanoseconds
+    /// (0 before the pod registered its gauge).
+    fn cpu_integral(&self, ctx: &mut Ctx<'_, M>, slot: usize) -> f64 {
+        let name = format!("{}.cpu_workers", self.pod_names[slot]);
         ctx.metrics().gauge_integral(&name).unwrap_or(0.0)
     }
 
@@ -681,7 +683,7 @@ impl<M: Carry<Rpc>> ServiceDeployment<M> {
             return;
         };
         self.ready_at[slot] = ctx.now();
-        self.base[slot] = self.busy_integral(ctx, slot);
+        self.base[slot] = self.cpu_integral(ctx, slot);
         self.lb.set_endpoint(ctx, slot, true);
         self.update_gauges(ctx);
         if self.roll.is_some() {
@@ -775,13 +777,13 @@ impl<M: Carry<Rpc>> ServiceDeployment<M> {
                 continue;
             }
             let from = self.last_poll.max(self.ready_at[slot]);
-            let integral = self.busy_integral(ctx, slot);
+            let integral = self.cpu_integral(ctx, slot);
             let window = now.saturating_duration_since(from);
             if now.saturating_duration_since(self.ready_at[slot]) >= MIN_METRIC_WINDOW
                 && !window.is_zero()
             {
-                let busy = (integral - self.base[slot]) / window.as_nanos() as f64;
-                sum += busy / per_pod;
+                let cores = (integral - self.base[slot]) / window.as_nanos() as f64;
+                sum += cores / per_pod;
                 measured += 1;
             }
             self.base[slot] = integral;
@@ -1012,7 +1014,7 @@ impl<M: Carry<Rpc>> Actor<M> for ServiceDeployment<M> {
                 self.lb.set_endpoint(ctx, slot, false);
             }
             self.ready_at[slot] = now;
-            self.base[slot] = self.busy_integral(ctx, slot);
+            self.base[slot] = self.cpu_integral(ctx, slot);
         }
         self.last_poll = now;
         let m = self.m();

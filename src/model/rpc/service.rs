@@ -739,6 +739,8 @@ struct Job {
     /// A background refresh in a refresher slot: there is no caller to answer.
     background: bool,
     phase: Phase,
+    /// Its CPU work has not ended yet (its `work_timer` is pending).
+    computing: bool,
     /// The timer of the CPU work (stopped if the job is cancelled during it).
     work_timer: TimerId,
     /// With `propagate_deadline` and a request deadline: the timer that cancels the job then.
@@ -773,6 +775,7 @@ impl Job {
             cache,
             background,
             phase: Phase::Working,
+            computing: true,
             work_timer,
             deadline_timer,
         }
@@ -873,6 +876,7 @@ impl HoldEstimate {
 struct ServiceMetrics {
     queue_len: GaugeId,
     busy_workers: GaugeId,
+    cpu_workers: GaugeId,
     rejected: CounterId,
     shed: CounterId,
     expired: CounterId,
@@ -912,7 +916,8 @@ struct PoolMetrics {
 /// A service with a worker pool, a queue, downstream calls (with breakers and retries) and
 /// named connection pools, behind an optional rate limit.
 ///
-/// Metrics (owner = the service's name): `queue_len` and `busy_workers` gauges;
+/// Metrics (owner = the service's name): `queue_len`, `busy_workers` and `cpu_workers` (the
+/// busy workers in their CPU work rather than waiting on a pool, a call or the cache) gauges;
 /// `rate_limited_total` (refused at the door by `rate_limit`), `rejected_total` (no worker and
 /// no queue room), `shed_total` (rejected by `shed_by_deadline`), `expired_total` (dropped by
 /// `drop_expired`), `completed_total` (replied Ok or NotFound, degraded or not),
@@ -954,6 +959,9 @@ pub struct Service<M> {
     /// How many request workers (the slots before the refreshers') hold a job: every sample
     /// publishes it, and counting a pool of 100,000 slots each time was most of a run's cost.
     busy: usize,
+    /// How many of those are in their CPU work (the rest wait on a pool, a call, a backoff or
+    /// the cache, which uses no CPU): what the pod's CPU usage is made of.
+    computing: usize,
     queue: VecDeque<(Request, SimTime)>,
     /// In name order (the config's BTreeMap order); calls refer to them by index.
     pools: Vec<Pool>,
@@ -1060,6 +1068,7 @@ impl<M> Service<M> {
         Ok(Service {
             workers: vec![None; refresher_base as usize],
             busy: 0,
+            computing: 0,
             config,
             kinds,
             queue: VecDeque::new(),
@@ -1169,6 +1178,8 @@ impl<M: Carry<Rpc>> Service<M> {
         let (queue_len, busy) = (self.queue.len() as f64, self.busy_workers() as f64);
         ctx.metrics().set(m.queue_len, queue_len);
         ctx.metrics().set(m.busy_workers, busy);
+        debug_assert!(self.computing <= self.busy, "only a busy worker computes");
+        ctx.metrics().set(m.cpu_workers, self.computing as f64);
         if let (Some((gauge, _)), Some(bytes)) = (m.memory, self.memory_bytes()) {
             debug_assert!(
                 self.config
@@ -1236,6 +1247,7 @@ impl<M: Carry<Rpc>> Service<M> {
         self.workers[w as usize] = Some(job);
         if w < self.config.workers {
             self.busy += 1;
+            self.computing += 1;
         }
     }
 
@@ -1630,6 +1642,9 @@ impl<M: Carry<Rpc>> Service<M> {
             .expect("finishing a held job");
         if w < self.config.workers {
             self.busy -= 1;
+            if job.computing {
+                self.computing -= 1;
+            }
         }
         debug_assert!(
             !matches!(job.phase, Phase::Acquiring { .. }) || !status.is_success(),
@@ -1892,6 +1907,10 @@ impl<M: Carry<Rpc>> Service<M> {
     fn on_tick(&mut self, ctx: &mut Ctx<'_, M>, tick: Tick) {
         match tick {
             Tick::WorkDone { worker, seq } if self.job(worker, seq).is_some() => {
+                let job = self.workers[worker as usize].as_mut().expect("held");
+                if std::mem::replace(&mut job.computing, false) && worker < self.config.workers {
+                    self.computing -= 1;
+                }
                 self.advance(ctx, worker);
             }
             Tick::CallTimeout { worker, seq } => {
@@ -2003,6 +2022,7 @@ impl<M: Carry<Rpc>> Actor<M> for Service<M> {
         self.metrics = Some(ServiceMetrics {
             queue_len: ctx.gauge("queue_len"),
             busy_workers: ctx.gauge("busy_workers"),
+            cpu_workers: ctx.gauge("cpu_workers"),
             rejected: ctx.counter("rejected_total"),
             shed: ctx.counter("shed_total"),
             expired: ctx.counter("expired_total"),
