@@ -15,8 +15,19 @@ fn secs(n: u64) -> SimTime {
 
 /// A client at `rate` in front of the deployment `api` built from `deployment` (RON).
 fn system(seed: u64, rate: &str, deployment: &str) -> Sim<Rpc> {
+    system_with(seed, rate, deployment, |_, _| {})
+}
+
+/// [`system`], with `before` spawning what the pods call (on the same host) first.
+fn system_with(
+    seed: u64,
+    rate: &str,
+    deployment: &str,
+    before: impl FnOnce(&mut Sim<Rpc>, faultline::HostId),
+) -> Sim<Rpc> {
     let mut sim = Sim::with_config(SimConfig::new(seed)).expect("a valid config");
     let h = sim.add_host("h").expect("fresh host");
+    before(&mut sim, h);
     crate::support::spawn_deployment(&mut sim, h, "api", deployment);
     let client: ClientConfig = from_ron(&format!(
         r#"(target: "api", arrivals: Poisson("{rate}"), timeout: Some("1s"))"#
@@ -84,28 +95,20 @@ fn a_scaled_up_pod_takes_traffic_only_once_provisioned() {
 #[test]
 fn workers_waiting_on_a_dependency_use_no_cpu() {
     let run = |kinds: &str| {
-        let mut sim = Sim::with_config(SimConfig::new(4)).expect("a valid config");
-        let h = sim.add_host("h").expect("fresh host");
-        let db: faultline::model::rpc::ServiceConfig =
-            from_ron(r#"(workers: 100, kinds: [(name: "q", service: Const("48ms"))])"#)
-                .expect("valid db");
-        sim.spawn(h, "db", move || {
-            faultline::model::rpc::Service::<Rpc>::new(db.clone()).expect("valid")
-        })
-        .expect("unique");
         let deployment = format!(
             r#"(replicas: 1, service: (workers: 2, kinds: [{kinds}]),
                 autoscaler: Some((metric: Utilisation(target: 0.5), min_replicas: 1,
                                   max_replicas: 4, polling_interval: "15s")))"#
         );
-        crate::support::spawn_deployment(&mut sim, h, "api", &deployment);
-        let client: ClientConfig =
-            from_ron(r#"(target: "api", arrivals: Poisson("35/s"), timeout: Some("1s"))"#)
-                .expect("valid client");
-        sim.spawn(h, "users", move || {
-            Client::<Rpc>::new(client.clone()).expect("valid")
-        })
-        .expect("unique");
+        let mut sim = system_with(4, "35/s", &deployment, |sim, h| {
+            let db: faultline::model::rpc::ServiceConfig =
+                from_ron(r#"(workers: 100, kinds: [(name: "q", service: Const("48ms"))])"#)
+                    .expect("valid db");
+            sim.spawn(h, "db", move || {
+                faultline::model::rpc::Service::<Rpc>::new(db.clone()).expect("valid")
+            })
+            .expect("unique");
+        });
         sim.run_until(secs(16));
         let busy = sim
             .metrics()

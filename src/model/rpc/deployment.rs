@@ -32,10 +32,11 @@
 //!   cache is blocked on I/O and uses no CPU, as a thread blocked in a socket read does, so a
 //!   pod whose dependency has slowed looks idle to the HPA however full its workers are.
 //!   `Cpu(target)` compares the mean cores per pod with `target` cores; `Utilisation(target)`
-//!   the mean CPU share of the pod's `workers` (its CPU request, one core per worker). Pods ready for less than [`MIN_METRIC_WINDOW`] have no measurement yet
-//!   and count as not ready (so as using nothing when scaling up, as the HPA does). The
-//!   measurement feeds the pure [`Autoscaler`] (the HPA's algorithm: tolerance, stabilisation
-//!   windows, rate policies, min and max); `Lag` is the consumer groups' metric and is refused.
+//!   the mean CPU share of the pod's `workers` (its CPU request, one core per worker). Pods
+//!   ready for less than [`MIN_METRIC_WINDOW`] have no measurement yet and count as not
+//!   ready (so as using nothing when scaling up, as the HPA does). The measurement feeds the
+//!   pure [`Autoscaler`] (the HPA's algorithm: tolerance, stabilisation windows, rate
+//!   policies, min and max); `Lag` is the consumer groups' metric and is refused.
 //! - **Scheduled scaling** (`schedule`): between `from` and `until` the count is at least
 //!   `replicas`, KEDA's cron scaler. It is a second metric whose proposal is that count, and
 //!   the HPA takes the larger proposal, so the step still goes through the scale-up policies.
