@@ -71,7 +71,8 @@ struct Common {
     /// Only these variants (repeatable); all by default.
     #[arg(long = "variant", value_name = "NAME")]
     variants: Vec<String>,
-    /// Override a field in every variant: `--set api.workers=50` (the value is RON).
+    /// Override a field in every variant that runs (after its own sets): `--set
+    /// api.workers=50` (the value is RON).
     #[arg(long = "set", value_name = "PATH=VALUE")]
     sets: Vec<String>,
     /// Print the JSON report to standard output instead of the table.
@@ -242,8 +243,9 @@ fn dispatch(command: Command) -> Result<u8, Failure> {
     }
 }
 
-/// Reads a scenario from a path, or a shipped one by name, with `--set` overrides.
-fn load(spec: &str, sets: &[String]) -> Result<Scenario, Failure> {
+/// Reads a scenario from a path, or a shipped one by name, with `--set` overrides applied to
+/// the `--variant`s chosen (all when none is).
+fn load(spec: &str, sets: &[String], only: &[String]) -> Result<Scenario, Failure> {
     let mut extra = Vec::new();
     for s in sets {
         let Some((path, value)) = s.split_once('=') else {
@@ -256,10 +258,10 @@ fn load(spec: &str, sets: &[String]) -> Result<Scenario, Failure> {
     }
     let path = Path::new(spec);
     if path.exists() {
-        return Ok(Scenario::from_path_with_overrides(path, &extra)?);
+        return Ok(Scenario::from_path_with_overrides(path, &extra, only)?);
     }
     if let Some((file, text)) = shipped(spec) {
-        return Ok(Scenario::with_overrides(text, file, &extra)?);
+        return Ok(Scenario::with_overrides_for(text, file, &extra, only)?);
     }
     let names = SHIPPED.iter().map(|(n, _, _)| *n);
     let hint = match faultline::fault::suggest(spec, names) {
@@ -269,23 +271,10 @@ fn load(spec: &str, sets: &[String]) -> Result<Scenario, Failure> {
     Err(anyhow::anyhow!("no file `{spec}` and no shipped scenario of that name{hint}").into())
 }
 
-/// The indices of the chosen variants, in scenario order.
-fn chosen(s: &Scenario, names: &[String]) -> anyhow::Result<Vec<usize>> {
-    if names.is_empty() {
-        return Ok((0..s.variants.len()).collect());
-    }
-    for n in names {
-        if s.variant(n).is_none() {
-            let known: Vec<&str> = s.variants.iter().map(|v| v.name.as_str()).collect();
-            match faultline::fault::suggest(n, known.iter().copied()) {
-                Some(m) => bail!("--variant `{n}`: no such variant (did you mean `{m}`?)"),
-                None => bail!("--variant `{n}`: no such variant; the variants are {known:?}"),
-            }
-        }
-    }
-    Ok((0..s.variants.len())
-        .filter(|&i| names.contains(&s.variants[i].name))
-        .collect())
+/// The indices of the variants to run: every one [`load`] kept, in scenario order (it drops
+/// those `--variant` did not name, so that `--set` need only fit the ones that run).
+fn chosen(s: &Scenario) -> Vec<usize> {
+    (0..s.variants.len()).collect()
 }
 
 fn threads(jobs: Option<usize>) -> anyhow::Result<()> {
@@ -510,8 +499,8 @@ fn print_outcome(report: &Report, s: &Scenario, seed_hint: Option<u64>) {
 }
 
 fn cmd_run(a: RunArgs) -> Result<u8, Failure> {
-    let s = load(&a.common.scenario, &a.common.sets)?;
-    let variants = chosen(&s, &a.common.variants)?;
+    let s = load(&a.common.scenario, &a.common.sets, &a.common.variants)?;
+    let variants = chosen(&s);
     let seed = a.seed.unwrap_or(s.seed);
     let bar = progress(variants.len() as u64, &s.name);
     let (report, details) =
@@ -638,8 +627,8 @@ fn write_run_outputs(
 }
 
 fn cmd_check(a: CheckArgs) -> Result<u8, Failure> {
-    let s = load(&a.common.scenario, &a.common.sets)?;
-    let variants = chosen(&s, &a.common.variants)?;
+    let s = load(&a.common.scenario, &a.common.sets, &a.common.variants)?;
+    let variants = chosen(&s);
     if a.seeds == 0 {
         return Err(anyhow::anyhow!("--seeds must be at least 1").into());
     }
@@ -744,8 +733,8 @@ fn shrink_failures(s: &Scenario, report: &Report, dir: &Path) -> anyhow::Result<
 }
 
 fn cmd_sweep(a: SweepArgs) -> Result<u8, Failure> {
-    let s = load(&a.common.scenario, &a.common.sets)?;
-    let variants = chosen(&s, &a.common.variants)?;
+    let s = load(&a.common.scenario, &a.common.sets, &a.common.variants)?;
+    let variants = chosen(&s);
     let Some((path, spec)) = a.param.split_once('=') else {
         return Err(anyhow::anyhow!(
             "--param `{}`: expected PATH=VALUES, such as api.workers=10..50:10",
@@ -995,7 +984,7 @@ fn cmd_models(name: Option<&str>) -> Result<u8, Failure> {
 fn cmd_validate(files: &[String]) -> Result<u8, Failure> {
     let mut bad = 0;
     for f in files {
-        match load(f, &[]) {
+        match load(f, &[], &[]) {
             Ok(s) => println!(
                 "ok: {} ({}): {} variants, {} checks, {} components",
                 s.file,

@@ -247,6 +247,10 @@ pub struct Scenario {
     pub text: String,
     /// Overrides given on top of the file (a sweep's parameter): (path, RON value).
     pub extra: Vec<(String, String)>,
+    /// The variants kept (`--variant`), in file order; empty keeps them all. The others are
+    /// dropped before the overrides are applied, so a `--set` need only make sense for the
+    /// variants that run.
+    pub only: Vec<String>,
 }
 
 impl Scenario {
@@ -257,13 +261,15 @@ impl Scenario {
 
     /// Reads a scenario file from disk.
     pub fn from_path(path: &std::path::Path) -> Result<Scenario, ScenarioError> {
-        Scenario::from_path_with_overrides(path, &[])
+        Scenario::from_path_with_overrides(path, &[], &[])
     }
 
-    /// Reads a scenario file from disk, with overrides as in [`Scenario::with_overrides`].
+    /// Reads a scenario file from disk, with overrides and the variants kept as in
+    /// [`Scenario::with_overrides_for`].
     pub fn from_path_with_overrides(
         path: &std::path::Path,
         extra: &[(String, String)],
+        only: &[String],
     ) -> Result<Scenario, ScenarioError> {
         let file = path.display().to_string();
         let bytes = std::fs::read(path)
@@ -277,7 +283,7 @@ impl Scenario {
                 ),
             )
         })?;
-        Scenario::with_overrides(&text, &file, extra)
+        Scenario::with_overrides_for(&text, &file, extra, only)
     }
 
     /// Reads a scenario with extra overrides `(path, RON value)` applied to every variant
@@ -287,10 +293,28 @@ impl Scenario {
         file: &str,
         extra: &[(String, String)],
     ) -> Result<Scenario, ScenarioError> {
+        Scenario::with_overrides_for(text, file, extra, &[])
+    }
+
+    /// As [`Scenario::with_overrides`], keeping only the variants named in `only` (all when
+    /// it is empty): `--variant`. A name that is not a variant is a problem of the file.
+    pub fn with_overrides_for(
+        text: &str,
+        file: &str,
+        extra: &[(String, String)],
+        only: &[String],
+    ) -> Result<Scenario, ScenarioError> {
         let mut sources = Sources::default();
         let source = sources.add(file, text);
         let mut problems = Problems::default();
-        let scenario = read(text, file, source, extra, &mut sources, &mut problems);
+        let scenario = read(
+            text,
+            file,
+            source,
+            (extra, only),
+            &mut sources,
+            &mut problems,
+        );
         match scenario {
             Some(s) if problems.is_empty() => Ok(s),
             _ => {
@@ -322,7 +346,12 @@ impl Scenario {
             faults,
             &["checks", "charts", "table", "variants"],
         );
-        Scenario::with_overrides(&tree::to_ron_pretty(&root), &self.file, &self.extra)
+        Scenario::with_overrides_for(
+            &tree::to_ron_pretty(&root),
+            &self.file,
+            &self.extra,
+            &self.only,
+        )
     }
 
     /// The scenario's faults as `variant` runs them: a fault whose target names a
@@ -595,7 +624,7 @@ fn read(
     text: &str,
     file: &str,
     source: SourceId,
-    extra: &[(String, String)],
+    (extra, only): (&[(String, String)], &[String]),
     sources: &mut Sources,
     problems: &mut Problems,
 ) -> Option<Scenario> {
@@ -746,6 +775,20 @@ fn read(
             sets: Vec::new(),
             expect: Vec::new(),
         });
+    }
+    if !only.is_empty() && problems.is_empty() {
+        let known: Vec<&str> = raw_variants.iter().map(|v| v.head.name.as_str()).collect();
+        for name in only.iter().filter(|n| !known.contains(&n.as_str())) {
+            problems.push(
+                Problem::new(
+                    None,
+                    "--variant",
+                    format!("no variant is called `{name}`; the variants are {known:?}"),
+                )
+                .suggest(suggest(name, known.iter().copied())),
+            );
+        }
+        raw_variants.retain(|v| only.contains(&v.head.name));
     }
     let mut extra_sets = Vec::new();
     for (path, value) in extra {
@@ -958,6 +1001,11 @@ fn read(
     let extra_text: Vec<String> = extra.iter().map(|(p, v)| format!("{p}={v}")).collect();
     let mut parts = vec![text];
     parts.extend(extra_text.iter().map(String::as_str));
+    // Only a filter changes the digest: a file read whole digests as it always has.
+    let only_text = format!("--variant {only:?}");
+    if !only.is_empty() {
+        parts.push(&only_text);
+    }
     let mut scenario = Scenario {
         name: header.name,
         about: header.about,
@@ -980,6 +1028,7 @@ fn read(
         digest: fnv1a(&parts),
         text: text.to_string(),
         extra: extra.to_vec(),
+        only: only.to_vec(),
     };
     // The model as a whole: build each variant and start it, then match the checks, charts
     // and table rows against the metrics its components register.

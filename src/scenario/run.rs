@@ -231,10 +231,11 @@ pub fn sweep(
     for value in values {
         let mut extra = scenario.extra.clone();
         extra.push((path.to_string(), value.clone()));
-        points.push(Scenario::with_overrides(
+        points.push(Scenario::with_overrides_for(
             &scenario.text,
             &scenario.file,
             &extra,
+            &scenario.only,
         )?);
     }
     let chosen: Vec<usize> = if variants.is_empty() {

@@ -357,6 +357,58 @@ fn usage_errors_and_missing_files_exit_1() {
     assert_eq!(code(&o), 0);
 }
 
+/// `--set` applies to the variants that run: with `--variant`, an override that only fits
+/// the chosen ones is accepted, and without it the same override is an error naming the
+/// variant it does not fit.
+#[test]
+fn a_set_need_only_fit_the_chosen_variants() {
+    let dir = scratch("cli-set-variant");
+    let base = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/mmc_queue.ron"),
+    )
+    .unwrap();
+    // A second variant with a second request kind, a fast ping, and a client that sends
+    // pings: `kinds[1]` exists in it alone.
+    let two_kinds = base
+        .replacen("duration: \"2h\"", "duration: \"2m\"", 1)
+        .replacen(
+            "    variants: [\n",
+            "    variants: [\n        (name: \"two kinds\", about: \"A second, fast kind.\", set: \
+         {\"station.kinds\": [(name: \"job\", service: Exp(mean: \"100ms\")), \
+         (name: \"ping\", service: Exp(mean: \"1ms\"))], \"arrivals.mix\": \
+         [(name: \"ping\", kind: \"ping\", weight: 1.0)]}),\n",
+            1,
+        );
+    assert_ne!(two_kinds, base);
+    let f = dir.join("two_kinds.ron");
+    std::fs::write(&f, two_kinds).unwrap();
+    let set = "station.kinds[1].service=Exp(mean: \"2ms\")";
+    let args = ["check", f.to_str().unwrap(), "--seeds", "1", "--no-shrink"];
+    let o = faultline(&[&args[..], &["--set", set]].concat());
+    assert_eq!(code(&o), 1, "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("index 1 is out of range"),
+        "{}",
+        stderr(&o)
+    );
+    let o = faultline(
+        &[
+            &args[..],
+            &["--set", set, "--variant", "two kinds", "--json"],
+        ]
+        .concat(),
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let report: Report = serde_json::from_slice(&o.stdout).unwrap();
+    let names: Vec<&str> = report.variants.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(names, ["two kinds"]);
+    // The override took effect: the same seed without it runs differently.
+    let o = faultline(&[&args[..], &["--variant", "two kinds", "--json"]].concat());
+    let plain: Report = serde_json::from_slice(&o.stdout).unwrap();
+    let hash = |r: &Report| r.variants[0].runs[0].trace_hash;
+    assert_ne!(hash(&report), hash(&plain));
+}
+
 /// The files in `dir`, by name, with their contents.
 fn files(dir: &Path) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = std::fs::read_dir(dir)
