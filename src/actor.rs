@@ -177,6 +177,18 @@ impl<'a, M: Message> Ctx<'a, M> {
         self.core.send(self.me, to, msg);
     }
 
+    /// Watches this actor's connection to `target`, as a TCP connection tells its end that the
+    /// process at the other end died: when the incarnation of `target` running now crashes
+    /// (or is killed, or restarted), `msg` is delivered to this actor from `target`, across
+    /// the network — so a cut between the hosts stops it, as it stops the RST a dying process's
+    /// kernel sends. If `target` is down now, the connection is refused: `msg` comes back at
+    /// once, after the same trip. One-shot, and one per pair: a second call replaces the first
+    /// (a new connection). Lost with this actor's own crash; a paused `target` (a GC pause, a
+    /// SIGSTOP) keeps its connections.
+    pub fn monitor(&mut self, target: ActorId, msg: M) {
+        self.core.monitor(self.me, target, msg);
+    }
+
     /// Sets a timer that delivers `msg` back to this actor after `after`.
     #[inline]
     pub fn set_timer(&mut self, after: SimDuration, msg: M) -> TimerId {

@@ -15,6 +15,13 @@
 //! a message sent to a process that has since crashed is lost — as with a TCP connection reset —
 //! even if the process is back by the time the message arrives.
 //!
+//! A crash also closes the process's connections: an actor that watches another
+//! ([`Ctx::monitor`]) is sent the message it chose when the incarnation it watched crashes,
+//! across the network from the dead actor's host (the RST of its kernel), and at once if the
+//! target is already down (connection refused). This is how a client fails its requests to a
+//! crashed server at once instead of after its request timeout; a partition, which sends no
+//! RST, still leaves it to the timeout.
+//!
 //! An actor may crash itself ([`Ctx::crash_self`]): the same crash, applied as soon as its
 //! handler returns, and optionally a restart after a delay, scheduled as an event of its own.
 //! A crash or restart from outside cancels that pending restart, so a fault plan always has the
@@ -103,6 +110,16 @@ pub(crate) struct Proc<M: Message> {
     /// Created on first use: most actors in a large model never draw.
     rng: Option<Box<SimRng>>,
 }
+/// A watcher's monitor of one incarnation of a target ([`Ctx::monitor`]).
+struct Monitor<M> {
+    /// The watcher's incarnation when it asked: a restarted watcher's old connections are gone.
+    watcher_inc: u32,
+    /// The target incarnation watched: a crash of a later one is another connection's.
+    target_inc: u32,
+    /// Delivered to the watcher, from the target, when that incarnation crashes.
+    msg: M,
+}
+
 /// A message buffered by a cut in hold mode.
 struct Held<M> {
     src: HostId,
@@ -287,6 +304,9 @@ pub struct Core<M: Message> {
     /// Pending restarts asked for by self-crashes, by actor: cancelled by any crash or restart
     /// from outside, which takes over the actor's fate.
     restarts: BTreeMap<ActorId, (EventKey, SimTime)>,
+    /// Connections watched for a reset ([`Ctx::monitor`]), by (target, watcher): at most one
+    /// per pair, fired (and removed) when that incarnation of the target crashes.
+    monitors: BTreeMap<(ActorId, ActorId), Monitor<M>>,
     stats: Stats,
     limits: Limits,
     actions: Vec<(Action, String)>,
@@ -339,6 +359,40 @@ impl<M: Message> Core<M> {
         }
         let fate = self.net.route(self.now, src, dst, &mut self.net_rng);
         self.carry_out(fate, src, dst, event);
+    }
+
+    /// `watcher` watches its connection to `target` ([`Ctx::monitor`]).
+    pub(crate) fn monitor(&mut self, watcher: ActorId, target: ActorId, msg: M) {
+        let t = &self.procs[target.index()];
+        if t.status == Status::Down {
+            // Connection refused: the answer comes back over the network at once.
+            self.monitors.remove(&(target, watcher));
+            self.send(target, watcher, msg);
+            return;
+        }
+        let monitor = Monitor {
+            watcher_inc: self.procs[watcher.index()].inc,
+            target_inc: t.inc,
+            msg,
+        };
+        self.monitors.insert((target, watcher), monitor);
+    }
+
+    /// Incarnation `inc` of `target` crashed: each live watcher of it is sent its reset, from
+    /// the target's host, so that a cut between the two hosts stops it as it stops any packet.
+    fn fire_monitors(&mut self, target: ActorId, inc: u32) {
+        let watchers: Vec<ActorId> = (self.monitors)
+            .range((target, ActorId(0))..=(target, ActorId(u32::MAX)))
+            .map(|(&(_, w), _)| w)
+            .collect();
+        for w in watchers {
+            let m = self.monitors.remove(&(target, w)).expect("just listed");
+            let watcher = &self.procs[w.index()];
+            let live = watcher.inc == m.watcher_inc && watcher.status != Status::Down;
+            if live && m.target_inc == inc {
+                self.send(target, w, m.msg);
+            }
+        }
     }
 
     fn carry_out(&mut self, fate: Fate, src: HostId, dst: HostId, event: Event<M>) {
@@ -451,6 +505,7 @@ impl<M: Message> Sim<M> {
                 self_crash: None,
                 kills: Vec::new(),
                 restarts: BTreeMap::new(),
+                monitors: BTreeMap::new(),
                 stats: Stats::default(),
                 limits: config.limits,
                 actions: Vec::new(),
@@ -699,6 +754,7 @@ impl<M: Message> Sim<M> {
         if p.status == Status::Down {
             return;
         }
+        let crashed = p.inc;
         p.status = Status::Down;
         p.inc = p.inc.wrapping_add(1);
         if let Some(mut instance) = p.instance.take() {
@@ -709,6 +765,9 @@ impl<M: Message> Sim<M> {
             }
         }
         self.core.backlogs.remove(&id);
+        if !self.core.monitors.is_empty() {
+            self.core.fire_monitors(id, crashed);
+        }
     }
 
     /// Applies a [`Ctx::crash_self`] once the actor's handler has returned (its instance is

@@ -365,3 +365,124 @@ fn time_moves_monotonically_and_durations_add_up() {
     assert_eq!(ticks.len(), 3000);
     assert_eq!(ticks[2999].as_nanos(), 3000 * 333_333_333);
 }
+
+/// A client that watches its connection to `server` from its start, and again each time a
+/// reset comes (a reconnect after `retry`), recording when each reset arrived.
+struct Watcher {
+    server: ActorId,
+    retry: Option<SimDuration>,
+    resets: Durable<Vec<SimTime>>,
+}
+impl Actor<T> for Watcher {
+    fn on_start(&mut self, ctx: &mut Ctx<'_, T>) {
+        ctx.monitor(self.server, T::Msg(0));
+    }
+    fn on_message(&mut self, ctx: &mut Ctx<'_, T>, from: ActorId, msg: T) {
+        assert_eq!(from, self.server, "a reset comes from the dead end");
+        if let T::Msg(0) = msg {
+            self.resets.borrow_mut().push(ctx.now());
+            if let Some(after) = self.retry {
+                ctx.set_timer(after, T::Tick);
+            }
+        }
+    }
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, T>, _: T) {
+        ctx.monitor(self.server, T::Msg(0));
+    }
+}
+
+/// A server that does nothing: only its crashes matter.
+struct Idle;
+impl Actor<T> for Idle {
+    fn on_message(&mut self, _: &mut Ctx<'_, T>, _: ActorId, _: T) {}
+}
+
+/// Two hosts 5 ms apart, an idle server on one and a watcher on the other.
+fn watched(retry: Option<SimDuration>) -> (Sim<T>, ActorId, ActorId, Durable<Vec<SimTime>>) {
+    let mut sim = Sim::new(1);
+    let (a, b) = (sim.add_host("a").unwrap(), sim.add_host("b").unwrap());
+    let spec = faultline::LinkSpec::constant(ms(5));
+    sim.link(a, b, spec.clone()).unwrap();
+    sim.link(b, a, spec).unwrap();
+    let server = sim.spawn(a, "server", || Idle).unwrap();
+    let resets = Durable::new(Vec::new());
+    let r = resets.clone();
+    let client = sim
+        .spawn(b, "client", move || Watcher {
+            server,
+            retry,
+            resets: r.clone(),
+        })
+        .unwrap();
+    (sim, server, client, resets)
+}
+
+#[test]
+fn a_crash_resets_the_connections_watching_it_one_trip_later() {
+    let (mut sim, server, _, resets) = watched(None);
+    sim.run_until(at_ms(100));
+    assert!(resets.borrow().is_empty(), "nothing happened yet");
+    sim.crash(server);
+    sim.run_until(at_ms(200));
+    assert_eq!(
+        *resets.borrow(),
+        [at_ms(105)],
+        "one trip from the server's host"
+    );
+    // One-shot: a restart and a second crash reset nothing the client did not watch again.
+    sim.restart(server);
+    sim.crash(server);
+    sim.run_until(at_ms(300));
+    assert_eq!(resets.borrow().len(), 1);
+}
+
+#[test]
+fn a_refused_connection_is_retried_until_the_server_is_back() {
+    // Watching a server that is down is refused at once; the client retries every 50 ms.
+    let (mut sim, server, _, resets) = watched(Some(ms(50)));
+    sim.run_until(at_ms(10));
+    sim.crash(server);
+    sim.run_until(at_ms(300));
+    let refused = resets.borrow().clone();
+    // The crash's reset at 15 ms, then a refusal one trip (5 ms) after each retry.
+    let expected: Vec<SimTime> = (0..6).map(|i| at_ms(15 + 55 * i)).collect();
+    assert_eq!(refused, expected);
+    sim.restart(server);
+    sim.run_until(at_ms(1000));
+    assert_eq!(
+        resets.borrow().len(),
+        refused.len(),
+        "connected: no more resets"
+    );
+}
+
+#[test]
+fn a_cut_stops_the_reset() {
+    let (mut sim, server, _, resets) = watched(None);
+    sim.run_until(at_ms(10));
+    let (a, b) = (faultline::HostId(0), faultline::HostId(1));
+    sim.net_mut().cut(a, b, faultline::CutMode::Drop);
+    sim.crash(server);
+    sim.run_until(at_ms(100));
+    assert!(resets.borrow().is_empty(), "no RST crosses a partition");
+}
+
+#[test]
+fn a_restarted_watcher_has_none_of_its_old_connections() {
+    let (mut sim, server, client, resets) = watched(None);
+    sim.run_until(at_ms(10));
+    // The restarted client watches the server again from its start; only that one fires.
+    sim.restart(client);
+    sim.run_until(at_ms(20));
+    sim.crash(server);
+    sim.run_until(at_ms(100));
+    assert_eq!(*resets.borrow(), [at_ms(25)]);
+    // A client that crashed and stays down gets nothing (and nothing is delivered to it).
+    let (mut sim, server, client, resets) = watched(None);
+    sim.run_until(at_ms(10));
+    sim.crash(client);
+    sim.crash(server);
+    sim.run_until(at_ms(100));
+    assert!(resets.borrow().is_empty());
+    assert_eq!(sim.stats().dropped_down, 0, "no reset was even sent");
+}

@@ -16,7 +16,8 @@ use faultline::model::log::{
 };
 use faultline::model::rpc::from_ron;
 use faultline::{
-    Actor, ActorId, Ctx, Durable, Fault, FaultPlan, HostId, Sim, SimConfig, SimDuration, SimTime,
+    Actor, ActorId, Ctx, CutMode, Durable, Fault, FaultPlan, HostId, Sim, SimConfig, SimDuration,
+    SimTime,
 };
 
 use crate::support::{counter, gauge, histogram};
@@ -709,20 +710,33 @@ fn group_of_consumers(
     group_of_consumers_with(seed, rate, limit, processing, false, None)
 }
 
+/// What goes wrong in [`group_of_consumers_with`].
+enum Outage {
+    /// The actor crashes (and restarts at the window's end).
+    Crash(&'static str),
+    /// The broker, on a host of its own, is cut off from the others: it stays up, and nothing,
+    /// not even the news that a connection is dead, crosses.
+    BrokerCut,
+}
+
 /// [`group_of_consumers`], with static members (`group.instance.id` `i1`, `i2`, ...) if
-/// `static_members`, and a crash of `crash.0` from `crash.1` s to `crash.2` s.
+/// `static_members`, and an outage `outage.0` from `outage.1` s to `outage.2` s.
 fn group_of_consumers_with(
     seed: u64,
     rate: &str,
     limit: u64,
     processing: &[&str],
     static_members: bool,
-    crash: Option<(&str, u64, u64)>,
+    outage: Option<(Outage, u64, u64)>,
 ) -> (Sim<Log>, Durable<BrokerDisk>) {
     let (mut sim, h) = sim_one_host(seed);
+    let broker_host = match outage {
+        Some((Outage::BrokerCut, ..)) => sim.add_host("b").expect("fresh host"),
+        _ => h,
+    };
     let (_, disk) = broker(
         &mut sim,
-        h,
+        broker_host,
         "broker",
         r#"(topics: [(name: "t", partitions: 6)],
             groups: {"g": (session_timeout: "6s", rebalance_timeout: "10s")})"#,
@@ -753,11 +767,18 @@ fn group_of_consumers_with(
             ),
         );
     }
-    if let Some((target, from, to)) = crash {
-        let crash = Fault::Crash {
-            target: target.into(),
+    if let Some((outage, from, to)) = outage {
+        let fault = match outage {
+            Outage::Crash(target) => Fault::Crash {
+                target: target.into(),
+            },
+            Outage::BrokerCut => Fault::Partition {
+                a: vec!["h".into()],
+                b: vec!["b".into()],
+                mode: CutMode::Drop,
+            },
         };
-        sim.add_faults(&FaultPlan::new().window(secs(from), secs(to), crash))
+        sim.add_faults(&FaultPlan::new().window(secs(from), secs(to), fault))
             .unwrap();
     }
     (sim, disk)
@@ -866,7 +887,7 @@ fn a_consumer_group_run_has_the_same_trace_hash_twice() {
 fn a_static_member_restarted_within_its_session_timeout_causes_no_rebalance() {
     let fast = [r#"Const("1ms")"#; 3];
     let run = |static_members| {
-        let crash = Some(("c2", 15, 17));
+        let crash = Some((Outage::Crash("c2"), 15, 17));
         let (mut sim, _) = group_of_consumers_with(
             6,
             r#"Constant("300/s")"#,
@@ -1091,38 +1112,87 @@ fn processed_by(sim: &Sim<Log>, consumers: &[&str]) -> u64 {
         .sum()
 }
 
-/// The broker crashes at the start, with the consumers' first JoinGroups: they die with it
-/// (or with its coordinator's state). Kafka's client gives up on a JoinGroup after
-/// `max(request.timeout.ms, rebalance timeout + 5 s)` (30 s here), finds the coordinator
-/// again and rejoins; without that timeout the group never formed (the harness's shrunk case
-/// in `log_properties`).
-#[test]
-fn consumers_whose_join_died_with_the_broker_rejoin_after_the_request_timeout() {
-    let fast = [r#"Const("1ms")"#; 3];
-    let crash = Some(("broker", 0, 1));
-    let (mut sim, disk) =
-        group_of_consumers_with(4, r#"Constant("300/s")"#, 15_000, &fast, false, crash);
-    sim.run_until(secs(25));
-    // Before the timeout nothing is consumed: the joins are lost.
-    assert_eq!(processed_by(&sim, &["c1", "c2", "c3"]), 0);
-    sim.run_until(secs(90));
-    let produced = counter(&sim, "broker.produced_total");
-    assert!(produced > 14_000, "produced {produced}");
-    assert_eq!(processed_by(&sim, &["c1", "c2", "c3"]), produced);
-    let mut owned = 0.0;
-    for c in ["c1", "c2", "c3"] {
-        assert!(
-            counter(&sim, &format!("{c}.request_timeouts_total")) >= 1,
-            "{c}"
-        );
-        owned += gauge(&sim, &format!("{c}.partitions_owned"));
-    }
+/// The consumers processed everything produced (at least `min` records: the producer's
+/// sends during an outage are lost), the group holds all six partitions, and each
+/// partition's committed offset is its log end.
+fn caught_up(sim: &Sim<Log>, disk: &Durable<BrokerDisk>, min: u64) {
+    let produced = counter(sim, "broker.produced_total");
+    assert!(produced >= min, "produced {produced}");
+    assert_eq!(processed_by(sim, &["c1", "c2", "c3"]), produced);
+    let owned: f64 = ["c1", "c2", "c3"]
+        .iter()
+        .map(|c| gauge(sim, &format!("{c}.partitions_owned")))
+        .sum();
     assert_eq!(owned, 6.0);
     let disk = disk.borrow();
     for p in 0..6u32 {
         let key = ("g".to_string(), TopicPartition::new("t", p));
         let end = disk.logs[0][p as usize].log_end_offset();
         assert_eq!(disk.offsets.get(&key), Some(&end), "partition {p}");
+    }
+}
+
+/// The broker crashes at the start, with the consumers' first JoinGroups. Its death resets
+/// their connections, so the JoinGroups fail at once rather than after Kafka's JoinGroup
+/// timeout (`max(request.timeout.ms, rebalance timeout + 5 s)`, 30 s here); the consumers
+/// retry on the reconnect backoff, are refused while the broker is down, and join as soon
+/// as it is back: the group consumes within seconds, and no request timed out.
+#[test]
+fn consumers_whose_join_died_with_the_broker_rejoin_as_soon_as_it_is_back() {
+    let fast = [r#"Const("1ms")"#; 3];
+    let crash = Some((Outage::Crash("broker"), 0, 1));
+    let (mut sim, disk) =
+        group_of_consumers_with(4, r#"Constant("300/s")"#, 15_000, &fast, false, crash);
+    // Back at 1 s; the reconnect backoff (at most 1 s) and the initial rebalance delay (3 s).
+    sim.run_until(secs(8));
+    assert!(
+        processed_by(&sim, &["c1", "c2", "c3"]) > 0,
+        "consuming by 8 s"
+    );
+    sim.run_until(secs(90));
+    // 15,000 records at 300/s, less the second the broker was down.
+    caught_up(&sim, &disk, 14_700);
+    for c in ["c1", "c2", "c3"] {
+        assert_eq!(
+            counter(&sim, &format!("{c}.request_timeouts_total")),
+            0,
+            "{c}"
+        );
+        assert!(
+            counter(&sim, &format!("{c}.connection_resets_total")) >= 1,
+            "{c}"
+        );
+    }
+}
+
+/// A partition instead: the broker stays up but nothing crosses, not even a reset. The
+/// JoinGroups reach it, but their answers (held for the initial rebalance delay, 3 s and
+/// once more 3 s as members kept joining) are lost in the cut from 1 s to 8 s without a
+/// word. The client gives up on each after the
+/// JoinGroup timeout (30 s), finds the coordinator again and rejoins; without that timeout
+/// the group never formed (the harness's shrunk case in `log_properties`).
+#[test]
+fn consumers_whose_join_was_lost_in_a_partition_rejoin_after_the_request_timeout() {
+    let fast = [r#"Const("1ms")"#; 3];
+    let cut = Some((Outage::BrokerCut, 1, 8));
+    let (mut sim, disk) =
+        group_of_consumers_with(4, r#"Constant("300/s")"#, 15_000, &fast, false, cut);
+    sim.run_until(secs(25));
+    // Before the timeout nothing is consumed: the answers are lost.
+    assert_eq!(processed_by(&sim, &["c1", "c2", "c3"]), 0);
+    sim.run_until(secs(90));
+    // Less the seven seconds of the cut.
+    caught_up(&sim, &disk, 12_900);
+    for c in ["c1", "c2", "c3"] {
+        assert!(
+            counter(&sim, &format!("{c}.request_timeouts_total")) >= 1,
+            "{c}"
+        );
+        assert_eq!(
+            counter(&sim, &format!("{c}.connection_resets_total")),
+            0,
+            "{c}"
+        );
     }
 }
 
@@ -1134,7 +1204,7 @@ fn consumers_whose_join_died_with_the_broker_rejoin_after_the_request_timeout() 
 #[test]
 fn a_restarted_static_member_ignores_the_fencing_of_its_dead_incarnations_parked_join() {
     let fast = [r#"Const("1ms")"#; 3];
-    let crash = Some(("c2", 1, 2));
+    let crash = Some((Outage::Crash("c2"), 1, 2));
     let (mut sim, disk) =
         group_of_consumers_with(6, r#"Constant("300/s")"#, 9000, &fast, true, crash);
     sim.run_until(secs(60));

@@ -880,6 +880,7 @@ impl<M: Carry<Log>> Actor<M> for Broker<M> {
             | Log::OffsetCommitAck(_)
             | Log::CommittedReply(_)
             | Log::GroupReply(_)
+            | Log::Reset { .. }
             | Log::Tick(_) => {}
         }
     }
@@ -889,13 +890,14 @@ impl<M: Carry<Log>> Actor<M> for Broker<M> {
             return;
         };
         match tick {
-            Tick::Served { handler, seq } => {
+            Tick::Served { seq, .. } => {
                 // Timers die with the incarnation that set them, and each request sets one.
                 let done = self
                     .pending
                     .remove(&seq)
                     .expect("a served request is pending");
-                debug_assert!(self.handlers[handler as usize] >= ctx.now());
+                // Usually at its handler's end; later if the broker was paused meanwhile (the
+                // timer waited in its backlog), so the handler may have been free for a while.
                 match done.work {
                     Work::Produce(req) => self.produce(ctx, req, done.arrived),
                     Work::Fetch(req) => self.fetch(ctx, req),

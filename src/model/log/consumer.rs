@@ -62,10 +62,16 @@
 //!   loop goes on; a timed-out OffsetFetch is sent again; a timed-out commit after processing
 //!   (`commitSync`) is sent again while it is still the partition's latest and the generation
 //!   unchanged, an auto-commit (`commitAsync`) is not. Heartbeats need no timeout: one goes
-//!   every `heartbeat_interval` whatever became of the last. What the model does not have is
-//!   a closed connection: a broker *process* that dies closes its sockets and the Java client
-//!   fails the request at once, so the timeout is the recovery time of a broker that vanished
-//!   (a host lost, a partition), an upper bound for a process crash.
+//!   every `heartbeat_interval` whatever became of the last. The timeouts are the recovery
+//!   from a broker that vanished without a word (a partition: no packet crosses it).
+//! - **Closed connections.** A broker *process* that dies closes its sockets: its host's
+//!   kernel resets them, and the Java client fails the requests in flight at once with a
+//!   `DisconnectException` (`ctx.monitor` on every connection, [`Log::Reset`]). A JoinGroup or
+//!   SyncGroup is then retried and the Fetch in flight dropped, after the reconnect backoff
+//!   ([`RECONNECT_BACKOFF`], doubling to [`RECONNECT_BACKOFF_MAX`] while the broker stays
+//!   down and refuses the connection), and nothing is sent meanwhile. So a group whose
+//!   coordinator crashed re-forms within a second of its restart, not a JoinGroup timeout
+//!   (305 s) later.
 //! - **Connections.** Each process (and each reconnection) has its own client id
 //!   (`<name>#<n>`), and the coordinator's replies name the client id they answer: a reply to
 //!   a dead incarnation's request (the FENCED_INSTANCE_ID its parked JoinGroup gets when the
@@ -365,6 +371,17 @@ const FETCH_TIMEOUT: u32 = 9;
 const COMMITTED_TIMEOUT: u32 = 10;
 /// `seq` is the id of the OffsetCommit whose request timeout ends.
 const COMMIT_TIMEOUT: u32 = 11;
+/// The reconnect backoff after a reset ends.
+const RECONNECT: u32 = 12;
+
+/// The wait before reconnecting after a reset, doubling with each reset in a row up to
+/// [`RECONNECT_BACKOFF_MAX`]: Kafka's `reconnect.backoff.ms` ("The base amount of time to wait
+/// before attempting to reconnect to a given host", default 50) and `reconnect.backoff.max.ms`
+/// ("The maximum amount of time in milliseconds to wait when reconnecting to a broker that has
+/// repeatedly failed to connect", default 1000), `ConsumerConfig`. Kafka adds 20% jitter; here
+/// the backoff is exact.
+pub const RECONNECT_BACKOFF: SimDuration = SimDuration::from_millis(50);
+pub const RECONNECT_BACKOFF_MAX: SimDuration = SimDuration::from_millis(1000);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -425,6 +442,7 @@ struct ConsumerMetrics {
     commits_failed: CounterId,
     commits_rejected: CounterId,
     request_timeouts: CounterId,
+    connection_resets: CounterId,
     poison_failures: CounterId,
     dead_lettered: CounterId,
     owned: GaugeId,
@@ -438,7 +456,9 @@ struct ConsumerMetrics {
 /// `poll_timeouts_total`, `commits_failed_total` (batch commits dropped because the member had
 /// left the group), `commits_rejected_total` (commits the coordinator refused: this member's
 /// generation was no longer the group's), `request_timeouts_total` (requests that got no
-/// answer within `request_timeout`), `poison_failures_total` (failed attempts at a poison record),
+/// answer within `request_timeout`), `connection_resets_total` (connections to the broker
+/// closed by its crash, or refused while it was down), `poison_failures_total` (failed
+/// attempts at a poison record),
 /// `dead_lettered_total` (records produced to the dead-letter topic); `records_processed_total`
 /// counts successes only; `partitions_owned` gauge (0 once it has left the group, even while it
 /// finishes the batch of a partition it held) and `stopped` gauge (1 while it owns nothing,
@@ -470,6 +490,11 @@ pub struct Consumer<M> {
     client_id: String,
     /// Connections made so far by every incarnation (the `n` of the client ids). Shared.
     connections: Durable<u64>,
+    /// Closed by a reset and not open again yet (the reconnect backoff runs): nothing is sent.
+    disconnected: bool,
+    /// Resets in a row, with no answer from the broker in between: the reconnect backoff's
+    /// exponent.
+    resets: u32,
     /// The fetch in flight: its id and partition.
     fetching: Option<(u64, Partition)>,
     busy: Option<Batch>,
@@ -542,6 +567,8 @@ impl<M> Consumer<M> {
             latest_commit: BTreeMap::new(),
             group_request: 0,
             client_id: String::new(),
+            disconnected: false,
+            resets: 0,
             connections: Durable::new(0),
             fetching: None,
             busy: None,
@@ -825,6 +852,11 @@ impl<M: Carry<Log>> Consumer<M> {
         if self.state == State::Fenced {
             return;
         }
+        if self.disconnected {
+            // The reconnect joins.
+            self.state = State::Backoff;
+            return;
+        }
         if self.joined_once {
             let m = self.m();
             ctx.metrics().inc(m.rejoins);
@@ -865,14 +897,66 @@ impl<M: Carry<Log>> Consumer<M> {
     }
 
     /// A new connection to the coordinator, under a new client id: replies to the requests of
-    /// the previous one will not be taken for answers to this one's.
-    fn connect(&mut self) {
+    /// the previous one will not be taken for answers to this one's. The connection is
+    /// watched: the broker's death resets it ([`Log::Reset`]), as does connecting while it is
+    /// down.
+    fn connect(&mut self, ctx: &mut Ctx<'_, M>) {
         let n = {
             let mut c = self.connections.borrow_mut();
             *c += 1;
             *c
         };
         self.client_id = format!("{}#{n}", self.name);
+        self.disconnected = false;
+        let reset = Log::Reset {
+            client_id: self.client_id.clone(),
+        };
+        let broker = self.broker.expect("resolved at start");
+        ctx.monitor(broker, M::wrap(reset));
+    }
+
+    /// The broker died under this connection (or refused it): every request in flight on it
+    /// fails at once, as the Java client fails them with a `DisconnectException` when the
+    /// socket closes, instead of after `request_timeout` (305 s for a JoinGroup). A JoinGroup
+    /// or SyncGroup in flight is retried, with the member id and generation kept (the
+    /// coordinator is marked unknown); the Fetch in flight is dropped. Nothing is sent until
+    /// the reconnect backoff has passed; then the client connects again and carries on
+    /// (rejoins, or polls). Heartbeats, OffsetFetches and commits sent meanwhile are lost
+    /// with the connection and left to their own timers.
+    fn on_reset(&mut self, ctx: &mut Ctx<'_, M>, client_id: &str) {
+        if client_id != self.client_id || self.disconnected || self.state == State::Fenced {
+            return;
+        }
+        let m = self.m();
+        ctx.metrics().inc(m.connection_resets);
+        self.disconnected = true;
+        if matches!(self.state, State::Joining | State::Syncing) {
+            self.state = State::Backoff;
+        }
+        self.fetching = None;
+        let backoff = RECONNECT_BACKOFF.saturating_mul(1 << self.resets.min(5));
+        let backoff = backoff.min(RECONNECT_BACKOFF_MAX);
+        self.resets = self.resets.saturating_add(1);
+        ctx.trace_note(&format!(
+            "connection {} reset: reconnecting in {backoff}",
+            self.client_id
+        ));
+        self.timer(ctx, backoff, RECONNECT, 0);
+        self.update_gauges(ctx);
+    }
+
+    /// The reconnect backoff is over: a new connection, and the group or the poll loop goes
+    /// on from where the reset left it.
+    fn on_reconnect(&mut self, ctx: &mut Ctx<'_, M>) {
+        if !self.disconnected || !self.running {
+            return;
+        }
+        self.connect(ctx);
+        if self.state == State::Backoff {
+            self.join(ctx);
+        } else {
+            self.poll(ctx);
+        }
     }
 
     /// The JoinGroup or SyncGroup numbered `seq` got no answer in time: the client gives up on
@@ -890,7 +974,7 @@ impl<M: Carry<Log>> Consumer<M> {
             State::Joining => "JoinGroup timed out: rediscovering the coordinator",
             _ => "SyncGroup timed out: rediscovering the coordinator",
         });
-        self.connect();
+        self.connect(ctx);
         self.state = State::Backoff;
         self.timer(ctx, self.config.retry_backoff, REJOIN, 0);
         self.update_gauges(ctx);
@@ -927,6 +1011,8 @@ impl<M: Carry<Log>> Consumer<M> {
     }
 
     fn on_join(&mut self, ctx: &mut Ctx<'_, M>, resp: JoinResponse) {
+        // The broker answers on this connection: the next reset starts the backoff afresh.
+        self.resets = 0;
         self.member_id = Some(resp.member_id.clone());
         self.generation = Some(resp.generation);
         let assignment =
@@ -1078,7 +1164,7 @@ impl<M: Carry<Log>> Consumer<M> {
     /// One `poll()`: rejoin if flagged, auto-commit if due, then fetch from the next owned
     /// partition that has a position.
     fn poll(&mut self, ctx: &mut Ctx<'_, M>) {
-        if self.busy.is_some() || self.fetching.is_some() || self.idle {
+        if self.busy.is_some() || self.fetching.is_some() || self.idle || self.disconnected {
             return;
         }
         if self.rejoin_needed && self.state == State::Stable {
@@ -1372,6 +1458,7 @@ impl<M: Carry<Log>> Consumer<M> {
             return;
         }
         if self.state == State::Stable
+            && !self.disconnected
             && let (Some(member_id), Some(generation)) = (self.member_id.clone(), self.generation)
         {
             let hb = GroupOp::Heartbeat {
@@ -1421,7 +1508,7 @@ impl<M: Carry<Log>> Consumer<M> {
         self.last_auto_commit = ctx.now();
         self.usage_from = ctx.now();
         self.progress = ctx.now();
-        self.connect();
+        self.connect(ctx);
         // Request ids unique across incarnations, so that an answer to a dead process's
         // request is never taken for one to this process's.
         self.next_id = *self.connections.borrow() << 32;
@@ -1535,6 +1622,7 @@ impl<M: Carry<Log>> Actor<M> for Consumer<M> {
             commits_failed: ctx.counter("commits_failed_total"),
             commits_rejected: ctx.counter("commits_rejected_total"),
             request_timeouts: ctx.counter("request_timeouts_total"),
+            connection_resets: ctx.counter("connection_resets_total"),
             poison_failures: ctx.counter("poison_failures_total"),
             dead_lettered: ctx.counter("dead_lettered_total"),
             owned: ctx.gauge("partitions_owned"),
@@ -1578,6 +1666,7 @@ impl<M: Carry<Log>> Actor<M> for Consumer<M> {
             {
                 self.on_group_reply(ctx, reply.response)
             }
+            Some(Log::Reset { client_id }) => self.on_reset(ctx, &client_id),
             Some(Log::FetchReply(reply)) => self.on_fetch(ctx, reply),
             Some(Log::CommittedReply(reply)) => self.on_committed(ctx, reply),
             Some(Log::OffsetCommitAck(ack)) => self.on_commit_ack(ctx, ack),
@@ -1617,6 +1706,7 @@ impl<M: Carry<Log>> Actor<M> for Consumer<M> {
             FETCH_TIMEOUT => self.on_fetch_timeout(ctx, seq),
             COMMITTED_TIMEOUT => self.on_committed_timeout(ctx, seq),
             COMMIT_TIMEOUT => self.on_commit_timeout(ctx, seq),
+            RECONNECT => self.on_reconnect(ctx),
             _ => {}
         }
     }

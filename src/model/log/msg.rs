@@ -77,6 +77,12 @@ pub enum Log {
         reply_to: ActorId,
     },
     ProbeReply(ProbeReply),
+    /// The connection `client_id` to a broker was closed by the broker's death (the RST its
+    /// host's kernel sends; [`Ctx::monitor`](crate::actor::Ctx::monitor)), or refused because
+    /// the broker was down.
+    Reset {
+        client_id: String,
+    },
     Tick(Tick),
 }
 
