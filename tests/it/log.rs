@@ -1163,6 +1163,12 @@ fn consumers_whose_join_died_with_the_broker_rejoin_as_soon_as_it_is_back() {
             "{c}"
         );
     }
+    // The resets and reconnects replay exactly.
+    let crash = Some((Outage::Crash("broker"), 0, 1));
+    let (mut again, _) =
+        group_of_consumers_with(4, r#"Constant("300/s")"#, 15_000, &fast, false, crash);
+    again.run_until(secs(90));
+    assert_eq!(again.trace_hash(), sim.trace_hash());
 }
 
 /// A partition instead: the broker stays up but nothing crosses, not even a reset. The
