@@ -66,12 +66,13 @@
 //!   from a broker that vanished without a word (a partition: no packet crosses it).
 //! - **Closed connections.** A broker *process* that dies closes its sockets: its host's
 //!   kernel resets them, and the Java client fails the requests in flight at once with a
-//!   `DisconnectException` (`ctx.monitor` on every connection, [`Log::Reset`]). A JoinGroup or
-//!   SyncGroup is then retried and the Fetch in flight dropped, after the reconnect backoff
-//!   ([`RECONNECT_BACKOFF`], doubling to [`RECONNECT_BACKOFF_MAX`] while the broker stays
-//!   down and refuses the connection), and nothing is sent meanwhile. So a group whose
-//!   coordinator crashed re-forms within a second of its restart, not a JoinGroup timeout
-//!   (305 s) later.
+//!   `DisconnectException` (`ctx.monitor` on every connection, [`Log::Reset`]). The client
+//!   then waits the reconnect backoff ([`RECONNECT_BACKOFF`], doubling to
+//!   [`RECONNECT_BACKOFF_MAX`] while the broker stays down and refuses the connection),
+//!   sending no poll, heartbeat or JoinGroup meanwhile, and on the new connection retries
+//!   its JoinGroup or SyncGroup, sends its OffsetFetches and commitSyncs again and polls (the
+//!   Fetch in flight is dropped). So a group whose coordinator crashed re-forms within a
+//!   second of its restart, not a JoinGroup timeout (305 s) later.
 //! - **Connections.** Each process (and each reconnection) has its own client id
 //!   (`<name>#<n>`), and the coordinator's replies name the client id they answer: a reply to
 //!   a dead incarnation's request (the FENCED_INSTANCE_ID its parked JoinGroup gets when the
@@ -812,11 +813,19 @@ impl<M: Carry<Log>> Consumer<M> {
     /// the partition's latest and the member's generation has not changed; an auto-commit
     /// (`commitAsync`) is not: the next covers it.
     fn on_commit_timeout(&mut self, ctx: &mut Ctx<'_, M>, id: u64) {
+        if self.commits.contains_key(&id) {
+            let m = self.m();
+            ctx.metrics().inc(m.request_timeouts);
+            self.commit_failed(ctx, id);
+        }
+    }
+
+    /// The OffsetCommit `id` failed (no answer in time, or its connection closed): a
+    /// `commitSync` is sent again as [`Consumer::on_commit_timeout`] says.
+    fn commit_failed(&mut self, ctx: &mut Ctx<'_, M>, id: u64) {
         let Some(pending) = self.commits.remove(&id) else {
             return;
         };
-        let m = self.m();
-        ctx.metrics().inc(m.request_timeouts);
         let latest = self.latest_commit.get(&pending.partition) == Some(&id);
         if latest {
             self.latest_commit.remove(&pending.partition);
@@ -916,13 +925,13 @@ impl<M: Carry<Log>> Consumer<M> {
     }
 
     /// The broker died under this connection (or refused it): every request in flight on it
-    /// fails at once, as the Java client fails them with a `DisconnectException` when the
+    /// has failed, as the Java client fails them with a `DisconnectException` when the
     /// socket closes, instead of after `request_timeout` (305 s for a JoinGroup). A JoinGroup
-    /// or SyncGroup in flight is retried, with the member id and generation kept (the
-    /// coordinator is marked unknown); the Fetch in flight is dropped. Nothing is sent until
-    /// the reconnect backoff has passed; then the client connects again and carries on
-    /// (rejoins, or polls). Heartbeats, OffsetFetches and commits sent meanwhile are lost
-    /// with the connection and left to their own timers.
+    /// or SyncGroup in flight is to be retried with the member id and generation kept (the
+    /// coordinator is marked unknown), and the Fetch in flight is dropped. Until the
+    /// reconnect backoff has passed no poll, heartbeat or JoinGroup is sent (a batch that
+    /// ends meanwhile still sends its commit, lost if the broker is down); then
+    /// [`Consumer::on_reconnect`].
     fn on_reset(&mut self, ctx: &mut Ctx<'_, M>, client_id: &str) {
         if client_id != self.client_id || self.disconnected || self.state == State::Fenced {
             return;
@@ -945,13 +954,24 @@ impl<M: Carry<Log>> Consumer<M> {
         self.update_gauges(ctx);
     }
 
-    /// The reconnect backoff is over: a new connection, and the group or the poll loop goes
-    /// on from where the reset left it.
+    /// The reconnect backoff is over: a new connection, on which the OffsetFetches and
+    /// commitSyncs that were in flight go again (an auto-commit, `commitAsync`, does not: the
+    /// next covers it), and the group or the poll loop goes on from where the reset left it.
     fn on_reconnect(&mut self, ctx: &mut Ctx<'_, M>) {
         if !self.disconnected || !self.running {
             return;
         }
         self.connect(ctx);
+        // What was in flight on the closed connection (or sent while it was closed) is lost:
+        // the OffsetFetches and commitSyncs go again on the new one, before a rejoin.
+        let offset_fetches: Vec<u64> = self.committed_requests.keys().copied().collect();
+        for id in offset_fetches {
+            self.committed_failed(ctx, id);
+        }
+        let commits: Vec<u64> = self.commits.keys().copied().collect();
+        for id in commits {
+            self.commit_failed(ctx, id);
+        }
         if self.state == State::Backoff {
             self.join(ctx);
         } else {
@@ -1106,11 +1126,19 @@ impl<M: Carry<Log>> Consumer<M> {
     /// An OffsetFetch got no answer in time: sent again while the partition still waits for
     /// it (else the partition would never be consumed).
     fn on_committed_timeout(&mut self, ctx: &mut Ctx<'_, M>, id: u64) {
+        if self.committed_requests.contains_key(&id) {
+            let m = self.m();
+            ctx.metrics().inc(m.request_timeouts);
+            self.committed_failed(ctx, id);
+        }
+    }
+
+    /// The OffsetFetch `id` failed (no answer in time, or its connection closed): sent again
+    /// while its partition still waits for it.
+    fn committed_failed(&mut self, ctx: &mut Ctx<'_, M>, id: u64) {
         let Some(p) = self.committed_requests.remove(&id) else {
             return;
         };
-        let m = self.m();
-        ctx.metrics().inc(m.request_timeouts);
         if self.positions.get(&p) == Some(&Position::Fetching) {
             self.fetch_committed(ctx, p);
         }
