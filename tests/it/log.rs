@@ -1171,6 +1171,66 @@ fn consumers_whose_join_died_with_the_broker_rejoin_as_soon_as_it_is_back() {
     assert_eq!(again.trace_hash(), sim.trace_hash());
 }
 
+/// While the broker is down each refused connection waits Kafka's reconnect backoff, 50 ms
+/// doubling to 1 s, each wait scaled by a uniform factor in 0.8-1.2 before the cap (the
+/// client's `ExponentialBackoff`, jitter 0.2; at the cap, 0.8-1 s): consumers reset by the same crash spread
+/// their reconnects instead of arriving together. Read from the consumers' trace notes.
+#[test]
+fn reconnect_backoffs_double_to_the_cap_with_twenty_percent_jitter() {
+    let mut sim: Sim<Log> = Sim::with_config(SimConfig {
+        record_trace: true,
+        ..SimConfig::new(3)
+    })
+    .expect("a valid config");
+    let h = sim.add_host("h").expect("fresh host");
+    broker(
+        &mut sim,
+        h,
+        "broker",
+        r#"(topics: [(name: "t", partitions: 6)])"#,
+    );
+    let names = ["c1", "c2", "c3", "c4"];
+    for name in names {
+        consumer(
+            &mut sim,
+            h,
+            name,
+            r#"(broker: "broker", group: "g", topic: "t", partitions: 6,
+                processing: Const("1ms"))"#,
+        );
+    }
+    // Down for the first 3 s: 50 + 100 + 200 + 400 + 800 ms of doubling waits, then the cap.
+    let crash = Fault::Crash {
+        target: "broker".into(),
+    };
+    sim.add_faults(&FaultPlan::new().window(secs(0), secs(3), crash))
+        .unwrap();
+    sim.run_until(secs(10));
+    let records = sim.trace().records().expect("recorded");
+    let mut firsts = Vec::new();
+    for name in names {
+        let waits: Vec<SimDuration> = records
+            .iter()
+            .filter_map(|r| {
+                let rest = r.detail.strip_prefix(&format!("connection {name}#"))?;
+                let (_, wait) = rest.split_once(" reset: reconnecting in ")?;
+                Some(wait.parse().expect("a duration"))
+            })
+            .collect();
+        assert!(waits.len() >= 6, "{name}: {waits:?}");
+        for (k, wait) in waits.iter().enumerate() {
+            let term = (50_000_000_u64 << k.min(5)).min(1_000_000_000);
+            let (lo, hi) = (term * 4 / 5, (term * 6 / 5).min(1_000_000_000));
+            let ns = wait.as_nanos();
+            assert!((lo..=hi).contains(&ns), "{name}: wait {k} is {wait}");
+        }
+        firsts.push(waits[0]);
+    }
+    firsts.sort();
+    firsts.dedup();
+    assert_eq!(firsts.len(), names.len(), "jittered apart: {firsts:?}");
+}
+
 /// A partition instead: the broker stays up but nothing crosses, not even a reset. The
 /// JoinGroups reach it, but their answers (held for the initial rebalance delay, 3 s and
 /// once more 3 s as members kept joining) are lost in the cut from 1 s to 8 s without a

@@ -68,7 +68,8 @@
 //!   kernel resets them, and the Java client fails the requests in flight at once with a
 //!   `DisconnectException` (`ctx.monitor` on every connection, [`Log::Reset`]). The client
 //!   then waits the reconnect backoff ([`RECONNECT_BACKOFF`], doubling to
-//!   [`RECONNECT_BACKOFF_MAX`] while the broker stays down and refuses the connection),
+//!   [`RECONNECT_BACKOFF_MAX`] while the broker stays down and refuses the connection, each
+//!   wait jittered by ±[`RECONNECT_BACKOFF_JITTER`]),
 //!   sending no poll, heartbeat or JoinGroup meanwhile, and on the new connection retries
 //!   its JoinGroup or SyncGroup, sends its OffsetFetches and commitSyncs again and polls (the
 //!   Fetch in flight is dropped). So a group whose coordinator crashed re-forms within a
@@ -108,6 +109,7 @@
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
 
+use rand::RngExt as _;
 use serde::{Deserialize, Serialize};
 
 use super::assign::{self, Assignor, RebalanceProtocol, Subscription};
@@ -379,10 +381,15 @@ const RECONNECT: u32 = 12;
 /// [`RECONNECT_BACKOFF_MAX`]: Kafka's `reconnect.backoff.ms` ("The base amount of time to wait
 /// before attempting to reconnect to a given host", default 50) and `reconnect.backoff.max.ms`
 /// ("The maximum amount of time in milliseconds to wait when reconnecting to a broker that has
-/// repeatedly failed to connect", default 1000), `ConsumerConfig`. Kafka adds 20% jitter; here
-/// the backoff is exact.
+/// repeatedly failed to connect", default 1000), `ConsumerConfig`. Each wait is scaled by a
+/// uniform factor in `1 ± RECONNECT_BACKOFF_JITTER` before the cap, as the client's
+/// `ClusterConnectionStates` does with its `ExponentialBackoff`, so consumers reset by one
+/// crash do not all reconnect in the same instant.
 pub const RECONNECT_BACKOFF: SimDuration = SimDuration::from_millis(50);
 pub const RECONNECT_BACKOFF_MAX: SimDuration = SimDuration::from_millis(1000);
+/// The reconnect backoff's relative jitter: 0.2 (`RECONNECT_BACKOFF_JITTER`,
+/// `ClusterConnectionStates`, Kafka's clients).
+pub const RECONNECT_BACKOFF_JITTER: f64 = 0.2;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -943,8 +950,16 @@ impl<M: Carry<Log>> Consumer<M> {
             self.state = State::Backoff;
         }
         self.fetching = None;
-        let backoff = RECONNECT_BACKOFF.saturating_mul(1 << self.resets.min(5));
-        let backoff = backoff.min(RECONNECT_BACKOFF_MAX);
+        // Kafka's exponent stops where the term reaches the maximum, and the jitter is applied
+        // to that term before the cap: waits at the cap spread over 0.8-1 s.
+        let term = RECONNECT_BACKOFF
+            .saturating_mul(1 << self.resets.min(5))
+            .min(RECONNECT_BACKOFF_MAX);
+        let factor = ctx
+            .rng()
+            .random_range(1.0 - RECONNECT_BACKOFF_JITTER..1.0 + RECONNECT_BACKOFF_JITTER);
+        let backoff = SimDuration::from_nanos((term.as_nanos() as f64 * factor) as u64)
+            .min(RECONNECT_BACKOFF_MAX);
         self.resets = self.resets.saturating_add(1);
         ctx.trace_note(&format!(
             "connection {} reset: reconnecting in {backoff}",
