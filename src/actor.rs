@@ -181,8 +181,9 @@ impl<'a, M: Message> Ctx<'a, M> {
     /// process at the other end died: when the incarnation of `target` running now crashes
     /// (or is killed, or restarted), `msg` is delivered to this actor from `target`, across
     /// the network — so a cut between the hosts stops it, as it stops the RST a dying process's
-    /// kernel sends. If `target` is down now, the connection is refused: `msg` comes back at
-    /// once, after the same trip. One-shot, and one per pair: a second call replaces the first
+    /// kernel sends. If `target` is down now, the attempt crosses to its host and is refused
+    /// there if it is still down: `msg` comes back a round trip later (a SYN answered by an
+    /// RST); if `target` is back by the time the attempt arrives, it is watched. One-shot, and one per pair: a second call replaces the first
     /// (a new connection). Lost with this actor's own crash; a paused `target` (a GC pause, a
     /// SIGSTOP) keeps its connections.
     pub fn monitor(&mut self, target: ActorId, msg: M) {

@@ -17,8 +17,9 @@
 //!
 //! A crash also closes the process's connections: an actor that watches another
 //! ([`Ctx::monitor`]) is sent the message it chose when the incarnation it watched crashes,
-//! across the network from the dead actor's host (the RST of its kernel), and at once if the
-//! target is already down (connection refused). This is how a client fails its requests to a
+//! across the network from the dead actor's host (the RST of its kernel); if the target is
+//! already down, the attempt crosses to its host and is refused there, a round trip (a SYN
+//! answered by an RST), unless the target is back by then. This is how a client fails its requests to a
 //! crashed server at once instead of after its request timeout; a partition, which sends no
 //! RST, still leaves it to the timeout.
 //!
@@ -65,6 +66,15 @@ pub(crate) enum Event<M> {
     Restart {
         to: ActorId,
     },
+    /// A connection attempt ([`Ctx::monitor`] of a target that was down) reaching the target's
+    /// host: refused there if the target is still down, the RST taking the trip back;
+    /// established if it is back.
+    Connect {
+        target: ActorId,
+        watcher: ActorId,
+        watcher_inc: u32,
+        msg: M,
+    },
 }
 
 impl<M> Event<M> {
@@ -73,7 +83,7 @@ impl<M> Event<M> {
             Event::Start { to, inc }
             | Event::Deliver { to, inc, .. }
             | Event::Timer { to, inc, .. } => Some((to, inc)),
-            Event::Fault { .. } | Event::Restart { .. } => None,
+            Event::Fault { .. } | Event::Restart { .. } | Event::Connect { .. } => None,
         }
     }
 
@@ -84,6 +94,7 @@ impl<M> Event<M> {
             Event::Timer { .. } => TraceKind::Timer,
             Event::Fault { .. } => TraceKind::Fault,
             Event::Restart { .. } => TraceKind::SelfRestart,
+            Event::Connect { .. } => TraceKind::Connect,
         }
     }
 }
@@ -352,7 +363,13 @@ impl<M: Message> Core<M> {
         let target = &self.procs[to.index()];
         let (inc, dst) = (target.inc, target.host);
         let src = self.procs[from.index()].host;
-        let event = Event::Deliver { to, from, inc, msg };
+        self.transmit(src, dst, Event::Deliver { to, from, inc, msg });
+    }
+
+    /// Puts `event` on the wire from host `src` to host `dst`: at once on one host, otherwise
+    /// with the network's fate (delayed, lost, duplicated, held or cut).
+    #[inline]
+    fn transmit(&mut self, src: HostId, dst: HostId, event: Event<M>) {
         if src == dst {
             self.queue.push(self.now.as_nanos(), event);
             return;
@@ -364,18 +381,50 @@ impl<M: Message> Core<M> {
     /// `watcher` watches its connection to `target` ([`Ctx::monitor`]).
     pub(crate) fn monitor(&mut self, watcher: ActorId, target: ActorId, msg: M) {
         let t = &self.procs[target.index()];
+        let watcher_inc = self.procs[watcher.index()].inc;
         if t.status == Status::Down {
-            // Connection refused: the answer comes back over the network at once.
+            // A SYN to a dead port: it crosses the network (and can be lost, held or cut like
+            // any packet), and at the far end [`Core::connect_arrived`] refuses it or, if the
+            // target is back by then, connects.
             self.monitors.remove(&(target, watcher));
-            self.send(target, watcher, msg);
+            let (src, dst) = (self.procs[watcher.index()].host, t.host);
+            let event = Event::Connect {
+                target,
+                watcher,
+                watcher_inc,
+                msg,
+            };
+            self.transmit(src, dst, event);
             return;
         }
+        self.watch(target, watcher, watcher_inc, msg);
+    }
+
+    /// Records a connection of incarnation `watcher_inc` of `watcher` to the incarnation of
+    /// `target` running now.
+    fn watch(&mut self, target: ActorId, watcher: ActorId, watcher_inc: u32, msg: M) {
         let monitor = Monitor {
-            watcher_inc: self.procs[watcher.index()].inc,
-            target_inc: t.inc,
+            watcher_inc,
+            target_inc: self.procs[target.index()].inc,
             msg,
         };
         self.monitors.insert((target, watcher), monitor);
+    }
+
+    /// A connection attempt reached the target's host. A watcher that crashed since it tried
+    /// has no connection to finish. A target still down refuses it: the reset goes back over
+    /// the network, so a refusal costs a round trip, as a SYN answered by an RST does. A
+    /// target that is up again (or paused: its kernel still accepts) is watched from now on.
+    fn connect_arrived(&mut self, target: ActorId, watcher: ActorId, watcher_inc: u32, msg: M) {
+        let w = &self.procs[watcher.index()];
+        if w.inc != watcher_inc || w.status == Status::Down {
+            return;
+        }
+        if self.procs[target.index()].status == Status::Down {
+            self.send(target, watcher, msg);
+        } else {
+            self.watch(target, watcher, watcher_inc, msg);
+        }
     }
 
     /// Incarnation `inc` of `target` crashed: each live watcher of it is sent its reset, from
@@ -1025,7 +1074,24 @@ impl<M: Message> Sim<M> {
                     self.restart_crashed_self(to);
                     return;
                 }
-                _ => unreachable!("only faults and restarts have no incarnation"),
+                Event::Connect {
+                    target,
+                    watcher,
+                    watcher_inc,
+                    msg,
+                } => {
+                    core.trace
+                        .fold(now, TraceKind::Connect, Some(target.0), Some(watcher.0));
+                    if core.trace.recording() {
+                        let name = |id: ActorId| Some(core.proc_names[id.index()].clone());
+                        let (actor, from) = (name(target), name(watcher));
+                        let detail = "connection attempt".to_string();
+                        (core.trace).push_record(now, TraceKind::Connect, actor, from, detail);
+                    }
+                    core.connect_arrived(target, watcher, watcher_inc, msg);
+                    return;
+                }
+                _ => unreachable!("only faults, restarts and connections have no incarnation"),
             };
             core.stats.faults += 1;
             core.trace.fold(now, TraceKind::Fault, None, None);
@@ -1063,7 +1129,9 @@ impl<M: Message> Sim<M> {
             let detail = match &event {
                 Event::Start { .. } => "start".to_string(),
                 Event::Deliver { msg, .. } | Event::Timer { msg, .. } => format!("{msg:?}"),
-                Event::Fault { .. } | Event::Restart { .. } => unreachable!(),
+                Event::Fault { .. } | Event::Restart { .. } | Event::Connect { .. } => {
+                    unreachable!()
+                }
             };
             let name = |id: u32| core.proc_names[id as usize].clone();
             let (actor, from_name) = (Some(name(to.0)), from.map(name));
@@ -1097,7 +1165,9 @@ impl<M: Message> Sim<M> {
                 ctx.core.stats.timers += 1;
                 instance.on_timer(&mut ctx, msg);
             }
-            Event::Fault { .. } | Event::Restart { .. } => unreachable!(),
+            Event::Fault { .. } | Event::Restart { .. } | Event::Connect { .. } => {
+                unreachable!()
+            }
         }
         match self.core.self_crash.take() {
             None => self.core.procs[to.index()].instance = Some(instance),

@@ -38,6 +38,9 @@ pub enum TraceKind {
     /// An actor was killed by another (`Ctx::kill`: a power switch, a kubelet), right after the
     /// killer's handler returned. The event's actor is the victim, `from` the killer.
     Kill = 11,
+    /// A connection attempt to an actor that was down reached its host (`Ctx::monitor`): the
+    /// event's actor is the target, `from` the one connecting.
+    Connect = 12,
 }
 
 /// One line of the full trace.

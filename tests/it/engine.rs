@@ -438,14 +438,14 @@ fn a_crash_resets_the_connections_watching_it_one_trip_later() {
 
 #[test]
 fn a_refused_connection_is_retried_until_the_server_is_back() {
-    // Watching a server that is down is refused at once; the client retries every 50 ms.
+    // Watching a server that is down is refused by its host; the client retries every 50 ms.
     let (mut sim, server, _, resets) = watched(Some(ms(50)));
     sim.run_until(at_ms(10));
     sim.crash(server);
     sim.run_until(at_ms(300));
     let refused = resets.borrow().clone();
-    // The crash's reset at 15 ms, then a refusal one trip (5 ms) after each retry.
-    let expected: Vec<SimTime> = (0..6).map(|i| at_ms(15 + 55 * i)).collect();
+    // The crash's reset at 15 ms, then a refusal a round trip (2 x 5 ms) after each retry.
+    let expected: Vec<SimTime> = (0..5).map(|i| at_ms(15 + 60 * i)).collect();
     assert_eq!(refused, expected);
     sim.restart(server);
     sim.run_until(at_ms(1000));
@@ -454,6 +454,37 @@ fn a_refused_connection_is_retried_until_the_server_is_back() {
         refused.len(),
         "connected: no more resets"
     );
+}
+
+/// An attempt that reaches the server's host after the server is back connects: nothing comes
+/// back, and the server's next crash resets the new connection. One cut off on its way gets no
+/// answer at all, as a SYN into a partition gets none.
+#[test]
+fn a_connection_attempt_that_arrives_after_the_restart_connects() {
+    let (mut sim, server, _, resets) = watched(Some(ms(50)));
+    sim.run_until(at_ms(10));
+    sim.crash(server);
+    // The crash's reset at 15 ms; the retry leaves at 65 ms and arrives at 70 ms.
+    sim.run_until(at_ms(67));
+    sim.restart(server);
+    sim.run_until(at_ms(200));
+    assert_eq!(*resets.borrow(), [at_ms(15)], "connected, not refused");
+    sim.crash(server);
+    sim.run_until(at_ms(210));
+    assert_eq!(
+        *resets.borrow(),
+        [at_ms(15), at_ms(205)],
+        "the new connection reset"
+    );
+
+    let (mut sim, server, _, resets) = watched(Some(ms(50)));
+    sim.run_until(at_ms(10));
+    sim.crash(server);
+    sim.run_until(at_ms(20));
+    let (a, b) = (faultline::HostId(0), faultline::HostId(1));
+    sim.net_mut().cut(b, a, faultline::CutMode::Drop);
+    sim.run_until(at_ms(500));
+    assert_eq!(*resets.borrow(), [at_ms(15)], "the attempt never arrived");
 }
 
 #[test]
