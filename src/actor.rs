@@ -183,8 +183,8 @@ impl<'a, M: Message> Ctx<'a, M> {
     /// the network — so a cut between the hosts stops it, as it stops the RST a dying process's
     /// kernel sends. If `target` is down now, the attempt crosses to its host and is refused
     /// there if it is still down: `msg` comes back a round trip later (a SYN answered by an
-    /// RST); if `target` is back by the time the attempt arrives, it is watched. One-shot, and one per pair: a second call replaces the first
-    /// (a new connection). Lost with this actor's own crash; a paused `target` (a GC pause, a
+    /// RST); if `target` is back by the time the attempt arrives, it is watched. One-shot, and
+    /// one per pair: a second call replaces the first (a new connection). Lost with this actor's own crash; a paused `target` (a GC pause, a
     /// SIGSTOP) keeps its connections.
     pub fn monitor(&mut self, target: ActorId, msg: M) {
         self.core.monitor(self.me, target, msg);

@@ -19,9 +19,9 @@
 //! ([`Ctx::monitor`]) is sent the message it chose when the incarnation it watched crashes,
 //! across the network from the dead actor's host (the RST of its kernel); if the target is
 //! already down, the attempt crosses to its host and is refused there, a round trip (a SYN
-//! answered by an RST), unless the target is back by then. This is how a client fails its requests to a
-//! crashed server at once instead of after its request timeout; a partition, which sends no
-//! RST, still leaves it to the timeout.
+//! answered by an RST), unless the target is back by then. This is how a client fails its
+//! requests to a crashed server at once instead of after its request timeout; a partition,
+//! which sends no RST, still leaves it to the timeout.
 //!
 //! An actor may crash itself ([`Ctx::crash_self`]): the same crash, applied as soon as its
 //! handler returns, and optionally a restart after a delay, scheduled as an event of its own.
@@ -409,6 +409,19 @@ impl<M: Message> Core<M> {
             msg,
         };
         self.monitors.insert((target, watcher), monitor);
+    }
+
+    /// Traces a connection attempt's arrival: the target is the event's actor, the watcher
+    /// its sender.
+    fn trace_connect(&mut self, target: ActorId, watcher: ActorId) {
+        let now = self.now;
+        (self.trace).fold(now, TraceKind::Connect, Some(target.0), Some(watcher.0));
+        if self.trace.recording() {
+            let name = |id: ActorId| Some(self.proc_names[id.index()].clone());
+            let (actor, from) = (name(target), name(watcher));
+            let detail = "connection attempt".to_string();
+            (self.trace).push_record(now, TraceKind::Connect, actor, from, detail);
+        }
     }
 
     /// A connection attempt reached the target's host. A watcher that crashed since it tried
@@ -1080,14 +1093,7 @@ impl<M: Message> Sim<M> {
                     watcher_inc,
                     msg,
                 } => {
-                    core.trace
-                        .fold(now, TraceKind::Connect, Some(target.0), Some(watcher.0));
-                    if core.trace.recording() {
-                        let name = |id: ActorId| Some(core.proc_names[id.index()].clone());
-                        let (actor, from) = (name(target), name(watcher));
-                        let detail = "connection attempt".to_string();
-                        (core.trace).push_record(now, TraceKind::Connect, actor, from, detail);
-                    }
+                    core.trace_connect(target, watcher);
                     core.connect_arrived(target, watcher, watcher_inc, msg);
                     return;
                 }

@@ -1173,8 +1173,9 @@ fn consumers_whose_join_died_with_the_broker_rejoin_as_soon_as_it_is_back() {
 
 /// While the broker is down each refused connection waits Kafka's reconnect backoff, 50 ms
 /// doubling to 1 s, each wait scaled by a uniform factor in 0.8-1.2 before the cap (the
-/// client's `ExponentialBackoff`, jitter 0.2; at the cap, 0.8-1 s): consumers reset by the same crash spread
-/// their reconnects instead of arriving together. Read from the consumers' trace notes.
+/// client's `ExponentialBackoff`, jitter 0.2; at the cap, 0.8-1 s): consumers reset by the
+/// same crash spread their reconnects instead of arriving together. Read from the consumers'
+/// trace notes.
 #[test]
 fn reconnect_backoffs_double_to_the_cap_with_twenty_percent_jitter() {
     let mut sim: Sim<Log> = Sim::with_config(SimConfig {

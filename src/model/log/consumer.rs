@@ -958,7 +958,8 @@ impl<M: Carry<Log>> Consumer<M> {
         let factor = ctx
             .rng()
             .random_range(1.0 - RECONNECT_BACKOFF_JITTER..1.0 + RECONNECT_BACKOFF_JITTER);
-        let backoff = SimDuration::from_nanos((term.as_nanos() as f64 * factor) as u64)
+        let backoff = (term.mul_f64(factor))
+            .expect("at most 1.2 s")
             .min(RECONNECT_BACKOFF_MAX);
         self.resets = self.resets.saturating_add(1);
         ctx.trace_note(&format!(
