@@ -19,10 +19,15 @@
 //!    first. Otherwise, for lag (an external metric with an `AverageValue` target, as KEDA sets
 //!    it up), `ratio = lag / (lag_threshold * replicas)` and the proposal is
 //!    `ceil(lag / lag_threshold)`; for CPU and utilisation (per-pod resource metrics, `value` the
-//!    mean over ready pods), `ratio = value / target` and the proposal is
-//!    `ceil(ratio * ready)`, with pods that are not yet ready counted as using nothing when
-//!    scaling up, as the HPA does. A ratio within `[1 - tolerance, 1 + tolerance]` keeps the
-//!    current count.
+//!    mean over the pods with a sample), `ratio = value / target` and the proposal is
+//!    `ceil(ratio * ready)`. Pods without a sample are grouped as `groupPods` groups them
+//!    ([`PodMetrics`]): a pod not running yet (*unready*) counts as using nothing when
+//!    scaling up and is left out otherwise; a running pod with no sample (*missing*: a
+//!    container restarting in place, a scrape unanswered) counts as using its whole request
+//!    when scaling down and nothing when scaling up. Either way the ratio is recomputed over
+//!    the pods counted, and a recomputed ratio within the tolerance or in the other direction
+//!    keeps the count. A ratio within `[1 - tolerance, 1 + tolerance]` keeps the current
+//!    count.
 //! 3. **Stabilisation** (`stabilizeRecommendationWithBehaviors`): every proposal is recorded;
 //!    the count is raised no further than the *lowest* proposal of the scale-up window and
 //!    lowered no further than the *highest* proposal of the scale-down window (by default 0 s
@@ -41,9 +46,13 @@
 //! Two simplifications, both explicit: KEDA polls its triggers every `pollingInterval` (30 s)
 //! while the HPA recomputes every `--horizontal-pod-autoscaler-sync-period` (15 s); this loop
 //! is one, at `polling_interval`, whose default is KEDA's (set it to [`HPA_SYNC_PERIOD`] for the
-//! HPA's cadence). And the HPA's metrics pipeline (metrics-server's 15-60 s scrape, the
-//! `cpu-initialization-period`) is the caller's: the metric passed in is what the HPA would
-//! see. One metric is measured; a second, a scheduled count (KEDA's cron scaler), can be given
+//! HPA's cadence). And the HPA's metrics pipeline (metrics-server's 15-60 s scrape) is the
+//! caller's: the samples passed in are what the HPA would see. Its
+//! `--horizontal-pod-autoscaler-cpu-initialization-period` rule (a CPU sample whose window
+//! began before the pod was Ready is unready) is the caller's too, through `unready`: it
+//! matters when a container burns CPU starting up, which the callers do not model (a
+//! consumer's usage is measured from its Ready transition), so they have no setting for it.
+//! One metric is measured; a second, a scheduled count (KEDA's cron scaler), can be given
 //! to [`Autoscaler::poll_with_floor`], and the larger proposal wins, as the HPA combines
 //! metrics. The callers: a consumer group's controller
 //! ([`GroupController`](crate::model::log::GroupController)) and a service deployment's
@@ -441,6 +450,30 @@ pub struct Decision {
     pub reason: ScaleReason,
 }
 
+/// A scaled component's pods at one poll of a per-pod metric (`Cpu`, `Utilisation`), grouped
+/// as the HPA's `groupPods` groups them (replica_calculator.go). The groups add up to the pods
+/// the component has; pods being deleted are in none.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PodMetrics {
+    /// Pods whose sample counts, and the sum of their samples.
+    pub ready: u32,
+    pub sum: f64,
+    /// Pods not running yet (`Pending`; for CPU also a pod that is not Ready, or whose sample
+    /// began before it became Ready, within `--horizontal-pod-autoscaler-cpu-initialization-
+    /// period`): on a scale up they count as using nothing, otherwise they are left out.
+    pub unready: u32,
+    /// Pods running with no sample (a container restarting in place, a scrape unanswered): on
+    /// a scale down they count as using their whole request, on a scale up nothing.
+    pub missing: u32,
+}
+
+/// What one poll measured: a total (lag) or per-pod samples.
+#[derive(Clone, Copy, Debug)]
+enum Sample {
+    Total(f64),
+    Pods(PodMetrics),
+}
+
 /// The autoscaler's state: the count it last set, its activity clock, and the recent
 /// proposals and scale events its windows look back on (bounded by the longest window).
 #[derive(Clone, Debug)]
@@ -510,7 +543,8 @@ impl Autoscaler {
 
     /// One poll at `now`: `ready` replicas are ready, `metric` is the group's total lag (for
     /// `Lag`) or the mean per ready replica (for `Cpu`, `Utilisation`). A NaN or negative
-    /// metric counts as 0.
+    /// metric counts as 0. For a per-pod metric the replicas not ready count as not yet
+    /// running (Pending); [`poll_pods`](Autoscaler::poll_pods) tells them apart.
     pub fn poll(&mut self, now: SimTime, ready: u32, metric: f64) -> Decision {
         self.poll_with_floor(now, ready, metric, 0)
     }
@@ -526,21 +560,48 @@ impl Autoscaler {
         metric: f64,
         floor: u32,
     ) -> Decision {
+        let metric = sane(metric);
+        let sample = match self.config.metric {
+            ScaleMetric::Lag { .. } => Sample::Total(metric),
+            ScaleMetric::Cpu { .. } | ScaleMetric::Utilisation { .. } => {
+                // Pods beyond `current` are terminating and left out (the HPA's ignoredPods).
+                let ready = ready.min(self.replicas);
+                Sample::Pods(PodMetrics {
+                    ready,
+                    sum: metric * f64::from(ready),
+                    unready: self.replicas - ready,
+                    missing: 0,
+                })
+            }
+        };
+        self.poll_sample(now, sample, floor)
+    }
+
+    /// One poll at `now` of a per-pod metric (`Cpu`, `Utilisation`), its pods grouped as the
+    /// HPA groups them. For `Lag`, `pods.sum` is the lag.
+    pub fn poll_pods(&mut self, now: SimTime, pods: PodMetrics) -> Decision {
+        let pods = PodMetrics {
+            sum: sane(pods.sum),
+            ..pods
+        };
+        let sample = match self.config.metric {
+            ScaleMetric::Lag { .. } => Sample::Total(pods.sum),
+            ScaleMetric::Cpu { .. } | ScaleMetric::Utilisation { .. } => Sample::Pods(pods),
+        };
+        self.poll_sample(now, sample, 0)
+    }
+
+    fn poll_sample(&mut self, now: SimTime, sample: Sample, floor: u32) -> Decision {
         debug_assert!(
             self.last_poll.is_none_or(|t| t <= now),
             "polls go forward in time"
         );
         self.last_poll = Some(now);
-        let metric = if metric.is_nan() || metric < 0.0 {
-            0.0
-        } else {
-            metric
-        };
         let current = self.replicas;
         let decision = if self.config.min_replicas == 0 {
-            self.keda(now, current, ready, metric, floor)
+            self.keda(now, current, sample, floor)
         } else {
-            self.hpa(now, current, ready, metric, floor)
+            self.hpa(now, current, sample, floor)
         };
         debug_assert!(decision.desired <= self.config.max_replicas.max(current));
         self.replicas = decision.desired;
@@ -548,18 +609,12 @@ impl Autoscaler {
     }
 
     /// KEDA's scale executor for a ScaledObject that may scale to zero.
-    fn keda(
-        &mut self,
-        now: SimTime,
-        current: u32,
-        ready: u32,
-        metric: f64,
-        floor: u32,
-    ) -> Decision {
-        let active = match self.config.metric {
-            ScaleMetric::Lag { activation, .. } => lag_of(metric) > activation,
+    fn keda(&mut self, now: SimTime, current: u32, sample: Sample, floor: u32) -> Decision {
+        let active = match (&self.config.metric, sample) {
+            (ScaleMetric::Lag { activation, .. }, Sample::Total(lag)) => lag_of(lag) > *activation,
             // Validation keeps per-pod metrics off this path (min_replicas >= 1).
-            ScaleMetric::Cpu { .. } | ScaleMetric::Utilisation { .. } => metric > 0.0,
+            (_, Sample::Total(metric)) => metric > 0.0,
+            (_, Sample::Pods(pods)) => pods.sum > 0.0,
         };
         // A scheduled count is an active trigger of its own (the cron scaler is active
         // inside its window).
@@ -590,11 +645,11 @@ impl Autoscaler {
                 return hold(0, ScaleReason::CooledDown);
             }
         }
-        self.hpa(now, current, ready, metric, floor)
+        self.hpa(now, current, sample, floor)
     }
 
     /// The HPA's reconcile for one metric, with behaviours.
-    fn hpa(&mut self, now: SimTime, current: u32, ready: u32, metric: f64, floor: u32) -> Decision {
+    fn hpa(&mut self, now: SimTime, current: u32, sample: Sample, floor: u32) -> Decision {
         let min = self.config.min_replicas.max(1);
         let max = self.config.max_replicas;
         if !self.seeded {
@@ -611,7 +666,7 @@ impl Autoscaler {
         } else if current < min {
             clamp(min, ScaleReason::BelowMin)
         } else {
-            let (proposal, held) = match self.proposal(current, ready, metric) {
+            let (proposal, held) = match self.proposal(current, sample) {
                 // computeReplicasForMetrics: the largest proposal of the metrics wins.
                 (p, _) if floor > p => (floor, None),
                 other => other,
@@ -644,16 +699,20 @@ impl Autoscaler {
     }
 
     /// The metric's proposal, and why it is the current count if it is.
-    fn proposal(&self, current: u32, ready: u32, metric: f64) -> (u32, Option<ScaleReason>) {
+    fn proposal(&self, current: u32, sample: Sample) -> (u32, Option<ScaleReason>) {
         let tolerance = self.config.tolerance;
         let within = |ratio: f64| (1.0 - tolerance) <= ratio && ratio <= (1.0 + tolerance);
-        match self.config.metric {
+        let (target, full) = match self.config.metric {
             ScaleMetric::Lag {
                 per_replica,
                 allow_idle_consumers,
                 ..
             } => {
-                let mut lag = lag_of(metric);
+                let lag = match sample {
+                    Sample::Total(lag) => lag,
+                    Sample::Pods(pods) => pods.sum,
+                };
+                let mut lag = lag_of(lag);
                 // kafka_scaler.go: `if (totalLag / lagThreshold) > upperBound { totalLag =
                 // upperBound * lagThreshold }`, integer division.
                 if let Some(partitions) = self.partitions
@@ -669,38 +728,60 @@ impl Autoscaler {
                     return (current, Some(ScaleReason::WithinTolerance));
                 }
                 let replicas = lag.div_ceil(per_replica);
-                (to_u32(replicas), None)
+                return (to_u32(replicas), None);
             }
-            ScaleMetric::Cpu { target } | ScaleMetric::Utilisation { target } => {
-                // calcPlainMetricReplicas, with every ready pod reporting; pods beyond `current`
-                // are terminating and ignored.
-                let ready = ready.min(current);
-                if ready == 0 {
-                    return (current, Some(ScaleReason::NoMetrics));
-                }
-                let ratio = metric / target;
-                let unready = current - ready;
-                if unready == 0 || ratio <= 1.0 {
-                    if within(ratio) {
-                        return (current, Some(ScaleReason::WithinTolerance));
-                    }
-                    return (ceil_exact(ratio * f64::from(ready)), None);
-                }
-                // "the controller conservatively assumes that the not-yet-ready pods are
-                // consuming 0% of the desired metric, further dampening the magnitude of a
-                // scale up"; a ratio that then falls within the tolerance, or reverses, keeps
-                // the count.
-                let new_ratio = ratio * f64::from(ready) / f64::from(current);
-                if within(new_ratio) || new_ratio < 1.0 {
-                    return (current, Some(ScaleReason::WithinTolerance));
-                }
-                let replicas = ceil_exact(new_ratio * f64::from(current));
-                if replicas < current {
-                    return (current, Some(ScaleReason::WithinTolerance));
-                }
-                (replicas, None)
+            // A missing pod on a scale down counts as using its whole request: for a plain
+            // value target the target itself (calcPlainMetricReplicas), for utilisation 100%
+            // of the request (GetResourceReplicas).
+            ScaleMetric::Cpu { target } => (target, target),
+            ScaleMetric::Utilisation { target } => (target, 1.0),
+        };
+        let pods = match sample {
+            Sample::Pods(pods) => pods,
+            Sample::Total(metric) => PodMetrics {
+                ready: current,
+                sum: metric * f64::from(current),
+                ..PodMetrics::default()
+            },
+        };
+        // GetResourceReplicas / calcPlainMetricReplicas, after groupPods.
+        if pods.ready == 0 {
+            return (current, Some(ScaleReason::NoMetrics));
+        }
+        let ratio = pods.sum / f64::from(pods.ready) / target;
+        let rebalance_unready = pods.unready > 0 && ratio > 1.0;
+        if !rebalance_unready && pods.missing == 0 {
+            if within(ratio) {
+                return (current, Some(ScaleReason::WithinTolerance));
+            }
+            return (ceil_exact(ratio * f64::from(pods.ready)), None);
+        }
+        // "If any pod has a missing metric, the controller ... assumes that the pod is
+        // consuming 100% of the desired value in case of a scale down, and 0% in case of a
+        // scale up"; "the not-yet-ready pods are consuming 0% of the desired metric, further
+        // dampening the magnitude of a scale up" (Kubernetes docs, Algorithm details).
+        let (mut sum, mut counted) = (pods.sum, pods.ready);
+        if pods.missing > 0 && ratio != 1.0 {
+            counted += pods.missing;
+            if ratio < 1.0 {
+                sum += full * f64::from(pods.missing);
             }
         }
+        if rebalance_unready {
+            counted += pods.unready;
+        }
+        let new_ratio = sum / f64::from(counted) / target;
+        // The recomputed ratio within the tolerance, or reversing the direction, keeps the
+        // count; so does a count that would move against the new ratio's direction.
+        if within(new_ratio) || (ratio < 1.0 && new_ratio > 1.0) || (ratio > 1.0 && new_ratio < 1.0)
+        {
+            return (current, Some(ScaleReason::WithinTolerance));
+        }
+        let replicas = ceil_exact(new_ratio * f64::from(counted));
+        if (new_ratio < 1.0 && replicas > current) || (new_ratio > 1.0 && replicas < current) {
+            return (current, Some(ScaleReason::WithinTolerance));
+        }
+        (replicas, None)
     }
 
     /// stabilizeRecommendationWithBehaviors: keep the count between the lowest proposal of the
@@ -858,6 +939,15 @@ fn changes_in(events: &VecDeque<(SimTime, u32)>, now: SimTime, period: SimDurati
         })
         .map(|&(_, change)| i64::from(change))
         .sum()
+}
+
+/// A NaN or negative metric counts as 0.
+fn sane(metric: f64) -> f64 {
+    if metric.is_nan() || metric < 0.0 {
+        0.0
+    } else {
+        metric
+    }
 }
 
 /// A lag metric as an integer count (floored; saturating).
@@ -1397,6 +1487,99 @@ mod tests {
         // Below target the unready pods are ignored: ceil(0.2 / 0.5 * 5) = 2 (after the
         // window; here the window holds it).
         assert_eq!(a.poll(t(90), 5, 0.2).proposal, 2);
+    }
+
+    fn pods(ready: u32, per_pod: f64, unready: u32, missing: u32) -> PodMetrics {
+        PodMetrics {
+            ready,
+            sum: per_pod * f64::from(ready),
+            unready,
+            missing,
+        }
+    }
+
+    #[test]
+    fn missing_pods_count_at_the_request_down_and_at_nothing_up() {
+        // 10 replicas against 0.5: 8 sampled at 0.2 (ratio 0.4), 2 running without a sample.
+        // Scaling down, the 2 count at the target: (1.6 + 1.0) / 10 / 0.5 = 0.52, so
+        // ceil(5.2) = 6, where the 8 alone would propose ceil(0.4 * 8) = 4.
+        let mut a = Autoscaler::new(cpu_config(0.5), 10, t(0));
+        let d = a.poll_pods(t(0), pods(8, 0.2, 0, 2));
+        assert_eq!(
+            (d.proposal, d.reason),
+            (6, ScaleReason::ScaleDownStabilized)
+        );
+        let mut alone = Autoscaler::new(cpu_config(0.5), 10, t(0));
+        assert_eq!(alone.poll_pods(t(0), pods(8, 0.2, 0, 0)).proposal, 4);
+        // Unready pods on a scale down are left out: the same 4.
+        let mut unready = Autoscaler::new(cpu_config(0.5), 10, t(0));
+        assert_eq!(unready.poll_pods(t(0), pods(8, 0.2, 2, 0)).proposal, 4);
+        // For utilisation a missing pod is at 100% of its request, not at the target:
+        // (1.6 + 2.0) / 10 / 0.5 = 0.72, ceil(7.2) = 8.
+        let util = AutoscalerConfig {
+            min_replicas: 1,
+            ..AutoscalerConfig::new(ScaleMetric::Utilisation { target: 0.5 })
+        };
+        let mut u = Autoscaler::new(util.clone(), 10, t(0));
+        assert_eq!(u.poll_pods(t(0), pods(8, 0.2, 0, 2)).proposal, 8);
+        // Scaling up, missing pods count at nothing: 8 at 0.7 (ratio 1.4) over 10 pods is
+        // 1.12, ceil(11.2) = 12.
+        let mut up = Autoscaler::new(cpu_config(0.5), 10, t(0));
+        let d = up.poll_pods(t(0), pods(8, 0.7, 0, 2));
+        assert_eq!((d.desired, d.reason), (12, ScaleReason::Metric));
+        // ... and a recomputed ratio that reverses keeps the count: 8 at 0.56 (ratio 1.12)
+        // over 10 is 0.896. Without the 2 the 8 would have proposed ceil(8.96) = 9, a scale
+        // down out of a scale-up reading.
+        let mut flip = Autoscaler::new(cpu_config(0.5), 10, t(0));
+        let d = flip.poll_pods(t(0), pods(8, 0.56, 0, 2));
+        assert_eq!((d.proposal, d.reason), (10, ScaleReason::WithinTolerance));
+        // The same reversal downwards: 5 at 0.4 of a 0.5 utilisation (ratio 0.8) and 5
+        // missing at 100%: (2 + 5) / 10 / 0.5 = 1.4, so no change rather than a scale up.
+        let mut down_flip = Autoscaler::new(util, 10, t(0));
+        let d = down_flip.poll_pods(t(0), pods(5, 0.4, 0, 5));
+        assert_eq!((d.proposal, d.reason), (10, ScaleReason::WithinTolerance));
+        // Missing and unready together on a scale up both count at nothing: 4 at 1.0 (ratio
+        // 2), 3 unready, 3 missing: 4 / 10 / 0.5 = 0.8 reverses; at 1.5 each, 6 / 10 / 0.5 =
+        // 1.2 and ceil(12) = 12.
+        let mut both = Autoscaler::new(cpu_config(0.5), 10, t(0));
+        assert_eq!(
+            both.poll_pods(t(0), pods(4, 1.0, 3, 3)).reason,
+            ScaleReason::WithinTolerance
+        );
+        assert_eq!(both.poll_pods(t(15), pods(4, 1.5, 3, 3)).desired, 12);
+        // No pod sampled: nothing to measure, whatever the others.
+        let d = both.poll_pods(t(30), pods(0, 0.0, 4, 8));
+        assert_eq!((d.desired, d.reason), (12, ScaleReason::NoMetrics));
+    }
+
+    #[test]
+    fn poll_pods_agrees_with_poll_when_nothing_is_missing() {
+        // poll(ready, mean) is poll_pods with the rest unready, for every reading.
+        let mut rng = crate::engine::rng::stream(5, "autoscale-pods");
+        use rand::RngExt;
+        let mut a = Autoscaler::new(cpu_config(0.5), 6, t(0));
+        let mut b = a.clone();
+        for i in 0..200u64 {
+            let current = a.replicas();
+            let ready = rng.random_range(0..=current);
+            let mean: f64 = rng.random_range(0.0..1.5);
+            let x = a.poll(t(15 * i), ready, mean);
+            let y = b.poll_pods(t(15 * i), pods(ready, mean, current - ready, 0));
+            assert_eq!(x, y, "poll {i}");
+        }
+        // For lag, the sum is the lag.
+        let mut l = Autoscaler::new(AutoscalerConfig::lag(), 2, t(0));
+        let mut m = l.clone();
+        assert_eq!(
+            l.poll(t(0), 2, 95.0),
+            m.poll_pods(
+                t(0),
+                PodMetrics {
+                    sum: 95.0,
+                    ..PodMetrics::default()
+                }
+            )
+        );
     }
 
     #[test]
