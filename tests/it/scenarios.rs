@@ -95,7 +95,7 @@ fn every_shipped_scenario_loads_with_its_variants_resolved() {
         assert!(!s.charts.is_empty(), "{name} has charts");
         for v in &s.variants {
             // A variant shown beside the fixes only for comparison says so in its `about`
-            // (rebalance_storm's CPU scaling alone, which holds on 56 of seeds 1-60).
+            // ("not judged").
             assert!(
                 !v.expect.is_empty() || v.about.contains("not judged"),
                 "{name}/{} expects something",

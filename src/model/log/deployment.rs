@@ -12,7 +12,12 @@
 //!   real scaler does — KEDA's Kafka scaler asks the broker for the group's lag
 //!   ([`LagQuery`]); the HPA's CPU metric comes from each running pod ([`Log::UsageQuery`], the
 //!   share of the last interval spent processing, as metrics-server's scrape gives it) — and
-//!   feeds it to the pure [`Autoscaler`]. A scale-up starts pods that become ready
+//!   feeds it to the pure [`Autoscaler`]. For CPU the pods are grouped as the HPA groups
+//!   them ([`PodMetrics`]): a pod being created (a scale-up, a rollout's recreate) is
+//!   *unready*; a running pod that gives no sample, and a container the liveness probe is
+//!   restarting in place, is *missing*, and counts as using its whole request when the HPA
+//!   would scale down, so a group whose pods are restarting is not shrunk on their silence.
+//!   A scale-up starts pods that become ready
 //!   `provisioning` later (scheduling, image, JVM start); a scale-down stops the newest pods at
 //!   once (`KafkaConsumer.close()`: LeaveGroup, then exit). Each change of the count is a
 //!   rebalance, and under the eager protocol a rebalance stops the whole group: that delay and
@@ -31,10 +36,11 @@ use std::marker::PhantomData;
 
 use serde::{Deserialize, Serialize};
 
+use super::autoscale::PodMetrics;
 use super::autoscale::{Autoscaler, AutoscalerConfig, Pod, Pods, ScaleMetric};
 use super::consumer::{Consumer, ConsumerConfig};
 use super::ledger::{Ledger, SharedLedger};
-use super::msg::{Control, LagQuery, Log, Tick};
+use super::msg::{Control, LagQuery, Log, Tick, UsageReply};
 use crate::actor::{Actor, ActorId, Ctx};
 use crate::dist::{Dist, Sampler, Scalar};
 use crate::engine::time::{SimDuration, SimTime};
@@ -190,6 +196,20 @@ impl Validate for ConsumerGroupConfig {
                     .into(),
             });
         }
+        if self.slots() > MAX_SLOTS {
+            let field = if self.replicas > MAX_SLOTS {
+                "replicas"
+            } else {
+                "autoscaler.max_replicas"
+            };
+            return Err(ConfigError::Invalid {
+                field: field.into(),
+                reason: format!(
+                    "{} replicas; a deployed group has at most {MAX_SLOTS}",
+                    self.slots()
+                ),
+            });
+        }
         for (field, dist) in [
             ("provisioning", &self.provisioning),
             ("restart_time", &self.restart_time),
@@ -211,6 +231,19 @@ impl Validate for ConsumerGroupConfig {
         }
         Ok(())
     }
+}
+
+/// The most replicas a deployed group may have: probes and usage queries carry the slot in
+/// the low 16 bits of their id.
+const MAX_SLOTS: u32 = 1 << 16;
+
+/// The id of a probe or usage query of `slot` in `round`, and the slot back from it.
+fn query_id(round: u64, slot: usize) -> u64 {
+    (round << 16) | slot as u64
+}
+
+fn query_slot(id: u64) -> usize {
+    (id & 0xffff) as usize
 }
 
 /// The controller's timer kinds, in `Tick::Group { kind }`.
@@ -245,15 +278,19 @@ struct Kubelet {
     backoffs: u32,
     /// The consumer restarts by itself (rollout or liveness): the controller does not start it.
     self_restart: bool,
+    /// The container is restarting in place after failing its liveness probe: the pod stays
+    /// `Running` with no CPU sample (metrics-server has no rate across a container restart),
+    /// which the HPA counts as a *missing* metric. A pod being created (a scale-up, or a
+    /// rollout's delete and recreate) is `Pending` instead: *unready*.
+    in_place: bool,
 }
 
-/// A usage poll in progress.
+/// A usage poll in progress: each running pod's answer by slot (`None` until it comes).
 #[derive(Clone, Debug)]
 struct UsagePoll {
     round: u64,
     waiting: usize,
-    sum: f64,
-    answers: u32,
+    answers: Vec<Option<UsageReply>>,
 }
 
 /// The controller of a deployed consumer group; see the module docs.
@@ -352,6 +389,7 @@ impl<M: Carry<Log>> GroupController<M> {
         k.failures = 0;
         k.answered = true;
         k.started = ctx.now();
+        k.in_place = false;
         if !std::mem::take(&mut k.self_restart) {
             ctx.send(self.ids[slot], M::wrap(Log::Control(Control::Start)));
         }
@@ -398,13 +436,15 @@ impl<M: Carry<Log>> GroupController<M> {
         self.update_gauges(ctx);
     }
 
-    fn decide(&mut self, ctx: &mut Ctx<'_, M>, metric: f64) {
-        let (now, ready, created) = (ctx.now(), self.ready(), self.created());
+    /// Polls the autoscaler with the pods as they are and applies its answer; for lag,
+    /// `pods.sum` is the group's lag.
+    fn decide(&mut self, ctx: &mut Ctx<'_, M>, pods: PodMetrics) {
+        let (now, created) = (ctx.now(), self.created());
         let Some(autoscaler) = self.autoscaler.as_mut() else {
             return;
         };
         autoscaler.set_replicas(created);
-        let decision = autoscaler.poll(now, ready, metric);
+        let decision = autoscaler.poll_pods(now, pods);
         self.scale_to(ctx, decision.desired);
     }
 
@@ -432,7 +472,7 @@ impl<M: Carry<Log>> GroupController<M> {
                     .collect();
                 for &slot in &running {
                     let q = Log::UsageQuery {
-                        id: self.round,
+                        id: query_id(self.round, slot),
                         reply_to: ctx.me(),
                     };
                     ctx.send(self.ids[slot], M::wrap(q));
@@ -440,8 +480,7 @@ impl<M: Carry<Log>> GroupController<M> {
                 self.usage = Some(UsagePoll {
                     round: self.round,
                     waiting: running.len(),
-                    sum: 0.0,
-                    answers: 0,
+                    answers: vec![None; self.pods.len()],
                 });
                 if running.is_empty() {
                     self.finish_usage(ctx);
@@ -452,17 +491,28 @@ impl<M: Carry<Log>> GroupController<M> {
         }
     }
 
-    /// Decides on the mean usage of the pods that answered.
+    /// Decides on the pods as the HPA's `groupPods` sees them now: a running pod that
+    /// answered while running is sampled; one that did not answer (down, or cut off) or is
+    /// not running its consumer, and a container restarting in place, is missing; a pod
+    /// still being created is unready.
     fn finish_usage(&mut self, ctx: &mut Ctx<'_, M>) {
         let Some(poll) = self.usage.take() else {
             return;
         };
-        let mean = if poll.answers == 0 {
-            0.0
-        } else {
-            poll.sum / f64::from(poll.answers)
-        };
-        self.decide(ctx, mean);
+        let mut pods = PodMetrics::default();
+        for slot in 0..self.pods.len() {
+            match (self.pods[slot], poll.answers[slot]) {
+                (Pod::Absent, _) => {}
+                (Pod::Running, Some(reply)) if reply.running => {
+                    pods.ready += 1;
+                    pods.sum += reply.busy;
+                }
+                (Pod::Running, _) => pods.missing += 1,
+                (Pod::Starting, _) if self.kubelets[slot].in_place => pods.missing += 1,
+                (Pod::Starting, _) => pods.unready += 1,
+            }
+        }
+        self.decide(ctx, pods);
     }
 
     fn on_rollout_step(&mut self, ctx: &mut Ctx<'_, M>) {
@@ -514,7 +564,7 @@ impl<M: Carry<Log>> GroupController<M> {
             }
             if now >= self.kubelets[slot].started.saturating_add(l.initial_delay) {
                 self.probe_round += 1;
-                let id = (self.probe_round << 16) | slot as u64;
+                let id = query_id(self.probe_round, slot);
                 let probe = Log::Probe {
                     id,
                     reply_to: ctx.me(),
@@ -530,7 +580,7 @@ impl<M: Carry<Log>> GroupController<M> {
         let Some(l) = &self.config.liveness else {
             return;
         };
-        let slot = (reply.id & 0xffff) as usize;
+        let slot = query_slot(reply.id);
         if slot >= self.pods.len() || self.pods[slot] != Pod::Running {
             return;
         }
@@ -571,6 +621,7 @@ impl<M: Carry<Log>> GroupController<M> {
         ctx.metrics().inc(m.liveness_restarts);
         ctx.trace_note(&format!("liveness: restarting pod {slot} in {after}"));
         self.restart_in_place(ctx, slot, after);
+        self.kubelets[slot].in_place = true;
     }
 }
 
@@ -636,18 +687,23 @@ impl<M: Carry<Log>> Actor<M> for GroupController<M> {
         match msg.unwrap() {
             Some(Log::LagReply(reply)) if reply.id == self.round => {
                 let total: u64 = reply.lags.iter().sum();
-                self.decide(ctx, total as f64);
+                let lag = PodMetrics {
+                    sum: total as f64,
+                    ..PodMetrics::default()
+                };
+                self.decide(ctx, lag);
             }
             Some(Log::ProbeReply(reply)) => self.on_probe_reply(ctx, reply),
             Some(Log::UsageReply(reply)) => {
-                let Some(poll) = self.usage.as_mut().filter(|p| p.round == reply.id) else {
+                let (round, slot) = (reply.id >> 16, query_slot(reply.id));
+                let Some(poll) = self.usage.as_mut().filter(|p| p.round == round) else {
                     return;
                 };
+                let Some(answer) = poll.answers.get_mut(slot).filter(|a| a.is_none()) else {
+                    return;
+                };
+                *answer = Some(reply);
                 poll.waiting = poll.waiting.saturating_sub(1);
-                if reply.running {
-                    poll.sum += reply.busy;
-                    poll.answers += 1;
-                }
                 if poll.waiting == 0 {
                     self.finish_usage(ctx);
                 }
