@@ -467,13 +467,6 @@ pub struct PodMetrics {
     pub missing: u32,
 }
 
-/// What one poll measured: a total (lag) or per-pod samples.
-#[derive(Clone, Copy, Debug)]
-enum Sample {
-    Total(f64),
-    Pods(PodMetrics),
-}
-
 /// The autoscaler's state: the count it last set, its activity clock, and the recent
 /// proposals and scale events its windows look back on (bounded by the longest window).
 #[derive(Clone, Debug)]
@@ -561,20 +554,23 @@ impl Autoscaler {
         floor: u32,
     ) -> Decision {
         let metric = sane(metric);
-        let sample = match self.config.metric {
-            ScaleMetric::Lag { .. } => Sample::Total(metric),
+        let pods = match self.config.metric {
+            ScaleMetric::Lag { .. } => PodMetrics {
+                sum: metric,
+                ..PodMetrics::default()
+            },
             ScaleMetric::Cpu { .. } | ScaleMetric::Utilisation { .. } => {
                 // Pods beyond `current` are terminating and left out (the HPA's ignoredPods).
                 let ready = ready.min(self.replicas);
-                Sample::Pods(PodMetrics {
+                PodMetrics {
                     ready,
                     sum: metric * f64::from(ready),
                     unready: self.replicas - ready,
                     missing: 0,
-                })
+                }
             }
         };
-        self.poll_sample(now, sample, floor)
+        self.poll_sample(now, pods, floor)
     }
 
     /// One poll at `now` of a per-pod metric (`Cpu`, `Utilisation`), its pods grouped as the
@@ -584,14 +580,11 @@ impl Autoscaler {
             sum: sane(pods.sum),
             ..pods
         };
-        let sample = match self.config.metric {
-            ScaleMetric::Lag { .. } => Sample::Total(pods.sum),
-            ScaleMetric::Cpu { .. } | ScaleMetric::Utilisation { .. } => Sample::Pods(pods),
-        };
-        self.poll_sample(now, sample, 0)
+        self.poll_sample(now, pods, 0)
     }
 
-    fn poll_sample(&mut self, now: SimTime, sample: Sample, floor: u32) -> Decision {
+    /// One poll; for `Lag`, `pods.sum` is the lag and the rest is unused.
+    fn poll_sample(&mut self, now: SimTime, sample: PodMetrics, floor: u32) -> Decision {
         debug_assert!(
             self.last_poll.is_none_or(|t| t <= now),
             "polls go forward in time"
@@ -609,12 +602,11 @@ impl Autoscaler {
     }
 
     /// KEDA's scale executor for a ScaledObject that may scale to zero.
-    fn keda(&mut self, now: SimTime, current: u32, sample: Sample, floor: u32) -> Decision {
-        let active = match (&self.config.metric, sample) {
-            (ScaleMetric::Lag { activation, .. }, Sample::Total(lag)) => lag_of(lag) > *activation,
+    fn keda(&mut self, now: SimTime, current: u32, sample: PodMetrics, floor: u32) -> Decision {
+        let active = match self.config.metric {
+            ScaleMetric::Lag { activation, .. } => lag_of(sample.sum) > activation,
             // Validation keeps per-pod metrics off this path (min_replicas >= 1).
-            (_, Sample::Total(metric)) => metric > 0.0,
-            (_, Sample::Pods(pods)) => pods.sum > 0.0,
+            ScaleMetric::Cpu { .. } | ScaleMetric::Utilisation { .. } => sample.sum > 0.0,
         };
         // A scheduled count is an active trigger of its own (the cron scaler is active
         // inside its window).
@@ -649,7 +641,7 @@ impl Autoscaler {
     }
 
     /// The HPA's reconcile for one metric, with behaviours.
-    fn hpa(&mut self, now: SimTime, current: u32, sample: Sample, floor: u32) -> Decision {
+    fn hpa(&mut self, now: SimTime, current: u32, sample: PodMetrics, floor: u32) -> Decision {
         let min = self.config.min_replicas.max(1);
         let max = self.config.max_replicas;
         if !self.seeded {
@@ -699,7 +691,7 @@ impl Autoscaler {
     }
 
     /// The metric's proposal, and why it is the current count if it is.
-    fn proposal(&self, current: u32, sample: Sample) -> (u32, Option<ScaleReason>) {
+    fn proposal(&self, current: u32, pods: PodMetrics) -> (u32, Option<ScaleReason>) {
         let tolerance = self.config.tolerance;
         let within = |ratio: f64| (1.0 - tolerance) <= ratio && ratio <= (1.0 + tolerance);
         let (target, full) = match self.config.metric {
@@ -708,11 +700,7 @@ impl Autoscaler {
                 allow_idle_consumers,
                 ..
             } => {
-                let lag = match sample {
-                    Sample::Total(lag) => lag,
-                    Sample::Pods(pods) => pods.sum,
-                };
-                let mut lag = lag_of(lag);
+                let mut lag = lag_of(pods.sum);
                 // kafka_scaler.go: `if (totalLag / lagThreshold) > upperBound { totalLag =
                 // upperBound * lagThreshold }`, integer division.
                 if let Some(partitions) = self.partitions
@@ -735,14 +723,6 @@ impl Autoscaler {
             // of the request (GetResourceReplicas).
             ScaleMetric::Cpu { target } => (target, target),
             ScaleMetric::Utilisation { target } => (target, 1.0),
-        };
-        let pods = match sample {
-            Sample::Pods(pods) => pods,
-            Sample::Total(metric) => PodMetrics {
-                ready: current,
-                sum: metric * f64::from(current),
-                ..PodMetrics::default()
-            },
         };
         // GetResourceReplicas / calcPlainMetricReplicas, after groupPods.
         if pods.ready == 0 {

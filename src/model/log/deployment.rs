@@ -36,8 +36,7 @@ use std::marker::PhantomData;
 
 use serde::{Deserialize, Serialize};
 
-use super::autoscale::PodMetrics;
-use super::autoscale::{Autoscaler, AutoscalerConfig, Pod, Pods, ScaleMetric};
+use super::autoscale::{Autoscaler, AutoscalerConfig, Pod, PodMetrics, Pods, ScaleMetric};
 use super::consumer::{Consumer, ConsumerConfig};
 use super::ledger::{Ledger, SharedLedger};
 use super::msg::{Control, LagQuery, Log, Tick, UsageReply};
@@ -237,9 +236,13 @@ impl Validate for ConsumerGroupConfig {
 /// the low 16 bits of their id.
 const MAX_SLOTS: u32 = 1 << 16;
 
-/// The id of a probe or usage query of `slot` in `round`, and the slot back from it.
+/// The id of a probe or usage query of `slot` in `round`, and the round and slot back from it.
 fn query_id(round: u64, slot: usize) -> u64 {
     (round << 16) | slot as u64
+}
+
+fn query_round(id: u64) -> u64 {
+    id >> 16
 }
 
 fn query_slot(id: u64) -> usize {
@@ -695,7 +698,7 @@ impl<M: Carry<Log>> Actor<M> for GroupController<M> {
             }
             Some(Log::ProbeReply(reply)) => self.on_probe_reply(ctx, reply),
             Some(Log::UsageReply(reply)) => {
-                let (round, slot) = (reply.id >> 16, query_slot(reply.id));
+                let (round, slot) = (query_round(reply.id), query_slot(reply.id));
                 let Some(poll) = self.usage.as_mut().filter(|p| p.round == round) else {
                     return;
                 };
